@@ -1,0 +1,260 @@
+package protocol
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// ConfigPath is where the host puts the GuestConfig (JSON) in the initramfs
+// and where the guest init reads it. The environment variable ConfigEnv of
+// init overrides it.
+const ConfigPath = "/invm/config.json"
+
+// ConfigEnv is the environment variable of init that overrides ConfigPath.
+// The kernel passes unknown "name=value" command line parameters without a
+// dot to init as environment variables, so "INVM_CONFIG=/x.json" on the
+// kernel command line works.
+const ConfigEnv = "INVM_CONFIG"
+
+// HostCID is the vsock context ID of the host, which the guest dials.
+const HostCID = 2
+
+// DefaultVsockPort is the vsock port the guest dials when the config does
+// not say otherwise (and when the config cannot be read at all, so that the
+// guest can still report that as a FAIL verdict).
+const DefaultVsockPort = 1024
+
+// Channel kinds.
+const (
+	// ChannelVsock: the guest dials HostCID:Port over AF_VSOCK.
+	ChannelVsock = "vsock"
+	// ChannelSerial: the guest opens the virtio-serial port Device.
+	ChannelSerial = "serial"
+)
+
+// Defaults of GuestConfig fields left zero.
+const (
+	// DefaultTimeout bounds the test process' run.
+	DefaultTimeout = 10 * time.Minute
+	// DefaultAckTimeout bounds the guest's wait for the host's Ack.
+	DefaultAckTimeout = 5 * time.Second
+	// DefaultKillGrace is the time between SIGQUIT and SIGKILL on timeout.
+	DefaultKillGrace = 5 * time.Second
+)
+
+// ErrInvalidConfig is wrapped by every GuestConfig validation error.
+var ErrInvalidConfig = errors.New("protocol: invalid guest config")
+
+// Duration is a time.Duration that reads and writes JSON as a Go duration
+// string ("90s", "1m30s"); a JSON number is taken as nanoseconds.
+type Duration time.Duration
+
+// MarshalJSON encodes d as a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON decodes a duration string or a number of nanoseconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var n int64
+		if err := json.Unmarshal(b, &n); err != nil {
+			return fmt.Errorf("duration %s: want a string like \"30s\" or nanoseconds", b)
+		}
+		*d = Duration(n)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Channel says how the guest reaches the host.
+type Channel struct {
+	// Kind is ChannelVsock or ChannelSerial.
+	Kind string `json:"kind"`
+	// CID is the host's vsock context ID; 0 means HostCID. Vsock only.
+	CID uint32 `json:"cid,omitempty"`
+	// Port is the vsock port the host listens on. Vsock only.
+	Port uint32 `json:"port,omitempty"`
+	// Device is the virtio-serial port path, e.g. "/dev/vport0p1". Serial only.
+	Device string `json:"device,omitempty"`
+}
+
+// GuestConfig is what the host tells the guest init: which test to run and
+// how, and how to report back. The host writes it as JSON to ConfigPath.
+type GuestConfig struct {
+	// Path is the absolute path of the test binary in the guest.
+	Path string `json:"path"`
+	// Args are the test's arguments (without argv[0]).
+	Args []string `json:"args,omitempty"`
+	// Env holds extra "NAME=value" entries added to the test's clean
+	// environment (see package guestinit); they override the defaults.
+	Env []string `json:"env,omitempty"`
+	// Dir is the test's absolute working directory; empty means the
+	// directory of Path.
+	Dir string `json:"dir,omitempty"`
+	// Timeout bounds the test run; on expiry the test gets SIGQUIT (Go prints
+	// all goroutine stacks), then SIGKILL after KillGrace, and the run
+	// fails. 0 means DefaultTimeout.
+	Timeout Duration `json:"timeout,omitempty"`
+	// KillGrace is the time between SIGQUIT and SIGKILL. 0 means
+	// DefaultKillGrace.
+	KillGrace Duration `json:"kill_grace,omitempty"`
+	// AckTimeout bounds the wait for the host's Ack of the verdict. 0 means
+	// DefaultAckTimeout.
+	AckTimeout Duration `json:"ack_timeout,omitempty"`
+	// Channel is the host channel.
+	Channel Channel `json:"channel"`
+	// HugePageSizes lists the hugetlbfs page sizes to mount ("2M", "1G");
+	// the first is mounted at /dev/hugepages, each one at
+	// /dev/hugepages-SIZE.
+	HugePageSizes []string `json:"hugepage_sizes,omitempty"`
+	// Hostname is set as the guest's hostname if not empty.
+	Hostname string `json:"hostname,omitempty"`
+	// Verbose mirrors init diagnostics to the console.
+	Verbose bool `json:"verbose,omitempty"`
+}
+
+var (
+	hugeSizeRE = regexp.MustCompile(`^[1-9][0-9]*[KMG]$`)
+	hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$`)
+	envNameRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// Validate checks c and returns an error wrapping ErrInvalidConfig naming
+// the first bad field.
+func (c *GuestConfig) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, a...))
+	}
+	if c.Path == "" || !path.IsAbs(c.Path) {
+		return bad("path %q: want an absolute path", c.Path)
+	}
+	if c.Dir != "" && !path.IsAbs(c.Dir) {
+		return bad("dir %q: want an absolute path", c.Dir)
+	}
+	for _, e := range c.Env {
+		name, _, ok := strings.Cut(e, "=")
+		if !ok || !envNameRE.MatchString(name) {
+			return bad("env %q: want NAME=value", e)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    Duration
+	}{{"timeout", c.Timeout}, {"kill_grace", c.KillGrace}, {"ack_timeout", c.AckTimeout}} {
+		if d.v < 0 {
+			return bad("%s %v: negative", d.name, time.Duration(d.v))
+		}
+	}
+	switch c.Channel.Kind {
+	case ChannelVsock:
+		if c.Channel.Port == 0 {
+			return bad("channel: vsock port 0")
+		}
+		if c.Channel.Device != "" {
+			return bad("channel: vsock with a device")
+		}
+	case ChannelSerial:
+		if !strings.HasPrefix(c.Channel.Device, "/dev/") {
+			return bad("channel: serial device %q: want /dev/...", c.Channel.Device)
+		}
+		if c.Channel.CID != 0 || c.Channel.Port != 0 {
+			return bad("channel: serial with a vsock cid or port")
+		}
+	default:
+		return bad("channel kind %q: want %q or %q", c.Channel.Kind, ChannelVsock, ChannelSerial)
+	}
+	seen := map[string]bool{}
+	for _, s := range c.HugePageSizes {
+		if !hugeSizeRE.MatchString(s) {
+			return bad("hugepage size %q: want e.g. 2M or 1G", s)
+		}
+		if seen[s] {
+			return bad("hugepage size %q twice", s)
+		}
+		seen[s] = true
+	}
+	if c.Hostname != "" && !hostnameRE.MatchString(c.Hostname) {
+		return bad("hostname %q", c.Hostname)
+	}
+	return nil
+}
+
+// WithDefaults returns a copy of c with zero durations, a zero vsock CID
+// and an empty Dir replaced by their defaults.
+func (c GuestConfig) WithDefaults() GuestConfig {
+	if c.Timeout == 0 {
+		c.Timeout = Duration(DefaultTimeout)
+	}
+	if c.KillGrace == 0 {
+		c.KillGrace = Duration(DefaultKillGrace)
+	}
+	if c.AckTimeout == 0 {
+		c.AckTimeout = Duration(DefaultAckTimeout)
+	}
+	if c.Channel.Kind == ChannelVsock && c.Channel.CID == 0 {
+		c.Channel.CID = HostCID
+	}
+	if c.Dir == "" && c.Path != "" {
+		c.Dir = path.Dir(c.Path)
+	}
+	return c
+}
+
+// DefaultChannel is the channel the guest uses when it cannot read its
+// config: vsock to HostCID on DefaultVsockPort.
+func DefaultChannel() Channel {
+	return Channel{Kind: ChannelVsock, CID: HostCID, Port: DefaultVsockPort}
+}
+
+// ParseConfig decodes a GuestConfig from JSON, rejecting unknown fields and
+// trailing data, validates it and applies WithDefaults.
+func ParseConfig(b []byte) (GuestConfig, error) {
+	var c GuestConfig
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return GuestConfig{}, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	if dec.More() {
+		return GuestConfig{}, fmt.Errorf("%w: trailing data", ErrInvalidConfig)
+	}
+	if err := c.Validate(); err != nil {
+		return GuestConfig{}, err
+	}
+	return c.WithDefaults(), nil
+}
+
+// ReadConfig reads and parses the GuestConfig at file.
+func ReadConfig(file string) (GuestConfig, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return GuestConfig{}, fmt.Errorf("read guest config: %w", err)
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return GuestConfig{}, fmt.Errorf("%s: %w", file, err)
+	}
+	return c, nil
+}
+
+// Marshal returns c as indented JSON, after validating it; the host writes
+// this to ConfigPath.
+func (c *GuestConfig) Marshal() ([]byte, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return json.MarshalIndent(c, "", "  ")
+}

@@ -1,0 +1,152 @@
+package protocol
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"testing"
+)
+
+// seeds returns well-formed and broken streams for the fuzzers.
+func seeds(t testing.TB) [][]byte {
+	hello := helloFrame(t, Version)
+	pass := verdictFrame(t, Verdict{Pass: true})
+	return [][]byte{
+		nil,
+		hello,
+		cat(hello, frame(t, FrameStdout, []byte("out")), frame(t, FrameEvent, []byte(`{"Action":"pass"}`)), pass),
+		cat(hello, verdictFrame(t, Verdict{ExitCode: 1, Reason: "x", Leaked: []string{"7 sleep"}})),
+		cat(hello, pass, pass),
+		cat(hello, pass[:len(pass)-1]),
+		[]byte("n-it-result pass\n"),
+	}
+}
+
+// FuzzDecode feeds arbitrary bytes to the Reader: it must never panic,
+// must return only frames that re-encode to the same bytes, and must end
+// with EOF or one of its sentinel errors.
+func FuzzDecode(f *testing.F) {
+	for _, s := range seeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := NewReader(bytes.NewReader(in))
+		var re []byte
+		for {
+			fr, err := r.ReadFrame()
+			if err == io.EOF {
+				if !bytes.Equal(re, in) {
+					t.Fatalf("re-encoding differs")
+				}
+				return
+			}
+			if err != nil {
+				if !isDecodeError(err) {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			if len(fr.Payload) > MaxPayloadFor(fr.Type) {
+				t.Fatalf("%v payload %d bytes", fr.Type, len(fr.Payload))
+			}
+			re, err = AppendFrame(re, fr.Type, fr.Payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// FuzzCollect runs the host session on arbitrary bytes: a pass must only
+// come from a stream of valid frames with a Hello, one passing Verdict and
+// nothing after it; every failure must carry a reason.
+func FuzzCollect(f *testing.F) {
+	for _, s := range seeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		res, err := Collect(context.Background(), &stream{Reader: bytes.NewReader(in)}, CollectOptions{Stdout: io.Discard})
+		if err != nil && res.Pass {
+			t.Fatalf("pass with error %v", err)
+		}
+		if !res.Pass {
+			if res.Reason == "" {
+				t.Fatalf("failure without a reason (err %v)", err)
+			}
+			return
+		}
+		r := NewReader(bytes.NewReader(in))
+		var types []FrameType
+		for {
+			fr, err := r.ReadFrame()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("pass on a stream with a decode error: %v", err)
+			}
+			types = append(types, fr.Type)
+			if fr.Type == FrameVerdict {
+				v, err := DecodeVerdict(fr.Payload)
+				if err != nil || !v.Pass || v.ExitCode != 0 {
+					t.Fatalf("pass from verdict %q (%v)", fr.Payload, err)
+				}
+			}
+		}
+		if len(types) < 2 || types[0] != FrameHello || types[len(types)-1] != FrameVerdict {
+			t.Fatalf("pass from frames %v", types)
+		}
+	})
+}
+
+// FuzzDecodeVerdict checks that a decoded pass is consistent and survives a
+// round trip.
+func FuzzDecodeVerdict(f *testing.F) {
+	for _, s := range []string{`{"pass":true,"exit_code":0}`, `{"pass":false,"exit_code":2,"reason":"r","leaked":["1 a"]}`, `{}`, `{"pass":true,"exit_code":0,"timings":{"boot_ns":5}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		v, err := DecodeVerdict(in)
+		if err != nil {
+			if !errors.Is(err, ErrBadVerdict) {
+				t.Fatalf("error %v does not wrap ErrBadVerdict", err)
+			}
+			return
+		}
+		if v.Pass && (v.ExitCode != 0 || v.Signal != "" || len(v.Leaked) != 0) {
+			t.Fatalf("inconsistent pass %+v", v)
+		}
+		p, err := EncodeVerdict(v)
+		if err != nil {
+			return // e.g. over-long fields: cut on encode, fine
+		}
+		v2, err := DecodeVerdict(p)
+		if err != nil || v2.Pass != v.Pass || v2.ExitCode != v.ExitCode {
+			t.Fatalf("round trip: %+v -> %+v (%v)", v, v2, err)
+		}
+	})
+}
+
+// FuzzParseConfig checks that whatever parses also validates and
+// re-marshals.
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(`{"path":"/t","channel":{"kind":"vsock","port":1}}`))
+	f.Add([]byte(`{"path":"/t","dir":"/","env":["A=b"],"timeout":"1s","channel":{"kind":"serial","device":"/dev/vport0p1"},"hugepage_sizes":["2M"]}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c, err := ParseConfig(in)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("error %v does not wrap ErrInvalidConfig", err)
+			}
+			return
+		}
+		b, err := c.Marshal()
+		if err != nil {
+			t.Fatalf("parsed config does not marshal: %v", err)
+		}
+		if _, err := ParseConfig(b); err != nil {
+			t.Fatalf("re-parse: %v\n%s", err, b)
+		}
+	})
+}
