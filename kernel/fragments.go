@@ -1,0 +1,23 @@
+// Package kernel holds the guest kernel configuration fragments
+// (fragments/*.config), embedded so tools can build the default kernel
+// without a checkout. See kernel/kconfig for their format and
+// kernel/kbuild for building.
+package kernel
+
+import (
+	"embed"
+	"io/fs"
+)
+
+//go:embed fragments/*.config
+var fragments embed.FS
+
+// Fragments returns the default fragments as a file system whose top level
+// holds the *.config files (load them with kconfig.LoadDir).
+func Fragments() fs.FS {
+	sub, err := fs.Sub(fragments, "fragments")
+	if err != nil {
+		panic(err) // the embedded directory always exists
+	}
+	return sub
+}
