@@ -30,6 +30,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/rules-go-vm/rules_go_vm/kernel/kconfig"
@@ -521,6 +522,9 @@ func (b *builder) cmd(step, dir, name string, args ...string) error {
 	c.Dir = dir
 	c.Env = append(os.Environ(), reproducibleEnv...)
 	c.Stdout, c.Stderr = w, w
+	// Cancelling kills make and every compiler it started.
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
 	if err := c.Run(); err != nil {
 		return fmt.Errorf("%w: %s (%s %s): %w\n%s", ErrBuild, step, name, strings.Join(args, " "), err, tail.String())
 	}

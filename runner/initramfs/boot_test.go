@@ -60,6 +60,8 @@ func TestBootIntegration(t *testing.T) {
 	test := NewLayer()
 	must(test.AddBytes("etc/layer", []byte("test"), 0o644))
 	must(test.AddTree("testdata", td))
+	must(test.AssumeDir("tmp")) // keeps the base layer's 1777
+	must(test.AddBytes("tmp/from-test", []byte("t"), 0o644))
 
 	var b1, b2, img bytes.Buffer
 	_, err := base.WriteTo(&b1)

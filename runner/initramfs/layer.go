@@ -19,6 +19,11 @@
 // testdata, config) with [Concat]. [ReadArchives] reads such a concatenation
 // back the way the kernel does.
 //
+// Beware when layering: the kernel applies a directory record's mode to an
+// existing directory, so an implicit "tmp" (0755) in a test layer would
+// reset a base layer's "tmp" (1777). Declare directories that a lower layer
+// provides with AssumeDir: they act as parents but are not written.
+//
 // The encoding itself is done by u-root's pkg/cpio (newc format).
 //
 // Limits: paths are archive-relative, slash-separated and clean ("bin/init",
@@ -93,6 +98,7 @@ type entry struct {
 	major    uint32      // kindCharDev
 	minor    uint32      // kindCharDev
 	implicit bool        // kindDir created as a parent of another entry
+	assumed  bool        // kindDir provided by a lower layer: not written
 }
 
 // Layer is a set of archive entries. The zero value is an empty layer ready
@@ -154,8 +160,8 @@ func (l *Layer) add(p string, e *entry) error {
 		l.entries = make(map[string]*entry)
 	}
 	if old, ok := l.entries[p]; ok {
-		// An explicit directory may replace an implicit one.
-		if !(old.implicit && e.kind == kindDir) {
+		// An explicit directory may replace an implicit or assumed one.
+		if !((old.implicit || old.assumed) && e.kind == kindDir) {
 			return fmt.Errorf("%w: %q", ErrDuplicate, p)
 		}
 	}
@@ -221,6 +227,33 @@ func (l *Layer) AddBytes(dst string, data []byte, mode fs.FileMode) error {
 func (l *Layer) AddDir(dst string, mode fs.FileMode) error {
 	if err := l.add(dst, &entry{kind: kindDir, mode: mode}); err != nil {
 		return fmt.Errorf("initramfs: %w", err)
+	}
+	return nil
+}
+
+// AssumeDir declares that a lower layer provides the directory p (and its
+// parents): entries can be added below it without writing a directory record
+// that would reset its mode. Assuming an existing directory is a no-op;
+// AddDir can still replace an assumed directory.
+func (l *Layer) AssumeDir(p string) error {
+	if err := ValidatePath(p); err != nil {
+		return fmt.Errorf("initramfs: %w", err)
+	}
+	if l.entries == nil {
+		l.entries = make(map[string]*entry)
+	}
+	var missing []string
+	for d := p; d != "."; d = path.Dir(d) {
+		if e, ok := l.entries[d]; ok {
+			if e.kind != kindDir {
+				return fmt.Errorf("initramfs: %q: %w: %q", p, ErrNotDir, d)
+			}
+			break
+		}
+		missing = append(missing, d)
+	}
+	for _, d := range missing {
+		l.entries[d] = &entry{kind: kindDir, mode: DirMode, assumed: true}
 	}
 	return nil
 }
@@ -315,19 +348,21 @@ func (l *Layer) addTree(dstDir, srcDir string, visiting []os.FileInfo) error {
 	return nil
 }
 
-// Paths returns the paths in the layer, implicit directories included, in
-// the order they are written.
+// Paths returns the paths written by the layer, implicit directories
+// included and assumed ones excluded, in the order they are written.
 func (l *Layer) Paths() []string {
 	ps := make([]string, 0, len(l.entries))
-	for p := range l.entries {
-		ps = append(ps, p)
+	for p, e := range l.entries {
+		if !e.assumed {
+			ps = append(ps, p)
+		}
 	}
 	sort.Strings(ps)
 	return ps
 }
 
-// Len returns the number of entries, implicit directories included.
-func (l *Layer) Len() int { return len(l.entries) }
+// Len returns the number of entries written, implicit directories included.
+func (l *Layer) Len() int { return len(l.Paths()) }
 
 // unixMode converts permission, setuid, setgid and sticky bits of m to
 // their Unix values.

@@ -327,3 +327,44 @@ func TestModeSpellings(t *testing.T) {
 		t.Error("0o1777 and 0o777|fs.ModeSticky (or 0o4755 and 0o755|fs.ModeSetuid) differ")
 	}
 }
+
+func TestAssumeDir(t *testing.T) {
+	img := build(t, []op{
+		func(l *Layer) error { return l.AssumeDir("tmp") },
+		func(l *Layer) error { return l.AssumeDir("etc/rules_go_vm") },
+		func(l *Layer) error { return l.AddBytes("tmp/x", []byte("x"), 0o644) },
+		func(l *Layer) error { return l.AddBytes("etc/rules_go_vm/cfg", nil, 0o644) },
+		func(l *Layer) error { return l.AddDir("etc", 0o700) }, // explicit replaces assumed
+	})
+	recs, err := ReadArchivesBytes(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range recs {
+		names = append(names, r.Name)
+	}
+	if got, want := strings.Join(names, " "), "etc etc/rules_go_vm/cfg tmp/x"; got != want {
+		t.Errorf("records %q, want %q", got, want)
+	}
+
+	l := NewLayer()
+	if err := l.AssumeDir("tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.AddBytes("tmp", nil, 0o644); !errors.Is(err, ErrDuplicate) {
+		t.Errorf("file over assumed dir: got %v, want ErrDuplicate", err)
+	}
+	if err := l.AddBytes("f", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.AssumeDir("f/g"); !errors.Is(err, ErrNotDir) {
+		t.Errorf("assume below a file: got %v, want ErrNotDir", err)
+	}
+	if err := l.AssumeDir("/abs"); !errors.Is(err, ErrBadPath) {
+		t.Errorf("assume absolute: got %v, want ErrBadPath", err)
+	}
+	if l.Len() != 1 {
+		t.Errorf("Len = %d, want 1 (assumed dirs are not written)", l.Len())
+	}
+}

@@ -20,6 +20,9 @@ const (
 	TypeSymlink = "symlink" // symlink at Path to Target
 	TypeTree    = "tree"    // host directory Src copied under Path ("." = root)
 	TypeCharDev = "chardev" // character device at Path, Mode (default 0600), Major, Minor
+	// TypeAssumeDir declares a directory a lower layer provides (see
+	// Layer.AssumeDir): a parent for later entries, not written.
+	TypeAssumeDir = "assume-dir"
 )
 
 // Manifest describes a layer as data, for tools and build actions. Its JSON
@@ -31,7 +34,8 @@ const (
 //	  {"type": "dir", "path": "tmp", "mode": "1777"},
 //	  {"type": "symlink", "path": "bin/sh", "target": "/init"},
 //	  {"type": "tree", "path": "testdata", "src": "pkg/testdata"},
-//	  {"type": "chardev", "path": "dev/console", "major": 5, "minor": 1}
+//	  {"type": "chardev", "path": "dev/console", "major": 5, "minor": 1},
+//	  {"type": "assume-dir", "path": "run"}
 //	]}
 //
 // Modes are octal strings. Relative host paths (src) are relative to the
@@ -161,7 +165,12 @@ func (e Entry) add(l *Layer) error {
 			return err
 		}
 		return l.AddCharDev(e.Path, mode, e.Major, e.Minor)
+	case TypeAssumeDir:
+		if err := forbid("src", "target", "data", "mode", "major/minor"); err != nil {
+			return err
+		}
+		return l.AssumeDir(e.Path)
 	default:
-		return fmt.Errorf("%w: unknown type %q (want file, bytes, dir, symlink, tree or chardev)", ErrManifest, e.Type)
+		return fmt.Errorf("%w: unknown type %q (want file, bytes, dir, symlink, tree, chardev or assume-dir)", ErrManifest, e.Type)
 	}
 }

@@ -26,7 +26,9 @@ func TestManifest(t *testing.T) {
 	  {"type": "dir", "path": "tmp", "mode": "1777"},
 	  {"type": "symlink", "path": "bin/sh", "target": "/init"},
 	  {"type": "tree", "path": "testdata", "src": "` + filepath.Join(dir, "td") + `"},
-	  {"type": "chardev", "path": "dev/console", "major": 5, "minor": 1}
+	  {"type": "chardev", "path": "dev/console", "major": 5, "minor": 1},
+	  {"type": "assume-dir", "path": "run"},
+	  {"type": "bytes", "path": "run/x"}
 	]}`
 	m, err := ParseManifest(strings.NewReader(js))
 	if err != nil {
@@ -36,7 +38,7 @@ func TestManifest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "bin bin/sh dev dev/console etc etc/test.json init testdata testdata/in.txt tmp"
+	want := "bin bin/sh dev dev/console etc etc/test.json init run/x testdata testdata/in.txt tmp"
 	if got := strings.Join(l.Paths(), " "); got != want {
 		t.Errorf("paths %q, want %q", got, want)
 	}

@@ -4,7 +4,8 @@
 // Usage:
 //
 //	mkinitramfs -o OUT [-manifest M.json] [-file DST=SRC]... [-bytes DST=TEXT]...
-//	            [-dir DST]... [-symlink DST=TARGET]... [-tree DST=SRCDIR]... [ARCHIVE...]
+//	            [-dir DST]... [-symlink DST=TARGET]... [-tree DST=SRCDIR]...
+//	            [-assume-dir DST]... [ARCHIVE...]
 //	mkinitramfs -list IMAGE
 //
 // Entries from the manifest come first, then the flags in order; see
@@ -50,7 +51,7 @@ func (f entryFlag) String() string { return "" }
 
 func (f entryFlag) Set(v string) error {
 	e := initramfs.Entry{Type: f.typ}
-	if f.typ == initramfs.TypeDir {
+	if f.typ == initramfs.TypeDir || f.typ == initramfs.TypeAssumeDir {
 		e.Path = v
 		*f.entries = append(*f.entries, e)
 		return nil
@@ -96,6 +97,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		{"dir", "DST: directory, mode 0755"},
 		{"symlink", "DST=TARGET: symbolic link"},
 		{"tree", "DST=SRCDIR: host directory, recursively (\".\" = root)"},
+		{"assume-dir", "DST: directory provided by an earlier layer: not written, so its mode is kept"},
 	} {
 		fset.Var(entryFlag{typ: typ.name, entries: &flagged}, typ.name, typ.usage+" (repeatable)")
 	}
