@@ -1,0 +1,94 @@
+package guestinit
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/rules-go-vm/rules_go_vm/protocol"
+)
+
+// Timing defaults of Init.
+const (
+	// SetupTimeout bounds init's work before the test starts (mounts,
+	// config, connecting to the host).
+	SetupTimeout = 60 * time.Second
+	// WatchdogMargin is added to the test's Timeout + KillGrace for the
+	// watchdog, to cover leak checks, draining and the Ack.
+	WatchdogMargin = 30 * time.Second
+	// OpenTimeout bounds the retries of connecting to the host.
+	OpenTimeout = 10 * time.Second
+	// LeakSettle is how long init waits for the test's remaining processes
+	// to exit on their own before calling them leaked.
+	LeakSettle = 100 * time.Millisecond
+	// DrainTimeout bounds the wait for the test's stdout/stderr pipes to
+	// reach EOF after the test and its leftovers are gone.
+	DrainTimeout = 5 * time.Second
+	// ReapTimeout bounds the wait for ECHILD after killing leftovers.
+	ReapTimeout = 5 * time.Second
+)
+
+// ErrNotPID1 is returned by Init.Run when RequirePID1 is set and the
+// process is not PID 1.
+var ErrNotPID1 = errors.New("guestinit: not PID 1")
+
+// Clock is the time source of init.
+type Clock interface {
+	// Now returns the current time (with its monotonic reading).
+	Now() time.Time
+	// SinceBoot returns the time since the kernel booted (CLOCK_BOOTTIME);
+	// 0 if unknown.
+	SinceBoot() time.Duration
+}
+
+// Init is the PID-1 program with everything it touches injected. The zero
+// value is not usable: start from Linux() (the real guest) and replace
+// fields in tests.
+type Init struct {
+	// RequirePID1 makes Run fail with ErrNotPID1 unless it is PID 1.
+	RequirePID1 bool
+	// ConfigPath is the GuestConfig file (protocol.ConfigPath).
+	ConfigPath string
+	// Mounter mounts the table; nil skips mounting (host tests).
+	Mounter Mounter
+	// BaseMounts is the table mounted before the huge page mounts (package
+	// BaseMounts).
+	BaseMounts []Mount
+	// ProcRoot is where proc is mounted ("/proc").
+	ProcRoot string
+	// Clock is the time source.
+	Clock Clock
+	// Sleep pauses (time.Sleep); used for retries.
+	Sleep func(time.Duration)
+	// Open connects to the host over ch, retrying until ctx is done.
+	Open func(ctx context.Context, ch protocol.Channel) (io.ReadWriteCloser, error)
+	// SetHostname sets the hostname; nil skips it.
+	SetHostname func(name string) error
+	// Sync flushes filesystems (unix.Sync); nil skips it.
+	Sync func()
+	// PowerOff turns the machine off; in the guest it does not return.
+	PowerOff func() error
+	// Console receives init's own messages (os.Stderr = /dev/console).
+	Console io.Writer
+	// Subreaper makes init a child subreaper (host tests: orphans of the
+	// test are reparented to it as they would be to PID 1).
+	Subreaper bool
+	// SetupTimeout, WatchdogMargin and OpenTimeout override the package
+	// defaults when not zero.
+	SetupTimeout, WatchdogMargin, OpenTimeout time.Duration
+
+	diagf func(format string, a ...any) // set by Run
+}
+
+type realClock struct{ sinceBoot func() time.Duration }
+
+func (realClock) Now() time.Time             { return time.Now() }
+func (c realClock) SinceBoot() time.Duration { return c.sinceBoot() }
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}

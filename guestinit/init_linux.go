@@ -1,0 +1,304 @@
+package guestinit
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mdlayher/vsock"
+	"golang.org/x/sys/unix"
+
+	"github.com/rules-go-vm/rules_go_vm/protocol"
+)
+
+// Linux returns the Init of a real guest: PID 1 required, real mounts,
+// /proc, vsock or virtio-serial, sync and reboot(POWER_OFF).
+func Linux() *Init {
+	cfgPath := protocol.ConfigPath
+	if p := os.Getenv(protocol.ConfigEnv); p != "" {
+		cfgPath = p
+	}
+	return &Init{
+		RequirePID1: true,
+		ConfigPath:  cfgPath,
+		Mounter:     LinuxMounter{},
+		BaseMounts:  BaseMounts,
+		ProcRoot:    "/proc",
+		Clock:       realClock{sinceBoot: bootTime},
+		Sleep:       time.Sleep,
+		Open:        OpenChannel,
+		SetHostname: func(name string) error { return unix.Sethostname([]byte(name)) },
+		Sync:        unix.Sync,
+		PowerOff:    func() error { return unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF) },
+		Console:     os.Stderr,
+	}
+}
+
+// Main runs the real guest init (Linux().Run()).
+func Main() error {
+	return Linux().Run()
+}
+
+func bootTime() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
+
+// LinuxMounter is the Mounter over the Linux system calls.
+type LinuxMounter struct{}
+
+// MkdirAll implements Mounter.
+func (LinuxMounter) MkdirAll(dir string, perm os.FileMode) error { return os.MkdirAll(dir, perm) }
+
+// Mount implements Mounter with mount(2).
+func (LinuxMounter) Mount(source, target, fstype string, flags MountFlag, data string) error {
+	var f uintptr
+	for _, m := range []struct {
+		flag MountFlag
+		ms   uintptr
+	}{{NoSuid, unix.MS_NOSUID}, {NoExec, unix.MS_NOEXEC}, {NoDev, unix.MS_NODEV}} {
+		if flags&m.flag != 0 {
+			f |= m.ms
+		}
+	}
+	return unix.Mount(source, target, fstype, f, data)
+}
+
+// Unmount implements Mounter with umount2(2).
+func (LinuxMounter) Unmount(target string, lazy bool) error {
+	flags := 0
+	if lazy {
+		flags = unix.MNT_DETACH
+	}
+	return unix.Unmount(target, flags)
+}
+
+// OpenChannel connects to the host over ch, retrying every 20 ms until ctx
+// is done (the vsock or virtio-serial device may still be probing).
+func OpenChannel(ctx context.Context, ch protocol.Channel) (io.ReadWriteCloser, error) {
+	try := func() (io.ReadWriteCloser, error) {
+		switch ch.Kind {
+		case protocol.ChannelVsock:
+			cid := ch.CID
+			if cid == 0 {
+				cid = protocol.HostCID
+			}
+			return vsock.Dial(cid, ch.Port, nil)
+		case protocol.ChannelSerial:
+			return os.OpenFile(ch.Device, os.O_RDWR|unix.O_NOCTTY, 0)
+		}
+		return nil, fmt.Errorf("unknown channel kind %q", ch.Kind)
+	}
+	for {
+		c, err := try()
+		if err == nil {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connect to host over %s: %w (last error: %v)", describeChannel(ch), ctx.Err(), err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func describeChannel(ch protocol.Channel) string {
+	if ch.Kind == protocol.ChannelSerial {
+		return "serial " + ch.Device
+	}
+	return fmt.Sprintf("vsock %d:%d", ch.CID, ch.Port)
+}
+
+// session is the state of one Init.Run.
+type session struct {
+	in      *Init
+	start   time.Time
+	boot    time.Duration
+	verbose atomic.Bool
+	guest   atomic.Pointer[protocol.Guest]
+	conn    io.Closer
+	mounted *Mounted
+	ack     atomic.Int64 // Ack timeout, ns
+	sent    atomic.Bool  // the verdict is on its way: no more diagnostics to the host
+
+	mu       sync.Mutex // guards conn and mounted against the watchdog
+	shutdown sync.Once
+	off      chan struct{} // closed when shutdown finished
+	offErr   error
+}
+
+// Run is the whole life of PID 1. In the guest it ends in power-off and
+// does not return; it returns ErrNotPID1 when RequirePID1 is violated, and
+// otherwise the power-off error (nil with a fake PowerOff).
+func (in *Init) Run() error {
+	if in.RequirePID1 && os.Getpid() != 1 {
+		return fmt.Errorf("%w (pid %d)", ErrNotPID1, os.Getpid())
+	}
+	s := &session{in: in, start: in.Clock.Now(), boot: in.Clock.SinceBoot(), off: make(chan struct{})}
+	s.ack.Store(int64(protocol.DefaultAckTimeout))
+	in.diagf = s.diagf
+	wd := time.AfterFunc(orDefault(in.SetupTimeout, SetupTimeout), func() {
+		s.fatal("watchdog: init setup did not finish in time")
+	})
+	defer wd.Stop()
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				s.fatal(fmt.Sprintf("init panic: %v\n%s", r, debug.Stack()))
+			}
+		}()
+		s.finish(s.main(wd))
+	}()
+	<-s.off
+	return s.offErr
+}
+
+// main does the work up to the verdict.
+func (s *session) main(wd *time.Timer) protocol.Verdict {
+	in := s.in
+	failed := func(format string, a ...any) protocol.Verdict {
+		v := protocol.Verdict{ExitCode: -1, Reason: fmt.Sprintf(format, a...)}
+		v.Timings.Boot = s.boot
+		return v
+	}
+	cfg, cfgErr := protocol.ReadConfig(in.ConfigPath)
+	if cfgErr == nil {
+		s.verbose.Store(cfg.Verbose)
+		s.ack.Store(int64(cfg.AckTimeout))
+	}
+	var mountErr error
+	if in.Mounter != nil {
+		var sizes []string
+		if cfgErr == nil {
+			sizes = cfg.HugePageSizes
+		}
+		table := append(append([]Mount(nil), in.BaseMounts...), HugeMounts(sizes)...)
+		ms, err := MountAll(in.Mounter, table, func(msg string) { s.diagf("%s", msg) }, in.Sleep)
+		s.mu.Lock()
+		s.mounted = ms
+		s.mu.Unlock()
+		mountErr = err
+	}
+	ch := protocol.DefaultChannel()
+	if cfgErr == nil {
+		ch = cfg.Channel
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), orDefault(in.OpenTimeout, OpenTimeout))
+	conn, err := in.Open(ctx, ch)
+	cancel()
+	if err != nil {
+		s.console("guestinit: %v", err)
+		return failed("connect to host: %v", err) // nobody hears it: the host sees no verdict
+	}
+	s.mu.Lock()
+	s.conn = conn
+	s.mu.Unlock()
+	g, err := protocol.NewGuest(conn, fmt.Sprintf("guestinit %s/%s", runtime.GOOS, runtime.GOARCH))
+	if err != nil {
+		s.console("guestinit: %v", err)
+		return failed("%v", err)
+	}
+	s.guest.Store(g)
+	s.diagf("init: kernel booted in %v, init up for %v", s.boot, in.Clock.Now().Sub(s.start))
+	switch {
+	case cfgErr != nil:
+		return failed("guest config: %v", cfgErr)
+	case mountErr != nil:
+		return failed("%v", mountErr)
+	}
+	if cfg.Hostname != "" && in.SetHostname != nil {
+		if err := in.SetHostname(cfg.Hostname); err != nil {
+			return failed("set hostname %q: %v", cfg.Hostname, err)
+		}
+	}
+	wd.Reset(time.Duration(cfg.Timeout) + time.Duration(cfg.KillGrace) + orDefault(in.WatchdogMargin, WatchdogMargin))
+	v := in.RunTest(cfg, g, s.start)
+	v.Timings.Boot = s.boot
+	return v
+}
+
+// finish sends the verdict, waits for the Ack, syncs, unmounts and powers
+// off, once.
+func (s *session) finish(v protocol.Verdict) {
+	s.shutdown.Do(func() {
+		defer close(s.off)
+		in := s.in
+		if g := s.guest.Load(); g != nil {
+			s.sent.Store(true)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.ack.Load()))
+			err := g.Finish(ctx, v)
+			cancel()
+			if err != nil {
+				s.console("guestinit: %v", err)
+			}
+		}
+		if !v.Pass {
+			s.console("guestinit: FAIL: %s", v.Reason)
+		}
+		s.mu.Lock()
+		if s.conn != nil {
+			_ = s.conn.Close()
+		}
+		ms := s.mounted
+		s.mu.Unlock()
+		if in.Sync != nil {
+			in.Sync()
+		}
+		if ms != nil {
+			if err := ms.Teardown(); err != nil {
+				s.console("guestinit: %v", err)
+			}
+		}
+		if in.Sync != nil {
+			in.Sync()
+		}
+		s.offErr = in.PowerOff()
+		if s.offErr != nil {
+			s.console("guestinit: power off: %v", s.offErr)
+		}
+	})
+}
+
+// fatal ends the run from anywhere (watchdog, panic): it kills what the
+// test left, then finishes with a FAIL verdict.
+func (s *session) fatal(reason string) {
+	s.console("guestinit: %s", reason)
+	_ = s.in.killAll(os.Getpid())
+	v := protocol.Verdict{ExitCode: -1, Reason: reason}
+	v.Timings.Boot = s.boot
+	s.finish(v)
+}
+
+// diagf sends a diagnostic line to the host (and to the console when
+// verbose or when there is no host yet).
+func (s *session) diagf(format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	g := s.guest.Load()
+	if g == nil || s.verbose.Load() {
+		s.console("guestinit: %s", msg)
+	}
+	if g != nil && !s.sent.Load() {
+		_ = g.Diag(msg)
+	}
+}
+
+func (s *session) console(format string, a ...any) {
+	if s.in.Console == nil {
+		return
+	}
+	msg := fmt.Sprintf(format, a...)
+	if !strings.HasSuffix(msg, "\n") {
+		msg += "\n"
+	}
+	_, _ = io.WriteString(s.in.Console, msg)
+}

@@ -1,0 +1,270 @@
+package guestinit
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rules-go-vm/rules_go_vm/protocol"
+)
+
+// Signal is one entry of the signal table.
+type Signal struct {
+	// Sig is the signal init catches and forwards to the test.
+	Sig syscall.Signal
+	// Fail marks the run as failed when init receives it.
+	Fail bool
+}
+
+// Signals is the table of signals init forwards to the test process.
+// SIGPIPE is deliberately absent: init would get it for its own writes to a
+// closed channel.
+var Signals = []Signal{
+	{unix.SIGTERM, true},
+	{unix.SIGINT, true},
+	{unix.SIGQUIT, true},
+	{unix.SIGALRM, true},
+	{unix.SIGHUP, false},
+	{unix.SIGUSR1, false},
+	{unix.SIGUSR2, false},
+	{unix.SIGWINCH, false},
+}
+
+// RunTest runs the test described by cfg (defaults applied), streams its
+// stdout and stderr into g, and returns the verdict: it waits for the test
+// to exit (forwarding Signals, enforcing cfg.Timeout with SIGQUIT then
+// SIGKILL), names and kills the processes left alive, reaps all children
+// until ECHILD and drains the output. It never sends the verdict itself.
+// started is when init started (for Timings.Setup).
+func (in *Init) RunTest(cfg protocol.GuestConfig, g *protocol.Guest, started time.Time) protocol.Verdict {
+	var fails []string
+	fail := func(format string, a ...any) { fails = append(fails, fmt.Sprintf(format, a...)) }
+	diagf := in.diagf
+	if diagf == nil {
+		diagf = func(string, ...any) {}
+	}
+	v := protocol.Verdict{ExitCode: -1}
+
+	finish := func() protocol.Verdict {
+		v.Pass = len(fails) == 0 && v.ExitCode == 0 && v.Signal == "" && len(v.Leaked) == 0
+		v.Reason = strings.Join(fails, "; ")
+		return v
+	}
+
+	self := os.Getpid()
+	if in.Subreaper {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			fail("set child subreaper: %v", err)
+			return finish()
+		}
+	}
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		fail("open %s: %v", os.DevNull, err)
+		return finish()
+	}
+	defer devnull.Close()
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		fail("stdout pipe: %v", err)
+		return finish()
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		fail("stderr pipe: %v", err)
+		return finish()
+	}
+	cmd := &exec.Cmd{
+		Path:   cfg.Path,
+		Args:   append([]string{cfg.Path}, cfg.Args...),
+		Env:    TestEnv(cfg.Env),
+		Dir:    cfg.Dir,
+		Stdin:  devnull,
+		Stdout: outW,
+		Stderr: errW,
+	}
+
+	sigc := make(chan os.Signal, 8)
+	fatal := map[os.Signal]bool{}
+	for _, s := range Signals {
+		signal.Notify(sigc, s.Sig)
+		fatal[s.Sig] = s.Fail
+	}
+	defer signal.Stop(sigc)
+
+	testStart := in.Clock.Now()
+	v.Timings.Setup = testStart.Sub(started)
+	err = cmd.Start()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		fail("start test: %v", err)
+		return finish()
+	}
+	pid := cmd.Process.Pid
+	diagf("test started: pid %d: %s", pid, strings.Join(cmd.Args, " "))
+
+	// Pumps: the test's pipes to frames, live.
+	pumpErr := make(chan error, 2)
+	pump := func(r *os.File, w io.Writer, name string) {
+		defer r.Close()
+		_, err := io.Copy(w, r)
+		if err != nil {
+			err = fmt.Errorf("forward test %s: %w", name, err)
+		}
+		pumpErr <- err
+	}
+	go pump(outR, g.Stdout(), "stdout")
+	go pump(errR, g.Stderr(), "stderr")
+
+	// Reaper: the only caller of wait in this process from here on.
+	exited := make(chan unix.WaitStatus, 1)
+	allReaped := make(chan struct{})
+	go func() {
+		defer close(allReaped)
+		for {
+			var ws unix.WaitStatus
+			wpid, err := unix.Wait4(-1, &ws, 0, nil)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil { // ECHILD: nothing left
+				return
+			}
+			if wpid == pid {
+				exited <- ws
+			}
+		}
+	}()
+
+	timeout := time.NewTimer(time.Duration(cfg.Timeout))
+	defer timeout.Stop()
+	var kill <-chan time.Time
+	var ws unix.WaitStatus
+wait:
+	for {
+		select {
+		case ws = <-exited:
+			break wait
+		case s := <-sigc:
+			diagf("forwarding %v to the test", s)
+			if fatal[s] {
+				fail("init received %v", s)
+			}
+			_ = unix.Kill(pid, s.(syscall.Signal))
+		case <-timeout.C:
+			fail("test timed out after %v", time.Duration(cfg.Timeout))
+			diagf("timeout: SIGQUIT to the test, SIGKILL in %v", time.Duration(cfg.KillGrace))
+			_ = unix.Kill(pid, unix.SIGQUIT)
+			kill = time.After(time.Duration(cfg.KillGrace))
+		case <-kill:
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+	testEnd := in.Clock.Now()
+	v.Timings.Test = testEnd.Sub(testStart)
+	switch {
+	case ws.Exited():
+		v.ExitCode = ws.ExitStatus()
+		if v.ExitCode != 0 {
+			fail("test exited with code %d", v.ExitCode)
+		}
+	case ws.Signaled():
+		v.Signal = unix.SignalName(ws.Signal())
+		fail("test killed by %s", v.Signal)
+	}
+	diagf("test exited: %v", describeStatus(ws))
+
+	// Leftovers: a process alive after the test exited is a failure.
+	leaked, err := in.leftovers(self)
+	if err != nil {
+		fail("check for leaked processes: %v", err)
+	}
+	if len(leaked) > 0 {
+		for _, p := range leaked {
+			v.Leaked = append(v.Leaked, p.String())
+		}
+		fail("%d process(es) left running after the test exited: %s", len(leaked), strings.Join(v.Leaked, ", "))
+		if err := in.killAll(self); err != nil {
+			fail("kill leaked processes: %v", err)
+		}
+	}
+	select {
+	case <-allReaped:
+	case <-time.After(ReapTimeout):
+		fail("children not reaped after %v", ReapTimeout)
+	}
+	drain := time.After(DrainTimeout)
+	for range 2 {
+		select {
+		case err := <-pumpErr:
+			if err != nil {
+				fail("%v", err)
+			}
+		case <-drain:
+			fail("test output not drained after %v", DrainTimeout)
+			outR.Close()
+			errR.Close()
+		}
+	}
+	v.Timings.Teardown = in.Clock.Now().Sub(testEnd)
+	return finish()
+}
+
+// leftovers returns the descendants of self still alive after LeakSettle.
+func (in *Init) leftovers(self int) ([]Process, error) {
+	pt := ProcTable{Root: in.ProcRoot}
+	deadline := in.Clock.Now().Add(LeakSettle)
+	for {
+		ps, err := pt.Descendants(self)
+		if err != nil || len(ps) == 0 || in.Clock.Now().After(deadline) {
+			return ps, err
+		}
+		in.Sleep(10 * time.Millisecond)
+	}
+}
+
+// killAll sends SIGKILL to every descendant of self until none is left
+// (they may fork while being killed), at most 10 rounds.
+func (in *Init) killAll(self int) error {
+	pt := ProcTable{Root: in.ProcRoot}
+	for range 10 {
+		ps, err := pt.Descendants(self)
+		if err != nil {
+			return err
+		}
+		if len(ps) == 0 {
+			return nil
+		}
+		for _, p := range ps {
+			_ = unix.Kill(p.PID, unix.SIGKILL)
+		}
+		in.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("processes keep appearing")
+}
+
+func describeStatus(ws unix.WaitStatus) string {
+	switch {
+	case ws.Exited():
+		return fmt.Sprintf("exit code %d", ws.ExitStatus())
+	case ws.Signaled():
+		s := "killed by " + unix.SignalName(ws.Signal())
+		if ws.CoreDump() {
+			s += " (core dumped)"
+		}
+		return s
+	}
+	return fmt.Sprintf("status %#x", uint32(ws))
+}

@@ -1,0 +1,359 @@
+package guestinit
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rules-go-vm/rules_go_vm/protocol"
+)
+
+// helperEnv selects a helper mode when the test binary re-executes itself
+// as "the test" run by init.
+const helperEnv = "GUESTINIT_HELPER"
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(helperEnv); mode != "" {
+		os.Exit(helperMain(mode))
+	}
+	os.Exit(m.Run())
+}
+
+// helperMain is the program init runs in these tests.
+func helperMain(mode string) int {
+	switch mode {
+	case "pass":
+		wd, _ := os.Getwd()
+		fmt.Printf("cwd=%s\n", wd)
+		for _, kv := range os.Environ() {
+			fmt.Printf("env %s\n", kv)
+		}
+		fmt.Print(strings.Repeat("0123456789abcdef", 20<<10)) // 320 KiB
+		fmt.Println("\nend of stdout")
+		fmt.Fprintln(os.Stderr, "to stderr")
+		return 0
+	case "fail":
+		fmt.Println("--- FAIL: TestSomething")
+		return 3
+	case "crash":
+		var m map[string]int
+		m["x"] = 1 // panics: exit code 2
+		return 0
+	case "killed":
+		_ = unix.Kill(os.Getpid(), unix.SIGKILL)
+		time.Sleep(time.Hour)
+	case "leak":
+		self, _ := os.Executable()
+		c := exec.Command(self, "leaked-sleeper")
+		c.Env = append(os.Environ(), helperEnv+"=sleep")
+		c.Stdout = os.Stdout // holds the stdout pipe open too
+		if err := c.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
+	case "sleep", "hang":
+		time.Sleep(time.Hour)
+	case "signal":
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, unix.SIGUSR1)
+		fmt.Println("ready")
+		select {
+		case s := <-c:
+			fmt.Printf("got %v\n", s)
+			return 0
+		case <-time.After(time.Minute):
+			return 1
+		}
+	}
+	return 99
+}
+
+// hostMode says how the fake host behaves.
+type hostMode int
+
+const (
+	hostCollect hostMode = iota // protocol.Collect: reads, acks
+	hostNoAck                   // reads everything, never acks
+)
+
+type outcome struct {
+	res       protocol.Result
+	err       error  // from Collect
+	stdout    string // forwarded stdout
+	stderr    string
+	diag      string
+	console   string
+	channel   protocol.Channel // what init opened
+	mounter   *fakeMounter
+	poweredOn bool // PowerOff never called
+	runErr    error
+	syncs     int
+	dir       string // the test's working directory
+	noAckSeen bool   // hostNoAck: the verdict arrived
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+	on func(string) // called with everything so far after each write
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	n, err := s.b.Write(p)
+	all := s.b.String()
+	s.mu.Unlock()
+	if s.on != nil {
+		s.on(all)
+	}
+	return n, err
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// runInit runs a whole Init (fake mounter, fake power-off, net.Pipe as the
+// channel, the test binary itself as the test) against a fake host.
+func runInit(t *testing.T, mode string, cfgText string, host hostMode, onStdout func(string)) outcome {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if cfgText == "" {
+		cfg := protocol.GuestConfig{
+			Path:          self,
+			Dir:           dir,
+			Env:           []string{helperEnv + "=" + mode, "EXTRA=yes"},
+			Timeout:       protocol.Duration(time.Minute),
+			KillGrace:     protocol.Duration(time.Second),
+			AckTimeout:    protocol.Duration(10 * time.Second),
+			Channel:       protocol.Channel{Kind: protocol.ChannelVsock, Port: 4242},
+			HugePageSizes: []string{"2M"},
+		}
+		switch mode {
+		case "hang":
+			cfg.Timeout = protocol.Duration(300 * time.Millisecond)
+			cfg.KillGrace = protocol.Duration(300 * time.Millisecond)
+		}
+		if host == hostNoAck {
+			cfg.AckTimeout = protocol.Duration(200 * time.Millisecond)
+		}
+		b, err := json.Marshal(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfgText = string(b)
+	}
+	cfgPath := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	hostEnd, guestEnd := net.Pipe()
+	defer hostEnd.Close()
+	o := outcome{dir: dir}
+	var console, stdout, stderr, diag syncBuffer
+	stdout.on = onStdout
+	o.mounter = &fakeMounter{}
+	o.poweredOn = true
+	in := &Init{
+		ConfigPath: cfgPath,
+		Mounter:    o.mounter,
+		BaseMounts: BaseMounts,
+		ProcRoot:   "/proc",
+		Clock:      realClock{sinceBoot: func() time.Duration { return 0 }},
+		Sleep:      time.Sleep,
+		Open: func(_ context.Context, ch protocol.Channel) (io.ReadWriteCloser, error) {
+			o.channel = ch
+			return guestEnd, nil
+		},
+		Sync:         func() { o.syncs++ },
+		PowerOff:     func() error { o.poweredOn = false; return nil },
+		Console:      &console,
+		Subreaper:    true,
+		SetupTimeout: time.Minute,
+	}
+	hostDone := make(chan struct{})
+	go func() {
+		defer close(hostDone)
+		switch host {
+		case hostCollect:
+			o.res, o.err = protocol.Collect(context.Background(), hostEnd, protocol.CollectOptions{Stdout: &stdout, Stderr: &stderr, Diag: &diag})
+		case hostNoAck:
+			r := protocol.NewReader(hostEnd)
+			for {
+				f, err := r.ReadFrame()
+				if err != nil {
+					return
+				}
+				if f.Type == protocol.FrameVerdict {
+					o.noAckSeen = true
+				}
+			}
+		}
+	}()
+	o.runErr = in.Run()
+	<-hostDone
+	o.stdout, o.stderr, o.diag, o.console = stdout.String(), stderr.String(), diag.String(), console.String()
+	if t.Failed() || testing.Verbose() {
+		t.Logf("console:\n%s\ndiag:\n%s", o.console, o.diag)
+	}
+	return o
+}
+
+// checkShutdown asserts init tore down and powered off.
+func checkShutdown(t *testing.T, o outcome) {
+	t.Helper()
+	if o.runErr != nil {
+		t.Errorf("Run = %v", o.runErr)
+	}
+	if o.poweredOn {
+		t.Errorf("PowerOff not called")
+	}
+	if o.syncs != 2 {
+		t.Errorf("%d syncs, want 2 (before and after unmounting)", o.syncs)
+	}
+	if n, m := len(o.mounter.filter("umount")), len(o.mounter.filter("mount")); n != m || n == 0 {
+		t.Errorf("%d mounts, %d unmounts", m, n)
+	}
+}
+
+func TestRunPass(t *testing.T) {
+	t.Setenv("HOST_ONLY_SECRET", "leak")
+	o := runInit(t, "pass", "", hostCollect, nil)
+	checkShutdown(t, o)
+	if o.err != nil || !o.res.Pass {
+		t.Fatalf("Collect: pass=%v err=%v reason=%q", o.res.Pass, o.err, o.res.Reason)
+	}
+	if o.channel.Port != 4242 {
+		t.Errorf("opened %+v", o.channel)
+	}
+	for _, want := range []string{"env IN_VM=1\n", "env EXTRA=yes\n", "env TMPDIR=/tmp\n", "cwd=" + o.dir + "\n", "\nend of stdout\n"} {
+		if !strings.Contains(o.stdout, want) {
+			t.Errorf("stdout lacks %q", want)
+		}
+	}
+	if strings.Contains(o.stdout, "HOST_ONLY_SECRET") {
+		t.Errorf("host environment leaked into the test")
+	}
+	if !strings.Contains(o.stdout, strings.Repeat("0123456789abcdef", 20<<10)) {
+		t.Errorf("stdout incomplete: %d bytes", len(o.stdout))
+	}
+	if o.stderr != "to stderr\n" {
+		t.Errorf("stderr %q", o.stderr)
+	}
+	if !strings.Contains(o.diag, "test exited: exit code 0") {
+		t.Errorf("diag %q", o.diag)
+	}
+	if got := o.mounter.filter("mount"); got[len(got)-1] != "/dev/hugepages-2M" {
+		t.Errorf("mounts %q", got)
+	}
+}
+
+func TestRunFailures(t *testing.T) {
+	for _, tc := range []struct {
+		mode   string
+		exit   int
+		signal string
+		reason []string
+	}{
+		{"fail", 3, "", []string{"test exited with code 3"}},
+		{"crash", 2, "", []string{"exited with code 2"}},
+		{"killed", -1, "SIGKILL", []string{"killed by SIGKILL"}},
+		{"leak", 0, "", []string{"left running after the test exited", "leaked-sleeper"}},
+		{"hang", 2, "", []string{"timed out after 300ms"}},
+		{"nonexistent-mode", 99, "", []string{"exited with code 99"}},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			o := runInit(t, tc.mode, "", hostCollect, nil)
+			checkShutdown(t, o)
+			if o.err != nil {
+				t.Fatalf("Collect error %v (a failing test is a well-formed FAIL verdict)", o.err)
+			}
+			v := o.res.Verdict
+			if o.res.Pass || v == nil || v.Pass {
+				t.Fatalf("passed: %+v", o.res)
+			}
+			if v.ExitCode != tc.exit || v.Signal != tc.signal {
+				t.Errorf("exit %d signal %q, want %d %q", v.ExitCode, v.Signal, tc.exit, tc.signal)
+			}
+			for _, r := range tc.reason {
+				if !strings.Contains(o.res.Reason, r) {
+					t.Errorf("reason %q lacks %q", o.res.Reason, r)
+				}
+			}
+			if tc.mode == "leak" {
+				if len(v.Leaked) != 1 || !strings.Contains(v.Leaked[0], "leaked-sleeper") {
+					t.Errorf("leaked %q", v.Leaked)
+				}
+				// It was killed and reaped: nothing of ours is left.
+				if ps, err := (ProcTable{Root: "/proc"}).Descendants(os.Getpid()); err != nil || len(ps) != 0 {
+					t.Errorf("left over: %v %v", ps, err)
+				}
+			}
+		})
+	}
+}
+
+func TestRunForwardsSignals(t *testing.T) {
+	var once sync.Once
+	o := runInit(t, "signal", "", hostCollect, func(out string) {
+		if strings.Contains(out, "ready\n") {
+			once.Do(func() { _ = unix.Kill(os.Getpid(), unix.SIGUSR1) })
+		}
+	})
+	checkShutdown(t, o)
+	if !o.res.Pass || !strings.Contains(o.stdout, "got user defined signal 1") {
+		t.Fatalf("pass=%v reason=%q stdout=%q", o.res.Pass, o.res.Reason, o.stdout)
+	}
+}
+
+func TestRunNoAck(t *testing.T) {
+	o := runInit(t, "pass", "", hostNoAck, nil)
+	checkShutdown(t, o) // powered off anyway, after the bounded wait
+	if !o.noAckSeen {
+		t.Errorf("host never saw the verdict")
+	}
+	if !strings.Contains(o.console, "not acknowledged") {
+		t.Errorf("console %q lacks the missing ack", o.console)
+	}
+}
+
+func TestRunBadConfig(t *testing.T) {
+	o := runInit(t, "", `{"path": "relative"}`, hostCollect, nil)
+	checkShutdown(t, o)
+	if o.channel != protocol.DefaultChannel() {
+		t.Errorf("channel %+v, want the default", o.channel)
+	}
+	if o.err != nil || o.res.Pass || !strings.Contains(o.res.Reason, "guest config") {
+		t.Fatalf("pass=%v err=%v reason=%q", o.res.Pass, o.err, o.res.Reason)
+	}
+}
+
+func TestRunRequiresPID1(t *testing.T) {
+	in := Linux()
+	if err := in.Run(); !errors.Is(err, ErrNotPID1) {
+		t.Fatalf("Run = %v, want ErrNotPID1", err)
+	}
+}
