@@ -277,6 +277,10 @@ func (t *Table[A]) Close() {
 	}
 }
 
+// CContext returns the underlying struct rte_acl_ctx pointer (nil for an
+// empty table), for C code such as benchmarks; it is valid until Close.
+func (t *Table[A]) CContext() unsafe.Pointer { return unsafe.Pointer(t.ctx) }
+
 // Schema returns the key schema.
 func (t *Table[A]) Schema() *key.Schema { return t.schema }
 
