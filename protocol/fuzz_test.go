@@ -150,3 +150,58 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSessionFrames builds a stream of well-formed frames from the input
+// (each: type byte, length byte, payload) so the fuzzer explores session
+// rules rather than checksums: Collect may pass only for Hello(Version),
+// output frames, and one final passing Verdict.
+func FuzzSessionFrames(f *testing.F) {
+	hello := EncodeHello(Hello{Version: Version})
+	pass, _ := EncodeVerdict(Verdict{Pass: true})
+	seed := func(parts ...[]byte) []byte { return cat(parts...) }
+	rec := func(t FrameType, p []byte) []byte { return append([]byte{byte(t), byte(len(p))}, p...) }
+	f.Add(seed(rec(FrameHello, hello), rec(FrameStdout, []byte("x")), rec(FrameVerdict, pass)))
+	f.Add(seed(rec(FrameHello, hello), rec(FrameVerdict, pass), rec(FrameVerdict, pass)))
+	f.Add(seed(rec(FrameHello, hello), rec(FrameDiag, []byte("d")), rec(FrameAck, nil)))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var wire []byte
+		var types []FrameType
+		var payloads [][]byte
+		for len(in) >= 2 {
+			ft, n := FrameType(in[0]%8), int(in[1])
+			in = in[2:]
+			if n > len(in) {
+				n = len(in)
+			}
+			p := in[:n]
+			in = in[n:]
+			b, err := AppendFrame(wire, ft, p)
+			if err != nil {
+				continue
+			}
+			wire = b
+			types = append(types, ft)
+			payloads = append(payloads, p)
+		}
+		res, err := Collect(context.Background(), &stream{Reader: bytes.NewReader(wire)}, CollectOptions{})
+		if !res.Pass {
+			if res.Reason == "" {
+				t.Fatalf("failure without a reason (%v)", err)
+			}
+			return
+		}
+		n := len(types)
+		h, herr := DecodeHello(payloads[0])
+		if n < 2 || types[0] != FrameHello || herr != nil || h.Version != Version || types[n-1] != FrameVerdict {
+			t.Fatalf("pass from frames %v", types)
+		}
+		for i, ft := range types[1 : n-1] {
+			if ft != FrameStdout && ft != FrameStderr && ft != FrameEvent && ft != FrameDiag {
+				t.Fatalf("pass with %v at %d", ft, i+1)
+			}
+		}
+		if v, err := DecodeVerdict(payloads[n-1]); err != nil || !v.Pass {
+			t.Fatalf("pass from verdict %q", payloads[n-1])
+		}
+	})
+}
