@@ -4,13 +4,12 @@ import (
 	"fmt"
 	"hash/maphash"
 	"maps"
-	"slices"
 	"sync"
 	"sync/atomic"
 )
 
 // DefaultShards is the number of head shards used when Options.Shards is 0.
-const DefaultShards = 64
+const DefaultShards = 128
 
 // maxShards bounds Options.Shards.
 const maxShards = 1 << 16
@@ -231,25 +230,97 @@ func (c *Cascade[K, V]) CompactThrough(watermark Generation) error {
 	if watermark <= st.tail.gen {
 		return nil
 	}
-	i := len(st.frozen)
-	for i > 0 && st.frozen[i-1].gen <= watermark {
+	fold := st.frozen[oldestThrough(st.frozen, watermark):]
+	c.replaceOldest(len(fold), nil, c.fold(st.tail, fold, watermark))
+	return nil
+}
+
+// oldestThrough returns the index of the first (newest) frozen layer with
+// generation <= watermark: the layers from there on are the oldest ones.
+func oldestThrough[K comparable, V any](frozen []*layer[K, V], watermark Generation) int {
+	i := len(frozen)
+	for i > 0 && frozen[i-1].gen <= watermark {
 		i--
 	}
-	fold := st.frozen[i:] // oldest last
-	nt := c.fold(st.tail, fold, watermark)
+	return i
+}
 
+// replaceOldest publishes a state in which the n oldest frozen layers are
+// replaced by l (if non-nil), and the tail by t (if non-nil). The caller
+// holds compactMu, so the layers it read are still the current state's
+// oldest: only Rotate changes frozen concurrently, and only by prepending.
+func (c *Cascade[K, V]) replaceOldest(n int, l *layer[K, V], t *tail[K, V]) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cur := c.st.Load()
-	// Only Rotate changes frozen, and only by prepending, so the layers we
-	// folded are still cur.frozen's suffix.
-	keep := len(cur.frozen) - len(fold)
-	var frozen []*layer[K, V]
-	if keep > 0 {
-		frozen = slices.Clone(cur.frozen[:keep])
+	keep := len(cur.frozen) - n
+	frozen := make([]*layer[K, V], 0, keep+1)
+	frozen = append(frozen, cur.frozen[:keep]...)
+	if l != nil {
+		frozen = append(frozen, l)
 	}
-	c.st.Store(&state[K, V]{head: cur.head, sealing: cur.sealing, frozen: frozen, tail: nt, sealed: cur.sealed})
+	if len(frozen) == 0 {
+		frozen = nil
+	}
+	if t == nil {
+		t = cur.tail
+	}
+	c.st.Store(&state[K, V]{head: cur.head, sealing: cur.sealing, frozen: frozen, tail: t, sealed: cur.sealed})
+}
+
+// FuseThrough merges the frozen layers with generation <= watermark into a
+// single frozen layer, applying the Upsert policy, without touching the
+// tail. It bounds the number of layers a lookup walks at a cost proportional
+// to the fused layers only (Compact also copies the tail). Tombstones and
+// unresolved deltas are kept: the fused layer still sits above the tail.
+// Lookups as of a generation strictly inside the fused range become
+// ErrCompacted. Errors are as for CompactThrough; fusing fewer than two
+// layers is a no-op.
+func (c *Cascade[K, V]) FuseThrough(watermark Generation) error {
+	if watermark == 0 {
+		return fmt.Errorf("%w: fuse through 0", ErrZeroGeneration)
+	}
+	c.compactMu.Lock()
+	defer c.compactMu.Unlock()
+	st := c.st.Load()
+	if watermark > st.sealed {
+		return fmt.Errorf("%w: fuse through %d, newest frozen generation is %d", ErrBeyondFrozen, watermark, st.sealed)
+	}
+	fuse := st.frozen[oldestThrough(st.frozen, watermark):]
+	if len(fuse) < 2 {
+		return nil
+	}
+	c.replaceOldest(len(fuse), c.fuse(fuse), nil)
 	return nil
+}
+
+// fuse merges layers (newest first, all with the cascade's shard count)
+// shard by shard: a key always lands in the same shard index.
+func (c *Cascade[K, V]) fuse(layers []*layer[K, V]) *layer[K, V] {
+	newest, oldest := layers[0], layers[len(layers)-1]
+	l := &layer[K, V]{from: oldest.from, gen: newest.gen, mask: newest.mask, shards: make([]frozenShard[K, V], len(newest.shards))}
+	for i := range l.shards {
+		var m map[K]Entry[V]
+		var bloom [bloomWords]uint64
+		for j := len(layers) - 1; j >= 0; j-- {
+			src := &layers[j].shards[i]
+			for w := range bloom {
+				bloom[w] |= src.bloom[w]
+			}
+			for k, e := range src.m {
+				if m == nil {
+					m = make(map[K]Entry[V], len(src.m))
+				}
+				if old, ok := m[k]; ok && e.Kind == KindDelta {
+					e = c.up.Upsert(old, e)
+				}
+				m[k] = e
+			}
+		}
+		l.shards[i] = frozenShard[K, V]{bloom: bloom, m: m}
+		l.n += len(m)
+	}
+	return l
 }
 
 // fold applies layers (newest first) onto a copy of t.

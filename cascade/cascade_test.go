@@ -401,3 +401,73 @@ func TestHitPathAllocs(t *testing.T) {
 		})
 	}
 }
+
+func TestFuseThrough(t *testing.T) {
+	c, err := cascade.New[string, int](cascade.Options[int]{Upsert: counter(), Shards: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Put("v", 1)
+	c.Put("gone", 1)
+	rotate(t, c) // 1
+	compact(t, c)
+	c.Merge("n", 1)
+	c.Put("v", 2)
+	rotate(t, c) // 2
+	c.Merge("n", 10)
+	c.Delete("gone")
+	rotate(t, c) // 3
+	c.Merge("n", 100)
+	c.Put("v", 4)
+	rotate(t, c) // 4
+	c.Put("x", 5)
+	rotate(t, c) // 5
+	before := c.Snapshot()
+	if err := c.FuseThrough(4); err != nil {
+		t.Fatal(err)
+	}
+	s := c.Snapshot()
+	if got := s.FrozenGenerations(); len(got) != 2 || got[0] != 5 || got[1] != 4 {
+		t.Fatalf("frozen generations after fuse = %v, want [5 4]", got)
+	}
+	for _, snap := range []cascade.Snapshot[string, int]{before, s} {
+		for k, want := range map[string]int{"n": 111, "v": 4, "x": 5} {
+			if v, ok := snap.Get(k); !ok || v != want {
+				t.Errorf("Get(%s) = (%d, %v), want %d", k, v, ok, want)
+			}
+		}
+		if _, ok := snap.Get("gone"); ok {
+			t.Error("fused tombstone lost: gone is visible")
+		}
+	}
+	// History inside the fused range is gone; its edges are not.
+	tests := []struct {
+		g       cascade.Generation
+		wantErr error
+	}{{1, nil}, {2, cascade.ErrCompacted}, {3, cascade.ErrCompacted}, {4, nil}, {5, nil}}
+	for _, tt := range tests {
+		if _, err := s.AsOf(tt.g); !errors.Is(err, tt.wantErr) {
+			t.Errorf("AsOf(%d) err = %v, want %v", tt.g, err, tt.wantErr)
+		}
+		if _, err := before.AsOf(tt.g); err != nil {
+			t.Errorf("old snapshot AsOf(%d) = %v, want it unaffected by the fuse", tt.g, err)
+		}
+	}
+	if v, err := before.AsOf(2); err != nil {
+		t.Error(err)
+	} else if n, _ := v.Get("n"); n != 1 {
+		t.Errorf("old snapshot as of 2: n = %d, want 1", n)
+	}
+	for _, tt := range []struct {
+		w    cascade.Generation
+		want error
+	}{{0, cascade.ErrZeroGeneration}, {6, cascade.ErrBeyondFrozen}, {4, nil}, {5, nil}} {
+		if err := c.FuseThrough(tt.w); !errors.Is(err, tt.want) {
+			t.Errorf("FuseThrough(%d) = %v, want %v", tt.w, err, tt.want)
+		}
+	}
+	compact(t, c)
+	if v, _ := c.Snapshot().Get("n"); v != 111 {
+		t.Fatalf("after fuse and compact n = %d, want 111", v)
+	}
+}

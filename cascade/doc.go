@@ -7,7 +7,8 @@
 // hides an older value in the tail. One Upsert policy (LastWriteWins unless
 // Options.Upsert says otherwise) decides what happens whenever two entries for
 // a key meet: a Merge onto an existing head entry, a lookup folding deltas,
-// and Compact folding frozen layers into the tail.
+// FuseThrough merging frozen layers, and Compact folding frozen layers into
+// the tail.
 //
 // The read path takes no locks except a shard read lock on a probable head
 // hit: the layer set is an immutable value published through an atomic
@@ -35,6 +36,9 @@
 // view.
 //
 //	c.Compact()
+//
+// FuseThrough is the cheaper middle step: it merges frozen layers into one
+// (bounding how many layers a lookup walks) without copying the tail.
 //
 // Subscribe: receive every frozen layer (for hardware offload or
 // replication) on a bounded channel. A slow subscriber loses events, which

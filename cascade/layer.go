@@ -5,18 +5,23 @@ import (
 	"sync/atomic"
 )
 
-// bloomBit picks the bit of a shard's 64-bit filter that hash sets. The shard
-// index uses the low bits of the hash, the filter the top six.
-func bloomBit(hash uint64) uint64 { return 1 << (hash >> 58) }
+// bloomWords is the size of a shard's filter in 64-bit words (256 bits).
+const bloomWords = 4
+
+// bloomSlot picks the word and bit of a shard's filter that hash sets. The
+// shard index uses the low bits of the hash, the filter the top eight.
+func bloomSlot(hash uint64) (word int, bit uint64) {
+	return int(hash >> 62), 1 << ((hash >> 56) & 63)
+}
 
 // shard is one lock-protected slice of the mutable head. Writers set the
 // filter bit before inserting, so a reader that finds the bit clear can skip
-// the lock: the write it might have missed was not yet acknowledged.
+// the lock: the write it might have missed was not yet acknowledged. The
+// struct is 64 bytes, one cache line.
 type shard[K comparable, V any] struct {
 	mu    sync.RWMutex
-	bloom atomic.Uint64
+	bloom [bloomWords]atomic.Uint64
 	m     map[K]Entry[V]
-	_     [24]byte // keep shards on separate cache lines
 }
 
 // head is the concurrent, mutable top layer. It is sealed exactly once, by
@@ -35,7 +40,7 @@ func newHead[K comparable, V any](gen Generation, shards int) *head[K, V] {
 // get returns the head's entry for k without allocating.
 func (h *head[K, V]) get(hash uint64, k K) (Entry[V], bool) {
 	sh := &h.shards[hash&h.mask]
-	if sh.bloom.Load()&bloomBit(hash) == 0 {
+	if w, bit := bloomSlot(hash); sh.bloom[w].Load()&bit == 0 {
 		return Entry[V]{}, false
 	}
 	sh.mu.RLock()
@@ -62,7 +67,8 @@ func (h *head[K, V]) put(hash uint64, k K, e Entry[V], up Upsert[V]) bool {
 			e = up.Upsert(old, e)
 		}
 	}
-	sh.bloom.Or(bloomBit(hash))
+	w, bit := bloomSlot(hash)
+	sh.bloom[w].Or(bit)
 	sh.m[k] = e
 	sh.mu.Unlock()
 	return true
@@ -82,10 +88,13 @@ func (h *head[K, V]) seal() {
 // freeze turns a sealed head into an immutable layer, sharing its maps. It
 // returns nil for an empty head.
 func (h *head[K, V]) freeze() *layer[K, V] {
-	l := &layer[K, V]{gen: h.gen, mask: h.mask, shards: make([]frozenShard[K, V], len(h.shards))}
+	l := &layer[K, V]{from: h.gen, gen: h.gen, mask: h.mask, shards: make([]frozenShard[K, V], len(h.shards))}
 	for i := range h.shards {
 		sh := &h.shards[i]
-		l.shards[i] = frozenShard[K, V]{bloom: sh.bloom.Load(), m: sh.m}
+		l.shards[i].m = sh.m
+		for w := range sh.bloom {
+			l.shards[i].bloom[w] = sh.bloom[w].Load()
+		}
 		l.n += len(sh.m)
 	}
 	if l.n == 0 {
@@ -95,13 +104,15 @@ func (h *head[K, V]) freeze() *layer[K, V] {
 }
 
 type frozenShard[K comparable, V any] struct {
-	bloom uint64
+	bloom [bloomWords]uint64
 	m     map[K]Entry[V]
 }
 
-// layer is an immutable frozen head. It keeps the head's sharding and
-// filters so lookups reuse the hash computed once per read.
+// layer is an immutable frozen head, or several fused ones. It keeps the
+// head's sharding and filters so lookups reuse the hash computed once per
+// read. It covers the generations [from, gen].
 type layer[K comparable, V any] struct {
+	from   Generation
 	gen    Generation
 	mask   uint64
 	n      int
@@ -110,7 +121,7 @@ type layer[K comparable, V any] struct {
 
 func (l *layer[K, V]) get(hash uint64, k K) (Entry[V], bool) {
 	sh := &l.shards[hash&l.mask]
-	if sh.bloom&bloomBit(hash) == 0 {
+	if w, bit := bloomSlot(hash); sh.bloom[w]&bit == 0 {
 		return Entry[V]{}, false
 	}
 	e, ok := sh.m[k]

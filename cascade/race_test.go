@@ -23,8 +23,9 @@ func stressScale() int {
 }
 
 const (
-	stressKeys  = 13 // data keys per writer
-	progressKey = 0xFFFFFFFF
+	rotateStride = 250 // writers wait for a rotation every this many writes
+	stressKeys   = 13  // data keys per writer
+	progressKey  = 0xFFFFFFFF
 )
 
 func dataKey(w, j int) uint64 { return uint64(w)<<32 | uint64(j) }
@@ -105,6 +106,13 @@ func TestConcurrentConsistency(t *testing.T) {
 				if i%8 == 0 {
 					runtime.Gosched() // let rotators and compactors interleave
 				}
+				if i%rotateStride == 0 {
+					// Guarantee interleaving without depending on the
+					// scheduler: wait for a rotation after this point.
+					for seen := rotates.Load(); rotates.Load() == seen; {
+						runtime.Gosched()
+					}
+				}
 			}
 		}()
 	}
@@ -134,6 +142,9 @@ func TestConcurrentConsistency(t *testing.T) {
 				if s.Generation() > s.TailGeneration() {
 					g := s.TailGeneration() + 1 + cascade.Generation(rng.Uint64N(uint64(s.Generation()-s.TailGeneration())))
 					v, err := s.AsOf(g)
+					if errors.Is(err, cascade.ErrCompacted) {
+						continue // g was fused away
+					}
 					if err != nil {
 						report(fmt.Errorf("AsOf(%d) of snapshot %d: %w", g, s.Generation(), err))
 						return
@@ -188,7 +199,7 @@ func TestConcurrentConsistency(t *testing.T) {
 			}
 		}()
 	}
-	// Compactor: full and partial compactions.
+	// Compactor: full and partial compactions and fusions.
 	bg.Add(1)
 	go func() {
 		defer bg.Done()
@@ -196,10 +207,13 @@ func TestConcurrentConsistency(t *testing.T) {
 		for !done.Load() {
 			s := c.Snapshot()
 			var err error
-			if s.Generation() > s.TailGeneration() && rng.IntN(2) == 0 {
-				err = c.CompactThrough(s.TailGeneration() + 1 + cascade.Generation(rng.Uint64N(uint64(s.Generation()-s.TailGeneration()))))
-			} else {
+			switch w := s.TailGeneration() + 1 + cascade.Generation(rng.Uint64N(uint64(s.Generation()-s.TailGeneration())+1)); {
+			case w > s.Generation():
 				err = c.Compact()
+			case rng.IntN(2) == 0:
+				err = c.CompactThrough(w)
+			default:
+				err = c.FuseThrough(w)
 			}
 			if err != nil {
 				report(err)
@@ -265,7 +279,7 @@ func TestConcurrentConsistency(t *testing.T) {
 			}
 		}
 	}
-	if rotates.Load() < 10 {
+	if rotates.Load() < int64(n/rotateStride) {
 		t.Errorf("only %d rotations interleaved with the writers; the test exercised too little", rotates.Load())
 	}
 	t.Logf("%d snapshot checks, %d rotations, subscriber lag %d", checks.Load(), rotates.Load(), sub.Lag())

@@ -41,7 +41,7 @@ func (s Snapshot[K, V]) Get(k K) (V, bool) {
 
 // AsOf returns the view of the cascade as it was sealed at generation g:
 // only layers with generation <= g. It fails with ErrCompacted if g is older
-// than the tail, ErrFutureGeneration if g is newer than s, and
+// than the tail or inside a fused layer, ErrFutureGeneration if g is newer than s, and
 // ErrZeroGeneration for 0.
 func (s Snapshot[K, V]) AsOf(g Generation) (Snapshot[K, V], error) {
 	switch {
@@ -54,6 +54,9 @@ func (s Snapshot[K, V]) AsOf(g Generation) (Snapshot[K, V], error) {
 	}
 	i := 0
 	for i < len(s.frozen) && s.frozen[i].gen > g {
+		if s.frozen[i].from <= g {
+			return Snapshot[K, V]{}, fmt.Errorf("%w: as of %d, fused into a layer covering %d..%d", ErrCompacted, g, s.frozen[i].from, s.frozen[i].gen)
+		}
 		i++
 	}
 	return Snapshot[K, V]{c: s.c, frozen: s.frozen[i:], tail: s.tail, gen: g}, nil

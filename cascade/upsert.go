@@ -1,9 +1,9 @@
 package cascade
 
 // Upsert is the single policy a Cascade applies whenever two entries for the
-// same key meet: when a Merge lands on an existing head entry, when a frozen
-// layer is folded into the tail by Compact, and when a lookup folds deltas
-// down to a definitive answer.
+// same key meet: when a Merge lands on an existing head entry, when frozen
+// layers are merged by FuseThrough or folded into the tail by Compact, and
+// when a lookup folds deltas down to a definitive answer.
 //
 // Upsert(older, newer) returns the entry equivalent to applying newer on top
 // of older. Implementations must obey these laws (the cascadetest package

@@ -68,7 +68,7 @@ func (c Config[V]) Validate() error {
 //   - associativity: (a⊕b)⊕c == a⊕(b⊕c) for entries of every kind;
 //   - order independence of deltas, if Config.Commutative claims it;
 //   - in situ: random Put/Delete/Merge sequences through a real Cascade, with
-//     random rotations and compactions, read back the same as a sequential
+//     random rotations, fusions and compactions, read back the same as a sequential
 //     fold of the same operations.
 //
 // It returns nil or the first violation found, with a counterexample,
@@ -176,13 +176,19 @@ func checkInSitu[V any](u cascade.Upsert[V], cfg Config[V], r *rand.Rand) error 
 				ref[k].Kind = cascade.KindValue
 			}
 			switch r.IntN(8) {
-			case 0:
+			case 0, 1:
 				if err := c.Rotate(c.Generation() + 1); err != nil {
 					return err
 				}
-			case 1:
+			case 2:
 				if err := c.Compact(); err != nil {
 					return err
+				}
+			case 3:
+				if g := c.Snapshot().Generation(); g > 0 {
+					if err := c.FuseThrough(g); err != nil {
+						return err
+					}
 				}
 			}
 			if err := check("live", c.Get); err != nil {
