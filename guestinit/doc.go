@@ -44,6 +44,17 @@
 // itself hit no error. Signals listed in Signals are forwarded to the test.
 // Init reaps every child until ECHILD.
 //
+// # What the initramfs must hold
+//
+// /init (this program, built with CGO_ENABLED=0), the config at
+// protocol.ConfigPath, the test binary, and the device node /dev/console
+// (char 5:1, mode 0600). The kernel opens /dev/console as init's fds 0-2
+// before devtmpfs is mounted; without it those fds are closed and the Go
+// runtime aborts at start-up (it then tries /dev/null, which does not exist
+// yet either), so the guest never reports anything. Kernel command line
+// parameters of the form INVM_CONFIG=/path reach init as environment
+// variables and override the config path.
+//
 // Everything that touches the machine (mounts, /proc, the clock, the
 // channel, power-off) is injected through Init's fields, so the core runs
 // in host tests without being PID 1.

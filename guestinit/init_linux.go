@@ -93,7 +93,7 @@ func OpenChannel(ctx context.Context, ch protocol.Channel) (io.ReadWriteCloser, 
 			if cid == 0 {
 				cid = protocol.HostCID
 			}
-			return vsock.Dial(cid, ch.Port, nil)
+			return vsock.DialContext(ctx, cid, ch.Port, nil)
 		case protocol.ChannelSerial:
 			return os.OpenFile(ch.Device, os.O_RDWR|unix.O_NOCTTY, 0)
 		}
