@@ -14,11 +14,12 @@ var (
 	// ErrStaleGeneration reports a Rotate to a generation that is not
 	// newer than the current head.
 	ErrStaleGeneration = errors.New("cascade: stale generation")
-	// ErrBeyondFrozen reports a CompactThrough watermark newer than the
-	// newest frozen layer (the head cannot be compacted; Rotate first).
+	// ErrBeyondFrozen reports a CompactThrough or FuseThrough watermark
+	// newer than the newest frozen layer (the head cannot be compacted;
+	// Rotate first).
 	ErrBeyondFrozen = errors.New("cascade: watermark beyond newest frozen layer")
-	// ErrCompacted reports an as-of lookup older than the tail: that
-	// history has been folded away by compaction.
+	// ErrCompacted reports an as-of lookup older than the tail or strictly
+	// inside a fused layer: that history has been folded away.
 	ErrCompacted = errors.New("cascade: generation already compacted")
 	// ErrFutureGeneration reports an as-of lookup newer than the snapshot.
 	ErrFutureGeneration = errors.New("cascade: generation newer than snapshot")

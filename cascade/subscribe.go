@@ -12,7 +12,10 @@ const DefaultSubscribeBuffer = 16
 
 // FrozenEntry is one key's entry in a frozen layer.
 type FrozenEntry[K comparable, V any] struct {
-	Key   K
+	// Key is the entry's key.
+	Key K
+	// Entry is what the frozen layer holds for Key: a value, a tombstone
+	// or (with a merging policy) an unresolved delta.
 	Entry Entry[V]
 }
 
@@ -21,8 +24,10 @@ type FrozenEntry[K comparable, V any] struct {
 // particular order. Entries is shared between subscribers: treat it as
 // read-only.
 type DrainEvent[K comparable, V any] struct {
+	// Generation is the generation of the frozen head.
 	Generation Generation
-	Entries    []FrozenEntry[K, V]
+	// Entries are the frozen head's entries.
+	Entries []FrozenEntry[K, V]
 }
 
 // SubscribeOptions configures a Subscription.
