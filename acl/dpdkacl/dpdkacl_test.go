@@ -11,6 +11,7 @@ import (
 
 	"github.com/rules-go-vm/rules_go_vm/acl/dpdkacl"
 	"github.com/rules-go-vm/rules_go_vm/acl/key"
+	"github.com/rules-go-vm/rules_go_vm/acl/lookup"
 	"github.com/rules-go-vm/rules_go_vm/acl/reference"
 	"github.com/rules-go-vm/rules_go_vm/acl/rulegen"
 )
@@ -274,3 +275,8 @@ func TestAlgorithms(t *testing.T) {
 		}
 	}
 }
+
+var (
+	_ lookup.BatchLookup[rulegen.V4, int] = (*dpdkacl.Typed[rulegen.V4, int])(nil)
+	_ lookup.BatchLookup[[]byte, int]     = (*dpdkacl.Table[int])(nil)
+)

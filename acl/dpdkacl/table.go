@@ -70,11 +70,17 @@ type Alg int
 // The classify implementations. Availability depends on the CPU and on how
 // DPDK was built; [Table.SetAlg] reports unsupported ones.
 const (
-	AlgDefault   Alg = C.RTE_ACL_CLASSIFY_DEFAULT
-	AlgScalar    Alg = C.RTE_ACL_CLASSIFY_SCALAR
-	AlgSSE       Alg = C.RTE_ACL_CLASSIFY_SSE
-	AlgAVX2      Alg = C.RTE_ACL_CLASSIFY_AVX2
+	// AlgDefault lets DPDK pick the best implementation for the CPU.
+	AlgDefault Alg = C.RTE_ACL_CLASSIFY_DEFAULT
+	// AlgScalar is the generic implementation.
+	AlgScalar Alg = C.RTE_ACL_CLASSIFY_SCALAR
+	// AlgSSE needs SSE4.1.
+	AlgSSE Alg = C.RTE_ACL_CLASSIFY_SSE
+	// AlgAVX2 needs AVX2.
+	AlgAVX2 Alg = C.RTE_ACL_CLASSIFY_AVX2
+	// AlgAVX512x16 needs AVX-512 (16 flows in parallel).
 	AlgAVX512x16 Alg = C.RTE_ACL_CLASSIFY_AVX512X16
+	// AlgAVX512x32 needs AVX-512 (32 flows in parallel).
 	AlgAVX512x32 Alg = C.RTE_ACL_CLASSIFY_AVX512X32
 )
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/rules-go-vm/rules_go_vm/acl/key"
+	"github.com/rules-go-vm/rules_go_vm/acl/lookup"
 	"github.com/rules-go-vm/rules_go_vm/acl/reference"
 	"github.com/rules-go-vm/rules_go_vm/acl/rulegen"
 )
@@ -120,3 +121,8 @@ func TestAgainstLowered(t *testing.T) {
 		}
 	}
 }
+
+var (
+	_ lookup.BatchLookup[FiveTuple, int] = (*reference.Typed[FiveTuple, int])(nil)
+	_ lookup.BatchLookup[[]byte, int]    = (*reference.Table[int])(nil)
+)
