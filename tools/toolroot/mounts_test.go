@@ -81,7 +81,7 @@ func newFakeMounts(t *testing.T, points ...string) *fakeMounts {
 	f := &fakeMounts{t: t, path: filepath.Join(t.TempDir(), "mountinfo"), busy: map[string]bool{}}
 	f.lines = append(f.lines, "22 1 254:0 / / rw - ext4 /dev/vda rw")
 	for i, p := range points {
-		f.lines = append(f.lines, strconv.Itoa(200+i) + " 22 254:0 / " + p + " rw - ext4 /dev/vda rw")
+		f.lines = append(f.lines, strconv.Itoa(200+i)+" 22 254:0 / "+p+" rw - ext4 /dev/vda rw")
 	}
 	f.write()
 	return f
