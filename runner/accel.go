@@ -1,0 +1,151 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/rules-go-vm/rules_go_vm/runner/proc"
+	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
+)
+
+// AccelChoice is the accelerator chosen for a (host, QEMU, kernel) and why.
+type AccelChoice struct {
+	// Accel is qemu.AccelKVM or qemu.AccelTCG.
+	Accel string `json:"accel"`
+	// Reason explains the choice in one line.
+	Reason string `json:"reason"`
+	// Cached is true when the choice came from the cache.
+	Cached bool `json:"-"`
+}
+
+// AccelProbe is what ChooseAccel needs; the fields with functions are
+// injected for tests.
+type AccelProbe struct {
+	// Arch is the guest architecture.
+	Arch qemu.Arch
+	// QEMU is the QEMU binary; Kernel the guest kernel.
+	QEMU, Kernel string
+	// CacheDir holds the cached choices (<cache>/accel).
+	CacheDir string
+	// KVMDevice is /dev/kvm.
+	KVMDevice string
+	// HostArch is the host's architecture (runtime.GOARCH as uname -m).
+	HostArch qemu.Arch
+	// Canary boots the kernel under KVM and reports whether it got far
+	// enough; nil means CanaryBoot.
+	Canary func(ctx context.Context, p AccelProbe) error
+}
+
+// hostArches maps runtime.GOARCH to guest arch names.
+var hostArches = map[string]qemu.Arch{"amd64": qemu.X86_64, "arm64": qemu.AArch64}
+
+// HostArch returns the running host's architecture.
+func HostArch() qemu.Arch { return hostArches[runtime.GOARCH] }
+
+// ChooseAccel returns KVM only when a canary boot of p.Kernel under KVM
+// with p.QEMU worked on this host; the answer is cached in p.CacheDir per
+// (host name, host kernel, QEMU binary, kernel). Cross-arch guests and
+// hosts without a usable KVM device get TCG without a canary.
+func ChooseAccel(ctx context.Context, p AccelProbe) AccelChoice {
+	if p.HostArch != p.Arch {
+		return AccelChoice{Accel: qemu.AccelTCG, Reason: fmt.Sprintf("guest %s on host %s", p.Arch, p.HostArch)}
+	}
+	f, err := os.OpenFile(p.KVMDevice, os.O_RDWR, 0)
+	if err != nil {
+		return AccelChoice{Accel: qemu.AccelTCG, Reason: fmt.Sprintf("no usable %s: %v", p.KVMDevice, err)}
+	}
+	f.Close()
+	key := accelKey(p)
+	file := filepath.Join(p.CacheDir, key+".json")
+	if b, err := os.ReadFile(file); err == nil {
+		var c AccelChoice
+		if json.Unmarshal(b, &c) == nil && (c.Accel == qemu.AccelKVM || c.Accel == qemu.AccelTCG) {
+			c.Cached = true
+			return c
+		}
+	}
+	canary := p.Canary
+	if canary == nil {
+		canary = CanaryBoot
+	}
+	c := AccelChoice{Accel: qemu.AccelKVM, Reason: "KVM canary boot succeeded"}
+	if err := canary(ctx, p); err != nil {
+		c = AccelChoice{Accel: qemu.AccelTCG, Reason: "KVM canary boot failed: " + err.Error()}
+	}
+	if os.MkdirAll(p.CacheDir, 0o755) == nil {
+		if b, err := json.Marshal(c); err == nil {
+			tmp := file + fmt.Sprintf(".tmp%d", os.Getpid())
+			if os.WriteFile(tmp, b, 0o644) == nil {
+				_ = os.Rename(tmp, file)
+			}
+		}
+	}
+	return c
+}
+
+func accelKey(p AccelProbe) string {
+	h := sha256.New()
+	host, _ := os.Hostname()
+	rel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	fmt.Fprintf(h, "host=%s\nrelease=%s\n", host, bytes.TrimSpace(rel))
+	for _, f := range []string{p.QEMU, p.Kernel} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			fmt.Fprintf(h, "%s missing\n", f)
+			continue
+		}
+		fmt.Fprintf(h, "%s %d %d\n", f, fi.Size(), fi.ModTime().UnixNano())
+	}
+	return hex.EncodeToString(h.Sum(nil))[:24]
+}
+
+// CanaryTimeout bounds a KVM canary boot.
+const CanaryTimeout = 10 * time.Second
+
+// CanaryBoot boots p.Kernel under KVM without an initramfs: a working KVM
+// gets the kernel to "VFS: Unable to mount root" and a panic (QEMU then
+// exits, -no-reboot). Anything else (QEMU aborting, a KVM internal error,
+// a hang) is an error.
+func CanaryBoot(ctx context.Context, p AccelProbe) error {
+	ctx, cancel := context.WithTimeout(ctx, CanaryTimeout)
+	defer cancel()
+	args, err := qemu.Args(qemu.Spec{Arch: p.Arch, Accel: qemu.AccelKVM, Kernel: p.Kernel, MemoryMiB: 128, CPUs: 1})
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	cmd := exec.Command(p.QEMU, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	pr, err := proc.Start(cmd)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-pr.Done():
+	case <-ctx.Done():
+		pr.Kill()
+		return fmt.Errorf("no result after %v", CanaryTimeout)
+	}
+	if s := out.String(); strings.Contains(s, "Unable to mount root") || strings.Contains(s, "No working init found") {
+		return nil
+	}
+	return fmt.Errorf("QEMU exited (%v) without reaching the root mount: %s", pr.Err(), lastLine(out.String()))
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
+}

@@ -1,0 +1,115 @@
+package runner
+
+import (
+	"errors"
+
+	"golang.org/x/sys/unix"
+)
+
+// Sentinel errors for failures that are not the test's. Run's errors wrap
+// exactly one of them.
+var (
+	// ErrInvalidOptions reports bad Options.
+	ErrInvalidOptions = errors.New("invalid options")
+	// ErrNoKernel reports a missing or unusable guest kernel.
+	ErrNoKernel = errors.New("no guest kernel")
+	// ErrNoQEMU reports a missing QEMU binary or one lacking a feature.
+	ErrNoQEMU = errors.New("no usable QEMU")
+	// ErrNoDaemon reports a missing or failing vhost-device-vsock daemon.
+	ErrNoDaemon = errors.New("no usable vsock daemon")
+	// ErrBootFailed reports a QEMU that exited before the guest opened the
+	// channel: the boot never reached init.
+	ErrBootFailed = errors.New("boot never reached init")
+	// ErrGuestPanic reports a guest kernel panic.
+	ErrGuestPanic = errors.New("guest kernel panic")
+	// ErrNoChannel reports a guest that never connected.
+	ErrNoChannel = errors.New("guest never opened the channel")
+	// ErrTimeout reports that the run exceeded Options.Timeout.
+	ErrTimeout = errors.New("timed out")
+	// ErrDaemonDied reports the vsock daemon exiting while the VM ran.
+	ErrDaemonDied = errors.New("vsock daemon died during the run")
+	// ErrBadSession reports a missing, truncated, garbled or duplicated
+	// verdict, or any other protocol violation on an open channel.
+	ErrBadSession = errors.New("no valid verdict")
+	// ErrInternal reports any other runner failure (I/O, building init).
+	ErrInternal = errors.New("runner error")
+)
+
+// Exit codes of invm. A run with a valid verdict exits with the test's own
+// code (0 = pass); the codes from 64 up are reserved for failures that are
+// not the test's, one per sentinel error.
+const (
+	ExitPass = 0
+	// ExitUsage: bad flags or options (ErrInvalidOptions).
+	ExitUsage = 64
+	// ExitNoKernel: no guest kernel (ErrNoKernel).
+	ExitNoKernel = 65
+	// ExitNoQEMU: QEMU missing or lacking a feature (ErrNoQEMU).
+	ExitNoQEMU = 66
+	// ExitNoDaemon: vhost-device-vsock missing or not starting (ErrNoDaemon).
+	ExitNoDaemon = 67
+	// ExitBootFailed: QEMU exited before init connected (ErrBootFailed).
+	ExitBootFailed = 68
+	// ExitGuestPanic: the guest kernel panicked, no verdict (ErrGuestPanic).
+	ExitGuestPanic = 69
+	// ExitNoChannel: the guest never connected in time (ErrNoChannel).
+	ExitNoChannel = 70
+	// ExitTimeout: the whole run exceeded its timeout (ErrTimeout).
+	ExitTimeout = 71
+	// ExitDaemonDied: the vsock daemon died during the run (ErrDaemonDied).
+	ExitDaemonDied = 72
+	// ExitBadSession: channel open but no valid verdict (ErrBadSession).
+	ExitBadSession = 73
+	// ExitVerdictFail: a valid FAIL verdict without a non-zero test exit
+	// code: leaked process, guest-side timeout, init error.
+	ExitVerdictFail = 74
+	// ExitInternal: any other runner failure (ErrInternal).
+	ExitInternal = 75
+	// ExitSignalBase + N: the test was killed by signal N (shell style).
+	ExitSignalBase = 128
+)
+
+// exitCodes maps sentinel errors to exit codes, in precedence order.
+var exitCodes = []struct {
+	err  error
+	code int
+}{
+	{ErrInvalidOptions, ExitUsage},
+	{ErrNoKernel, ExitNoKernel},
+	{ErrNoQEMU, ExitNoQEMU},
+	{ErrNoDaemon, ExitNoDaemon},
+	{ErrDaemonDied, ExitDaemonDied},
+	{ErrTimeout, ExitTimeout},
+	{ErrGuestPanic, ExitGuestPanic},
+	{ErrBootFailed, ExitBootFailed},
+	{ErrNoChannel, ExitNoChannel},
+	{ErrBadSession, ExitBadSession},
+	{ErrInternal, ExitInternal},
+}
+
+// ExitCode returns the process exit code for a run's result and error: the
+// infrastructure code of err when it is non-nil, else the verdict's.
+func ExitCode(res Result, err error) int {
+	if err != nil {
+		for _, e := range exitCodes {
+			if errors.Is(err, e.err) {
+				return e.code
+			}
+		}
+		return ExitInternal
+	}
+	v := res.Verdict
+	switch {
+	case v == nil:
+		return ExitBadSession
+	case v.Pass:
+		return ExitPass
+	case v.ExitCode > 0:
+		return v.ExitCode
+	case v.Signal != "":
+		if n := unix.SignalNum(v.Signal); n != 0 {
+			return ExitSignalBase + int(n)
+		}
+	}
+	return ExitVerdictFail
+}

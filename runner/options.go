@@ -1,0 +1,249 @@
+package runner
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rules-go-vm/rules_go_vm/protocol"
+	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
+)
+
+// Defaults of Options fields left zero.
+const (
+	DefaultMemoryMiB = 256
+	DefaultCPUs      = 1
+	// DefaultTestTimeout is the guest-side bound of the test run.
+	DefaultTestTimeout = protocol.DefaultTimeout
+	// BootAllowance is added to the test timeout (and the guest's kill
+	// grace) to get the default host-side Timeout.
+	BootAllowance = 60 * time.Second
+	// DefaultChannelTimeout bounds boot + init until the guest connects.
+	DefaultChannelTimeout = 60 * time.Second
+	// DefaultPoweroffTimeout bounds the wait for QEMU to exit after the
+	// verdict was acknowledged.
+	DefaultPoweroffTimeout = 10 * time.Second
+	// DefaultHostname is the guest's hostname.
+	DefaultHostname = "invm-guest"
+)
+
+// Environment variables the runner adds to the test's environment (after
+// Options.Env), so a test can prove it runs in the guest.
+const (
+	// EnvKernelRelease is the release of the booted kernel image, as the
+	// host read it (KernelRelease); empty if unknown.
+	EnvKernelRelease = "INVM_KERNEL_RELEASE"
+	// EnvHostKernelRelease is the host's `uname -r`.
+	EnvHostKernelRelease = "INVM_HOST_KERNEL_RELEASE"
+	// EnvHostHostname is the host's hostname.
+	EnvHostHostname = "INVM_HOST_HOSTNAME"
+	// EnvHostBootID is the host's /proc/sys/kernel/random/boot_id.
+	EnvHostBootID = "INVM_HOST_BOOT_ID"
+)
+
+// Options describes one run. Only TestBinary is required.
+type Options struct {
+	// TestBinary is the Linux executable to run in the guest (a `go test
+	// -c` binary or any static program).
+	TestBinary string
+	// Args are the test's arguments (without argv[0]).
+	Args []string
+	// Env holds extra NAME=value entries for the test.
+	Env []string
+	// WorkDir is the test's working directory in the guest; "" means
+	// GuestDir (where the binary and testdata/ are).
+	WorkDir string
+	// TestdataDir is a host directory copied to GuestDir/testdata; "" means
+	// none.
+	TestdataDir string
+
+	// Arch is the guest architecture; "" means the test binary's (ELF).
+	Arch qemu.Arch
+	// Kernel is the guest kernel image; "" means FindKernel in
+	// CacheDir/kernels.
+	Kernel string
+	// QEMU is the QEMU binary; "" means the arch's qemu-system-* on PATH.
+	QEMU string
+	// Machine overrides the arch's machine type (e.g. "q35").
+	Machine string
+	// Accel forces "kvm" or "tcg"; "" means ChooseAccel.
+	Accel string
+	// MemoryMiB is the guest RAM; 0 means DefaultMemoryMiB.
+	MemoryMiB int
+	// CPUs is the number of vCPUs; 0 means DefaultCPUs.
+	CPUs int
+	// ExtraCmdline is appended to the kernel command line.
+	ExtraCmdline []string
+	// ExtraLayers are initramfs archives inserted between the base and the
+	// test layer (later ones override earlier ones).
+	ExtraLayers []string
+	// Daemon is the vhost-device-vsock binary; "" means vsock.FindDaemon.
+	Daemon string
+	// InitBinary is a prebuilt static guest init; "" builds
+	// guestinit/cmd/init from ModuleRoot (cached by content).
+	InitBinary string
+	// ModuleRoot is this module's source tree, for building the init; ""
+	// means FindModuleRoot from the working directory.
+	ModuleRoot string
+
+	// TestTimeout bounds the test in the guest (SIGQUIT, then SIGKILL);
+	// 0 means DefaultTestTimeout.
+	TestTimeout time.Duration
+	// Timeout bounds the whole run on the host (QEMU is killed); 0 means
+	// TestTimeout + protocol.DefaultKillGrace + BootAllowance.
+	Timeout time.Duration
+	// ChannelTimeout bounds the boot until the guest connects; 0 means
+	// DefaultChannelTimeout.
+	ChannelTimeout time.Duration
+
+	// ConsoleLog is where the guest console (kernel log) is written; ""
+	// means a file in StateDir, removed with it.
+	ConsoleLog string
+	// StateDir is the run's private directory (sockets, initrd); "" means
+	// a new temporary directory, removed at the end. A given directory is
+	// kept, but the runner's files in it are removed.
+	StateDir string
+	// CacheDir holds the kernels (kbuild), base layers and accelerator
+	// choices; "" means $XDG_CACHE_HOME/rules_go_vm or ~/.cache/rules_go_vm.
+	CacheDir string
+	// Hostname is the guest's hostname; "" means DefaultHostname.
+	Hostname string
+	// Verbose mirrors the console live to Log and makes init verbose.
+	Verbose bool
+
+	// Stdout and Stderr receive the test's output, live; nil discards.
+	Stdout, Stderr io.Writer
+	// Log receives the runner's diagnostics; nil discards.
+	Log io.Writer
+	// CPUInfo is the host's /proc/cpuinfo (for the TSC frequency).
+	CPUInfo string
+	// KVMDevice is the host's /dev/kvm.
+	KVMDevice string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultCacheDir returns $XDG_CACHE_HOME/rules_go_vm, or
+// ~/.cache/rules_go_vm.
+func DefaultCacheDir() string {
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "rules_go_vm")
+	}
+	if d, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(d, ".cache", "rules_go_vm")
+	}
+	return filepath.Join(os.TempDir(), "rules_go_vm-cache")
+}
+
+// WithDefaults returns o with its zero fields defaulted (Arch is left for
+// Run to read from the binary).
+func (o Options) WithDefaults() Options {
+	if o.MemoryMiB == 0 {
+		o.MemoryMiB = DefaultMemoryMiB
+	}
+	if o.CPUs == 0 {
+		o.CPUs = DefaultCPUs
+	}
+	if o.TestTimeout == 0 {
+		o.TestTimeout = DefaultTestTimeout
+	}
+	if o.Timeout == 0 {
+		o.Timeout = o.TestTimeout + protocol.DefaultKillGrace + BootAllowance
+	}
+	if o.ChannelTimeout == 0 {
+		o.ChannelTimeout = DefaultChannelTimeout
+	}
+	if o.WorkDir == "" {
+		o.WorkDir = GuestDir
+	}
+	if o.CacheDir == "" {
+		o.CacheDir = DefaultCacheDir()
+	}
+	if o.Hostname == "" {
+		o.Hostname = DefaultHostname
+	}
+	if o.CPUInfo == "" {
+		o.CPUInfo = "/proc/cpuinfo"
+	}
+	if o.KVMDevice == "" {
+		o.KVMDevice = "/dev/kvm"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Stdout == nil {
+		o.Stdout = io.Discard
+	}
+	if o.Stderr == nil {
+		o.Stderr = io.Discard
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	return o
+}
+
+// Validate checks o (after WithDefaults) and returns an error wrapping
+// ErrInvalidOptions naming the first bad field.
+func (o *Options) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidOptions, fmt.Sprintf(format, a...))
+	}
+	if o.TestBinary == "" {
+		return bad("no test binary")
+	}
+	if fi, err := os.Stat(o.TestBinary); err != nil {
+		return bad("test binary: %v", err)
+	} else if !fi.Mode().IsRegular() {
+		return bad("test binary %s: not a regular file", o.TestBinary)
+	}
+	if o.Arch != "" {
+		if _, err := qemu.ProfileFor(o.Arch); err != nil {
+			return bad("%v", err)
+		}
+	}
+	if o.Accel != "" && o.Accel != qemu.AccelKVM && o.Accel != qemu.AccelTCG {
+		return bad("accel %q: want %q or %q", o.Accel, qemu.AccelKVM, qemu.AccelTCG)
+	}
+	if o.MemoryMiB < 64 || o.MemoryMiB > 1<<20 {
+		return bad("memory %d MiB: want 64 MiB to 1 TiB", o.MemoryMiB)
+	}
+	if o.CPUs < 1 || o.CPUs > 64 {
+		return bad("cpus %d: want 1 to 64", o.CPUs)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"test timeout", o.TestTimeout}, {"timeout", o.Timeout}, {"channel timeout", o.ChannelTimeout}} {
+		if d.v <= 0 {
+			return bad("%s %v: want > 0", d.name, d.v)
+		}
+	}
+	if !strings.HasPrefix(o.WorkDir, "/") {
+		return bad("workdir %q: want an absolute guest path", o.WorkDir)
+	}
+	if o.TestdataDir != "" {
+		if fi, err := os.Stat(o.TestdataDir); err != nil || !fi.IsDir() {
+			return bad("testdata dir %q: not a directory", o.TestdataDir)
+		}
+	}
+	if o.Kernel != "" {
+		if _, err := os.Stat(o.Kernel); err != nil {
+			return fmt.Errorf("%w: %w", ErrNoKernel, err)
+		}
+	}
+	for _, e := range o.Env {
+		if name, _, ok := strings.Cut(e, "="); !ok || name == "" {
+			return bad("env %q: want NAME=value", e)
+		}
+	}
+	for _, l := range o.ExtraLayers {
+		if _, err := os.Stat(l); err != nil {
+			return bad("extra layer: %v", err)
+		}
+	}
+	return nil
+}

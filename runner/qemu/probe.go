@@ -1,0 +1,166 @@
+package qemu
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Capabilities is what a QEMU binary offers, as read from its help output.
+type Capabilities struct {
+	// Version is the first line of `qemu --version`.
+	Version string
+	// Machines are the machine type names (and aliases) it knows.
+	Machines map[string]bool
+	// Devices are the -device names it knows.
+	Devices map[string]bool
+	// Objects are the -object type names it knows.
+	Objects map[string]bool
+}
+
+// Requirements returns the machine, devices and objects a Spec on arch with
+// machine type machine ("" = profile default) needs.
+func Requirements(arch Arch, machine string) (machines, devices, objects []string, err error) {
+	p, err := ProfileFor(arch)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if machine == "" {
+		machine = p.Machine
+	}
+	return []string{machineBase(machine)}, []string{p.VsockDeviceFor(machine)}, []string{"memory-backend-memfd"}, nil
+}
+
+// Check reports, wrapping ErrMissingFeature, the first requirement of
+// (arch, machine) that c lacks.
+func (c Capabilities) Check(arch Arch, machine string) error {
+	ms, ds, os, err := Requirements(arch, machine)
+	if err != nil {
+		return err
+	}
+	for _, list := range []struct {
+		kind string
+		want []string
+		have map[string]bool
+		how  string
+	}{{"machine type", ms, c.Machines, "-machine help"}, {"device", ds, c.Devices, "-device help"}, {"object", os, c.Objects, "-object help"}} {
+		for _, w := range list.want {
+			if !list.have[w] {
+				return fmt.Errorf("%w: %s %q not in `%s` of %s", ErrMissingFeature, list.kind, w, list.how, c.Version)
+			}
+		}
+	}
+	return nil
+}
+
+// Probe runs binary with --version, -machine help, -device help and -object
+// help and parses the answers.
+func Probe(ctx context.Context, binary string) (Capabilities, error) {
+	run := func(args ...string) ([]byte, error) {
+		cmd := exec.CommandContext(ctx, binary, args...)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			return nil, fmt.Errorf("%s %s: %w: %s", binary, strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+		}
+		return out.Bytes(), nil
+	}
+	type answer struct {
+		out []byte
+		err error
+	}
+	queries := [][]string{{"--version"}, {"-machine", "help"}, {"-device", "help"}, {"-object", "help"}}
+	answers := make([]chan answer, len(queries))
+	for i, q := range queries {
+		answers[i] = make(chan answer, 1)
+		go func() {
+			out, err := run(q...)
+			answers[i] <- answer{out, err}
+		}()
+	}
+	var outs [][]byte
+	var firstErr error
+	for _, ch := range answers {
+		a := <-ch
+		if a.err != nil && firstErr == nil {
+			firstErr = a.err
+		}
+		outs = append(outs, a.out)
+	}
+	if firstErr != nil {
+		return Capabilities{}, firstErr
+	}
+	return ParseCapabilities(outs[0], outs[1], outs[2], outs[3]), nil
+}
+
+var (
+	deviceRE  = regexp.MustCompile(`^name "([^"]+)"`)
+	machineRE = regexp.MustCompile(`^(\S+)\s+.*?(?:\(alias of (\S+)\))?$`)
+)
+
+// ParseCapabilities parses the outputs of --version, -machine help, -device
+// help and -object help.
+func ParseCapabilities(version, machines, devices, objects []byte) Capabilities {
+	c := Capabilities{Machines: map[string]bool{}, Devices: map[string]bool{}, Objects: map[string]bool{}}
+	c.Version, _, _ = strings.Cut(strings.TrimSpace(string(version)), "\n")
+	lines := func(b []byte, f func(string)) {
+		s := bufio.NewScanner(bytes.NewReader(b))
+		for s.Scan() {
+			f(s.Text())
+		}
+	}
+	lines(machines, func(l string) {
+		if strings.HasPrefix(l, "Supported machines") || strings.TrimSpace(l) == "" {
+			return
+		}
+		if m := machineRE.FindStringSubmatch(l); m != nil {
+			c.Machines[m[1]] = true
+		}
+	})
+	lines(devices, func(l string) {
+		if m := deviceRE.FindStringSubmatch(l); m != nil {
+			c.Devices[m[1]] = true
+		}
+	})
+	lines(objects, func(l string) {
+		l = strings.TrimSpace(l)
+		if l != "" && !strings.Contains(l, " ") && !strings.HasSuffix(l, ":") {
+			c.Objects[l] = true
+		}
+	})
+	return c
+}
+
+// HostTSCkHz reads the host's TSC frequency in kHz from the "cpu MHz" line
+// of cpuinfo (normally /proc/cpuinfo). It returns 0 and an error when there
+// is none (non-x86 hosts).
+func HostTSCkHz(cpuinfo string) (int, error) {
+	b, err := os.ReadFile(cpuinfo)
+	if err != nil {
+		return 0, err
+	}
+	return ParseTSCkHz(b)
+}
+
+// ParseTSCkHz returns the first "cpu MHz" of cpuinfo contents, in kHz.
+func ParseTSCkHz(cpuinfo []byte) (int, error) {
+	s := bufio.NewScanner(bytes.NewReader(cpuinfo))
+	for s.Scan() {
+		k, v, ok := strings.Cut(s.Text(), ":")
+		if !ok || strings.TrimSpace(k) != "cpu MHz" {
+			continue
+		}
+		mhz, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || mhz <= 0 {
+			return 0, fmt.Errorf("cpuinfo: bad cpu MHz %q", strings.TrimSpace(v))
+		}
+		return int(mhz*1000 + 0.5), nil
+	}
+	return 0, fmt.Errorf("cpuinfo: no \"cpu MHz\" line")
+}

@@ -1,0 +1,423 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rules-go-vm/rules_go_vm/protocol"
+	"github.com/rules-go-vm/rules_go_vm/runner/proc"
+	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
+	"github.com/rules-go-vm/rules_go_vm/runner/vsock"
+)
+
+// Result is the outcome of a run.
+type Result struct {
+	// Pass is true only for a well-formed session with a passing verdict.
+	Pass bool
+	// Verdict is the guest's verdict, nil when none was received.
+	Verdict *protocol.Verdict
+	// Reason explains a failure in one line.
+	Reason string
+	// Arch, Kernel, QEMU and Accel say what ran; AccelReason why that
+	// accelerator.
+	Arch                qemu.Arch
+	Kernel, QEMU, Accel string
+	AccelReason         string
+	// CommandLine reproduces the run: the vsock daemon's command, then
+	// QEMU's (the state directory's initrd is gone after the run unless
+	// Options.StateDir was given).
+	CommandLine string
+	// ConsoleTail is the end of the guest console.
+	ConsoleTail string
+	// QEMUStderr is QEMU's own error output.
+	QEMUStderr string
+	// Boot is QEMU start → guest connected; Total is the whole run.
+	Boot, Total time.Duration
+}
+
+// ConsoleTailLines is how many console lines Result.ConsoleTail keeps.
+const ConsoleTailLines = 40
+
+// Run boots a guest, runs the test and returns its verdict. The error is
+// non-nil for failures that are not the test's (see the sentinel errors);
+// a failing test is a nil error with Result.Pass false.
+func Run(ctx context.Context, o Options) (res Result, err error) {
+	o = o.WithDefaults()
+	start := o.Now()
+	defer func() { res.Total = o.Now().Sub(start) }()
+	if err := o.Validate(); err != nil {
+		return res, err
+	}
+	if o.Arch == "" {
+		a, err := ArchOfELF(o.TestBinary)
+		if err != nil {
+			return res, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
+		}
+		o.Arch = a
+	}
+	res.Arch = o.Arch
+	profile, err := qemu.ProfileFor(o.Arch)
+	if err != nil {
+		return res, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+
+	// Kernel, QEMU, daemon.
+	if o.Kernel == "" {
+		if o.Kernel, err = FindKernel(filepath.Join(o.CacheDir, "kernels"), o.Arch); err != nil {
+			return res, err
+		}
+	}
+	res.Kernel = o.Kernel
+	if o.QEMU == "" {
+		if o.QEMU, err = exec.LookPath(profile.Binary); err != nil {
+			return res, fmt.Errorf("%w: %s not on PATH (apt-get install qemu-system-x86 qemu-system-arm)", ErrNoQEMU, profile.Binary)
+		}
+	}
+	res.QEMU = o.QEMU
+	caps, err := qemu.Probe(ctx, o.QEMU)
+	if err != nil {
+		return res, fmt.Errorf("%w: %w", ErrNoQEMU, err)
+	}
+	if err := caps.Check(o.Arch, o.Machine); err != nil {
+		return res, fmt.Errorf("%w: %w", ErrNoQEMU, err)
+	}
+	fmt.Fprintf(o.Log, "invm: %s, kernel %s\n", caps.Version, o.Kernel)
+	if o.Daemon == "" {
+		if o.Daemon, err = vsock.FindDaemon(exec.LookPath, vsock.DaemonFallbacks); err != nil {
+			return res, fmt.Errorf("%w: %w", ErrNoDaemon, err)
+		}
+	}
+
+	// State directory: removed (or emptied of our files) on every path.
+	state := o.StateDir
+	if state == "" {
+		if state, err = os.MkdirTemp("", "invm-"); err != nil {
+			return res, fmt.Errorf("%w: %w", ErrInternal, err)
+		}
+		defer os.RemoveAll(state)
+	} else if err := os.MkdirAll(state, 0o700); err != nil {
+		return res, fmt.Errorf("%w: %w", ErrInternal, err)
+	}
+	var cleanups []string
+	defer func() {
+		for _, f := range cleanups {
+			os.Remove(f)
+		}
+	}()
+
+	// Initramfs: cached base + per-run test layer.
+	goarch := GOARCHes[o.Arch]
+	if o.InitBinary == "" && o.ModuleRoot == "" {
+		wd, _ := os.Getwd()
+		if o.ModuleRoot, err = FindModuleRoot(wd); err != nil {
+			return res, err
+		}
+	}
+	base, err := BaseLayer(o.CacheDir, goarch, o.InitBinary, o.ModuleRoot)
+	if err != nil {
+		return res, err
+	}
+	cfg := protocol.GuestConfig{
+		Path:     GuestDir + "/" + filepath.Base(o.TestBinary),
+		Args:     o.Args,
+		Env:      append(append([]string(nil), o.Env...), hostHints(o.Kernel)...),
+		Dir:      o.WorkDir,
+		Timeout:  protocol.Duration(o.TestTimeout),
+		Channel:  protocol.Channel{Kind: protocol.ChannelVsock, CID: protocol.HostCID, Port: protocol.DefaultVsockPort},
+		Hostname: o.Hostname,
+		Verbose:  o.Verbose,
+	}
+	test, err := TestLayer(o.TestBinary, o.TestdataDir, cfg)
+	if err != nil {
+		return res, err
+	}
+	initrd := filepath.Join(state, "initrd.cpio")
+	cleanups = append(cleanups, initrd)
+	if err := WriteInitrd(initrd, base, o.ExtraLayers, test); err != nil {
+		return res, err
+	}
+
+	// Accelerator.
+	choice := AccelChoice{Accel: o.Accel, Reason: "forced by options"}
+	if o.Accel == "" {
+		choice = ChooseAccel(ctx, AccelProbe{Arch: o.Arch, QEMU: o.QEMU, Kernel: o.Kernel,
+			CacheDir: filepath.Join(o.CacheDir, "accel"), KVMDevice: o.KVMDevice, HostArch: HostArch()})
+	}
+	res.Accel, res.AccelReason = choice.Accel, choice.Reason
+	fmt.Fprintf(o.Log, "invm: accelerator %s (%s)\n", choice.Accel, choice.Reason)
+
+	// Channel: listen before boot, then the daemon.
+	ln, err := vsock.Listen(state, protocol.DefaultVsockPort)
+	if err != nil {
+		return res, fmt.Errorf("%w: %w", ErrInternal, err)
+	}
+	defer ln.Close()
+	daemon, err := vsock.Start(ctx, vsock.Config{Binary: o.Daemon, Dir: state})
+	if err != nil {
+		return res, fmt.Errorf("%w: %w", ErrNoDaemon, err)
+	}
+	defer daemon.Stop()
+
+	// QEMU.
+	spec := qemu.Spec{
+		Arch: o.Arch, Machine: o.Machine, Accel: choice.Accel, Kernel: o.Kernel, Initrd: initrd,
+		MemoryMiB: o.MemoryMiB, CPUs: o.CPUs, VhostUserSocket: vsock.SocketPath(state),
+		Quiet: !o.Verbose, ExtraCmdline: o.ExtraCmdline,
+	}
+	if profile.TSCEarly && choice.Accel == qemu.AccelTCG {
+		if spec.TSCkHz, err = qemu.HostTSCkHz(o.CPUInfo); err != nil {
+			fmt.Fprintf(o.Log, "invm: warning: no tsc_early_khz (%v): microvm may hang under TCG\n", err)
+		}
+	}
+	args, err := qemu.Args(spec)
+	if err != nil {
+		return res, fmt.Errorf("%w: %w", ErrInternal, err)
+	}
+	res.CommandLine = qemu.CommandLine(o.Daemon, vsock.Args(state, vsock.DefaultGuestCID)) + " &\n" + qemu.CommandLine(o.QEMU, args)
+	logPath := o.ConsoleLog
+	if logPath == "" {
+		logPath = filepath.Join(state, "console.log")
+		cleanups = append(cleanups, logPath)
+	}
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return res, fmt.Errorf("%w: console log: %w", ErrInternal, err)
+	}
+	defer logFile.Close()
+	con := &console{out: logFile}
+	if o.Verbose {
+		con.out = io.MultiWriter(logFile, o.Log)
+	}
+	var qerr lockedBuffer
+	cmd := exec.Command(o.QEMU, args...)
+	cmd.Stdout, cmd.Stderr = con, io.MultiWriter(&qerr, con)
+	bootStart := o.Now()
+	vm, err := proc.Start(cmd)
+	if err != nil {
+		return res, fmt.Errorf("%w: %w", ErrNoQEMU, err)
+	}
+	defer vm.Kill()
+	defer func() {
+		res.ConsoleTail = con.Tail(ConsoleTailLines)
+		res.QEMUStderr = strings.TrimSpace(qerr.String())
+	}()
+
+	s := &session{o: o, vm: vm, daemon: daemon, con: con}
+	res2, err := s.run(ctx, ln)
+	res.Pass, res.Verdict, res.Reason = res2.Pass, res2.Verdict, res2.Reason
+	if !s.connected.IsZero() {
+		res.Boot = s.connected.Sub(bootStart)
+	}
+	return res, err
+}
+
+// session drives one booted VM to its verdict.
+type session struct {
+	o         Options
+	vm        *proc.Process
+	daemon    *vsock.Daemon
+	con       *console
+	connected time.Time
+}
+
+// classify turns a failure into the error of the highest-precedence cause:
+// the daemon died while QEMU ran, the host timeout, a guest panic.
+func (s *session) classify(ctx context.Context, daemonDied bool, fallback error) error {
+	switch {
+	case daemonDied:
+		return fmt.Errorf("%w (vhost-device-vsock exited while the VM ran: %v): %s", ErrDaemonDied, s.daemon.ExitErr(), strings.TrimSpace(s.daemon.Log()))
+	case ctx.Err() != nil:
+		return fmt.Errorf("%w after %v: %v", ErrTimeout, s.o.Timeout, fallback)
+	case s.con.Contains(PanicMarker):
+		return fmt.Errorf("%w: %v", ErrGuestPanic, fallback)
+	}
+	return fallback
+}
+
+func (s *session) run(ctx context.Context, ln *net.UnixListener) (protocol.Result, error) {
+	conns := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			conns <- c
+		}
+	}()
+	// Close the listener on return so the Accept goroutine ends; a
+	// connection accepted but never taken is closed too.
+	defer func() {
+		ln.Close()
+		select {
+		case c := <-conns:
+			c.Close()
+		default:
+		}
+	}()
+
+	// Phase 1: boot until the guest connects.
+	chTimer := time.NewTimer(s.o.ChannelTimeout)
+	defer chTimer.Stop()
+	var conn net.Conn
+	select {
+	case conn = <-conns:
+	case <-s.vm.Done():
+		err := fmt.Errorf("%w: QEMU exited (%v) before the guest connected", ErrBootFailed, s.vm.Err())
+		return protocol.Result{}, s.classify(ctx, false, err)
+	case <-s.daemon.Done():
+		s.vm.Kill()
+		return protocol.Result{}, s.classify(ctx, true, nil)
+	case <-chTimer.C:
+		s.vm.Kill()
+		return protocol.Result{}, s.classify(ctx, false, fmt.Errorf("%w within %v", ErrNoChannel, s.o.ChannelTimeout))
+	case <-ctx.Done():
+		s.vm.Kill()
+		return protocol.Result{}, s.classify(ctx, false, fmt.Errorf("%w: boot", ErrNoChannel))
+	}
+	defer conn.Close()
+	s.connected = s.o.Now()
+
+	// Phase 2: collect the session. It ends on its own after the verdict
+	// (EOF when the guest powers off, or the linger); a daemon exit or the
+	// timeout cancels it; a QEMU exit ends it after a short grace (EOF
+	// normally arrives within ~15 ms).
+	cctx, ccancel := context.WithCancel(ctx)
+	defer ccancel()
+	type collected struct {
+		res protocol.Result
+		err error
+	}
+	done := make(chan collected, 1)
+	go func() {
+		r, err := protocol.Collect(cctx, conn, protocol.CollectOptions{
+			Stdout: s.o.Stdout, Stderr: s.o.Stderr, Diag: diagWriter(s.o),
+		})
+		done <- collected{r, err}
+	}()
+	var c collected
+	daemonDied := false
+	vmDone := s.vm.Done()
+	var grace <-chan time.Time
+wait:
+	for {
+		select {
+		case c = <-done:
+			break wait
+		case <-s.daemon.Done():
+			if !s.vm.Exited() {
+				daemonDied = true
+				s.vm.Kill()
+			}
+			ccancel()
+			c = <-done
+			break wait
+		case <-vmDone:
+			vmDone = nil
+			grace = time.After(500 * time.Millisecond)
+		case <-grace:
+			ccancel()
+		}
+	}
+	if c.err != nil && !daemonDied {
+		// A killed daemon looks like a clean EOF, which may arrive before
+		// its exit is reaped: give the exit a moment to show.
+		select {
+		case <-s.daemon.Done():
+			daemonDied = !s.vm.Exited()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	if daemonDied {
+		s.vm.Kill()
+		return c.res, s.classify(ctx, true, nil)
+	}
+	if c.err != nil {
+		s.vm.Kill()
+		return c.res, s.classify(ctx, false, fmt.Errorf("%w: %v", ErrBadSession, c.err))
+	}
+
+	// Phase 3: the guest powers off after the Ack.
+	select {
+	case <-s.vm.Done():
+	case <-s.daemon.Done():
+		if !s.vm.Exited() {
+			s.vm.Kill()
+			return c.res, s.classify(ctx, true, nil)
+		}
+	case <-time.After(DefaultPoweroffTimeout):
+		fmt.Fprintf(s.o.Log, "invm: warning: guest did not power off within %v after the verdict; killed\n", DefaultPoweroffTimeout)
+		s.vm.Kill()
+	case <-ctx.Done():
+		s.vm.Kill()
+	}
+	return c.res, nil
+}
+
+// diagWriter returns where init diagnostics go: the log when verbose.
+func diagWriter(o Options) io.Writer {
+	if o.Verbose {
+		return prefixWriter{w: o.Log, prefix: "invm: guest: "}
+	}
+	return nil
+}
+
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+}
+
+func (p prefixWriter) Write(b []byte) (int, error) {
+	_, err := io.WriteString(p.w, p.prefix+string(b))
+	return len(b), err
+}
+
+// hostHints returns the environment entries the runner adds for the test
+// (EnvKernelRelease and the host's identity).
+func hostHints(kernel string) []string {
+	read := func(p string) string {
+		b, _ := os.ReadFile(p)
+		return strings.TrimSpace(string(b))
+	}
+	host, _ := os.Hostname()
+	var env []string
+	for _, kv := range [][2]string{
+		{EnvKernelRelease, KernelRelease(kernel)},
+		{EnvHostKernelRelease, read("/proc/sys/kernel/osrelease")},
+		{EnvHostHostname, host},
+		{EnvHostBootID, read("/proc/sys/kernel/random/boot_id")},
+	} {
+		if kv[1] != "" {
+			env = append(env, kv[0]+"="+kv[1])
+		}
+	}
+	return env
+}
+
+// lockedBuffer is a concurrency-safe bytes buffer.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.b) < tailSize {
+		l.b = append(l.b, p...)
+	}
+	return len(p), nil
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.b)
+}

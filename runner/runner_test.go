@@ -1,0 +1,222 @@
+package runner
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rules-go-vm/rules_go_vm/protocol"
+	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
+)
+
+func TestExitCode(t *testing.T) {
+	v := func(pass bool, code int, sig string, leaked ...string) Result {
+		return Result{Verdict: &protocol.Verdict{Pass: pass, ExitCode: code, Signal: sig, Leaked: leaked}}
+	}
+	for _, tc := range []struct {
+		name string
+		res  Result
+		err  error
+		want int
+	}{
+		{"pass", v(true, 0, ""), nil, ExitPass},
+		{"test exit 1", v(false, 1, ""), nil, 1},
+		{"test exit 2 (panic)", v(false, 2, ""), nil, 2},
+		{"killed by SIGKILL", v(false, -1, "SIGKILL"), nil, 128 + 9},
+		{"leaked process", v(false, 0, "", "42 sleep"), nil, ExitVerdictFail},
+		{"unknown signal", v(false, -1, "SIGNOPE"), nil, ExitVerdictFail},
+		{"no verdict, no error", Result{}, nil, ExitBadSession},
+		{"usage", Result{}, fmt.Errorf("x: %w", ErrInvalidOptions), ExitUsage},
+		{"no kernel", Result{}, ErrNoKernel, ExitNoKernel},
+		{"no qemu", Result{}, ErrNoQEMU, ExitNoQEMU},
+		{"no daemon", Result{}, ErrNoDaemon, ExitNoDaemon},
+		{"boot failed", Result{}, ErrBootFailed, ExitBootFailed},
+		{"panic", v(true, 0, ""), ErrGuestPanic, ExitGuestPanic},
+		{"panic wins over boot failure", Result{}, fmt.Errorf("%w: %w", ErrGuestPanic, ErrBootFailed), ExitGuestPanic},
+		{"no channel", Result{}, ErrNoChannel, ExitNoChannel},
+		{"timeout", Result{}, fmt.Errorf("%w: %w", ErrTimeout, ErrNoChannel), ExitTimeout},
+		{"daemon died beats all", v(true, 0, ""), fmt.Errorf("%w %w %w", ErrTimeout, ErrDaemonDied, ErrBadSession), ExitDaemonDied},
+		{"bad session", v(true, 0, ""), ErrBadSession, ExitBadSession},
+		{"internal", Result{}, ErrInternal, ExitInternal},
+		{"unknown error", Result{}, errors.New("?"), ExitInternal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ExitCode(tc.res, tc.err); got != tc.want {
+				t.Errorf("ExitCode = %d, want %d", got, tc.want)
+			}
+		})
+	}
+	// Infrastructure codes are distinct.
+	seen := map[int]error{}
+	for _, e := range exitCodes {
+		if prev, ok := seen[e.code]; ok {
+			t.Errorf("%v and %v share exit code %d", prev, e.err, e.code)
+		}
+		seen[e.code] = e.err
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "x.test")
+	os.WriteFile(bin, []byte("x"), 0o755)
+	ok := func(mod func(*Options)) Options {
+		o := Options{TestBinary: bin}
+		if mod != nil {
+			mod(&o)
+		}
+		return o.WithDefaults()
+	}
+	for _, tc := range []struct {
+		name string
+		o    Options
+		want error
+	}{
+		{"defaults", ok(nil), nil},
+		{"no binary", ok(func(o *Options) { o.TestBinary = "" }), ErrInvalidOptions},
+		{"missing binary", ok(func(o *Options) { o.TestBinary = filepath.Join(dir, "nope") }), ErrInvalidOptions},
+		{"binary is a dir", ok(func(o *Options) { o.TestBinary = dir }), ErrInvalidOptions},
+		{"bad arch", ok(func(o *Options) { o.Arch = "mips" }), ErrInvalidOptions},
+		{"aarch64", ok(func(o *Options) { o.Arch = qemu.AArch64 }), nil},
+		{"bad accel", ok(func(o *Options) { o.Accel = "hax" }), ErrInvalidOptions},
+		{"tiny memory", ok(func(o *Options) { o.MemoryMiB = 16 }), ErrInvalidOptions},
+		{"too many cpus", ok(func(o *Options) { o.CPUs = 65 }), ErrInvalidOptions},
+		{"negative timeout", ok(func(o *Options) { o.Timeout = -time.Second }), ErrInvalidOptions},
+		{"relative workdir", ok(func(o *Options) { o.WorkDir = "pkg" }), ErrInvalidOptions},
+		{"testdata not a dir", ok(func(o *Options) { o.TestdataDir = bin }), ErrInvalidOptions},
+		{"testdata dir", ok(func(o *Options) { o.TestdataDir = dir }), nil},
+		{"missing kernel", ok(func(o *Options) { o.Kernel = filepath.Join(dir, "vmlinux") }), ErrNoKernel},
+		{"bad env", ok(func(o *Options) { o.Env = []string{"NOEQUALS"} }), ErrInvalidOptions},
+		{"missing layer", ok(func(o *Options) { o.ExtraLayers = []string{filepath.Join(dir, "l.cpio")} }), ErrInvalidOptions},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.o.Validate()
+			if (tc.want == nil) != (err == nil) || (tc.want != nil && !errors.Is(err, tc.want)) {
+				t.Errorf("Validate = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestWithDefaults(t *testing.T) {
+	o := Options{TestBinary: "x", TestTimeout: time.Minute}.WithDefaults()
+	if o.MemoryMiB != DefaultMemoryMiB || o.CPUs != DefaultCPUs || o.WorkDir != GuestDir || o.Hostname != DefaultHostname {
+		t.Errorf("defaults: %+v", o)
+	}
+	if want := time.Minute + protocol.DefaultKillGrace + BootAllowance; o.Timeout != want {
+		t.Errorf("Timeout = %v, want %v", o.Timeout, want)
+	}
+}
+
+// elfHeader returns a minimal ELF header for class and machine.
+func elfHeader(class byte, machine uint16) []byte {
+	h := make([]byte, 64)
+	copy(h, "\x7fELF")
+	h[4], h[5], h[6] = class, 1, 1
+	binary.LittleEndian.PutUint16(h[16:], 2) // ET_EXEC
+	binary.LittleEndian.PutUint16(h[18:], machine)
+	binary.LittleEndian.PutUint32(h[20:], 1)
+	if class == 2 {
+		binary.LittleEndian.PutUint16(h[52:], 64) // ehsize
+	} else {
+		binary.LittleEndian.PutUint16(h[40:], 52)
+	}
+	return h
+}
+
+func TestArchOfELF(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want qemu.Arch
+		ok   bool
+	}{
+		{"x86_64", elfHeader(2, 62), qemu.X86_64, true},
+		{"aarch64", elfHeader(2, 183), qemu.AArch64, true},
+		{"riscv64", elfHeader(2, 243), "", false},
+		{"i386", elfHeader(1, 3), "", false},
+		{"not ELF", []byte("#!/bin/sh\necho hi\n"), "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, tc.name)
+			os.WriteFile(p, tc.data, 0o755)
+			got, err := ArchOfELF(p)
+			if got != tc.want || (err == nil) != tc.ok {
+				t.Errorf("ArchOfELF = %q, %v; want %q ok=%v", got, err, tc.want, tc.ok)
+			}
+			if err != nil && !errors.Is(err, ErrUnsupportedBinary) {
+				t.Errorf("err %v does not wrap ErrUnsupportedBinary", err)
+			}
+		})
+	}
+	// The running test binary itself.
+	self, _ := os.Executable()
+	if got, err := ArchOfELF(self); err != nil || got != HostArch() {
+		t.Errorf("ArchOfELF(self) = %q, %v; want %q", got, err, HostArch())
+	}
+}
+
+func TestParseKernelRelease(t *testing.T) {
+	bz := make([]byte, 0x4000)
+	copy(bz[0x202:], "HdrS")
+	binary.LittleEndian.PutUint16(bz[0x20e:], 0x3000-0x200)
+	copy(bz[0x3000:], "6.1.0-56-cloud-amd64 (debian-kernel@lists.debian.org) #1 SMP\x00")
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"bzImage header", bz, "6.1.0-56-cloud-amd64"},
+		{"vmlinux string", []byte("junk\x00Linux version %s (%s)\x00more Linux version 6.1.192-rules-go-vm (root@h) #1 SMP\n"), "6.1.192-rules-go-vm"},
+		{"nothing", []byte("no kernel here"), ""},
+	} {
+		if got := ParseKernelRelease(tc.data); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestFindKernel(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(key, arch, file string, age time.Duration) string {
+		d := filepath.Join(dir, key)
+		os.MkdirAll(d, 0o755)
+		os.WriteFile(filepath.Join(d, file), []byte("k"), 0o644)
+		m := filepath.Join(d, "manifest.json")
+		os.WriteFile(m, []byte(fmt.Sprintf(`{"arch":%q,"kernel_release":"6.1-%s","files":{}}`, arch, key)), 0o644)
+		tm := time.Now().Add(-age)
+		os.Chtimes(m, tm, tm)
+		return filepath.Join(d, file)
+	}
+	mk("old", "x86_64", "vmlinux", time.Hour)
+	newX := mk("new", "x86_64", "vmlinux", time.Minute)
+	arm := mk("arm", "aarch64", "Image", time.Hour)
+	mk("incomplete", "aarch64", "bzImage", 0) // no Image: skipped
+	if got, err := FindKernel(dir, qemu.X86_64); err != nil || got != newX {
+		t.Errorf("x86_64: %q, %v; want %q", got, err, newX)
+	}
+	if got, err := FindKernel(dir, qemu.AArch64); err != nil || got != arm {
+		t.Errorf("aarch64: %q, %v; want %q", got, err, arm)
+	}
+	if got := KernelRelease(newX); got != "6.1-new" {
+		t.Errorf("KernelRelease = %q", got)
+	}
+	if _, err := FindKernel(t.TempDir(), qemu.X86_64); !errors.Is(err, ErrNoKernel) || !strings.Contains(err.Error(), "kbuild") {
+		t.Errorf("empty cache: %v", err)
+	}
+}
+
+func TestTailLines(t *testing.T) {
+	if got := TailLines("a\nb\nc\nd\n", 2); got != "c\nd" {
+		t.Errorf("got %q", got)
+	}
+	if got := TailLines("a", 5); got != "a" {
+		t.Errorf("got %q", got)
+	}
+}
