@@ -125,9 +125,12 @@ var impls = []impl{
 
 // runWorkload splits b.N operations over g goroutines; each operation is a
 // read with probability readPct/100, else a write, on a uniformly random key.
+// Besides wall time it reports process CPU time per operation (cpu-ns/op),
+// which includes any GC and maintenance work the operations caused.
 func runWorkload(b *testing.B, s store, g, readPct int) {
 	var wg sync.WaitGroup
 	per := b.N / g
+	cpu0 := processCPU()
 	b.ResetTimer()
 	for w := range g {
 		wg.Add(1)
@@ -151,6 +154,8 @@ func runWorkload(b *testing.B, s store, g, readPct int) {
 		}()
 	}
 	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 // BenchmarkWorkload compares the cascade with sync.Map and an RWMutex map at
