@@ -39,8 +39,9 @@ type Result struct {
 	ConsoleTail string
 	// QEMUStderr is QEMU's own error output.
 	QEMUStderr string
-	// Boot is QEMU start → guest connected; Total is the whole run.
-	Boot, Total time.Duration
+	// Boot is QEMU start → guest connected; VM is QEMU start → QEMU exit
+	// (boot, test, verdict, power-off); Total is the whole run.
+	Boot, VM, Total time.Duration
 }
 
 // ConsoleTailLines is how many console lines Result.ConsoleTail keeps.
@@ -217,6 +218,9 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	res.Pass, res.Verdict, res.Reason = res2.Pass, res2.Verdict, res2.Reason
 	if !s.connected.IsZero() {
 		res.Boot = s.connected.Sub(bootStart)
+	}
+	if vm.Exited() {
+		res.VM = vm.ExitTime().Sub(bootStart)
 	}
 	return res, err
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // ErrNotStarted is returned by Start for a command that cannot start.
@@ -19,7 +20,8 @@ var ErrNotStarted = errors.New("process did not start")
 type Process struct {
 	cmd  *exec.Cmd
 	done chan struct{}
-	err  error // valid after done is closed
+	err  error     // valid after done is closed
+	end  time.Time // valid after done is closed
 	once sync.Once
 }
 
@@ -36,6 +38,7 @@ func Start(cmd *exec.Cmd) (*Process, error) {
 	p := &Process{cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
+		p.end = time.Now()
 		close(p.done)
 	}()
 	return p, nil
@@ -62,6 +65,12 @@ func (p *Process) Exited() bool {
 func (p *Process) Err() error {
 	<-p.done
 	return p.err
+}
+
+// ExitTime returns when the process was reaped; waits for Done.
+func (p *Process) ExitTime() time.Time {
+	<-p.done
+	return p.end
 }
 
 // ExitCode returns the exit code, -1 when killed by a signal; waits for Done.

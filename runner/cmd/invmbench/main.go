@@ -1,0 +1,284 @@
+// Command invmbench measures boot-to-verdict of tests/hello through the
+// runner, for our kernel (x86_64 microvm + PVH vmlinux, aarch64 virt) and,
+// side by side in the same run, for a baseline: the same init and test on
+// Debian's linux-image-cloud-amd64 kernel under q35 (its virtio and vsock
+// modules are loaded by a tiny pre-init, see modloader).
+//
+//	go run ./runner/cmd/invmbench -n 10
+//
+// Boots are interleaved (ours, baseline, ours, ...) so load changes hit
+// both alike. For each setup it prints min/median/max of the VM time (QEMU
+// start → QEMU exit: boot, test, verdict, ack, power-off) and of the whole
+// runner call, and the ratio of the medians to the baseline.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/rules-go-vm/rules_go_vm/runner"
+	"github.com/rules-go-vm/rules_go_vm/runner/initramfs"
+	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "invmbench:", err)
+		os.Exit(1)
+	}
+}
+
+// setup is one configuration being measured.
+type setup struct {
+	name    string
+	opts    runner.Options
+	vm, tot []time.Duration
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("invmbench", flag.ContinueOnError)
+	var (
+		n        = fs.Int("n", 10, "boots per setup")
+		arches   = fs.String("arch", "x86_64,aarch64", "comma-separated guest arches of our kernel")
+		baseline = fs.String("baseline-kernel", "/boot/vmlinuz-*-cloud-amd64", "Debian cloud kernel (glob); \"\" for no baseline")
+		rootFlag = fs.String("module-root", "", "rules_go_vm source tree (default: found from the working directory)")
+		verbose  = fs.Bool("v", false, "print every boot")
+	)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	root := *rootFlag
+	if root == "" {
+		wd, _ := os.Getwd()
+		r, err := runner.FindModuleRoot(wd)
+		if err != nil {
+			return err
+		}
+		root = r
+	}
+	work, err := os.MkdirTemp("", "invmbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	cache := runner.DefaultCacheDir()
+
+	var setups []*setup
+	hello := map[string]string{}
+	for _, a := range strings.Split(*arches, ",") {
+		arch := qemu.Arch(strings.TrimSpace(a))
+		if arch == "" {
+			continue
+		}
+		kernel, err := runner.FindKernel(filepath.Join(cache, "kernels"), arch)
+		if err != nil {
+			return err
+		}
+		bin, err := buildHello(root, work, runner.GOARCHes[arch], hello)
+		if err != nil {
+			return err
+		}
+		setups = append(setups, &setup{name: fmt.Sprintf("%s ours (%s)", arch, qemu.Profiles[arch].Machine),
+			opts: runner.Options{TestBinary: bin, Kernel: kernel, ModuleRoot: root, TestdataDir: filepath.Join(root, "tests/hello/testdata")}})
+	}
+	if *baseline != "" {
+		matches, _ := filepath.Glob(*baseline)
+		if len(matches) == 0 {
+			return fmt.Errorf("no baseline kernel %s (apt-get install linux-image-cloud-amd64, or -baseline-kernel \"\")", *baseline)
+		}
+		kernel := matches[len(matches)-1]
+		bin, err := buildHello(root, work, "amd64", hello)
+		if err != nil {
+			return err
+		}
+		layer, err := baselineLayer(root, work, kernel)
+		if err != nil {
+			return err
+		}
+		setups = append(setups, &setup{name: "x86_64 baseline (q35, Debian cloud kernel)",
+			opts: runner.Options{TestBinary: bin, Kernel: kernel, Machine: "q35", ModuleRoot: root, ExtraLayers: []string{layer},
+				TestdataDir: filepath.Join(root, "tests/hello/testdata")}})
+	}
+
+	// One warm-up run each (builds the cached base layers, the accel choice).
+	for _, s := range setups {
+		if _, err := once(ctx, s, *verbose, out); err != nil {
+			return fmt.Errorf("%s: warm-up: %w", s.name, err)
+		}
+	}
+	for i := 0; i < *n; i++ {
+		for _, s := range setups {
+			res, err := once(ctx, s, *verbose, out)
+			if err != nil {
+				return fmt.Errorf("%s: boot %d: %w", s.name, i, err)
+			}
+			s.vm = append(s.vm, res.VM)
+			s.tot = append(s.tot, res.Total)
+		}
+	}
+	host, _ := os.Hostname()
+	fmt.Fprintf(out, "invmbench: %d boots per setup, interleaved, host %s, %s\n", *n, host, time.Now().Format(time.RFC3339))
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "setup\tVM min\tmedian\tmax\trun min\tmedian\tmax\tVM median / baseline")
+	var base time.Duration
+	for _, s := range setups {
+		if strings.Contains(s.name, "baseline") {
+			base = median(s.vm)
+		}
+	}
+	for _, s := range setups {
+		ratio := "-"
+		if base > 0 {
+			ratio = fmt.Sprintf("%.2f", float64(median(s.vm))/float64(base))
+		}
+		mn, md, mx := stats(s.vm)
+		tmn, tmd, tmx := stats(s.tot)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.name, mn, md, mx, tmn, tmd, tmx, ratio)
+	}
+	return tw.Flush()
+}
+
+func once(ctx context.Context, s *setup, verbose bool, out io.Writer) (runner.Result, error) {
+	res, err := runner.Run(ctx, s.opts)
+	if err == nil && !res.Pass {
+		err = errors.New("hello failed: " + res.Reason)
+	}
+	if err != nil {
+		return res, fmt.Errorf("%w\nconsole:\n%s", err, res.ConsoleTail)
+	}
+	if verbose {
+		fmt.Fprintf(out, "%s: VM %v, run %v (boot to connect %v)\n", s.name, res.VM.Round(time.Millisecond), res.Total.Round(time.Millisecond), res.Boot.Round(time.Millisecond))
+	}
+	return res, nil
+}
+
+// buildHello compiles tests/hello for goarch once.
+func buildHello(root, work, goarch string, built map[string]string) (string, error) {
+	if p, ok := built[goarch]; ok {
+		return p, nil
+	}
+	p := filepath.Join(work, "hello-"+goarch+".test")
+	if err := goCmd(root, goarch, "test", "-c", "-o", p, "./tests/hello"); err != nil {
+		return "", err
+	}
+	built[goarch] = p
+	return p, nil
+}
+
+func goCmd(root, goarch string, args ...string) error {
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, b)
+	}
+	return nil
+}
+
+// baselineModules are the modules the baseline kernel needs for the vsock
+// channel, by name; their dependencies come from modules.dep.
+var baselineModules = []string{"virtio_pci", "vmw_vsock_virtio_transport"}
+
+// baselineLayer writes the extra initramfs layer of the baseline: /init =
+// modloader, /guestinit = the real init, /modules/*.ko + order.
+func baselineLayer(root, work, kernel string) (string, error) {
+	release := runner.KernelRelease(kernel)
+	if release == "" {
+		return "", fmt.Errorf("cannot read the release of %s", kernel)
+	}
+	modDir := filepath.Join("/lib/modules", release)
+	dep, err := os.ReadFile(filepath.Join(modDir, "modules.dep"))
+	if err != nil {
+		return "", err
+	}
+	deps := map[string][]string{}
+	byName := map[string]string{}
+	for _, line := range strings.Split(string(dep), "\n") {
+		mod, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		deps[mod] = strings.Fields(rest)
+		byName[strings.TrimSuffix(filepath.Base(mod), ".ko")] = mod
+	}
+	var order []string
+	seen := map[string]bool{}
+	var visit func(m string)
+	visit = func(m string) {
+		if seen[m] {
+			return
+		}
+		seen[m] = true
+		for i := len(deps[m]) - 1; i >= 0; i-- {
+			visit(deps[m][i])
+		}
+		order = append(order, m)
+	}
+	for _, name := range baselineModules {
+		m, ok := byName[name]
+		if !ok {
+			return "", fmt.Errorf("module %s not in %s/modules.dep", name, modDir)
+		}
+		visit(m)
+	}
+	loader := filepath.Join(work, "modloader")
+	guestinit := filepath.Join(work, "guestinit")
+	if err := goCmd(root, "amd64", "build", "-o", loader, "./runner/cmd/invmbench/modloader"); err != nil {
+		return "", err
+	}
+	if err := goCmd(root, "amd64", "build", "-o", guestinit, runner.InitPackage); err != nil {
+		return "", err
+	}
+	l := initramfs.NewLayer()
+	var names []string
+	for _, m := range order {
+		if err := l.AddFile("modules/"+filepath.Base(m), filepath.Join(modDir, m), 0o644); err != nil {
+			return "", err
+		}
+		names = append(names, filepath.Base(m))
+	}
+	for _, err := range []error{
+		l.AddBytes("modules/order", []byte(strings.Join(names, "\n")+"\n"), 0o644),
+		l.AddFile("init", loader, 0o755),
+		l.AddFile("guestinit", guestinit, 0o755),
+	} {
+		if err != nil {
+			return "", err
+		}
+	}
+	p := filepath.Join(work, "baseline.cpio")
+	f, err := os.Create(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if _, err := l.WriteTo(f); err != nil {
+		return "", err
+	}
+	return p, f.Close()
+}
+
+func median(d []time.Duration) time.Duration {
+	_, m, _ := stats(d)
+	return m
+}
+
+func stats(d []time.Duration) (min, med, max time.Duration) {
+	if len(d) == 0 {
+		return 0, 0, 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	r := func(x time.Duration) time.Duration { return x.Round(time.Millisecond) }
+	return r(s[0]), r(s[len(s)/2]), r(s[len(s)-1])
+}

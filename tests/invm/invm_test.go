@@ -1,0 +1,310 @@
+// Package invm holds the host-side tests of the invm runner: they build
+// invm, a payload test binary (testdata/payload) and a protocol-breaking
+// fake init (testdata/badinit), boot real guests through invm and assert
+// the outcome (exit code, output, console tail, nothing left behind).
+//
+// They need a guest kernel (the kbuild cache, or $INVM_KERNEL) and fail —
+// never skip — when there is none. The module root is found from the
+// working directory or $INVM_MODULE_ROOT (for runs outside the source tree,
+// e.g. under Bazel).
+package invm
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rules-go-vm/rules_go_vm/runner"
+	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
+)
+
+// env is what TestMain prepared.
+var env struct {
+	root, invm, payload, badinit, kernel, cache string
+	err                                         error
+}
+
+// vmSlots bounds the guests booting at once (TCG on a small machine).
+var vmSlots = make(chan struct{}, 3)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "invm-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	env.err = setup(dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func goBuild(root string, goarch string, args ...string) error {
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+func setup(dir string) error {
+	root := os.Getenv("INVM_MODULE_ROOT")
+	if root == "" {
+		wd, _ := os.Getwd()
+		r, err := runner.FindModuleRoot(wd)
+		if err != nil {
+			return err
+		}
+		root = r
+	}
+	env.root = root
+	env.cache = runner.DefaultCacheDir()
+	env.kernel = os.Getenv("INVM_KERNEL")
+	if env.kernel == "" {
+		k, err := runner.FindKernel(filepath.Join(env.cache, "kernels"), qemu.X86_64)
+		if err != nil {
+			return fmt.Errorf("these tests boot real guests and need an x86_64 guest kernel: %w", err)
+		}
+		env.kernel = k
+	}
+	env.invm = filepath.Join(dir, "invm")
+	env.payload = filepath.Join(dir, "payload.test")
+	env.badinit = filepath.Join(dir, "badinit")
+	errs := make(chan error, 3)
+	go func() {
+		cmd := exec.Command("go", "build", "-o", env.invm, "./runner/cmd/invm")
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			err = fmt.Errorf("building invm: %v\n%s", err, out)
+		}
+		errs <- err
+	}()
+	go func() { errs <- goBuild(root, "amd64", "test", "-c", "-o", env.payload, "./tests/invm/testdata/payload") }()
+	go func() { errs <- goBuild(root, "amd64", "build", "-o", env.badinit, "./tests/invm/testdata/badinit") }()
+	for range 3 {
+		if err := <-errs; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func needEnv(t *testing.T) {
+	t.Helper()
+	if env.err != nil {
+		t.Fatalf("setup: %v", env.err)
+	}
+}
+
+// outcome is one invm run.
+type outcome struct {
+	code           int
+	stdout, stderr string
+	elapsed        time.Duration
+}
+
+// runInvm runs invm with args; onStdout (if set) sees stdout lines live.
+func runInvm(t *testing.T, state string, onStdout func(line string), args ...string) outcome {
+	t.Helper()
+	vmSlots <- struct{}{}
+	defer func() { <-vmSlots }()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	full := append([]string{"-kernel", env.kernel, "-module-root", env.root, "-state-dir", state}, args...)
+	cmd := exec.CommandContext(ctx, env.invm, full...)
+	cmd.Dir = t.TempDir()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	pr, pw := io.Pipe()
+	cmd.Stdout = pw
+	var stdout bytes.Buffer
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s := bufio.NewScanner(pr)
+		for s.Scan() {
+			stdout.WriteString(s.Text() + "\n")
+			if onStdout != nil {
+				onStdout(s.Text())
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	start := time.Now()
+	err := cmd.Run()
+	pw.Close()
+	wg.Wait()
+	o := outcome{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String(), elapsed: time.Since(start)}
+	if err != nil && o.code < 0 {
+		t.Fatalf("invm: %v\nstderr:\n%s", err, o.stderr)
+	}
+	return o
+}
+
+// assertClean checks that nothing of the run is left: no files in the state
+// directory but the console log, no process mentioning it.
+func assertClean(t *testing.T, state string) {
+	t.Helper()
+	entries, _ := os.ReadDir(state)
+	for _, e := range entries {
+		if e.Name() != "console.log" {
+			t.Errorf("left in the state directory: %s", e.Name())
+		}
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(b, []byte(state)) {
+			t.Errorf("process left behind: %s: %s", p, bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+		}
+	}
+}
+
+func TestScenarios(t *testing.T) {
+	needEnv(t)
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		wantCode int
+		want     []string // substrings of stdout+stderr
+	}{
+		{"pass", []string{env.payload, "-test.run=^TestPass$", "-test.v"}, 0,
+			[]string{"PAYLOAD-STDOUT pass", "PAYLOAD-STDERR pass", "--- PASS: TestPass"}},
+		{"failing test", []string{env.payload, "-test.run=^TestFail$"}, 1,
+			[]string{"PAYLOAD failing on purpose", "FAIL"}},
+		{"guest kernel panic", []string{"-memory", "128", env.payload, "-test.run=^TestKernelPanic$"}, runner.ExitGuestPanic,
+			[]string{"guest kernel panic", "Kernel panic - not syncing", "guest console", "reproduce with"}},
+		{"init killed", []string{env.payload, "-test.run=^TestKillInit$"}, runner.ExitGuestPanic,
+			[]string{"Attempted to kill init", "SIGABRT"}},
+		{"leaked child", []string{env.payload, "-test.run=^TestLeakChild$"}, runner.ExitVerdictFail,
+			[]string{"leaked", "TestSleepForever"}},
+		{"test hangs: go test timeout", []string{env.payload, "-test.run=^TestSleepForever$", "-test.timeout=3s"}, 2,
+			[]string{"panic: test timed out after 3s"}},
+		{"test hangs: host timeout", []string{"-timeout", "15s", "-test-timeout", "1h", env.payload, "-test.run=^TestSleepForever$"}, runner.ExitTimeout,
+			[]string{"timed out", "reproduce with"}},
+		{"garbled verdict", []string{"-init", env.badinit, "-append", "BADINIT_MODE=garbled", env.payload}, runner.ExitBadSession,
+			[]string{"no valid verdict", "verdict"}},
+		{"corrupted verdict frame", []string{"-init", env.badinit, "-append", "BADINIT_MODE=crc", env.payload}, runner.ExitBadSession,
+			[]string{"no valid verdict"}},
+		{"duplicate verdict", []string{"-init", env.badinit, "-append", "BADINIT_MODE=duplicate", env.payload}, runner.ExitBadSession,
+			[]string{"no valid verdict", "duplicate"}},
+		{"no verdict", []string{"-init", env.badinit, "-append", "BADINIT_MODE=none", env.payload}, runner.ExitBadSession,
+			[]string{"no valid verdict"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			state := filepath.Join(t.TempDir(), "state")
+			o := runInvm(t, state, nil, tc.args...)
+			all := o.stdout + o.stderr
+			if o.code != tc.wantCode {
+				t.Errorf("exit code %d, want %d", o.code, tc.wantCode)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(all, w) {
+					t.Errorf("output lacks %q", w)
+				}
+			}
+			if t.Failed() {
+				t.Logf("invm took %v\nstdout:\n%s\nstderr:\n%s", o.elapsed, o.stdout, o.stderr)
+			}
+			assertClean(t, state)
+		})
+	}
+}
+
+// TestDaemonKilled kills the vsock daemon while the test runs: an
+// infrastructure failure, never a pass, and fast (QEMU is killed).
+func TestDaemonKilled(t *testing.T) {
+	needEnv(t)
+	t.Parallel()
+	state := filepath.Join(t.TempDir(), "state")
+	var once sync.Once
+	killed := make(chan int, 1)
+	o := runInvm(t, state, func(line string) {
+		if !strings.Contains(line, "PAYLOAD-READY-FOR-KILL") {
+			return
+		}
+		once.Do(func() {
+			procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+			for _, p := range procs {
+				b, _ := os.ReadFile(p)
+				if bytes.Contains(b, []byte("vhost-device-vsock")) && bytes.Contains(b, []byte(state)) {
+					var pid int
+					fmt.Sscanf(p, "/proc/%d/cmdline", &pid)
+					syscall.Kill(pid, syscall.SIGKILL)
+					killed <- pid
+					return
+				}
+			}
+			killed <- 0
+		})
+	}, env.payload, "-test.run=^TestWaitForKill$")
+	select {
+	case pid := <-killed:
+		if pid == 0 {
+			t.Fatal("found no vhost-device-vsock process for the run")
+		}
+	default:
+		t.Fatalf("the payload never got ready (exit %d)\nstderr:\n%s", o.code, o.stderr)
+	}
+	if o.code != runner.ExitDaemonDied {
+		t.Errorf("exit code %d, want %d (daemon died)\nstderr:\n%s", o.code, runner.ExitDaemonDied, o.stderr)
+	}
+	if !strings.Contains(o.stderr, "vsock daemon died") {
+		t.Errorf("stderr lacks the reason:\n%s", o.stderr)
+	}
+	if strings.Contains(o.stdout, "PAYLOAD tick 599") {
+		t.Error("the run went on to the end after the daemon died")
+	}
+	assertClean(t, state)
+}
+
+// TestGoTestExecHello runs tests/hello the way users do, `go test -exec
+// invm`, for each guest arch that has a kernel (x86_64 is required).
+func TestGoTestExecHello(t *testing.T) {
+	needEnv(t)
+	for _, tc := range []struct {
+		arch   qemu.Arch
+		goarch string
+	}{{qemu.X86_64, "amd64"}, {qemu.AArch64, "arm64"}} {
+		t.Run(string(tc.arch), func(t *testing.T) {
+			t.Parallel()
+			kernel := env.kernel
+			if tc.arch != qemu.X86_64 {
+				k, err := runner.FindKernel(filepath.Join(env.cache, "kernels"), tc.arch)
+				if err != nil {
+					t.Fatalf("no %s kernel: %v", tc.arch, err)
+				}
+				kernel = k
+			}
+			vmSlots <- struct{}{}
+			defer func() { <-vmSlots }()
+			cmd := exec.Command("go", "test", "-count=1", "-v", "-exec", env.invm, "./tests/hello/")
+			cmd.Dir = env.root
+			cmd.Env = append(os.Environ(), "GOARCH="+tc.goarch, "CGO_ENABLED=0", "INVM_KERNEL="+kernel, "INVM_MODULE_ROOT="+env.root)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("go test -exec invm (%s): %v\n%s", tc.arch, err, out)
+			}
+			for _, w := range []string{"--- PASS: TestPID1IsOurInit", "--- PASS: TestKernelIsOurs", "--- PASS: TestNotTheHost", "--- PASS: TestTestdataIsThere", "rules-go-vm " + string(tc.arch)} {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}

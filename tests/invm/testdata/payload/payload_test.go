@@ -1,0 +1,85 @@
+// Package payload holds the guest-side payloads of the invm host tests: each
+// test is one scenario, selected with -test.run. They only make sense inside
+// a guest (IN_VM=1); tests/invm builds this package with `go test -c`.
+package payload
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func inGuest(t *testing.T) {
+	if os.Getenv("IN_VM") != "1" {
+		t.Fatal("payload: not in a guest (IN_VM unset); run through invm")
+	}
+}
+
+// TestPass passes, writing to stdout and stderr.
+func TestPass(t *testing.T) {
+	inGuest(t)
+	fmt.Println("PAYLOAD-STDOUT pass")
+	fmt.Fprintln(os.Stderr, "PAYLOAD-STDERR pass")
+}
+
+// TestFail fails: the test binary exits 1.
+func TestFail(t *testing.T) {
+	inGuest(t)
+	t.Error("PAYLOAD failing on purpose")
+}
+
+// TestKernelPanic makes the guest kernel panic: panic_on_oom, then OOM.
+func TestKernelPanic(t *testing.T) {
+	inGuest(t)
+	if err := os.WriteFile("/proc/sys/vm/panic_on_oom", []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	var hold [][]byte
+	for {
+		b := make([]byte, 4<<20)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
+		hold = append(hold, b)
+	}
+}
+
+// TestKillInit kills the guest init (SIGABRT makes the Go PID 1 crash).
+func TestKillInit(t *testing.T) {
+	inGuest(t)
+	if err := syscall.Kill(1, syscall.SIGABRT); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Minute)
+	t.Error("init survived")
+}
+
+// TestLeakChild passes but leaves a child process running.
+func TestLeakChild(t *testing.T) {
+	inGuest(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSleepForever$")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // let it get going
+}
+
+// TestSleepForever is the leaked child (and the hang).
+func TestSleepForever(t *testing.T) {
+	inGuest(t)
+	time.Sleep(time.Hour)
+}
+
+// TestWaitForKill prints a marker, then runs long enough for the host test
+// to kill the vsock daemon.
+func TestWaitForKill(t *testing.T) {
+	inGuest(t)
+	fmt.Println("PAYLOAD-READY-FOR-KILL")
+	for i := 0; i < 600; i++ {
+		fmt.Println("PAYLOAD tick", i)
+		time.Sleep(100 * time.Millisecond)
+	}
+}
