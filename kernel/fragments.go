@@ -7,6 +7,8 @@ package kernel
 import (
 	"embed"
 	"io/fs"
+
+	"github.com/rules-go-vm/rules_go_vm/kernel/kconfig"
 )
 
 //go:embed fragments/*.config
@@ -20,4 +22,11 @@ func Fragments() fs.FS {
 		panic(err) // the embedded directory always exists
 	}
 	return sub
+}
+
+// DefaultFragments parses the embedded fragments, in merge order (pass
+// them to kbuild.Options.Fragments; each applies to the arches its
+// "# arch:" line names, or to all).
+func DefaultFragments() ([]*kconfig.Fragment, error) {
+	return kconfig.LoadDir(Fragments())
 }

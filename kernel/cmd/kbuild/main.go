@@ -48,7 +48,7 @@ var errUsage = errors.New("usage")
 // a comma-separated list of files, or the embedded defaults ("").
 func loadFragments(spec string) ([]*kconfig.Fragment, error) {
 	if spec == "" {
-		return kconfig.LoadDir(kernel.Fragments())
+		return kernel.DefaultFragments()
 	}
 	if fi, err := os.Stat(spec); err == nil && fi.IsDir() {
 		return kconfig.LoadDir(os.DirFS(spec))
