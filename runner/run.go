@@ -85,7 +85,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		}
 	}
 	res.QEMU = o.QEMU
-	caps, err := qemu.Probe(ctx, o.QEMU)
+	caps, err := qemu.ProbeCached(ctx, o.QEMU, filepath.Join(o.CacheDir, "qemu"))
 	if err != nil {
 		return res, fmt.Errorf("%w: %w", ErrNoQEMU, err)
 	}
@@ -274,7 +274,7 @@ func (s *session) run(ctx context.Context, ln *net.UnixListener) (protocol.Resul
 	select {
 	case conn = <-conns:
 	case <-s.vm.Done():
-		err := fmt.Errorf("%w: QEMU exited (%v) before the guest connected", ErrBootFailed, s.vm.Err())
+		err := fmt.Errorf("%w: QEMU exited (%s) before the guest connected", ErrBootFailed, exitStatus(s.vm.Err()))
 		return protocol.Result{}, s.classify(ctx, false, err)
 	case <-s.daemon.Done():
 		s.vm.Kill()
@@ -363,6 +363,14 @@ wait:
 		s.vm.Kill()
 	}
 	return c.res, nil
+}
+
+// exitStatus describes a process exit error.
+func exitStatus(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
 }
 
 // diagWriter returns where init diagnostics go: the log when verbose.

@@ -1,7 +1,9 @@
 package qemu
 
 import (
+	"context"
 	"errors"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -147,6 +149,25 @@ func TestParseTSCkHz(t *testing.T) {
 		got, err := ParseTSCkHz([]byte(tc.in))
 		if got != tc.want || (err != nil) != tc.wantErr {
 			t.Errorf("ParseTSCkHz(%q) = %d, %v; want %d, err %v", tc.in, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+// TestProbeRealQEMU probes the host's QEMU binaries, when installed, and
+// checks they have what the runner needs (QEMU 7.2 on Debian bookworm).
+func TestProbeRealQEMU(t *testing.T) {
+	for arch, p := range Profiles {
+		bin, err := exec.LookPath(p.Binary)
+		if err != nil {
+			t.Logf("%s not installed", p.Binary)
+			continue
+		}
+		c, err := ProbeCached(context.Background(), bin, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Check(arch, ""); err != nil {
+			t.Errorf("%s: %v", bin, err)
 		}
 	}
 }

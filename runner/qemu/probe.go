@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -163,4 +167,32 @@ func ParseTSCkHz(cpuinfo []byte) (int, error) {
 		return int(mhz*1000 + 0.5), nil
 	}
 	return 0, fmt.Errorf("cpuinfo: no \"cpu MHz\" line")
+}
+
+// ProbeCached is Probe with the answer cached in cacheDir, keyed by the
+// binary's path, size and modification time (a QEMU upgrade changes them).
+func ProbeCached(ctx context.Context, binary, cacheDir string) (Capabilities, error) {
+	fi, err := os.Stat(binary)
+	if err != nil {
+		return Capabilities{}, err
+	}
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%d\x00%d", binary, fi.Size(), fi.ModTime().UnixNano())))
+	file := filepath.Join(cacheDir, hex.EncodeToString(sum[:12])+".json")
+	if b, err := os.ReadFile(file); err == nil {
+		var c Capabilities
+		if json.Unmarshal(b, &c) == nil && c.Version != "" {
+			return c, nil
+		}
+	}
+	c, err := Probe(ctx, binary)
+	if err != nil {
+		return c, err
+	}
+	if b, err := json.Marshal(c); err == nil && os.MkdirAll(cacheDir, 0o755) == nil {
+		tmp := fmt.Sprintf("%s.tmp%d", file, os.Getpid())
+		if os.WriteFile(tmp, b, 0o644) == nil {
+			_ = os.Rename(tmp, file)
+		}
+	}
+	return c, nil
 }

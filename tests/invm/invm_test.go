@@ -92,7 +92,9 @@ func setup(dir string) error {
 		}
 		errs <- err
 	}()
-	go func() { errs <- goBuild(root, "amd64", "test", "-c", "-o", env.payload, "./tests/invm/testdata/payload") }()
+	go func() {
+		errs <- goBuild(root, "amd64", "test", "-c", "-o", env.payload, "./tests/invm/testdata/payload")
+	}()
 	go func() { errs <- goBuild(root, "amd64", "build", "-o", env.badinit, "./tests/invm/testdata/badinit") }()
 	for range 3 {
 		if err := <-errs; err != nil {

@@ -1,0 +1,55 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
+)
+
+func TestChooseAccel(t *testing.T) {
+	dir := t.TempDir()
+	kvm := filepath.Join(dir, "kvm")
+	os.WriteFile(kvm, nil, 0o600)
+	qemuBin := filepath.Join(dir, "qemu")
+	os.WriteFile(qemuBin, []byte("q"), 0o755)
+	kernel := filepath.Join(dir, "vmlinux")
+	os.WriteFile(kernel, []byte("k"), 0o644)
+	calls := 0
+	probe := func(canaryErr error) AccelProbe {
+		return AccelProbe{Arch: qemu.X86_64, HostArch: qemu.X86_64, QEMU: qemuBin, Kernel: kernel,
+			CacheDir: filepath.Join(dir, "cache"), KVMDevice: kvm,
+			Canary: func(context.Context, AccelProbe) error { calls++; return canaryErr }}
+	}
+	ctx := context.Background()
+
+	// Cross-arch and no device: TCG without a canary.
+	p := probe(nil)
+	p.HostArch = qemu.AArch64
+	if c := ChooseAccel(ctx, p); c.Accel != qemu.AccelTCG || calls != 0 {
+		t.Errorf("cross-arch: %+v, %d canaries", c, calls)
+	}
+	p = probe(nil)
+	p.KVMDevice = filepath.Join(dir, "nokvm")
+	if c := ChooseAccel(ctx, p); c.Accel != qemu.AccelTCG || calls != 0 || !strings.Contains(c.Reason, "nokvm") {
+		t.Errorf("no device: %+v, %d canaries", c, calls)
+	}
+
+	// Canary fails: TCG, cached; the second call does not boot again.
+	if c := ChooseAccel(ctx, probe(errors.New("KVM internal error"))); c.Accel != qemu.AccelTCG || c.Cached || !strings.Contains(c.Reason, "KVM internal error") {
+		t.Errorf("failed canary: %+v", c)
+	}
+	if c := ChooseAccel(ctx, probe(nil)); c.Accel != qemu.AccelTCG || !c.Cached || calls != 1 {
+		t.Errorf("cached: %+v, %d canaries", c, calls)
+	}
+
+	// Another kernel is another key: the canary runs, and succeeds.
+	os.WriteFile(kernel, []byte("another kernel"), 0o644)
+	if c := ChooseAccel(ctx, probe(nil)); c.Accel != qemu.AccelKVM || calls != 2 {
+		t.Errorf("new kernel: %+v, %d canaries", c, calls)
+	}
+}
