@@ -1,7 +1,10 @@
 // Package dpdkacl is the DPDK rte_acl classifier backend. It builds only
-// with the dpdk build tag (go test -tags dpdk ./acl/...) and links libdpdk
-// through cgo (#cgo pkg-config: libdpdk); without the tag the package is
-// empty.
+// with the dpdk build tag and links libdpdk through cgo; without the tag the
+// package is empty. With the go command DPDK's flags come from
+// "#cgo pkg-config: libdpdk" in pkgconfig.go (go test -tags dpdk ./acl/...;
+// DPDK 25.11 needs CGO_CFLAGS_ALLOW=-mrtm). Under Bazel that file is
+// excluded and the flags come from //dpdk:libdpdk and //dpdk:defs.bzl; the
+// package's go_test sets gotags = ["dpdk"] (see acl/README.md).
 //
 // # EAL
 //
@@ -12,8 +15,10 @@
 // -m <MemoryMB>; when free hugepages exist and [EALOptions.PreferHugepages]
 // is set, --no-huge is dropped. On DPDK 22.11 --in-memory cannot be combined
 // with --no-huge (EAL: "Option --legacy-mem is not compatible with
-// --in-memory"), so it is not used. The calling thread's CPU affinity is
-// restored after rte_eal_init, which pins its caller to the main lcore.
+// --in-memory"); 25.11 accepts the pair, but the defaults leave --in-memory
+// out so they work on both. They also work in Bazel's test sandbox. The
+// calling thread's CPU affinity is restored after rte_eal_init, which pins
+// its caller to the main lcore.
 //
 // # Layout, rules and precedence
 //
@@ -37,9 +42,11 @@
 //
 // # Versions
 //
-// Written against DPDK 22.11 (Debian bookworm) and kept to APIs that are
-// unchanged in 25.11: rte_eal_init, rte_acl_create/add_rules/build/classify/
-// set_ctx_classify/free, rte_strerror. rte_acl.h in 22.11 no longer has the
+// Written against DPDK 22.11 (Debian bookworm), tested on 22.11 and 25.11
+// (Debian forky, the Bazel toolchain root) and kept to APIs that are
+// unchanged between them: rte_eal_init, rte_acl_create/add_rules/build/
+// classify/set_ctx_classify/free, rte_strerror, rte_version ([Version]
+// reports the linked one). rte_acl.h in 22.11 no longer has the
 // RTE_ACL_IPV4VLAN_* enum, so all layouts are planned here. 8-byte rte_acl
 // fields (native in newer DPDK) are not used: 8-byte fields are split like
 // 16-byte ones so behaviour is identical on both versions.

@@ -140,7 +140,7 @@ func TestDifferentialRandomSchemas(t *testing.T) {
 
 func TestProbeTotal(t *testing.T) {
 	// Runs last in file order: report how many probes agreed.
-	t.Logf("differential probes agreed: %d (long mode %v)", total.probes, long())
+	t.Logf("differential probes agreed: %d (long mode %v; %s; EAL %q)", total.probes, long(), dpdkacl.Version(), dpdkacl.EALArgs())
 	if long() && total.probes < 1_000_000 {
 		t.Fatalf("long mode ran only %d probes", total.probes)
 	}

@@ -3,13 +3,13 @@
 package dpdkacl
 
 /*
-#cgo pkg-config: libdpdk
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <sched.h>
 #include <pthread.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
+#include <rte_version.h>
 
 static int goacl_eal_init(int argc, char **argv) {
 	cpu_set_t saved;
@@ -150,3 +150,7 @@ func InitEAL(o EALOptions) error {
 
 // EALArgs returns the arguments InitEAL used (nil before the first call).
 func EALArgs() []string { return append([]string(nil), ealArgs...) }
+
+// Version returns the linked DPDK's version string (rte_version), e.g.
+// "DPDK 25.11.4". It does not need the EAL.
+func Version() string { return C.GoString(C.rte_version()) }

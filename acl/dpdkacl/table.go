@@ -3,7 +3,6 @@
 package dpdkacl
 
 /*
-#cgo pkg-config: libdpdk
 #include <stddef.h>
 #include <string.h>
 #include <rte_acl.h>

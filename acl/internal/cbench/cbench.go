@@ -3,7 +3,6 @@
 package cbench
 
 /*
-#cgo pkg-config: libdpdk
 #include <stdint.h>
 #include <time.h>
 #include <rte_acl.h>
