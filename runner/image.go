@@ -179,22 +179,34 @@ func BaseLayer(cacheDir, goarch, initBinary, moduleRoot string) (string, error) 
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
 	}
+	l, err := NewBaseLayer(initBinary)
+	if err != nil {
+		return "", err
+	}
+	if err := writeAtomic(out, l); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInternal, err)
+	}
+	return out, nil
+}
+
+// NewBaseLayer returns the base initramfs layer around the static guest
+// init at initBinary: /init, /dev/console (char 5:1, mode 0600: the kernel
+// opens it as init's fds 0-2 before devtmpfs is mounted) and the mount
+// point directories (/tmp 1777).
+func NewBaseLayer(initBinary string) (*initramfs.Layer, error) {
 	l := initramfs.NewLayer()
 	for _, d := range baseDirs {
 		if err := l.AddDir(d.path, d.mode); err != nil {
-			return "", fmt.Errorf("%w: %w", ErrInternal, err)
+			return nil, fmt.Errorf("%w: %w", ErrInternal, err)
 		}
 	}
 	if err := errors.Join(
 		l.AddCharDev("dev/console", 0o600, 5, 1),
 		l.AddFile("init", initBinary, 0o755),
 	); err != nil {
-		return "", fmt.Errorf("%w: %w", ErrInternal, err)
+		return nil, fmt.Errorf("%w: %w", ErrInternal, err)
 	}
-	if err := writeAtomic(out, l); err != nil {
-		return "", fmt.Errorf("%w: %w", ErrInternal, err)
-	}
-	return out, nil
+	return l, nil
 }
 
 func writeAtomic(path string, w io.WriterTo) error {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
@@ -20,11 +21,32 @@ type kernelManifest struct {
 	Files         map[string]string `json:"files"`
 }
 
+// SharedKernelDir is the kbuild cache of the toolchain root's setup
+// (tools/setup), searched after the user's cache.
+const SharedKernelDir = "/var/lib/rules_go_vm/cache/kernels"
+
+// KernelDirs returns the kbuild cache directories searched by default:
+// cacheDir/kernels, then SharedKernelDir.
+func KernelDirs(cacheDir string) []string {
+	return []string{filepath.Join(cacheDir, "kernels"), SharedKernelDir}
+}
+
 // FindKernel returns the kernel image for arch in the kbuild cache
-// directory kernelsDir (<cache>/kernels): the newest complete entry whose
-// manifest.json names arch. The image is the arch profile's KernelImage
-// (vmlinux for x86_64 microvm, Image for aarch64).
-func FindKernel(kernelsDir string, arch qemu.Arch) (string, error) {
+// directories (<cache>/kernels, see KernelDirs): the newest complete entry
+// whose manifest.json names arch, in the first directory that has one. The
+// image is the arch profile's KernelImage (vmlinux for x86_64 microvm,
+// Image for aarch64).
+func FindKernel(arch qemu.Arch, kernelsDirs ...string) (string, error) {
+	for _, d := range kernelsDirs {
+		if k, err := findKernel(d, arch); err == nil {
+			return k, nil
+		}
+	}
+	return "", fmt.Errorf("%w: no %s kernel in %s; build one with: go run ./kernel/cmd/kbuild --arch %s --source /usr/src/linux-source-6.1.tar.xz (or pass -kernel / $INVM_KERNEL)",
+		ErrNoKernel, arch, strings.Join(kernelsDirs, " or "), arch)
+}
+
+func findKernel(kernelsDir string, arch qemu.Arch) (string, error) {
 	p, err := qemu.ProfileFor(arch)
 	if err != nil {
 		return "", err
@@ -51,8 +73,7 @@ func FindKernel(kernelsDir string, arch qemu.Arch) (string, error) {
 		}
 	}
 	if best == "" {
-		return "", fmt.Errorf("%w: no %s kernel in %s; build one with: go run ./kernel/cmd/kbuild --arch %s --source /usr/src/linux-source-6.1.tar.xz (or pass -kernel / $INVM_KERNEL)",
-			ErrNoKernel, arch, kernelsDir, arch)
+		return "", ErrNoKernel
 	}
 	return best, nil
 }

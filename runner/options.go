@@ -63,7 +63,7 @@ type Options struct {
 	// Arch is the guest architecture; "" means the test binary's (ELF).
 	Arch qemu.Arch
 	// Kernel is the guest kernel image; "" means FindKernel in
-	// CacheDir/kernels.
+	// KernelDirs(CacheDir).
 	Kernel string
 	// QEMU is the QEMU binary; "" means the arch's qemu-system-* on PATH.
 	QEMU string

@@ -74,7 +74,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 
 	// Kernel, QEMU, daemon.
 	if o.Kernel == "" {
-		if o.Kernel, err = FindKernel(filepath.Join(o.CacheDir, "kernels"), o.Arch); err != nil {
+		if o.Kernel, err = FindKernel(o.Arch, KernelDirs(o.CacheDir)...); err != nil {
 			return res, err
 		}
 	}

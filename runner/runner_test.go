@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rules-go-vm/rules_go_vm/protocol"
+	"github.com/rules-go-vm/rules_go_vm/runner/initramfs"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 )
 
@@ -198,16 +200,16 @@ func TestFindKernel(t *testing.T) {
 	newX := mk("new", "x86_64", "vmlinux", time.Minute)
 	arm := mk("arm", "aarch64", "Image", time.Hour)
 	mk("incomplete", "aarch64", "bzImage", 0) // no Image: skipped
-	if got, err := FindKernel(dir, qemu.X86_64); err != nil || got != newX {
+	if got, err := FindKernel(qemu.X86_64, dir); err != nil || got != newX {
 		t.Errorf("x86_64: %q, %v; want %q", got, err, newX)
 	}
-	if got, err := FindKernel(dir, qemu.AArch64); err != nil || got != arm {
+	if got, err := FindKernel(qemu.AArch64, dir); err != nil || got != arm {
 		t.Errorf("aarch64: %q, %v; want %q", got, err, arm)
 	}
 	if got := KernelRelease(newX); got != "6.1-new" {
 		t.Errorf("KernelRelease = %q", got)
 	}
-	if _, err := FindKernel(t.TempDir(), qemu.X86_64); !errors.Is(err, ErrNoKernel) || !strings.Contains(err.Error(), "kbuild") {
+	if _, err := FindKernel(qemu.X86_64, t.TempDir()); !errors.Is(err, ErrNoKernel) || !strings.Contains(err.Error(), "kbuild") {
 		t.Errorf("empty cache: %v", err)
 	}
 }
@@ -218,5 +220,39 @@ func TestTailLines(t *testing.T) {
 	}
 	if got := TailLines("a", 5); got != "a" {
 		t.Errorf("got %q", got)
+	}
+}
+
+func TestNewBaseLayer(t *testing.T) {
+	dir := t.TempDir()
+	initBin := filepath.Join(dir, "init")
+	os.WriteFile(initBin, []byte("\x7fELF fake init"), 0o755)
+	l, err := NewBaseLayer(initBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if _, err := l.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := initramfs.ReadArchivesBytes(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := initramfs.Flatten(recs)
+	console, ok := files["dev/console"]
+	if !ok || console.Mode&0o170000 != 0o020000 || console.Rmajor != 5 || console.Rminor != 1 {
+		t.Errorf("dev/console: %+v, want char 5:1", console.Info)
+	}
+	if in, ok := files["init"]; !ok || in.Mode&0o777 != 0o755 {
+		t.Errorf("init: %+v", in.Info)
+	}
+	if tmp, ok := files["tmp"]; !ok || tmp.Mode&0o7777 != 0o1777 {
+		t.Errorf("tmp: %+v", tmp.Info)
+	}
+	for _, d := range []string{"proc", "sys", "dev", "run"} {
+		if _, ok := files[d]; !ok {
+			t.Errorf("no %s", d)
+		}
 	}
 }

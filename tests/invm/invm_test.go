@@ -73,7 +73,7 @@ func setup(dir string) error {
 	env.cache = runner.DefaultCacheDir()
 	env.kernel = os.Getenv("INVM_KERNEL")
 	if env.kernel == "" {
-		k, err := runner.FindKernel(filepath.Join(env.cache, "kernels"), qemu.X86_64)
+		k, err := runner.FindKernel(qemu.X86_64, runner.KernelDirs(env.cache)...)
 		if err != nil {
 			return fmt.Errorf("these tests boot real guests and need an x86_64 guest kernel: %w", err)
 		}
@@ -287,7 +287,7 @@ func TestGoTestExecHello(t *testing.T) {
 			t.Parallel()
 			kernel := env.kernel
 			if tc.arch != qemu.X86_64 {
-				k, err := runner.FindKernel(filepath.Join(env.cache, "kernels"), tc.arch)
+				k, err := runner.FindKernel(tc.arch, runner.KernelDirs(env.cache)...)
 				if err != nil {
 					t.Fatalf("no %s kernel: %v", tc.arch, err)
 				}

@@ -12,7 +12,7 @@
 //
 // The guest architecture comes from the binary's ELF header. The guest
 // kernel is -kernel, else the newest kbuild cache entry for the arch
-// (~/.cache/rules_go_vm/kernels). The package's ./testdata is copied next to
+// (~/.cache/rules_go_vm/kernels, then /var/lib/rules_go_vm/cache/kernels). The package's ./testdata is copied next to
 // the test binary in the guest, which runs in that directory. The test's
 // output streams live; the guest console goes to -console-log (or a
 // temporary file) and its tail is printed when the run fails for a reason
@@ -85,6 +85,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (runner.
 		testdata = fs.String("testdata", "", "host directory copied to testdata/ next to the test (default ./testdata if present; \"none\" for none)")
 		appendS  = fs.String("append", "", "extra kernel command line parameters")
 		envList  = fs.String("env", "", "comma-separated NAME=value entries added to the test's environment")
+		layers   = fs.String("layer", "", "comma-separated extra initramfs archives, between the base and the test layer")
 	)
 	fs.StringVar(&o.Kernel, "kernel", "", "guest kernel image (default: newest kbuild cache entry for the arch)")
 	fs.StringVar(&o.QEMU, "qemu", "", "QEMU binary (default qemu-system-<arch> on PATH)")
@@ -123,6 +124,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (runner.
 	}
 	if *appendS != "" {
 		o.ExtraCmdline = strings.Fields(*appendS)
+	}
+	if *layers != "" {
+		o.ExtraLayers = strings.Split(*layers, ",")
 	}
 	if *envList != "" {
 		o.Env = strings.Split(*envList, ",")

@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		baseline = fs.String("baseline-kernel", "/boot/vmlinuz-*-cloud-amd64", "Debian cloud kernel (glob); \"\" for no baseline")
 		rootFlag = fs.String("module-root", "", "rules_go_vm source tree (default: found from the working directory)")
 		verbose  = fs.Bool("v", false, "print every boot")
+		writeBL  = fs.String("write-baseline-layer", "", "only write the baseline's extra initramfs layer to this file (for invm -layer)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -80,7 +81,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if arch == "" {
 			continue
 		}
-		kernel, err := runner.FindKernel(filepath.Join(cache, "kernels"), arch)
+		kernel, err := runner.FindKernel(arch, runner.KernelDirs(cache)...)
 		if err != nil {
 			return err
 		}
@@ -104,6 +105,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		layer, err := baselineLayer(root, work, kernel)
 		if err != nil {
 			return err
+		}
+		if *writeBL != "" {
+			b, err := os.ReadFile(layer)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(*writeBL, b, 0o644)
 		}
 		setups = append(setups, &setup{name: "x86_64 baseline (q35, Debian cloud kernel)",
 			opts: runner.Options{TestBinary: bin, Kernel: kernel, Machine: "q35", ModuleRoot: root, ExtraLayers: []string{layer},
