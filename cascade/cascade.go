@@ -325,6 +325,9 @@ func (c *Cascade[K, V]) fuse(layers []*layer[K, V]) *layer[K, V] {
 
 // fold applies layers (newest first) onto a copy of t.
 func (c *Cascade[K, V]) fold(t *tail[K, V], layers []*layer[K, V], gen Generation) *tail[K, V] {
+	if len(layers) == 0 {
+		return &tail[K, V]{gen: gen, m: t.m} // immutable: share it
+	}
 	m := maps.Clone(t.m)
 	if m == nil {
 		m = make(map[K]V)
