@@ -104,7 +104,8 @@ type Options struct {
 	ConsoleLog string
 	// StateDir is the run's private directory (sockets, initrd); "" means
 	// a new temporary directory, removed at the end. A given directory is
-	// kept, but the runner's files in it are removed.
+	// kept with initrd.cpio and console.log (for the reproducer); the
+	// daemon's sockets and log are removed.
 	StateDir string
 	// CacheDir holds the kernels (kbuild), base layers and accelerator
 	// choices; "" means $XDG_CACHE_HOME/rules_go_vm or ~/.cache/rules_go_vm.

@@ -109,6 +109,9 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	} else if err := os.MkdirAll(state, 0o700); err != nil {
 		return res, fmt.Errorf("%w: %w", ErrInternal, err)
 	}
+	// With a given StateDir the initrd and console log stay (for the
+	// reproducer); the daemon's sockets and log go in every case.
+	keep := o.StateDir != ""
 	var cleanups []string
 	defer func() {
 		for _, f := range cleanups {
@@ -143,7 +146,9 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		return res, err
 	}
 	initrd := filepath.Join(state, "initrd.cpio")
-	cleanups = append(cleanups, initrd)
+	if !keep {
+		cleanups = append(cleanups, initrd)
+	}
 	if err := WriteInitrd(initrd, base, o.ExtraLayers, test); err != nil {
 		return res, err
 	}
@@ -188,7 +193,9 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	logPath := o.ConsoleLog
 	if logPath == "" {
 		logPath = filepath.Join(state, "console.log")
-		cleanups = append(cleanups, logPath)
+		if !keep {
+			cleanups = append(cleanups, logPath)
+		}
 	}
 	logFile, err := os.Create(logPath)
 	if err != nil {

@@ -119,15 +119,24 @@ type outcome struct {
 }
 
 // runInvm runs invm with args; onStdout (if set) sees stdout lines live.
+// Without a state directory, invm's temporary files go under tmpDir.
 func runInvm(t *testing.T, state string, onStdout func(line string), args ...string) outcome {
+	return runInvmTmp(t, state, t.TempDir(), onStdout, args...)
+}
+
+func runInvmTmp(t *testing.T, state, tmpDir string, onStdout func(line string), args ...string) outcome {
 	t.Helper()
 	vmSlots <- struct{}{}
 	defer func() { <-vmSlots }()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	full := append([]string{"-kernel", env.kernel, "-module-root", env.root, "-state-dir", state}, args...)
-	cmd := exec.CommandContext(ctx, env.invm, full...)
+	full := []string{"-kernel", env.kernel, "-module-root", env.root}
+	if state != "" {
+		full = append(full, "-state-dir", state)
+	}
+	cmd := exec.CommandContext(ctx, env.invm, append(full, args...)...)
 	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmpDir)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	pr, pw := io.Pipe()
@@ -158,12 +167,13 @@ func runInvm(t *testing.T, state string, onStdout func(line string), args ...str
 }
 
 // assertClean checks that nothing of the run is left: no files in the state
-// directory but the console log, no process mentioning it.
+// directory but the initrd and console log kept for the reproducer, no
+// process mentioning it.
 func assertClean(t *testing.T, state string) {
 	t.Helper()
 	entries, _ := os.ReadDir(state)
 	for _, e := range entries {
-		if e.Name() != "console.log" {
+		if e.Name() != "console.log" && e.Name() != "initrd.cpio" {
 			t.Errorf("left in the state directory: %s", e.Name())
 		}
 	}
@@ -225,6 +235,25 @@ func TestScenarios(t *testing.T) {
 			}
 			assertClean(t, state)
 		})
+	}
+}
+
+// TestNothingLeftBehind runs without a state directory: invm's private
+// temporary directory must be gone afterwards, on a pass and on a failure.
+func TestNothingLeftBehind(t *testing.T) {
+	needEnv(t)
+	t.Parallel()
+	for _, run := range []string{"^TestPass$", "^TestFail$"} {
+		tmp := t.TempDir()
+		o := runInvmTmp(t, "", tmp, nil, env.payload, "-test.run="+run)
+		if (o.code == 0) != (run == "^TestPass$") {
+			t.Errorf("%s: exit %d\nstderr:\n%s", run, o.code, o.stderr)
+		}
+		left, _ := os.ReadDir(tmp)
+		for _, e := range left {
+			t.Errorf("%s: left in TMPDIR: %s", run, e.Name())
+		}
+		assertClean(t, tmp)
 	}
 }
 
