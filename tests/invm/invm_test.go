@@ -201,7 +201,7 @@ func TestScenarios(t *testing.T) {
 		{"guest kernel panic", []string{"-memory", "128", env.payload, "-test.run=^TestKernelPanic$"}, runner.ExitGuestPanic,
 			[]string{"guest kernel panic", "Kernel panic - not syncing", "guest console", "reproduce with"}},
 		{"init killed", []string{env.payload, "-test.run=^TestKillInit$"}, runner.ExitGuestPanic,
-			[]string{"Attempted to kill init", "SIGABRT"}},
+			[]string{"guest kernel panic", "Attempted to kill init"}},
 		{"leaked child", []string{env.payload, "-test.run=^TestLeakChild$"}, runner.ExitVerdictFail,
 			[]string{"leaked", "TestSleepForever"}},
 		{"test hangs: go test timeout", []string{env.payload, "-test.run=^TestSleepForever$", "-test.timeout=3s"}, 2,
