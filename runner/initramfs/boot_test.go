@@ -28,7 +28,7 @@ func TestBootIntegration(t *testing.T) {
 	goarch, qemu, args := map[string]string{"x86_64": "amd64", "aarch64": "arm64"}[arch], "qemu-system-"+arch, []string(nil)
 	switch arch {
 	case "x86_64":
-		args = []string{"-machine", "microvm", "-append", "console=ttyS0 tsc_early_khz=2000 panic=-1 quiet"}
+		args = []string{"-machine", "microvm", "-append", "console=ttyS0 tsc_early_khz=2000000 panic=-1 quiet"}
 	case "aarch64":
 		args = []string{"-machine", "virt", "-cpu", "max,pauth=off", "-append", "console=ttyAMA0 panic=-1 quiet"}
 	default:
