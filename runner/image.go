@@ -231,8 +231,8 @@ func writeAtomic(path string, w io.WriterTo) error {
 	return err
 }
 
-// TestLayer returns the per-run layer: the test binary at
-// GuestDir/<base name>, testdataDir (if not empty) at GuestDir/testdata and
+// TestLayer returns the per-run layer: the test binary (unless
+// testBinary is "", when another layer carries it) at GuestDir/<base name>, testdataDir (if not empty) at GuestDir/testdata and
 // cfg at protocol.ConfigPath. It assumes the base layer's directories.
 func TestLayer(testBinary, testdataDir string, cfg protocol.GuestConfig) (*initramfs.Layer, error) {
 	b, err := cfg.Marshal()
@@ -242,8 +242,10 @@ func TestLayer(testBinary, testdataDir string, cfg protocol.GuestConfig) (*initr
 	l := initramfs.NewLayer()
 	guest := strings.TrimPrefix(GuestDir, "/")
 	errs := []error{
-		l.AddFile(guest+"/"+filepath.Base(testBinary), testBinary, 0o755),
 		l.AddBytes(strings.TrimPrefix(protocol.ConfigPath, "/"), b, 0o644),
+	}
+	if testBinary != "" {
+		errs = append(errs, l.AddFile(guest+"/"+filepath.Base(testBinary), testBinary, 0o755))
 	}
 	if testdataDir != "" {
 		errs = append(errs, l.AddTree(guest+"/testdata", testdataDir))

@@ -82,6 +82,14 @@ type Options struct {
 	ExtraLayers []string
 	// Daemon is the vhost-device-vsock binary; "" means vsock.FindDaemon.
 	Daemon string
+	// BaseLayerFile is a prebuilt base layer (see NewBaseLayer), e.g. from
+	// the guest_base_layer Bazel rule; "" means BaseLayer (cached, built
+	// around InitBinary).
+	BaseLayerFile string
+	// GuestTestPath, when set, is where the test binary already is in the
+	// guest (an ExtraLayers archive holds it, e.g. go_vm_test's test
+	// layer); TestBinary is then only read for its architecture.
+	GuestTestPath string
 	// InitBinary is a prebuilt static guest init; "" builds
 	// guestinit/cmd/init from ModuleRoot (cached by content).
 	InitBinary string
@@ -239,6 +247,14 @@ func (o *Options) Validate() error {
 	for _, e := range o.Env {
 		if name, _, ok := strings.Cut(e, "="); !ok || name == "" {
 			return bad("env %q: want NAME=value", e)
+		}
+	}
+	if o.GuestTestPath != "" && !strings.HasPrefix(o.GuestTestPath, "/") {
+		return bad("guest test path %q: want an absolute guest path", o.GuestTestPath)
+	}
+	if o.BaseLayerFile != "" {
+		if _, err := os.Stat(o.BaseLayerFile); err != nil {
+			return bad("base layer: %v", err)
 		}
 	}
 	for _, l := range o.ExtraLayers {

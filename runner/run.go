@@ -121,18 +121,20 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 
 	// Initramfs: cached base + per-run test layer.
 	goarch := GOARCHes[o.Arch]
-	if o.InitBinary == "" && o.ModuleRoot == "" {
+	if o.InitBinary == "" && o.ModuleRoot == "" && o.BaseLayerFile == "" {
 		wd, _ := os.Getwd()
 		if o.ModuleRoot, err = FindModuleRoot(wd); err != nil {
 			return res, err
 		}
 	}
-	base, err := BaseLayer(o.CacheDir, goarch, o.InitBinary, o.ModuleRoot)
-	if err != nil {
-		return res, err
+	base := o.BaseLayerFile
+	if base == "" {
+		if base, err = BaseLayer(o.CacheDir, goarch, o.InitBinary, o.ModuleRoot); err != nil {
+			return res, err
+		}
 	}
 	cfg := protocol.GuestConfig{
-		Path:     GuestDir + "/" + filepath.Base(o.TestBinary),
+		Path:     guestTestPath(o),
 		Args:     o.Args,
 		Env:      append(append([]string(nil), o.Env...), hostHints(o.Kernel)...),
 		Dir:      o.WorkDir,
@@ -141,7 +143,11 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		Hostname: o.Hostname,
 		Verbose:  o.Verbose,
 	}
-	test, err := TestLayer(o.TestBinary, o.TestdataDir, cfg)
+	layerBinary := o.TestBinary
+	if o.GuestTestPath != "" {
+		layerBinary = "" // already in an extra layer
+	}
+	test, err := TestLayer(layerBinary, o.TestdataDir, cfg)
 	if err != nil {
 		return res, err
 	}
@@ -230,6 +236,14 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		res.VM = vm.ExitTime().Sub(bootStart)
 	}
 	return res, err
+}
+
+// guestTestPath is where the test binary is in the guest.
+func guestTestPath(o Options) string {
+	if o.GuestTestPath != "" {
+		return o.GuestTestPath
+	}
+	return GuestDir + "/" + filepath.Base(o.TestBinary)
 }
 
 // session drives one booted VM to its verdict.

@@ -1,4 +1,4 @@
-package main
+package invmcli
 
 import (
 	"bytes"
@@ -72,7 +72,7 @@ func TestParseTestdataDefault(t *testing.T) {
 
 func TestRunUsageExitCode(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run(t.Context(), []string{"-memory", "1", "/nonexistent.test"}, func(string) string { return "" }, &stdout, &stderr); code != runner.ExitUsage {
+	if code := Run(t.Context(), []string{"-memory", "1", "/nonexistent.test"}, func(string) string { return "" }, &stdout, &stderr); code != runner.ExitUsage {
 		t.Errorf("exit %d, want %d; stderr %s", code, runner.ExitUsage, stderr.String())
 	}
 }

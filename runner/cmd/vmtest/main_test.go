@@ -1,0 +1,104 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBazelTestArgs(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want []string
+	}{
+		{nil, nil},
+		{map[string]string{"TESTBRIDGE_TEST_ONLY": "TestA,TestB"}, []string{"-test.run=TestA|TestB"}},
+		{map[string]string{"TESTBRIDGE_TEST_ONLY": "TestA,-TestSlow,-TestB"}, []string{"-test.run=TestA", "-test.skip=TestSlow|TestB"}},
+		{map[string]string{"TESTBRIDGE_TEST_RUNNER_FAIL_FAST": "1"}, []string{"-test.failfast"}},
+	} {
+		got := bazelTestArgs(func(k string) string { return tc.env[k] })
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("env %v: got %q, want %q", tc.env, got, tc.want)
+		}
+	}
+}
+
+// writeSpec lays out a fake runfiles tree with a spec and the files it names.
+func writeSpec(t *testing.T, spec string) (runfiles, specPath string) {
+	t.Helper()
+	runfiles = t.TempDir()
+	for _, f := range []string{"_main/k/vmlinux", "_main/base.cpio", "_main/t.cpio", "_main/pkg/x_test"} {
+		p := filepath.Join(runfiles, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	specPath = filepath.Join(runfiles, "_main/pkg/x.vm.json")
+	if err := os.WriteFile(specPath, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return runfiles, specPath
+}
+
+const goodSpec = `{"arch":"x86_64","backend":"qemu","accel":"auto","kernel":"_main/k/vmlinux",
+"layers":["_main/base.cpio","_main/t.cpio"],"memory_mib":512,"cpus":2,"nics":[],"host_pages":"4k",
+"guest_hugepages":null,"iommu":false,"cmdline":["quiet"],"env":{"B":"2","A":"1"},"args":["-test.v"],
+"test":"/invm/runfiles/_main/pkg/x_test","workdir":"/invm/runfiles/_main/pkg","timeout_scale_tcg":1}`
+
+func TestOptions(t *testing.T) {
+	rf, spec := writeSpec(t, goodSpec)
+	env := map[string]string{
+		"TEST_TIMEOUT":                "300",
+		"TEST_TMPDIR":                 "/tmp/tt",
+		"TEST_UNDECLARED_OUTPUTS_DIR": "/tmp/out",
+		"TESTBRIDGE_TEST_ONLY":        "TestX",
+	}
+	o, err := options([]string{"-runfiles", rf, "-spec", spec, "--", "-test.count=1"}, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.TestBinary != filepath.Join(rf, "_main/pkg/x_test") || o.GuestTestPath != "/invm/runfiles/_main/pkg/x_test" {
+		t.Errorf("test binary %q / guest path %q", o.TestBinary, o.GuestTestPath)
+	}
+	if o.BaseLayerFile != filepath.Join(rf, "_main/base.cpio") || len(o.ExtraLayers) != 1 || o.Kernel != filepath.Join(rf, "_main/k/vmlinux") {
+		t.Errorf("layers %q + %q, kernel %q", o.BaseLayerFile, o.ExtraLayers, o.Kernel)
+	}
+	if !slices.Equal(o.Env, []string{"A=1", "B=2"}) || o.MemoryMiB != 512 || o.CPUs != 2 || o.Accel != "" {
+		t.Errorf("env %q memory %d cpus %d accel %q", o.Env, o.MemoryMiB, o.CPUs, o.Accel)
+	}
+	args := strings.Join(o.Args, " ")
+	for _, want := range []string{"-test.v", "-test.run=TestX", "-test.count=1", "-test.timeout="} {
+		if !strings.Contains(args, want) {
+			t.Errorf("args %q lack %q", args, want)
+		}
+	}
+	// The guest's timeout fires before the host's, which fires before Bazel's.
+	if !(o.TestTimeout < o.Timeout && o.Timeout < 300*time.Second) {
+		t.Errorf("test timeout %v, host timeout %v: want test < host < TEST_TIMEOUT", o.TestTimeout, o.Timeout)
+	}
+	if o.StateDir != "/tmp/tt/vmtest" || o.ConsoleLog != "/tmp/out/console.log" {
+		t.Errorf("state %q console %q", o.StateDir, o.ConsoleLog)
+	}
+}
+
+func TestOptionsErrors(t *testing.T) {
+	rf, spec := writeSpec(t, strings.Replace(goodSpec, `"nics":[]`, `"nics":["e1000"]`, 1))
+	if _, err := options([]string{"-runfiles", rf, "-spec", spec}, func(string) string { return "" }); err == nil ||
+		!strings.Contains(err.Error(), "not yet supported") {
+		t.Errorf("nics: got %v, want a not-yet-supported error", err)
+	}
+	rf, spec = writeSpec(t, strings.Replace(goodSpec, `"cpus":2`, `"cpus":0`, 1))
+	if _, err := options([]string{"-runfiles", rf, "-spec", spec}, func(string) string { return "" }); err == nil ||
+		!strings.Contains(err.Error(), "cpus") {
+		t.Errorf("cpus 0: got %v", err)
+	}
+	if _, err := options(nil, func(string) string { return "" }); err == nil {
+		t.Error("no flags: want an error")
+	}
+}

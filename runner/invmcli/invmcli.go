@@ -1,0 +1,201 @@
+// Package invmcli is the `invm` command: it runs a Go test binary inside a Linux guest under QEMU and
+// exits with the test's exit code. It is meant for `go test -exec`:
+//
+//	go install ./runner/cmd/invm
+//	go test -exec invm ./tests/hello/...
+//	GOARCH=arm64 go test -exec invm ./tests/hello/...   # aarch64 guest
+//
+// go test runs `invm /tmp/go-build.../x.test -test.v=true -test.timeout=...`
+// in the package directory. Usage:
+//
+//	invm [flags] [--] test-binary [test args...]
+//
+// The guest architecture comes from the binary's ELF header. The guest
+// kernel is -kernel, else the newest kbuild cache entry for the arch
+// (~/.cache/rules_go_vm/kernels, then /var/lib/rules_go_vm/cache/kernels). The package's ./testdata is copied next to
+// the test binary in the guest, which runs in that directory. The test's
+// output streams live; the guest console goes to -console-log (or a
+// temporary file) and its tail is printed when the run fails for a reason
+// other than the test's own exit code.
+//
+// Every flag has an environment variable default (INVM_ + the flag name in
+// upper case with - as _, e.g. INVM_KERNEL, INVM_MEMORY, INVM_VERBOSE), so
+// `go test -exec invm` can be tuned without quoting.
+//
+// Exit codes: the test's own exit code when the guest returned a valid
+// verdict (0 = pass, 128+N = killed by signal N, 74 = FAIL without an exit
+// code, e.g. a leaked process); otherwise 64 usage, 65 no kernel, 66 no
+// usable QEMU, 67 no vsock daemon, 68 boot never reached init, 69 guest
+// kernel panic, 70 guest never connected, 71 timeout, 72 vsock daemon died,
+// 73 missing or garbled verdict, 75 other runner error (see package
+// runner's Exit* constants).
+package invmcli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rules-go-vm/rules_go_vm/runner"
+	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
+)
+
+// exitError carries an exit code out of run.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+// parse parses args with env defaults into runner options.
+func parse(args []string, getenv func(string) string, stderr io.Writer) (runner.Options, error) {
+	fs := flag.NewFlagSet("invm", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: invm [flags] [--] test-binary [test args...]\n\nflags (defaults from $INVM_<FLAG>):\n")
+		fs.PrintDefaults()
+	}
+	env := func(name, def string) string {
+		if v := getenv("INVM_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); v != "" {
+			return v
+		}
+		return def
+	}
+	var (
+		o        runner.Options
+		memory   = fs.Int("memory", 0, "guest RAM in MiB (default 256)")
+		cpus     = fs.Int("cpus", 0, "guest vCPUs (default 1)")
+		arch     = fs.String("arch", "", "guest arch x86_64|aarch64 (default: from the binary's ELF)")
+		timeout  = fs.Duration("timeout", 0, "host-side bound of the whole run (default: test timeout + 65s)")
+		testTO   = fs.Duration("test-timeout", 0, "guest-side bound of the test (default: -test.timeout + 5s, else 10m)")
+		verbose  = fs.Bool("verbose", false, "show the guest console and init diagnostics live")
+		testdata = fs.String("testdata", "", "host directory copied to testdata/ next to the test (default ./testdata if present; \"none\" for none)")
+		appendS  = fs.String("append", "", "extra kernel command line parameters")
+		envList  = fs.String("env", "", "comma-separated NAME=value entries added to the test's environment")
+		layers   = fs.String("layer", "", "comma-separated extra initramfs archives, between the base and the test layer")
+	)
+	fs.StringVar(&o.Kernel, "kernel", "", "guest kernel image (default: newest kbuild cache entry for the arch)")
+	fs.StringVar(&o.QEMU, "qemu", "", "QEMU binary (default qemu-system-<arch> on PATH)")
+	fs.StringVar(&o.Machine, "machine", "", "QEMU machine type override (default microvm on x86_64, virt on aarch64)")
+	fs.StringVar(&o.Accel, "accel", "", "force kvm or tcg (default: KVM only if a canary boot works)")
+	fs.StringVar(&o.Daemon, "vsock-daemon", "", "vhost-device-vsock binary (default: PATH, then /var/lib/rules_go_vm)")
+	fs.StringVar(&o.InitBinary, "init", "", "prebuilt static guest init (default: build guestinit/cmd/init, cached)")
+	fs.StringVar(&o.ModuleRoot, "module-root", "", "rules_go_vm source tree to build the init from (default: found from the working directory)")
+	fs.StringVar(&o.StateDir, "state-dir", "", "private run directory (default: a temporary directory, removed)")
+	fs.StringVar(&o.CacheDir, "cache-dir", "", "cache directory (default ~/.cache/rules_go_vm)")
+	fs.StringVar(&o.ConsoleLog, "console-log", "", "write the guest console here (default: temporary)")
+	// Environment defaults, then the command line.
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := env(f.Name, ""); v != "" {
+			_ = f.Value.Set(v)
+		}
+	})
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, exitError{0}
+		}
+		return o, fmt.Errorf("%w: %v", runner.ErrInvalidOptions, err)
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return o, fmt.Errorf("%w: no test binary", runner.ErrInvalidOptions)
+	}
+	o.TestBinary, o.Args = fs.Arg(0), fs.Args()[1:]
+	o.MemoryMiB, o.CPUs, o.Arch, o.Verbose = *memory, *cpus, qemu.Arch(*arch), *verbose
+	o.TestTimeout, o.Timeout = *testTO, *timeout
+	if o.TestTimeout == 0 {
+		if d, ok := testTimeoutArg(o.Args); ok && d > 0 {
+			// The test binary's own timeout panic (with stacks) comes first.
+			o.TestTimeout = d + 5*time.Second
+		}
+	}
+	if *appendS != "" {
+		o.ExtraCmdline = strings.Fields(*appendS)
+	}
+	if *layers != "" {
+		o.ExtraLayers = strings.Split(*layers, ",")
+	}
+	if *envList != "" {
+		o.Env = strings.Split(*envList, ",")
+	}
+	switch *testdata {
+	case "none":
+	case "":
+		if fi, err := os.Stat("testdata"); err == nil && fi.IsDir() {
+			o.TestdataDir, _ = filepath.Abs("testdata")
+		}
+	default:
+		o.TestdataDir = *testdata
+	}
+	return o, nil
+}
+
+// testTimeoutArg finds -test.timeout in the test's arguments.
+func testTimeoutArg(args []string) (time.Duration, bool) {
+	for i, a := range args {
+		a = strings.TrimPrefix(a, "-")
+		name, val, hasVal := strings.Cut(strings.TrimPrefix(a, "-"), "=")
+		if name != "test.timeout" {
+			continue
+		}
+		if !hasVal && i+1 < len(args) {
+			val = args[i+1]
+		}
+		d, err := time.ParseDuration(val)
+		return d, err == nil
+	}
+	return 0, false
+}
+
+// Run is the whole `invm` command: it parses args (flags, then the test
+// binary and its arguments) with $INVM_* defaults from getenv, boots the
+// guest, streams the test's output to stdout and stderr, and returns the
+// exit code.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	o, err := parse(args, getenv, stderr)
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "invm: %v\n", err)
+		return runner.ExitCode(runner.Result{}, err)
+	}
+	o.Stdout, o.Stderr = stdout, stderr
+	if o.Verbose {
+		o.Log = stderr
+	}
+	res, err := runner.Run(ctx, o)
+	code := runner.ExitCode(res, err)
+	if err != nil || code == runner.ExitVerdictFail || (res.Verdict != nil && res.Verdict.Signal != "") {
+		report(stderr, res, err)
+	}
+	return code
+}
+
+// report prints why a run failed for a reason other than a plain test
+// failure: the error, the console tail and a reproducer.
+func report(w io.Writer, res runner.Result, err error) {
+	if err != nil {
+		fmt.Fprintf(w, "invm: FAIL (infrastructure, not the test): %v\n", err)
+	} else {
+		fmt.Fprintf(w, "invm: FAIL: %s\n", res.Reason)
+		if res.Verdict != nil && len(res.Verdict.Leaked) > 0 {
+			fmt.Fprintf(w, "invm: leaked processes: %s\n", strings.Join(res.Verdict.Leaked, "; "))
+		}
+	}
+	if res.QEMUStderr != "" {
+		fmt.Fprintf(w, "invm: QEMU said:\n%s\n", res.QEMUStderr)
+	}
+	if res.ConsoleTail != "" {
+		fmt.Fprintf(w, "invm: guest console (last %d lines):\n%s\n", runner.ConsoleTailLines, res.ConsoleTail)
+	}
+	if res.CommandLine != "" {
+		fmt.Fprintf(w, "invm: accelerator %s (%s)\ninvm: reproduce with (the initrd is kept with -state-dir DIR):\n%s\n",
+			res.Accel, res.AccelReason, res.CommandLine)
+	}
+}
