@@ -4,7 +4,8 @@
 //	go test -exec invm ./tests/hello/...
 //	GOARCH=arm64 go test -exec invm ./tests/hello/...
 //
-// On the host (without IN_VM=1) it fails, saying so: it never skips.
+// A plain `go test ./tests/hello/` boots it in a guest too (invm.Main); a
+// test function run outside a guest fails (invm.Require): it never skips.
 package hello
 
 import (
@@ -15,18 +16,16 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rules-go-vm/rules_go_vm/invm"
 )
 
-// requireGuest fails the test unless it runs inside a guest.
-func requireGuest(t *testing.T) {
-	t.Helper()
-	if os.Getenv("IN_VM") != "1" {
-		t.Fatalf("IN_VM is not set: this test must run inside a rules_go_vm guest; run it with `go test -exec invm ./tests/hello/...` (go install ./runner/cmd/invm first)")
-	}
-}
+// TestMain boots this test binary in a guest when it runs on the host, so
+// `go test ./tests/hello/` works as well as `go test -exec invm`.
+func TestMain(m *testing.M) { invm.Main(m) }
 
 func TestPID1IsOurInit(t *testing.T) {
-	requireGuest(t)
+	invm.Require(t)
 	cmdline, err := os.ReadFile("/proc/1/cmdline")
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +46,7 @@ func TestPID1IsOurInit(t *testing.T) {
 }
 
 func TestKernelIsOurs(t *testing.T) {
-	requireGuest(t)
+	invm.Require(t)
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil {
 		t.Fatal(err)
@@ -70,7 +69,7 @@ func TestKernelIsOurs(t *testing.T) {
 }
 
 func TestNotTheHost(t *testing.T) {
-	requireGuest(t)
+	invm.Require(t)
 	name, err := os.Hostname()
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +103,7 @@ func TestNotTheHost(t *testing.T) {
 }
 
 func TestTestdataIsThere(t *testing.T) {
-	requireGuest(t)
+	invm.Require(t)
 	b, err := os.ReadFile("testdata/greeting.txt")
 	if err != nil {
 		t.Fatal(err)

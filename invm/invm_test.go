@@ -1,0 +1,19 @@
+package invm
+
+import (
+	"testing"
+
+	"github.com/rules-go-vm/rules_go_vm/guestinit"
+)
+
+func TestInGuest(t *testing.T) {
+	for _, tc := range []struct {
+		val  string
+		want bool
+	}{{"1", true}, {"", false}, {"0", false}, {"yes", false}} {
+		t.Setenv(guestinit.EnvMarker, tc.val)
+		if got := InGuest(); got != tc.want {
+			t.Errorf("%s=%q: InGuest() = %v, want %v", guestinit.EnvMarker, tc.val, got, tc.want)
+		}
+	}
+}
