@@ -133,6 +133,7 @@ def _dpdk_pkg_config_impl(rctx):
         mod = mod,
         includes = _list(["sysroot" + d for d in includes]),
         linkopts = _list(linkopts),
+        cpu = {"aarch64": "aarch64", "amd64": "x86_64", "arm64": "aarch64", "x86_64": "x86_64"}.get(rctx.os.arch, rctx.os.arch),
     ))
     rctx.file("defs.bzl", _DEFS.format(
         version = repr(version),
@@ -154,6 +155,9 @@ cc_library(
     ),
     includes = {includes},
     linkopts = {linkopts},
+    # The libraries pkg-config found are for the machine Bazel runs on:
+    # targets of another CPU (e.g. --platforms=//:aarch64) skip DPDK.
+    target_compatible_with = ["@platforms//cpu:{cpu}"],
     visibility = ["//visibility:public"],
 )
 """

@@ -1,0 +1,27 @@
+"""Public API of rules_go_vm: run Go tests inside Linux guests.
+
+```starlark
+load("@rules_go_vm//rules:defs.bzl", "go_vm_test")
+
+go_vm_test(
+    name = "ring_vm_test",
+    srcs = ["ring_test.go"],
+    embed = [":ring"],
+    memory = "512M",
+)
+```
+"""
+
+load("//rules/private:kernel.bzl", _kernel_image = "kernel_image")
+load("//rules/private:layers.bzl", _guest_base_layer = "guest_base_layer")
+load("//rules/private:providers.bzl", _GuestLayerInfo = "GuestLayerInfo", _KernelInfo = "KernelInfo", _VmToolchainInfo = "VmToolchainInfo")
+load("//rules/private:toolchain.bzl", _vm_toolchain = "vm_toolchain")
+load("//rules/private:vm_test.bzl", _go_vm_test = "go_vm_test")
+
+go_vm_test = _go_vm_test
+kernel_image = _kernel_image
+guest_base_layer = _guest_base_layer
+vm_toolchain = _vm_toolchain
+KernelInfo = _KernelInfo
+GuestLayerInfo = _GuestLayerInfo
+VmToolchainInfo = _VmToolchainInfo

@@ -1,0 +1,81 @@
+"""The `kernel_image` rule: a guest kernel built from config fragments by kbuild."""
+
+load(":providers.bzl", "ARCHES", "KernelInfo")
+
+_IMAGE = {
+    "aarch64": "Image",
+    "x86_64": "vmlinux",
+}
+
+def _kernel_image_impl(ctx):
+    arch = ctx.attr.arch
+    if arch not in ARCHES:
+        fail("kernel_image %s: arch = %r is not supported; use one of %s" % (ctx.label, arch, ARCHES))
+    outs = {name: ctx.actions.declare_file("%s/%s" % (ctx.label.name, name)) for name in [_IMAGE[arch], "config", "manifest.json"]}
+    if arch == "x86_64":
+        outs["bzImage"] = ctx.actions.declare_file("%s/bzImage" % ctx.label.name)
+    args = ctx.actions.args()
+    args.add(ctx.executable._kbuild)
+    args.add("-arch", arch)
+    args.add("-source", ctx.file.source)
+    args.add_joined("-fragments", ctx.files.fragments, join_with = ",")
+    args.add("-out", outs["config"].dirname)
+    ctx.actions.run_shell(
+        # kbuild's own cache is content-addressed (source, fragments, arch,
+        # compiler version): with RULES_GO_VM_KERNEL_CACHE set (tools/setup
+        # sets it to where it prebuilt the default kernels) a kernel built
+        # there is reused; otherwise kbuild builds in a private directory.
+        command = """
+if [ -n "${RULES_GO_VM_KERNEL_CACHE:-}" ]; then c=$RULES_GO_VM_KERNEL_CACHE; else
+  c=$(mktemp -d) && trap 'rm -rf "$c"' EXIT; fi
+"$1" -cache "$c" "${@:2}"
+""",
+        arguments = [args],
+        inputs = ctx.files.fragments + [ctx.file.source],
+        tools = [ctx.executable._kbuild],
+        outputs = outs.values(),
+        mnemonic = "KernelBuild",
+        progress_message = "Building %s guest kernel %%{label} (minutes)" % arch,
+        # make, gcc and the cross compiler come from the execution environment
+        # (the toolchain root's, pinned in tools/pins).
+        use_default_shell_env = True,
+    )
+    return [
+        DefaultInfo(files = depset([outs[_IMAGE[arch]]])),
+        KernelInfo(
+            arch = arch,
+            image = outs[_IMAGE[arch]],
+            config = outs["config"],
+            manifest = outs["manifest.json"],
+        ),
+    ]
+
+kernel_image = rule(
+    implementation = _kernel_image_impl,
+    doc = """A guest kernel: `make tinyconfig` plus config fragments, every requested option checked after
+`olddefconfig` (see kernel/README.md). Built with the execution environment's make and gcc
+(`aarch64-linux-gnu-gcc` for aarch64).""",
+    attrs = {
+        "arch": attr.string(
+            doc = "Guest architecture: \"x86_64\" (vmlinux with a PVH entry, for QEMU microvm) or \"aarch64\" (Image).",
+            mandatory = True,
+            values = ARCHES,
+        ),
+        "fragments": attr.label_list(
+            doc = "Config fragment files (`CONFIG_X=y` lines), merged in order over tinyconfig. A fragment " +
+                  "whose first lines say `# arch: x86_64` applies to that arch only.",
+            allow_files = [".config"],
+            default = ["@rules_go_vm//kernel:fragments"],
+        ),
+        "source": attr.label(
+            doc = "The kernel source tarball (e.g. Debian's linux-source-X.Y.tar.xz).",
+            allow_single_file = [".tar.xz", ".tar.gz", ".tar"],
+            default = "@rules_go_vm_kernel_source//:tarball",
+        ),
+        "_kbuild": attr.label(
+            default = "@rules_go_vm//kernel/cmd/kbuild",
+            executable = True,
+            cfg = "exec",
+        ),
+    },
+)

@@ -1,0 +1,30 @@
+"""Providers of rules_go_vm."""
+
+KernelInfo = provider(
+    doc = "A guest kernel image built by `kernel_image` (or provided by a user).",
+    fields = {
+        "arch": "Guest architecture: \"x86_64\" or \"aarch64\".",
+        "config": "File: the kernel's final .config, or None.",
+        "image": "File: the image QEMU boots (x86_64: vmlinux with a PVH entry; aarch64: Image).",
+        "manifest": "File: kbuild's manifest.json (release, cache key, options), or None.",
+    },
+)
+
+GuestLayerInfo = provider(
+    doc = "An initramfs layer (newc cpio) for a guest of one architecture.",
+    fields = {
+        "arch": "Guest architecture: \"x86_64\" or \"aarch64\".",
+        "archive": "File: the cpio archive.",
+    },
+)
+
+VmToolchainInfo = provider(
+    doc = "What a guest of one architecture needs by default: its kernel and base initramfs layer.",
+    fields = {
+        "arch": "Guest architecture: \"x86_64\" or \"aarch64\".",
+        "base_layer": "GuestLayerInfo of the base layer (guest init and static files).",
+        "kernel": "KernelInfo of the default kernel.",
+    },
+)
+
+ARCHES = ["x86_64", "aarch64"]

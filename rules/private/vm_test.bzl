@@ -1,0 +1,219 @@
+"""`go_vm_test`: a go_test whose binary runs inside a Linux guest booted by the host runner."""
+
+load("@io_bazel_rules_go//go:def.bzl", "go_test")
+load(":providers.bzl", "KernelInfo")
+
+VM_TOOLCHAIN = "@rules_go_vm//rules:vm_toolchain_type"
+
+NIC_MODELS = ["virtio_net", "e1000", "e1000e"]
+HOST_PAGES = ["4k", "2M", "1G"]
+ACCELS = ["auto", "kvm", "tcg"]
+BACKENDS = ["qemu"]
+
+_SIZE_UNITS = {"G": 1024 * 1024 * 1024, "K": 1024, "M": 1024 * 1024}
+
+def _bytes(attr_name, value, label):
+    """Parses "512M" / "1G" / "2048K" into bytes, failing with the attribute's name."""
+    if len(value) < 2 or value[-1] not in _SIZE_UNITS or not value[:-1].isdigit():
+        fail("%s: %s = %r is not a size; write a whole number with K, M or G, e.g. \"512M\"" % (label, attr_name, value))
+    n = int(value[:-1]) * _SIZE_UNITS[value[-1]]
+    if n == 0:
+        fail("%s: %s = %r must be larger than 0" % (label, attr_name, value))
+    return n
+
+def validate_spec(label, memory, cpus, nics, guest_hugepages, host_pages, accel, backend):
+    """Checks the VM attributes at analysis time, failing with the attribute's name and the allowed values.
+
+    Args:
+      label: the target, for messages.
+      memory: guest RAM, e.g. "512M".
+      cpus: guest vCPUs.
+      nics: NIC models.
+      guest_hugepages: "SIZE:COUNT" or "".
+      host_pages: host page backing.
+      accel: accelerator policy.
+      backend: VMM.
+
+    Returns:
+      (memory in MiB, hugepage size or "", hugepage count)
+    """
+    mem = _bytes("memory", memory, label)
+    if mem % (1024 * 1024) != 0:
+        fail("%s: memory = %r must be a whole number of MiB" % (label, memory))
+    if cpus < 1 or cpus > 64:
+        fail("%s: cpus = %d must be between 1 and 64" % (label, cpus))
+    for nic in nics:
+        if nic not in NIC_MODELS:
+            fail("%s: nics: %r is not a NIC model; use one of %s" % (label, nic, ", ".join(NIC_MODELS)))
+    if host_pages not in HOST_PAGES:
+        fail("%s: host_pages = %r; use one of %s" % (label, host_pages, ", ".join(HOST_PAGES)))
+    if host_pages != "4k" and mem % _bytes("host_pages", host_pages, label) != 0:
+        fail("%s: memory = %r is not a multiple of host_pages = %r" % (label, memory, host_pages))
+    if accel not in ACCELS:
+        fail("%s: accel = %r; use one of %s" % (label, accel, ", ".join(ACCELS)))
+    if backend not in BACKENDS:
+        fail("%s: backend = %r; use one of %s" % (label, backend, ", ".join(BACKENDS)))
+    hp_size, hp_count = "", 0
+    if guest_hugepages:
+        size, sep, count = guest_hugepages.partition(":")
+        if not sep or size not in ["2M", "1G"] or not count.isdigit() or int(count) == 0:
+            fail("%s: guest_hugepages = %r; write SIZE:COUNT with SIZE 2M or 1G and COUNT > 0, e.g. \"2M:64\"" % (label, guest_hugepages))
+        hp_size, hp_count = size, int(count)
+        if _bytes("guest_hugepages", size, label) * hp_count >= mem:
+            fail("%s: guest_hugepages = %r needs %d MiB, more than memory = %r; raise memory or lower the count" % (
+                label,
+                guest_hugepages,
+                _bytes("guest_hugepages", size, label) * hp_count // (1024 * 1024),
+                memory,
+            ))
+    return mem // (1024 * 1024), hp_size, hp_count
+
+def _rlocation(ctx, f):
+    """The runfiles path of a file ("_main/pkg/x" or "repo/x")."""
+    if f.short_path.startswith("../"):
+        return f.short_path[3:]
+    return ctx.workspace_name + "/" + f.short_path
+
+def _go_vm_test_impl(ctx):
+    mem_mib, hp_size, hp_count = validate_spec(
+        ctx.label,
+        ctx.attr.memory,
+        ctx.attr.cpus,
+        ctx.attr.nics,
+        ctx.attr.guest_hugepages,
+        ctx.attr.host_pages,
+        ctx.attr.accel,
+        ctx.attr.backend,
+    )
+    tc = ctx.toolchains[VM_TOOLCHAIN].vm
+    kernel = ctx.attr.kernel[KernelInfo] if ctx.attr.kernel else tc.kernel
+    if kernel.arch != tc.arch:
+        fail("%s: kernel = %s is for %s, but this test is built for %s guests" % (ctx.label, ctx.attr.kernel.label, kernel.arch, tc.arch))
+    base = tc.base_layer
+
+    # The thin per-test layer: the test binary and its runfiles, at their
+    # runfiles paths under /invm/runfiles.
+    binary = ctx.executable.test_binary
+    bin_runfiles = ctx.attr.test_binary[DefaultInfo].default_runfiles
+    files = [binary] + bin_runfiles.files.to_list()
+    manifest = ctx.actions.declare_file(ctx.label.name + ".layer.json")
+    entries = []
+    seen = {}
+    for f in files:
+        dst = "invm/runfiles/" + _rlocation(ctx, f)
+        if dst in seen:
+            continue
+        seen[dst] = True
+        entries.append({"path": dst, "src": f.path, "type": "file"})
+    ctx.actions.write(manifest, json.encode({"entries": entries}))
+    layer = ctx.actions.declare_file(ctx.label.name + ".layer.cpio")
+    ctx.actions.run(
+        executable = ctx.executable._mkinitramfs,
+        arguments = ["-o", layer.path, "-manifest", manifest.path],
+        inputs = files + [manifest],
+        outputs = [layer],
+        mnemonic = "GuestTestLayer",
+        progress_message = "Writing test initramfs layer %{label}",
+    )
+
+    pkg_dir = ctx.workspace_name + "/" + ctx.label.package if ctx.label.package else ctx.workspace_name
+    if ctx.label.workspace_name:
+        pkg_dir = ctx.label.workspace_name + "/" + ctx.label.package
+    spec = {
+        "accel": ctx.attr.accel,
+        "arch": tc.arch,
+        "args": ctx.attr.vm_args,
+        "backend": ctx.attr.backend,
+        "cmdline": ctx.attr.cmdline,
+        "cpus": ctx.attr.cpus,
+        "env": ctx.attr.vm_env,
+        "guest_hugepages": {"count": hp_count, "size": hp_size} if hp_count else None,
+        "host_pages": ctx.attr.host_pages,
+        "iommu": ctx.attr.iommu,
+        "kernel": _rlocation(ctx, kernel.image),
+        "kernel_manifest": _rlocation(ctx, kernel.manifest) if kernel.manifest else "",
+        "layers": [_rlocation(ctx, base.archive), _rlocation(ctx, layer)],
+        "memory_mib": mem_mib,
+        "nics": ctx.attr.nics,
+        "test": "/invm/runfiles/" + _rlocation(ctx, binary),
+        "timeout_scale_tcg": ctx.attr.tcg_timeout_scale,
+        "workdir": "/invm/runfiles/" + pkg_dir,
+    }
+    spec_file = ctx.actions.declare_file(ctx.label.name + ".vm.json")
+    ctx.actions.write(spec_file, json.encode_indent(spec) + "\n")
+
+    runner = ctx.executable._runner
+    launcher = ctx.actions.declare_file(ctx.label.name + ".sh")
+    ctx.actions.write(launcher, """#!/bin/sh
+# go_vm_test launcher for {label}: boots the guest on the host (exec platform).
+r="${{RUNFILES_DIR:-${{TEST_SRCDIR:-$0.runfiles}}}}"
+exec "$r/{runner}" -runfiles "$r" -spec "$r/{spec}" -- "$@"
+""".format(label = ctx.label, runner = _rlocation(ctx, runner), spec = _rlocation(ctx, spec_file)), is_executable = True)
+
+    runfiles = ctx.runfiles(files = [runner, spec_file, kernel.image, base.archive, layer] + ([kernel.manifest] if kernel.manifest else []))
+    runfiles = runfiles.merge(ctx.attr._runner[DefaultInfo].default_runfiles)
+    return [
+        DefaultInfo(executable = launcher, runfiles = runfiles, files = depset([launcher, spec_file, layer])),
+        RunEnvironmentInfo(environment = {}, inherited_environment = ["RULES_GO_VM_STATE", "INVM_QEMU", "INVM_VERBOSE"]),
+    ]
+
+_go_vm_test = rule(
+    implementation = _go_vm_test_impl,
+    test = True,
+    toolchains = [VM_TOOLCHAIN],
+    doc = "Runs a test binary inside a Linux guest. Use the `go_vm_test` macro.",
+    attrs = {
+        "accel": attr.string(doc = "Accelerator: \"auto\" (KVM only after a canary boot proves it works, else TCG), \"kvm\" or \"tcg\".", default = "auto"),
+        "backend": attr.string(doc = "VMM: \"qemu\" (cloud-hypervisor is planned).", default = "qemu"),
+        "cmdline": attr.string_list(doc = "Extra kernel command-line parameters."),
+        "cpus": attr.int(doc = "Guest vCPUs (1 to 64).", default = 1),
+        "guest_hugepages": attr.string(doc = "Guest hugepages as SIZE:COUNT, SIZE 2M or 1G, e.g. \"2M:64\"; empty for none. Must fit in memory."),
+        "host_pages": attr.string(doc = "Host page backing of guest RAM: \"4k\" (memfd), \"2M\" or \"1G\" (hugetlbfs).", default = "4k"),
+        "iommu": attr.bool(doc = "Give the guest a virtual IOMMU (intel-iommu on x86_64, SMMUv3 on aarch64)."),
+        "kernel": attr.label(doc = "A guest kernel (`kernel_image`); default: the VM toolchain's for the target arch.", providers = [KernelInfo]),
+        "memory": attr.string(doc = "Guest RAM, e.g. \"256M\" or \"1G\".", default = "256M"),
+        "nics": attr.string_list(doc = "NIC models, one NIC each, in PCI order: \"virtio_net\", \"e1000\", \"e1000e\"."),
+        "tcg_timeout_scale": attr.int(doc = "Factor applied to the test timeout when the guest runs under TCG (no KVM).", default = 1),
+        "test_binary": attr.label(doc = "The go_test binary built for the guest platform.", mandatory = True, executable = True, cfg = "target"),
+        "vm_args": attr.string_list(doc = "Arguments passed to the test binary in the guest."),
+        "vm_env": attr.string_dict(doc = "Environment of the test in the guest."),
+        "_mkinitramfs": attr.label(default = "@rules_go_vm//runner/cmd/mkinitramfs", executable = True, cfg = "exec"),
+        "_runner": attr.label(default = "@rules_go_vm//runner/cmd/vmtest", executable = True, cfg = "exec"),
+    },
+)
+
+_VM_ATTRS = ["accel", "backend", "cmdline", "cpus", "guest_hugepages", "host_pages", "iommu", "kernel", "memory", "nics", "tcg_timeout_scale"]
+
+def go_vm_test(name, **kwargs):
+    """A go_test that runs inside a Linux guest.
+
+    Every go_test attribute (srcs, embed, deps, data, ...) passes through to an inner go_test
+    `<name>_guest_binary`, built for the target platform and never run on the host. The VM attributes
+    (memory, cpus, nics, guest_hugepages, host_pages, iommu, kernel, cmdline, accel, backend,
+    tcg_timeout_scale) shape the guest; `args` and `env` reach the test inside it.
+
+    Args:
+      name: the test's name.
+      **kwargs: go_test attributes, VM attributes, and the common test attributes (size, timeout,
+        tags, flaky, shard_count, visibility, exec_properties, target_compatible_with).
+    """
+    vm = {k: kwargs.pop(k) for k in _VM_ATTRS if k in kwargs}
+    common = {k: kwargs.pop(k) for k in ["size", "timeout", "flaky", "shard_count", "exec_properties", "visibility", "target_compatible_with", "local"] if k in kwargs}
+    tags = kwargs.pop("tags", [])
+    args = kwargs.pop("args", [])
+    env = kwargs.pop("env", {})
+    go_test(
+        name = name + "_guest_binary",
+        tags = ["manual"] + tags,
+        visibility = ["//visibility:private"],
+        testonly = True,
+        **kwargs
+    )
+    _go_vm_test(
+        name = name,
+        test_binary = ":" + name + "_guest_binary",
+        vm_args = args,
+        vm_env = env,
+        tags = tags,
+        **(vm | common)
+    )
