@@ -19,7 +19,7 @@ import (
 )
 
 // Linux returns the Init of a real guest: PID 1 required, real mounts,
-// /proc, vsock or virtio-serial, sync and reboot(POWER_OFF).
+// /proc, vsock or virtio-serial, sync and reboot(RESTART) (see PowerOff).
 func Linux() *Init {
 	cfgPath := protocol.ConfigPath
 	if p := os.Getenv(protocol.ConfigEnv); p != "" {
@@ -36,8 +36,12 @@ func Linux() *Init {
 		Open:        OpenChannel,
 		SetHostname: func(name string) error { return unix.Sethostname([]byte(name)) },
 		Sync:        unix.Sync,
-		PowerOff:    func() error { return unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF) },
-		Console:     os.Stderr,
+		// A reset, not a power-off: the runner always starts QEMU with
+		// -no-reboot, which turns a guest reset into QEMU's exit on every
+		// machine, including microvm without ACPI, where a power-off only
+		// halts the CPU and leaves QEMU running.
+		PowerOff: func() error { return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART) },
+		Console:  os.Stderr,
 	}
 }
 

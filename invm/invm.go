@@ -15,14 +15,12 @@
 package invm
 
 import (
-	"context"
 	"os"
-	"os/signal"
+	"os/exec"
 	"syscall"
 	"testing"
 
 	"github.com/rules-go-vm/rules_go_vm/guestinit"
-	"github.com/rules-go-vm/rules_go_vm/runner/invmcli"
 )
 
 // InGuest reports whether the process runs inside a rules_go_vm guest: the
@@ -39,19 +37,30 @@ func Require(t testing.TB) {
 	}
 }
 
-// Main runs the tests: directly inside a guest; on the host, by booting this
-// test binary in a guest with the invm runner and exiting with its exit code.
+// Main runs the tests: directly inside a guest; on the host, by replacing
+// this process with the invm command ($INVM_BIN, else `invm` on PATH)
+// running this test binary in a guest. Without invm it fails, saying how to
+// install it. (It execs invm rather than linking the runner in, so guest
+// test binaries stay small and free of cgo.)
 func Main(m *testing.M) {
 	if InGuest() {
 		os.Exit(m.Run())
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		os.Stderr.WriteString("invm: cannot find the test binary: " + err.Error() + "\n")
+	fail := func(msg string) {
+		os.Stderr.WriteString("invm: " + msg + "\n")
 		os.Exit(1)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := invmcli.Run(ctx, append([]string{"--", exe}, os.Args[1:]...), os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	exe, err := os.Executable()
+	if err != nil {
+		fail("cannot find the test binary: " + err.Error())
+	}
+	bin := os.Getenv("INVM_BIN")
+	if bin == "" {
+		if bin, err = exec.LookPath("invm"); err != nil {
+			fail("this test runs in a guest, and the invm command is not on PATH: " +
+				"go install github.com/rules-go-vm/rules_go_vm/runner/cmd/invm@latest (or set $INVM_BIN)")
+		}
+	}
+	args := append([]string{"invm", "--", exe}, os.Args[1:]...)
+	fail("exec " + bin + ": " + syscall.Exec(bin, args, os.Environ()).Error())
 }

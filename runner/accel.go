@@ -99,6 +99,11 @@ func accelKey(p AccelProbe) string {
 	rel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	fmt.Fprintf(h, "host=%s\nrelease=%s\n", host, bytes.TrimSpace(rel))
 	for _, f := range []string{p.QEMU, p.Kernel} {
+		// The real path: Bazel reaches the kernel through a per-run sandbox
+		// symlink, and the verdict must not be re-probed for every test.
+		if real, err := filepath.EvalSymlinks(f); err == nil {
+			f = real
+		}
 		fi, err := os.Stat(f)
 		if err != nil {
 			fmt.Fprintf(h, "%s missing\n", f)

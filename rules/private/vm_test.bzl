@@ -150,11 +150,13 @@ r="${{RUNFILES_DIR:-${{TEST_SRCDIR:-$0.runfiles}}}}"
 exec "$r/{runner}" -runfiles "$r" -spec "$r/{spec}" -- "$@"
 """.format(label = ctx.label, runner = _rlocation(ctx, runner), spec = _rlocation(ctx, spec_file)), is_executable = True)
 
-    runfiles = ctx.runfiles(files = [runner, spec_file, kernel.image, base.archive, layer] + ([kernel.manifest] if kernel.manifest else []))
+    # The binary itself rides along only so the launcher can check its ELF
+    # arch against the spec; the guest gets it from the layer.
+    runfiles = ctx.runfiles(files = [runner, spec_file, kernel.image, base.archive, layer, binary] + ([kernel.manifest] if kernel.manifest else []))
     runfiles = runfiles.merge(ctx.attr._runner[DefaultInfo].default_runfiles)
     return [
         DefaultInfo(executable = launcher, runfiles = runfiles, files = depset([launcher, spec_file, layer])),
-        RunEnvironmentInfo(environment = {}, inherited_environment = ["RULES_GO_VM_STATE", "INVM_QEMU", "INVM_VERBOSE"]),
+        RunEnvironmentInfo(environment = {}, inherited_environment = ["RULES_GO_VM_CACHE", "INVM_QEMU", "INVM_VERBOSE"]),
     ]
 
 _go_vm_test = rule(
@@ -202,6 +204,8 @@ def go_vm_test(name, **kwargs):
     tags = kwargs.pop("tags", [])
     args = kwargs.pop("args", [])
     env = kwargs.pop("env", {})
+    # The guest has no libc: link statically unless the test asks otherwise.
+    kwargs.setdefault("pure", "on")
     go_test(
         name = name + "_guest_binary",
         tags = ["manual"] + tags,

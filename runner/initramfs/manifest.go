@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"strconv"
 )
 
@@ -14,7 +15,7 @@ var ErrManifest = errors.New("invalid manifest")
 
 // Entry types of a Manifest.
 const (
-	TypeFile    = "file"    // host file Src at Path, Mode (default 0644)
+	TypeFile    = "file"    // host file Src at Path, Mode (default 0755 if Src is executable, else 0644)
 	TypeBytes   = "bytes"   // Data (UTF-8 text) at Path, Mode (default 0644)
 	TypeDir     = "dir"     // directory at Path, Mode (default 0755)
 	TypeSymlink = "symlink" // symlink at Path to Target
@@ -126,6 +127,12 @@ func (e Entry) add(l *Layer) error {
 		}
 		if err != nil {
 			return err
+		}
+		if e.Mode == "" {
+			// Like mkinitramfs -file: executables stay executable.
+			if fi, err := os.Stat(e.Src); err == nil && fi.Mode()&0o111 != 0 {
+				mode = 0o755
+			}
 		}
 		return l.AddFile(e.Path, e.Src, mode)
 	case TypeBytes:

@@ -18,7 +18,7 @@ func TestArgsGolden(t *testing.T) {
 			name: "x86_64 microvm TCG",
 			spec: Spec{Arch: X86_64, Kernel: "/k/vmlinux", Initrd: "/s/initrd.cpio", MemoryMiB: 256, CPUs: 1,
 				VhostUserSocket: "/s/vhost.sock", TSCkHz: 2249998, Quiet: true},
-			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,memory-backend=mem -accel tcg " +
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off,memory-backend=mem -accel tcg " +
 				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
 				"-initrd /s/initrd.cpio -append console=ttyS0 panic=-1 oops=panic rdinit=/init tsc_early_khz=2249998 quiet " +
 				"-chardev socket,id=vsock0,path=/s/vhost.sock -device vhost-user-vsock-device,chardev=vsock0",

@@ -50,6 +50,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runner.ExitCode(runner.Result{}, err)
 	}
 	o.Stdout, o.Stderr, o.Log = stdout, stderr, stderr
+	if o.StateDir != "" {
+		// Unix socket paths are limited to 108 bytes and Bazel's TEST_TMPDIR
+		// is deep: reach the state directory through a short link in /tmp.
+		short, cleanup, err := shortPath(o.StateDir)
+		if err != nil {
+			fmt.Fprintln(stderr, "vmtest:", err)
+			return runner.ExitCode(runner.Result{}, fmt.Errorf("%w: %w", runner.ErrInternal, err))
+		}
+		defer cleanup()
+		o.StateDir = short
+	}
 	res, err := runner.Run(ctx, o)
 	code := runner.ExitCode(res, err)
 	if out := getenv("TEST_UNDECLARED_OUTPUTS_DIR"); out != "" && res.CommandLine != "" {
@@ -64,9 +75,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			fmt.Fprintf(stderr, "vmtest: reproduce with:\n%s\n", res.CommandLine)
 		}
 	}
-	fmt.Fprintf(stderr, "vmtest: %s guest, accel %s (%s), boot %v, total %v\n",
-		res.Arch, res.Accel, res.AccelReason, res.Boot.Round(time.Millisecond), res.Total.Round(time.Millisecond))
+	if res.Accel != "" {
+		fmt.Fprintf(stderr, "vmtest: %s guest, accel %s (%s), boot %v, total %v\n",
+			res.Arch, res.Accel, res.AccelReason, res.Boot.Round(time.Millisecond), res.Total.Round(time.Millisecond))
+	}
 	return code
+}
+
+// shortPath makes dir and returns a short path to it (a symlink in the
+// system's /tmp) and a function that removes the link.
+func shortPath(dir string) (string, func(), error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", nil, err
+	}
+	if len(dir) < 60 {
+		return dir, func() {}, nil
+	}
+	link, err := os.MkdirTemp("/tmp", "vmtest-")
+	if err != nil {
+		return "", nil, err
+	}
+	if err := os.Remove(link); err != nil {
+		return "", nil, err
+	}
+	if err := os.Symlink(dir, link); err != nil {
+		return "", nil, err
+	}
+	return link, func() { os.Remove(link) }, nil
 }
 
 func failure(res runner.Result, err error) string {
@@ -144,6 +179,11 @@ func options(args []string, getenv func(string) string) (runner.Options, error) 
 	if tmp := getenv("TEST_TMPDIR"); tmp != "" {
 		o.StateDir = filepath.Join(tmp, "vmtest")
 		o.CacheDir = filepath.Join(tmp, "vmtest-cache")
+	}
+	if c := getenv("RULES_GO_VM_CACHE"); c != "" {
+		// Host facts worth keeping across tests (the KVM canary's verdict,
+		// QEMU's capabilities), keyed by host, QEMU and kernel.
+		o.CacheDir = c
 	}
 	if out := getenv("TEST_UNDECLARED_OUTPUTS_DIR"); out != "" {
 		o.ConsoleLog = filepath.Join(out, "console.log")
