@@ -204,6 +204,7 @@ def go_vm_test(name, **kwargs):
     tags = kwargs.pop("tags", [])
     args = kwargs.pop("args", [])
     env = kwargs.pop("env", {})
+
     # The guest has no libc: link statically unless the test asks otherwise.
     kwargs.setdefault("pure", "on")
     go_test(

@@ -114,7 +114,7 @@ func TestBuildifier(t *testing.T) {
 	args := append([]string{"-mode=check", "-lint=warn", "-warnings=all"}, files...)
 	out, err := exec.Command(bin, args...).CombinedOutput()
 	if err != nil {
-		t.Errorf("buildifier found problems (fix with `go run github.com/bazelbuild/buildtools/buildifier -lint=fix -mode=fix <file>`):\n%s", out)
+		t.Errorf("buildifier found problems (fix with `go tool buildifier -lint=fix <file>`):\n%s", out)
 	}
 }
 
