@@ -19,13 +19,15 @@ import (
 	"os/exec"
 	"syscall"
 	"testing"
-
-	"github.com/rules-go-vm/rules_go_vm/guestinit"
 )
 
-// InGuest reports whether the process runs inside a rules_go_vm guest: the
-// guest init sets guestinit.EnvMarker for the test.
-func InGuest() bool { return os.Getenv(guestinit.EnvMarker) == "1" }
+// EnvMarker is the variable the guest init sets to "1" for the test (the
+// same as guestinit.EnvMarker; this package does not import the init, so a
+// guest test binary stays free of its dependencies, and of cgo).
+const EnvMarker = "IN_VM"
+
+// InGuest reports whether the process runs inside a rules_go_vm guest.
+func InGuest() bool { return os.Getenv(EnvMarker) == "1" }
 
 // Require fails the test unless it runs inside a guest. It never skips: a
 // guest test that silently did not run would count as a pass.
@@ -33,7 +35,7 @@ func Require(t testing.TB) {
 	t.Helper()
 	if !InGuest() {
 		t.Fatalf("%s is not set: this test must run inside a rules_go_vm guest; "+
-			"use invm.Main in TestMain, `go test -exec invm`, or a go_vm_test target", guestinit.EnvMarker)
+			"use invm.Main in TestMain, `go test -exec invm`, or a go_vm_test target", EnvMarker)
 	}
 }
 

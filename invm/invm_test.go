@@ -6,6 +6,12 @@ import (
 	"github.com/rules-go-vm/rules_go_vm/guestinit"
 )
 
+func TestEnvMarkerMatchesInit(t *testing.T) {
+	if EnvMarker != guestinit.EnvMarker {
+		t.Fatalf("invm.EnvMarker %q != guestinit.EnvMarker %q", EnvMarker, guestinit.EnvMarker)
+	}
+}
+
 func TestInGuest(t *testing.T) {
 	for _, tc := range []struct {
 		val  string

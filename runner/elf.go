@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -39,4 +40,30 @@ func ArchOfELF(path string) (qemu.Arch, error) {
 		return "", fmt.Errorf("%w: %s: machine %v", ErrUnsupportedBinary, path, f.Machine)
 	}
 	return a, nil
+}
+
+// ErrDynamicBinary reports a test binary that needs a dynamic loader: the
+// guest's initramfs has no libc, so it could never start.
+var ErrDynamicBinary = errors.New("test binary is dynamically linked")
+
+// CheckStatic fails with ErrDynamicBinary when the ELF executable at path
+// names an interpreter (PT_INTERP), saying how to build it statically.
+func CheckStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrUnsupportedBinary, path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_INTERP {
+			continue
+		}
+		b := make([]byte, p.Filesz)
+		if _, err := p.ReadAt(b, 0); err != nil {
+			return fmt.Errorf("%w: %s: reading PT_INTERP: %w", ErrUnsupportedBinary, path, err)
+		}
+		return fmt.Errorf("%w: %s needs %s, which the guest does not have; build it statically "+
+			"(CGO_ENABLED=0 go test -exec invm ..., or pure = \"on\" in Bazel)", ErrDynamicBinary, path, string(bytes.TrimRight(b, "\x00")))
+	}
+	return nil
 }

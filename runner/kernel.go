@@ -26,9 +26,10 @@ type kernelManifest struct {
 const SharedKernelDir = "/var/lib/rules_go_vm/cache/kernels"
 
 // KernelDirs returns the kbuild cache directories searched by default:
-// cacheDir/kernels, then SharedKernelDir.
+// SharedKernelDir (the kernels tools/setup built from the pinned source, so
+// every path boots the same kernel), then cacheDir/kernels.
 func KernelDirs(cacheDir string) []string {
-	return []string{filepath.Join(cacheDir, "kernels"), SharedKernelDir}
+	return []string{SharedKernelDir, filepath.Join(cacheDir, "kernels")}
 }
 
 // FindKernel returns the kernel image for arch in the kbuild cache

@@ -65,6 +65,9 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		o.Arch = a
 	}
 	res.Arch = o.Arch
+	if err := CheckStatic(o.TestBinary); err != nil {
+		return res, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
+	}
 	profile, err := qemu.ProfileFor(o.Arch)
 	if err != nil {
 		return res, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
