@@ -67,9 +67,13 @@ var Profiles = map[Arch]Profile{
 		// linux 7.2; QEMU 7.2 boots). Without ACPI there is no power-off:
 		// the guest init resets instead, which -no-reboot turns into a
 		// QEMU exit.
-		Machine:     "microvm,acpi=off",
-		KVMCPU:      "host",
-		Console:     "ttyS0",
+		Machine: "microvm,acpi=off",
+		KVMCPU:  "host",
+		Console: "ttyS0",
+		// The guest init resets at the end; without ACPI the kernel would
+		// first try reset methods microvm lacks (3.5 s lost per boot,
+		// measured): go straight to a triple fault.
+		Cmdline:     []string{"reboot=t"},
 		VsockDevice: map[string]string{"microvm": "vhost-user-vsock-device", "": "vhost-user-vsock-pci"},
 		TSCEarly:    true,
 		KernelImage: "vmlinux",
