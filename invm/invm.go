@@ -17,6 +17,7 @@ package invm
 import (
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -63,6 +64,21 @@ func Main(m *testing.M) {
 				"go install github.com/rules-go-vm/rules_go_vm/runner/cmd/invm@latest (or set $INVM_BIN)")
 		}
 	}
-	args := append([]string{"invm", "--", exe}, os.Args[1:]...)
+	args := append([]string{"invm", "--", exe}, hostOnlyArgsRemoved(os.Args[1:])...)
 	fail("exec " + bin + ": " + syscall.Exec(bin, args, os.Environ()).Error())
+}
+
+// hostOnlyArgsRemoved drops the flags `go test` adds that name host paths the
+// guest cannot reach: -test.testlogfile (go test's cache log; without it the
+// result is just not cached) and -test.gocoverdir.
+func hostOnlyArgsRemoved(args []string) []string {
+	var out []string
+	for _, a := range args {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name == "test.testlogfile" || name == "test.gocoverdir" {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }

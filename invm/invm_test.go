@@ -1,6 +1,7 @@
 package invm
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/rules-go-vm/rules_go_vm/guestinit"
@@ -21,5 +22,13 @@ func TestInGuest(t *testing.T) {
 		if got := InGuest(); got != tc.want {
 			t.Errorf("%s=%q: InGuest() = %v, want %v", guestinit.EnvMarker, tc.val, got, tc.want)
 		}
+	}
+}
+
+func TestHostOnlyArgsRemoved(t *testing.T) {
+	in := []string{"-test.paniconexit0", "-test.testlogfile=/tmp/go-build1/b1/testlog.txt", "-test.timeout=10m0s", "-test.gocoverdir=/tmp/c", "-test.v=true"}
+	want := []string{"-test.paniconexit0", "-test.timeout=10m0s", "-test.v=true"}
+	if got := hostOnlyArgsRemoved(in); !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }
