@@ -2,6 +2,9 @@ package runner
 
 import (
 	"errors"
+	"fmt"
+	"io"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -112,4 +115,27 @@ func ExitCode(res Result, err error) int {
 		}
 	}
 	return ExitVerdictFail
+}
+
+// WriteReport prints why a run failed for a reason other than a plain test
+// failure: the error, the console tail and a reproducer.
+func WriteReport(w io.Writer, res Result, err error) {
+	if err != nil {
+		fmt.Fprintf(w, "invm: FAIL (infrastructure, not the test): %v\n", err)
+	} else {
+		fmt.Fprintf(w, "invm: FAIL: %s\n", res.Reason)
+		if res.Verdict != nil && len(res.Verdict.Leaked) > 0 {
+			fmt.Fprintf(w, "invm: leaked processes: %s\n", strings.Join(res.Verdict.Leaked, "; "))
+		}
+	}
+	if res.QEMUStderr != "" {
+		fmt.Fprintf(w, "invm: QEMU said:\n%s\n", res.QEMUStderr)
+	}
+	if res.ConsoleTail != "" {
+		fmt.Fprintf(w, "invm: guest console (last %d lines):\n%s\n", ConsoleTailLines, res.ConsoleTail)
+	}
+	if res.CommandLine != "" {
+		fmt.Fprintf(w, "invm: accelerator %s (%s)\ninvm: reproduce with (the initrd is kept with -state-dir DIR):\n%s\n",
+			res.Accel, res.AccelReason, res.CommandLine)
+	}
 }

@@ -172,30 +172,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	res, err := runner.Run(ctx, o)
 	code := runner.ExitCode(res, err)
 	if err != nil || code == runner.ExitVerdictFail || (res.Verdict != nil && res.Verdict.Signal != "") {
-		report(stderr, res, err)
+		runner.WriteReport(stderr, res, err)
 	}
 	return code
-}
-
-// report prints why a run failed for a reason other than a plain test
-// failure: the error, the console tail and a reproducer.
-func report(w io.Writer, res runner.Result, err error) {
-	if err != nil {
-		fmt.Fprintf(w, "invm: FAIL (infrastructure, not the test): %v\n", err)
-	} else {
-		fmt.Fprintf(w, "invm: FAIL: %s\n", res.Reason)
-		if res.Verdict != nil && len(res.Verdict.Leaked) > 0 {
-			fmt.Fprintf(w, "invm: leaked processes: %s\n", strings.Join(res.Verdict.Leaked, "; "))
-		}
-	}
-	if res.QEMUStderr != "" {
-		fmt.Fprintf(w, "invm: QEMU said:\n%s\n", res.QEMUStderr)
-	}
-	if res.ConsoleTail != "" {
-		fmt.Fprintf(w, "invm: guest console (last %d lines):\n%s\n", runner.ConsoleTailLines, res.ConsoleTail)
-	}
-	if res.CommandLine != "" {
-		fmt.Fprintf(w, "invm: accelerator %s (%s)\ninvm: reproduce with (the initrd is kept with -state-dir DIR):\n%s\n",
-			res.Accel, res.AccelReason, res.CommandLine)
-	}
 }

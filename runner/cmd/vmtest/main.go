@@ -66,14 +66,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if out := getenv("TEST_UNDECLARED_OUTPUTS_DIR"); out != "" && res.CommandLine != "" {
 		_ = os.WriteFile(filepath.Join(out, "qemu-command.txt"), []byte(res.CommandLine+"\n"), 0o644)
 	}
-	if err != nil || !res.Pass {
-		fmt.Fprintf(stderr, "vmtest: FAIL (exit %d): %s\n", code, failure(res, err))
-		if err != nil && res.ConsoleTail != "" {
-			fmt.Fprintf(stderr, "vmtest: guest console (tail):\n%s\n", res.ConsoleTail)
-		}
-		if err != nil && res.CommandLine != "" {
-			fmt.Fprintf(stderr, "vmtest: reproduce with:\n%s\n", res.CommandLine)
-		}
+	if err != nil || code == runner.ExitVerdictFail || (res.Verdict != nil && res.Verdict.Signal != "") {
+		// Not a plain test failure (whose output says why): explain.
+		runner.WriteReport(stderr, res, err)
 	}
 	if res.Accel != "" {
 		fmt.Fprintf(stderr, "vmtest: %s guest, accel %s (%s), boot %v, total %v\n",
@@ -102,13 +97,6 @@ func shortPath(dir string) (string, func(), error) {
 		return "", nil, err
 	}
 	return link, func() { os.Remove(link) }, nil
-}
-
-func failure(res runner.Result, err error) string {
-	if err != nil {
-		return err.Error()
-	}
-	return res.Reason
 }
 
 // options turns the flags, the spec and Bazel's test environment into
