@@ -1,0 +1,38 @@
+"""Analysis-time error tests: a bad go_vm_test attribute fails with the documented message."""
+
+load("@bazel_skylib//lib:unittest.bzl", "analysistest", "asserts")
+load("//rules:defs.bzl", "go_vm_test")
+
+def _failure_test_impl(ctx):
+    env = analysistest.begin(ctx)
+    asserts.expect_failure(env, ctx.attr.message)
+    return analysistest.end(env)
+
+failure_test = analysistest.make(
+    _failure_test_impl,
+    expect_failure = True,
+    attrs = {
+        "message": attr.string(doc = "A substring the analysis error must contain."),
+    },
+)
+
+def go_vm_test_failure(name, message, **attrs):
+    """A go_vm_test with bad attributes (never built on its own) and a test that its analysis fails with message.
+
+    Args:
+      name: the test's name; the subject is `<name>_subject`.
+      message: a substring of the expected analysis error.
+      **attrs: go_vm_test VM attributes.
+    """
+    go_vm_test(
+        name = name + "_subject",
+        # Analysis never compiles it: any Go test source will do.
+        srcs = ["//tests/hello:hello_test.go"],
+        tags = ["manual"],
+        **attrs
+    )
+    failure_test(
+        name = name,
+        message = message,
+        target_under_test = ":" + name + "_subject",
+    )
