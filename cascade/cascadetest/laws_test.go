@@ -9,22 +9,9 @@ import (
 	"github.com/rules-go-vm/rules_go_vm/cascade/cascadetest"
 )
 
-// sum is a counter policy: deltas add, and commute.
-func sum(older, newer cascade.Entry[int]) cascade.Entry[int] {
-	if newer.Kind != cascade.KindDelta {
-		return newer
-	}
-	switch older.Kind {
-	case cascade.KindTombstone:
-		return cascade.ValueEntry(newer.Value)
-	case cascade.KindValue:
-		return cascade.ValueEntry(older.Value + newer.Value)
-	}
-	return cascade.DeltaEntry(older.Value + newer.Value)
-}
-
-// appendPolicy concatenates: associative but order dependent.
-func appendPolicy(older, newer cascade.Entry[string]) cascade.Entry[string] {
+// plus folds deltas with +: for ints a counter (deltas commute), for strings
+// concatenation (associative but order dependent).
+func plus[T ~int | ~string](older, newer cascade.Entry[T]) cascade.Entry[T] {
 	if newer.Kind != cascade.KindDelta {
 		return newer
 	}
@@ -66,7 +53,7 @@ func TestCheckUpsertIntPolicies(t *testing.T) {
 	}{
 		{"last-write-wins", cascade.LastWriteWins[int]{}, intCfg(false), false},
 		{"last-write-wins claimed commutative", cascade.LastWriteWins[int]{}, intCfg(true), true},
-		{"sum", cascade.UpsertFunc[int](sum), intCfg(true), false},
+		{"sum", cascade.UpsertFunc[int](plus[int]), intCfg(true), false},
 		{"ignores tombstones", cascade.UpsertFunc[int](func(o, n cascade.Entry[int]) cascade.Entry[int] {
 			if n.Kind == cascade.KindTombstone && o.Kind == cascade.KindValue {
 				return o
@@ -118,7 +105,7 @@ func TestCheckUpsertOrderDependentPolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := cascadetest.CheckUpsert(cascade.UpsertFunc[string](appendPolicy), tt.cfg)
+			err := cascadetest.CheckUpsert(cascade.UpsertFunc[string](plus[string]), tt.cfg)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("CheckUpsert = %v, want error: %v", err, tt.wantErr)
 			}
