@@ -85,7 +85,12 @@ def _go_vm_test_impl(ctx):
         ctx.attr.accel,
         ctx.attr.backend,
     )
-    tc = ctx.toolchains[VM_TOOLCHAIN].vm
+    tc = ctx.toolchains[VM_TOOLCHAIN]
+    if tc == None:
+        fail("%s: the target platform's CPU has no guest kernel: rules_go_vm boots x86_64 and aarch64 guests; " % ctx.label +
+             "build with --platforms=@rules_go_vm//:x86_64 or --platforms=@rules_go_vm//:aarch64 " +
+             "(or register a vm_toolchain for your CPU)")
+    tc = tc.vm
     kernel = ctx.attr.kernel[KernelInfo] if ctx.attr.kernel else tc.kernel
     if kernel.arch != tc.arch:
         fail("%s: kernel = %s is for %s, but this test is built for %s guests" % (ctx.label, ctx.attr.kernel.label, kernel.arch, tc.arch))
@@ -162,7 +167,9 @@ exec "$r/{runner}" -runfiles "$r" -spec "$r/{spec}" -- "$@"
 _go_vm_test = rule(
     implementation = _go_vm_test_impl,
     test = True,
-    toolchains = [VM_TOOLCHAIN],
+    # Optional, so that an unsupported target CPU gets our message, not a
+    # toolchain resolution error.
+    toolchains = [config_common.toolchain_type(VM_TOOLCHAIN, mandatory = False)],
     doc = "Runs a test binary inside a Linux guest. Use the `go_vm_test` macro.",
     attrs = {
         "accel": attr.string(doc = "Accelerator: \"auto\" (KVM only after a canary boot proves it works, else TCG), \"kvm\" or \"tcg\".", default = "auto"),
@@ -175,7 +182,12 @@ _go_vm_test = rule(
         "kernel": attr.label(doc = "A guest kernel (`kernel_image`); default: the VM toolchain's for the target arch.", providers = [KernelInfo]),
         "memory": attr.string(doc = "Guest RAM, e.g. \"256M\" or \"1G\".", default = "256M"),
         "nics": attr.string_list(doc = "NIC models, one NIC each, in PCI order: \"virtio_net\", \"e1000\", \"e1000e\"."),
-        "tcg_timeout_scale": attr.int(doc = "Factor applied to the test timeout when the guest runs under TCG (no KVM).", default = 1),
+        "tcg_timeout_scale": attr.int(
+            doc = "How much slower the test may be under TCG than under KVM. The `go_vm_test` macro raises Bazel's " +
+                  "timeout category so it holds the nominal timeout (from `timeout` or `size`) times this factor; " +
+                  "when the runner gets KVM, the guest test's own `-test.timeout` is the nominal one again.",
+            default = 3,
+        ),
         "test_binary": attr.label(doc = "The go_test binary built for the guest platform.", mandatory = True, executable = True, cfg = "target"),
         "vm_args": attr.string_list(doc = "Arguments passed to the test binary in the guest."),
         "vm_env": attr.string_dict(doc = "Environment of the test in the guest."),
@@ -183,6 +195,39 @@ _go_vm_test = rule(
         "_runner": attr.label(default = "@rules_go_vm//runner/cmd/vmtest", executable = True, cfg = "exec"),
     },
 )
+
+# Bazel's timeout categories, in seconds, and the default one per size.
+_TIMEOUTS = [("short", 60), ("moderate", 300), ("long", 900), ("eternal", 3600)]
+_SIZE_TIMEOUT = {"enormous": "eternal", "large": "long", "medium": "moderate", "small": "short"}
+
+def scaled_timeout(size, timeout, scale):
+    """The smallest Bazel timeout category holding the nominal timeout times scale.
+
+    Args:
+      size: the test's size ("" for the default, medium).
+      timeout: the test's timeout category ("" for the size's default).
+      scale: tcg_timeout_scale (>= 1).
+
+    Returns:
+      A timeout category ("short" ... "eternal"; "eternal" when nothing is long enough).
+    """
+    nominal = timeout or _SIZE_TIMEOUT.get(size or "medium")
+    if nominal == None:
+        fail("size = %r; use one of %s" % (size, ", ".join(_SIZE_TIMEOUT.keys())))
+    seconds = {name: secs for name, secs in _TIMEOUTS}
+    if nominal not in seconds:
+        fail("timeout = %r; use one of %s" % (timeout, ", ".join([name for name, _ in _TIMEOUTS])))
+    if scale < 1:
+        fail("tcg_timeout_scale = %r must be at least 1" % scale)
+    want = seconds[nominal] * scale
+    for name, secs in _TIMEOUTS:
+        if secs >= want:
+            return name
+    return "eternal"
+
+# Tests that must have KVM (accel = "kvm") run only on execution platforms
+# with this constraint (see README.md, "Remote execution").
+KVM_CONSTRAINT = Label("//rules/exec:kvm")
 
 _VM_ATTRS = ["accel", "backend", "cmdline", "cpus", "guest_hugepages", "host_pages", "iommu", "kernel", "memory", "nics", "tcg_timeout_scale"]
 
@@ -197,10 +242,19 @@ def go_vm_test(name, **kwargs):
     Args:
       name: the test's name.
       **kwargs: go_test attributes, VM attributes, and the common test attributes (size, timeout,
-        tags, flaky, shard_count, visibility, exec_properties, target_compatible_with).
+        tags, flaky, shard_count, visibility, exec_properties, exec_compatible_with,
+        target_compatible_with). `timeout` is raised by `tcg_timeout_scale`; `accel = "kvm"` adds the
+        `@rules_go_vm//rules/exec:kvm` execution constraint.
     """
     vm = {k: kwargs.pop(k) for k in _VM_ATTRS if k in kwargs}
-    common = {k: kwargs.pop(k) for k in ["size", "timeout", "flaky", "shard_count", "exec_properties", "visibility", "target_compatible_with", "local"] if k in kwargs}
+    common = {k: kwargs.pop(k) for k in ["size", "timeout", "flaky", "shard_count", "exec_properties", "exec_compatible_with", "visibility", "target_compatible_with", "local"] if k in kwargs}
+
+    # Under TCG a guest is several times slower than under KVM: give Bazel's
+    # timeout room for that (the runner narrows the guest's own timeout back
+    # to the nominal one when it gets KVM).
+    common["timeout"] = scaled_timeout(common.get("size", ""), common.get("timeout", ""), vm.get("tcg_timeout_scale", 3))
+    if vm.get("accel") == "kvm":
+        common["exec_compatible_with"] = common.get("exec_compatible_with", []) + [KVM_CONSTRAINT]
     tags = kwargs.pop("tags", [])
     args = kwargs.pop("args", [])
     env = kwargs.pop("env", {})

@@ -16,12 +16,23 @@ failure_test = analysistest.make(
     },
 )
 
-def go_vm_test_failure(name, message, **attrs):
+# The same, with the subject built for a riscv64 guest (no kernel for it).
+riscv64_failure_test = analysistest.make(
+    _failure_test_impl,
+    expect_failure = True,
+    attrs = {
+        "message": attr.string(doc = "A substring the analysis error must contain."),
+    },
+    config_settings = {"//command_line_option:platforms": str(Label("//tests/analysis:riscv64"))},
+)
+
+def go_vm_test_failure(name, message, riscv64 = False, **attrs):
     """A go_vm_test with bad attributes (never built on its own) and a test that its analysis fails with message.
 
     Args:
       name: the test's name; the subject is `<name>_subject`.
       message: a substring of the expected analysis error.
+      riscv64: analyze the subject for a riscv64 target platform.
       **attrs: go_vm_test VM attributes.
     """
     go_vm_test(
@@ -31,7 +42,7 @@ def go_vm_test_failure(name, message, **attrs):
         tags = ["manual"],
         **attrs
     )
-    failure_test(
+    (riscv64_failure_test if riscv64 else failure_test)(
         name = name,
         message = message,
         target_under_test = ":" + name + "_subject",
