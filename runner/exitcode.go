@@ -139,3 +139,20 @@ func WriteReport(w io.Writer, res Result, err error) {
 			res.Accel, res.AccelReason, res.CommandLine)
 	}
 }
+
+// IsInfrastructure reports whether a run failed for a reason that is not
+// the test's, the case for Bazel's TEST_INFRASTRUCTURE_FAILURE_FILE:
+// every sentinel error, except a host timeout or a guest kernel panic once
+// the guest had connected (the test was running: it hung past its own
+// -test.timeout and the kill grace, or crashed the kernel it tests). A
+// valid verdict, passing or failing (a test failure, the test's own
+// timeout, a leaked process), is never the infrastructure's.
+func IsInfrastructure(res Result, err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, ErrTimeout) || errors.Is(err, ErrGuestPanic) {
+		return res.Boot == 0
+	}
+	return true
+}

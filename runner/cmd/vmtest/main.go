@@ -7,18 +7,33 @@
 //
 //	vmtest -runfiles DIR -spec DIR/_main/pkg/x.vm.json -- [test args...]
 //
-// From Bazel's test environment it takes TEST_TMPDIR (all runner state),
-// TEST_UNDECLARED_OUTPUTS_DIR (the guest console log and the reproducer
-// command line), TEST_TIMEOUT (the guest's -test.timeout, a little earlier
-// than Bazel's so goroutine stacks reach the log) and TESTBRIDGE_TEST_ONLY
-// (--test_filter, as -test.run).
+// It answers Bazel's test contract:
+//
+//   - TEST_TMPDIR: all runner state (a short symlink in /tmp reaches it,
+//     for unix socket paths; removed on every return path);
+//   - TEST_UNDECLARED_OUTPUTS_DIR: console.log (guest console),
+//     qemu-command.txt (reproducer), runner.log (diagnostics: accelerator,
+//     timings, result) and test.json (test2json events);
+//   - XML_OUTPUT_FILE: JUnit XML (package junit) from the test's output,
+//     which it frames with -test.v=test2json (package testjson); abnormal
+//     ends still give XML that fails;
+//   - TEST_TIMEOUT: the run's bounds and the guest's -test.timeout, earlier
+//     than Bazel's SIGTERM so goroutine stacks reach the log (timeoutBudget);
+//   - TESTBRIDGE_TEST_ONLY (--test_filter, as -test.run / -test.skip) and
+//     TESTBRIDGE_TEST_RUNNER_FAIL_FAST (-test.failfast);
+//   - TEST_TOTAL_SHARDS / TEST_SHARD_INDEX: forwarded into the guest, where
+//     rules_go's test main runs its share; TEST_SHARD_STATUS_FILE is touched;
+//   - TEST_INFRASTRUCTURE_FAILURE_FILE: written when the failure is not the
+//     test's (runner.IsInfrastructure).
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -44,49 +59,66 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	bz := bazelEnv(getenv)
+	// Bazel's shard protocol: say this runner shards (the guest test's own
+	// main picks its share, see shardEnv), whatever happens next.
+	if err := bz.touchShardStatus(); err != nil {
+		fmt.Fprintln(stderr, "vmtest:", err)
+	}
+	diag, closeDiag := bz.diagnostics(stderr)
+	defer closeDiag()
+	var rep *report
+	if bz.xml != "" {
+		// The guest test frames its output for test2json (withTest2JSON);
+		// the user still sees plain text.
+		rep = newReport(bz, stdout, stderr)
+		defer rep.close()
+	}
 	o, err := options(args, getenv)
 	if err != nil {
-		fmt.Fprintln(stderr, "vmtest:", err)
-		return runner.ExitCode(runner.Result{}, err)
+		fmt.Fprintln(diag, "vmtest:", err)
+		return bz.finish(diag, runner.Result{}, err, rep)
 	}
-	o.Stdout, o.Stderr, o.Log = stdout, stderr, stderr
+	o.Stdout, o.Stderr, o.Log = stdout, stderr, diag
+	if rep != nil {
+		o.Args = withTest2JSON(o.Args)
+		o.Stdout, o.Stderr = rep.stdout, rep.stderr
+	}
 	if o.StateDir != "" {
 		// Unix socket paths are limited to 108 bytes and Bazel's TEST_TMPDIR
-		// is deep: reach the state directory through a short link in /tmp.
-		short, cleanup, err := shortPath(o.StateDir)
+		// is deep: reach the state directory through a short link in /tmp,
+		// removed on every return path (a SIGKILL aside).
+		short, cleanup, err := shortPath(o.StateDir, linkDir)
 		if err != nil {
-			fmt.Fprintln(stderr, "vmtest:", err)
-			return runner.ExitCode(runner.Result{}, fmt.Errorf("%w: %w", runner.ErrInternal, err))
+			fmt.Fprintln(diag, "vmtest:", err)
+			return bz.finish(diag, runner.Result{}, fmt.Errorf("%w: %w", runner.ErrInternal, err), rep)
 		}
 		defer cleanup()
 		o.StateDir = short
 	}
 	res, err := runner.Run(ctx, o)
-	code := runner.ExitCode(res, err)
-	if out := getenv("TEST_UNDECLARED_OUTPUTS_DIR"); out != "" && res.CommandLine != "" {
-		_ = os.WriteFile(filepath.Join(out, "qemu-command.txt"), []byte(res.CommandLine+"\n"), 0o644)
+	if bz.outputs != "" && res.CommandLine != "" {
+		_ = os.WriteFile(filepath.Join(bz.outputs, "qemu-command.txt"), []byte(res.CommandLine+"\n"), 0o644)
 	}
-	if err != nil || code == runner.ExitVerdictFail || (res.Verdict != nil && res.Verdict.Signal != "") {
-		// Not a plain test failure (whose output says why): explain.
-		runner.WriteReport(stderr, res, err)
-	}
-	if res.Accel != "" {
-		fmt.Fprintf(stderr, "vmtest: %s guest, accel %s (%s), boot %v, total %v\n",
-			res.Arch, res.Accel, res.AccelReason, res.Boot.Round(time.Millisecond), res.Total.Round(time.Millisecond))
-	}
-	return code
+	return bz.finish(diag, res, err, rep)
 }
 
-// shortPath makes dir and returns a short path to it (a symlink in the
-// system's /tmp) and a function that removes the link.
-func shortPath(dir string) (string, func(), error) {
+// linkDir holds the short links to state directories.
+const linkDir = "/tmp"
+
+// shortPath makes dir and returns a short path to it (a symlink
+// linkDir/vmtest-*) and a function that removes the link. It first removes
+// the dangling links earlier launchers left when they were SIGKILLed (their
+// state directory is gone with their TEST_TMPDIR).
+func shortPath(dir, linkDir string) (string, func(), error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", nil, err
 	}
 	if len(dir) < 60 {
 		return dir, func() {}, nil
 	}
-	link, err := os.MkdirTemp("/tmp", "vmtest-")
+	sweepLinks(linkDir)
+	link, err := os.MkdirTemp(linkDir, "vmtest-")
 	if err != nil {
 		return "", nil, err
 	}
@@ -97,6 +129,19 @@ func shortPath(dir string) (string, func(), error) {
 		return "", nil, err
 	}
 	return link, func() { os.Remove(link) }, nil
+}
+
+// sweepLinks removes dangling vmtest-* symlinks in linkDir.
+func sweepLinks(linkDir string) {
+	links, _ := filepath.Glob(filepath.Join(linkDir, "vmtest-*"))
+	for _, l := range links {
+		if fi, err := os.Lstat(l); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			continue
+		}
+		if _, err := os.Stat(l); errors.Is(err, fs.ErrNotExist) {
+			os.Remove(l)
+		}
+	}
 }
 
 // options turns the flags, the spec and Bazel's test environment into
@@ -150,19 +195,15 @@ func options(args []string, getenv func(string) string) (runner.Options, error) 
 	for _, k := range names {
 		o.Env = append(o.Env, k+"="+spec.Env[k])
 	}
+	o.Env = append(o.Env, shardEnv(getenv)...)
 	o.Args = append(append(o.Args, spec.Args...), bazelTestArgs(getenv)...)
 	o.Args = append(o.Args, fs.Args()...)
 	if t, err := strconv.Atoi(getenv("TEST_TIMEOUT")); err == nil && t > 0 {
-		// Bazel sends SIGTERM at TEST_TIMEOUT: stop the guest test a little
-		// earlier so its own timeout panic (with goroutine stacks) is logged.
-		total := time.Duration(t) * time.Second
-		margin := min(total/10, 15*time.Second)
-		o.Timeout = total - margin/2
-		o.TestTimeout = total - margin
-		if o.TestTimeout > 20*time.Second {
-			o.TestTimeout -= 10 * time.Second // boot allowance
-		}
-		o.Args = append(o.Args, "-test.timeout="+(o.TestTimeout-2*time.Second).String())
+		// Bazel sends SIGTERM at TEST_TIMEOUT: stop the guest test earlier
+		// so its own timeout panic (with goroutine stacks) is logged.
+		b := timeoutBudget(time.Duration(t) * time.Second)
+		o.Timeout, o.TestTimeout = b.Host, b.Guest
+		o.Args = append(o.Args, "-test.timeout="+b.TestFlag.String())
 	}
 	if tmp := getenv("TEST_TMPDIR"); tmp != "" {
 		o.StateDir = filepath.Join(tmp, "vmtest")

@@ -1,0 +1,295 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/rules-go-vm/rules_go_vm/protocol"
+	"github.com/rules-go-vm/rules_go_vm/runner"
+	"github.com/rules-go-vm/rules_go_vm/runner/junit"
+	"github.com/rules-go-vm/rules_go_vm/runner/testjson"
+)
+
+// Files the launcher writes into TEST_UNDECLARED_OUTPUTS_DIR (next to
+// console.log and qemu-command.txt).
+const (
+	// RunnerLog is the runner's diagnostics: accelerator choice, timings,
+	// the result and, on failure, the report with the console tail.
+	RunnerLog = "runner.log"
+	// EventsFile holds the test2json events, one JSON object a line.
+	EventsFile = "test.json"
+)
+
+// GuestShardStatusFile is the TEST_SHARD_STATUS_FILE the guest test gets
+// (rules_go's test main touches it and dies if it cannot).
+const GuestShardStatusFile = "/tmp/.invm-shard-status"
+
+// bazel is the part of Bazel's test environment the launcher answers to
+// (besides the timeout, filter and fail-fast mapped by options).
+type bazel struct {
+	xml         string // XML_OUTPUT_FILE
+	outputs     string // TEST_UNDECLARED_OUTPUTS_DIR
+	infra       string // TEST_INFRASTRUCTURE_FAILURE_FILE
+	shardStatus string // TEST_SHARD_STATUS_FILE
+	shards      string // TEST_TOTAL_SHARDS
+	target      string // TEST_TARGET
+}
+
+func bazelEnv(getenv func(string) string) bazel {
+	return bazel{
+		xml:         getenv("XML_OUTPUT_FILE"),
+		outputs:     getenv("TEST_UNDECLARED_OUTPUTS_DIR"),
+		infra:       getenv("TEST_INFRASTRUCTURE_FAILURE_FILE"),
+		shardStatus: getenv("TEST_SHARD_STATUS_FILE"),
+		shards:      getenv("TEST_TOTAL_SHARDS"),
+		target:      getenv("TEST_TARGET"),
+	}
+}
+
+// touchShardStatus tells Bazel the runner supports sharding.
+func (b bazel) touchShardStatus() error {
+	if b.shardStatus == "" || b.shards == "" {
+		return nil
+	}
+	f, err := os.OpenFile(b.shardStatus, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("TEST_SHARD_STATUS_FILE: %w", err)
+	}
+	return f.Close()
+}
+
+// shardEnv forwards Bazel's shard selection into the guest: the go_test
+// main rules_go generates keeps the top-level tests with index % total ==
+// shard (and touches the status file, here a guest path).
+func shardEnv(getenv func(string) string) []string {
+	total, index := getenv("TEST_TOTAL_SHARDS"), getenv("TEST_SHARD_INDEX")
+	if total == "" || index == "" {
+		return nil
+	}
+	return []string{"TEST_TOTAL_SHARDS=" + total, "TEST_SHARD_INDEX=" + index, "TEST_SHARD_STATUS_FILE=" + GuestShardStatusFile}
+}
+
+// diagnostics returns the writer for the runner's diagnostics: stderr, and
+// RunnerLog in the undeclared outputs.
+func (b bazel) diagnostics(stderr io.Writer) (io.Writer, func()) {
+	if b.outputs == "" {
+		return stderr, func() {}
+	}
+	f, err := os.Create(filepath.Join(b.outputs, RunnerLog))
+	if err != nil {
+		fmt.Fprintln(stderr, "vmtest: runner log:", err)
+		return stderr, func() {}
+	}
+	return io.MultiWriter(stderr, f), func() { f.Close() }
+}
+
+// packageName names the XML suites: the target's label as a path
+// ("//tests/x:y_vm_test" -> "tests/x/y_vm_test").
+func (b bazel) packageName() string {
+	if b.target == "" {
+		return "go_vm_test"
+	}
+	repo, label, _ := strings.Cut(strings.TrimLeft(b.target, "@"), "//")
+	return strings.Trim(repo+"/"+strings.ReplaceAll(label, ":", "/"), "/")
+}
+
+// finish logs the outcome, writes the XML and the infrastructure failure
+// file, and returns the exit code.
+func (b bazel) finish(diag io.Writer, res runner.Result, err error, rep *report) int {
+	code := runner.ExitCode(res, err)
+	infra := runner.IsInfrastructure(res, err)
+	if err != nil || code == runner.ExitVerdictFail || (res.Verdict != nil && res.Verdict.Signal != "") {
+		// Not a plain test failure (whose output says why): explain.
+		runner.WriteReport(diag, res, err)
+	}
+	logSummary(diag, res, err, code, infra)
+	if rep != nil {
+		if werr := rep.writeXML(b, res, err); werr != nil {
+			fmt.Fprintln(diag, "vmtest: XML_OUTPUT_FILE:", werr)
+			if code == runner.ExitPass {
+				code = runner.ExitInternal
+			}
+		}
+	}
+	if infra && b.infra != "" {
+		reason := "rules_go_vm runner: " + err.Error() + "\n"
+		if werr := os.WriteFile(b.infra, []byte(reason), 0o644); werr != nil {
+			fmt.Fprintln(diag, "vmtest: TEST_INFRASTRUCTURE_FAILURE_FILE:", werr)
+		}
+	}
+	return code
+}
+
+// logSummary writes what ran, how long each phase took and the result.
+func logSummary(w io.Writer, res runner.Result, err error, code int, infra bool) {
+	if res.Accel != "" {
+		fmt.Fprintf(w, "vmtest: %s guest, accel %s (%s), kernel %s, %s\n", res.Arch, res.Accel, res.AccelReason, res.Kernel, res.QEMU)
+	}
+	if v := res.Verdict; v != nil {
+		g := v.Timings
+		fmt.Fprintf(w, "vmtest: timings: host boot %v, VM %v, total %v; guest kernel %v, setup %v, test %v, teardown %v; runner overhead (total - guest test) %v\n",
+			ms(res.Boot), ms(res.VM), ms(res.Total), ms(g.Boot), ms(g.Setup), ms(g.Test), ms(g.Teardown), ms(res.Total-g.Test))
+	} else if res.Total > 0 {
+		fmt.Fprintf(w, "vmtest: timings: host boot %v, VM %v, total %v; no verdict\n", ms(res.Boot), ms(res.VM), ms(res.Total))
+	}
+	switch {
+	case err != nil:
+		fmt.Fprintf(w, "vmtest: result: FAIL, exit code %d, infrastructure failure %v: %v\n", code, infra, err)
+	case res.Pass:
+		fmt.Fprintf(w, "vmtest: result: PASS\n")
+	default:
+		fmt.Fprintf(w, "vmtest: result: FAIL, exit code %d (the test's): %s\n", code, res.Reason)
+	}
+}
+
+func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+
+// report collects the guest test's test2json events for the XML.
+type report struct {
+	conv           *testjson.Converter
+	stdout, stderr io.Writer
+	events         []testjson.Event
+	jsonFile       *os.File
+	result         string
+	closed         bool
+}
+
+func newReport(b bazel, stdout, stderr io.Writer) *report {
+	r := &report{}
+	var enc func(testjson.Event)
+	if b.outputs != "" {
+		if f, err := os.Create(filepath.Join(b.outputs, EventsFile)); err == nil {
+			r.jsonFile, enc = f, testjson.Encoder(f)
+		}
+	}
+	r.conv = testjson.New(testjson.Options{Package: b.packageName(), Now: time.Now, Emit: func(e testjson.Event) {
+		r.events = append(r.events, e)
+		if enc != nil {
+			enc(e)
+		}
+	}})
+	r.stdout, r.stderr = r.conv.Stream(stdout), r.conv.Stream(stderr)
+	return r
+}
+
+func (r *report) close() {
+	if !r.closed {
+		r.closed = true
+		r.result = r.conv.Close()
+		if r.jsonFile != nil {
+			r.jsonFile.Close()
+		}
+	}
+}
+
+func (r *report) writeXML(b bazel, res runner.Result, err error) error {
+	r.close()
+	doc := junit.Build(r.events, junit.Options{Package: b.packageName(), Target: b.target, Abort: abortOf(res, err, r.result)})
+	f, ferr := os.Create(b.xml)
+	if ferr != nil {
+		return ferr
+	}
+	werr := junit.Write(f, doc)
+	return errors.Join(werr, f.Close())
+}
+
+// abortOf says why a run ended without the test binary's complete account
+// (nil when its own PASS/FAIL stands): an infrastructure error, a missing
+// verdict, or a failing verdict the test's output does not explain (panic,
+// timeout, signal, leaked process, exit without the final FAIL line).
+func abortOf(res runner.Result, err error, result string) *junit.Abort {
+	var reason, detail string
+	v := res.Verdict
+	switch {
+	case err != nil:
+		reason = err.Error()
+		if runner.IsInfrastructure(res, err) {
+			reason = "infrastructure failure (not the test's): " + reason
+		}
+		detail = consoleDetail(res)
+	case v == nil:
+		reason, detail = "no verdict from the guest", consoleDetail(res)
+	case v.Pass:
+		return nil
+	case result == testjson.ActionFail && v.ExitCode == 1 && v.Signal == "" && len(v.Leaked) == 0:
+		return nil // a plain test failure, told by the test's own output
+	default:
+		reason = verdictReason(v, res.Reason)
+		if v.Signal != "" {
+			detail = consoleDetail(res)
+		}
+	}
+	return &junit.Abort{Reason: reason, Detail: detail}
+}
+
+func verdictReason(v *protocol.Verdict, reason string) string {
+	if len(v.Leaked) > 0 {
+		reason += "; leaked processes: " + strings.Join(v.Leaked, "; ")
+	}
+	if reason == "" {
+		reason = fmt.Sprintf("test exited with code %d", v.ExitCode)
+	}
+	return reason
+}
+
+func consoleDetail(res runner.Result) string {
+	var s strings.Builder
+	if res.QEMUStderr != "" {
+		fmt.Fprintf(&s, "QEMU said:\n%s\n", res.QEMUStderr)
+	}
+	if res.ConsoleTail != "" {
+		fmt.Fprintf(&s, "guest console (last %d lines):\n%s\n", runner.ConsoleTailLines, res.ConsoleTail)
+	}
+	return s.String()
+}
+
+// verboseFlag matches the test binary's -test.v flag in any form.
+var verboseFlag = regexp.MustCompile(`^--?test\.v(=.*)?$`)
+
+// withTest2JSON makes the test frame its output for test2json
+// (-test.v=test2json), replacing any -test.v the args had.
+func withTest2JSON(args []string) []string {
+	out := []string{"-test.v=test2json"}
+	for _, a := range args {
+		if !verboseFlag.MatchString(a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// budget splits Bazel's TEST_TIMEOUT into the bounds of the run's phases.
+type budget struct {
+	// Host bounds the whole run (QEMU is killed): Bazel's SIGTERM minus
+	// time to write the XML and clean up.
+	Host time.Duration
+	// Guest bounds the test process in the guest (init sends SIGQUIT, then
+	// SIGKILL after protocol.DefaultKillGrace): Host minus a boot
+	// allowance, the kill grace and the teardown.
+	Guest time.Duration
+	// TestFlag is -test.timeout: the test's own timeout panic (with
+	// goroutine stacks and the list of running tests) fires before init
+	// has to kill it.
+	TestFlag time.Duration
+}
+
+// timeoutBudget returns the budget for a TEST_TIMEOUT of total. For the
+// usual sizes under TCG (boot ~2.5 s): 60 s (small) -> test.timeout 35 s,
+// guest 39 s, host 57 s; 300 s (moderate) -> 249 s, 254 s, 290 s. Below
+// about 15 s there is no room for a boot and a test; the bounds then keep
+// their order but become too tight to be useful.
+func timeoutBudget(total time.Duration) budget {
+	clamp := func(d, lo, hi time.Duration) time.Duration { return max(lo, min(d, hi)) }
+	var b budget
+	b.Host = max(total-clamp(total/20, time.Second, 10*time.Second), total/2)
+	boot := clamp(total/5, time.Second, 30*time.Second)
+	b.Guest = max(b.Host-boot-protocol.DefaultKillGrace-time.Second, b.Host/2)
+	b.TestFlag = max(b.Guest-clamp(b.Guest/10, time.Second, 5*time.Second), b.Guest/2)
+	return b
+}
