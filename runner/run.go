@@ -105,10 +105,15 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	// State directory: removed (or emptied of our files) on every path.
 	state := o.StateDir
 	if state == "" {
-		if state, err = os.MkdirTemp("", "invm-"); err != nil {
+		// Runners killed by SIGKILL cannot clean up: the next one does.
+		if removed, _ := CleanStale(os.TempDir(), o.Now()); len(removed) > 0 {
+			fmt.Fprintf(o.Log, "invm: removed %d stale state directories of killed runners\n", len(removed))
+		}
+		var release func()
+		if state, release, err = newStateDir(""); err != nil {
 			return res, fmt.Errorf("%w: %w", ErrInternal, err)
 		}
-		defer os.RemoveAll(state)
+		defer release()
 	} else if err := os.MkdirAll(state, 0o700); err != nil {
 		return res, fmt.Errorf("%w: %w", ErrInternal, err)
 	}

@@ -20,7 +20,7 @@ func TestArgsGolden(t *testing.T) {
 				VhostUserSocket: "/s/vhost.sock", TSCkHz: 2249998, Quiet: true},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off,memory-backend=mem -accel tcg " +
 				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
-				"-initrd /s/initrd.cpio -append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t tsc_early_khz=2249998 quiet " +
+				"-initrd /s/initrd.cpio -append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check tsc_early_khz=2249998 quiet " +
 				"-chardev socket,id=vsock0,path=/s/vhost.sock -device vhost-user-vsock-device,chardev=vsock0",
 		},
 		{
@@ -29,7 +29,7 @@ func TestArgsGolden(t *testing.T) {
 				VhostUserSocket: "/s/v", TSCkHz: 1000},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem -accel kvm -cpu host " +
 				"-m 512M -smp 2 -object memory-backend-memfd,id=mem,size=512M,share=on -serial stdio -kernel /boot/vmlinuz " +
-				"-initrd /i -append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t " +
+				"-initrd /i -append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check " +
 				"-chardev socket,id=vsock0,path=/s/v -device vhost-user-vsock-pci,chardev=vsock0",
 		},
 		{
