@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -143,10 +144,15 @@ func buildPos(f *rule.File, d rule.Directive) string {
 			for _, cm := range stmt.Comment().Before {
 				t := strings.TrimSpace(cm.Token)
 				if t == want || strings.HasPrefix(t, want+" ") {
-					return fmt.Sprintf("%s:%d", f.Path, cm.Start.Line)
+					return fmt.Sprintf("%s:%d", buildRel(f), cm.Start.Line)
 				}
 			}
 		}
 	}
-	return f.Path
+	return buildRel(f)
+}
+
+// buildRel is the path of f from the repository root.
+func buildRel(f *rule.File) string {
+	return path.Join(f.Pkg, filepath.Base(f.Path))
 }

@@ -2,7 +2,6 @@ package gazelle_invm
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -40,8 +39,6 @@ var (
 // defaultMemory is go_vm_test's memory default, for the hugepages check.
 const defaultMemory = "256M"
 
-// ErrDirective is wrapped by every bad directive value.
-var ErrDirective = errors.New("bad invm directive")
 
 // setting is one directive's value, checked and converted.
 type setting struct {
@@ -65,7 +62,7 @@ var directives = map[string]directive{
 	"cmdline": {"cmdline", func(v string) (string, any, error) {
 		f := strings.Fields(v)
 		if len(f) == 0 {
-			return "", nil, fmt.Errorf("%w: needs kernel parameters, e.g. //invm:cmdline quiet loglevel=3", ErrDirective)
+			return "", nil, fmt.Errorf("needs kernel parameters, e.g. //invm:cmdline quiet loglevel=3")
 		}
 		return strings.Join(f, " "), f, nil
 	}},
@@ -75,13 +72,13 @@ var directives = map[string]directive{
 	"host_pages":      {"host_pages", oneOf(hostPages)},
 	"iommu": {"iommu", func(v string) (string, any, error) {
 		if v != "" {
-			return "", nil, fmt.Errorf("%w: takes no value (write //invm:iommu)", ErrDirective)
+			return "", nil, fmt.Errorf("takes no value (write //invm:iommu)")
 		}
 		return "true", true, nil
 	}},
 	"kernel": {"kernel", func(v string) (string, any, error) {
 		if _, err := label.Parse(v); err != nil || strings.ContainsAny(v, " \t") {
-			return "", nil, fmt.Errorf("%w: %q is not a label of a kernel_image target", ErrDirective, v)
+			return "", nil, fmt.Errorf("%q is not a label of a kernel_image target", v)
 		}
 		return v, v, nil
 	}},
@@ -91,18 +88,18 @@ var directives = map[string]directive{
 			return "", nil, err
 		}
 		if m < 64 {
-			return "", nil, fmt.Errorf("%w: %q is too small; give at least 64M", ErrDirective, v)
+			return "", nil, fmt.Errorf("%q is too small; give at least 64M", v)
 		}
 		return v, v, nil
 	}},
 	"nics": {"nics", func(v string) (string, any, error) {
 		list := splitList(v)
 		if len(list) == 0 {
-			return "", nil, fmt.Errorf("%w: needs NIC models, one of %s, e.g. //invm:nics e1000,e1000e", ErrDirective, strings.Join(nicModels, ", "))
+			return "", nil, fmt.Errorf("needs NIC models, one of %s, e.g. //invm:nics e1000,e1000e", strings.Join(nicModels, ", "))
 		}
 		for _, n := range list {
 			if !slices.Contains(nicModels, n) {
-				return "", nil, fmt.Errorf("%w: %q is not a NIC model; use %s", ErrDirective, n, strings.Join(nicModels, ", "))
+				return "", nil, fmt.Errorf("%q is not a NIC model; use %s", n, strings.Join(nicModels, ", "))
 			}
 		}
 		return strings.Join(list, ","), list, nil
@@ -123,7 +120,7 @@ func directiveNames() string {
 func parseSetting(name, value, pos string) (setting, error) {
 	d, ok := directives[name]
 	if !ok {
-		return setting{}, fmt.Errorf("%w: unknown directive %q; known: %s", ErrDirective, name, directiveNames())
+		return setting{}, fmt.Errorf("unknown directive %q; known: %s", name, directiveNames())
 	}
 	raw, v, err := d.parse(value)
 	if err != nil {
@@ -135,7 +132,7 @@ func parseSetting(name, value, pos string) (setting, error) {
 func oneOf(allowed []string) func(string) (string, any, error) {
 	return func(v string) (string, any, error) {
 		if !slices.Contains(allowed, v) {
-			return "", nil, fmt.Errorf("%w: %q is not allowed; use one of %s", ErrDirective, v, strings.Join(allowed, ", "))
+			return "", nil, fmt.Errorf("%q is not allowed; use one of %s", v, strings.Join(allowed, ", "))
 		}
 		return v, v, nil
 	}
@@ -145,7 +142,7 @@ func intIn(lo, hi int) func(string) (string, any, error) {
 	return func(v string) (string, any, error) {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < lo || n > hi {
-			return "", nil, fmt.Errorf("%w: %q is not a whole number from %d to %d", ErrDirective, v, lo, hi)
+			return "", nil, fmt.Errorf("%q is not a whole number from %d to %d", v, lo, hi)
 		}
 		return strconv.Itoa(n), n, nil
 	}
@@ -164,12 +161,12 @@ func splitList(v string) []string {
 func parseArch(v string) (string, any, error) {
 	list := splitList(v)
 	if len(list) == 0 {
-		return "", nil, fmt.Errorf("%w: needs guest architectures, e.g. //invm:arch x86_64", ErrDirective)
+		return "", nil, fmt.Errorf("needs guest architectures, e.g. //invm:arch x86_64")
 	}
 	seen := map[string]bool{}
 	for _, a := range list {
 		if _, ok := arches[a]; !ok {
-			return "", nil, fmt.Errorf("%w: %q is not a guest arch; use x86_64, aarch64", ErrDirective, a)
+			return "", nil, fmt.Errorf("%q is not a guest arch; use x86_64, aarch64", a)
 		}
 		seen[a] = true
 	}
@@ -193,7 +190,7 @@ func archConstraint(set []string) any {
 
 // sizeMiB parses "512M" / "1G" / "2048K" (the rule's syntax) into MiB.
 func sizeMiB(v string) (int, error) {
-	bad := fmt.Errorf("%w: %q is not a size; write a whole number with K, M or G, e.g. 512M", ErrDirective, v)
+	bad := fmt.Errorf("%q is not a size; write a whole number with K, M or G, e.g. 512M", v)
 	if len(v) < 2 {
 		return 0, bad
 	}
@@ -204,7 +201,7 @@ func sizeMiB(v string) (int, error) {
 	switch v[len(v)-1] {
 	case 'K':
 		if n%1024 != 0 {
-			return 0, fmt.Errorf("%w: %q must be a whole number of MiB", ErrDirective, v)
+			return 0, fmt.Errorf("%q must be a whole number of MiB", v)
 		}
 		return n / 1024, nil
 	case 'M':
@@ -219,7 +216,7 @@ func parseHugepages(v string) (string, any, error) {
 	size, count, ok := strings.Cut(v, ":")
 	n, err := strconv.Atoi(count)
 	if !ok || !slices.Contains(hugeSizes, size) || err != nil || n < 1 {
-		return "", nil, fmt.Errorf("%w: %q: write SIZE:COUNT with SIZE 2M or 1G and COUNT > 0, e.g. 2M:64", ErrDirective, v)
+		return "", nil, fmt.Errorf("%q: write SIZE:COUNT with SIZE 2M or 1G and COUNT > 0, e.g. 2M:64", v)
 	}
 	return size + ":" + strconv.Itoa(n), size + ":" + strconv.Itoa(n), nil
 }

@@ -45,6 +45,9 @@ type invmLang struct {
 	// self is true when Gazelle runs in the rules_go_vm module itself: the
 	// rules are then loaded as //rules:defs.bzl, like its other BUILD files.
 	self bool
+	// apparentRepo is the root module's name for the rules_go_vm
+	// repository (its repo_name), learned in ApparentLoads.
+	apparentRepo string
 
 	mu   sync.Mutex
 	errs []string
@@ -103,16 +106,28 @@ func (l *invmLang) Loads() []rule.LoadInfo { return l.loads("@" + moduleName) }
 // ApparentLoads names the rules_go_vm repository as the root module sees it
 // (its repo_name), or "//" inside rules_go_vm itself.
 func (l *invmLang) ApparentLoads(moduleToApparentName func(string) string) []rule.LoadInfo {
+	l.apparentRepo = moduleName
+	if moduleToApparentName != nil {
+		if n := moduleToApparentName(moduleName); n != "" {
+			l.apparentRepo = n
+		}
+	}
 	if l.self {
 		return l.loads("")
 	}
-	repo := moduleName
-	if moduleToApparentName != nil {
-		if n := moduleToApparentName(moduleName); n != "" {
-			repo = n
-		}
+	return l.loads("@" + l.apparentRepo)
+}
+
+// repo is the repository name of rules_go_vm in labels: "" inside
+// rules_go_vm itself.
+func (l *invmLang) repo() string {
+	switch {
+	case l.self:
+		return ""
+	case l.apparentRepo != "":
+		return l.apparentRepo
 	}
-	return l.loads("@" + repo)
+	return moduleName
 }
 
 func (*invmLang) loads(repo string) []rule.LoadInfo {

@@ -27,7 +27,7 @@ func (*invmLang) Embeds(r *rule.Rule, from label.Label) []label.Label { return n
 // the package the deps that only the guest files needed: Gazelle resolves the
 // rules of one directory in the order they were generated, so the Go
 // language has already set that go_test's deps.
-func (*invmLang) Resolve(c *config.Config, ix *resolve.RuleIndex, rc *repo.RemoteCache, r *rule.Rule, importsRaw interface{}, from label.Label) {
+func (l *invmLang) Resolve(c *config.Config, ix *resolve.RuleIndex, rc *repo.RemoteCache, r *rule.Rule, importsRaw interface{}, from label.Label) {
 	var imports []string
 	var imps *vmImports
 	switch v := importsRaw.(type) {
@@ -52,7 +52,7 @@ func (*invmLang) Resolve(c *config.Config, ix *resolve.RuleIndex, rc *repo.Remot
 			if golang.IsStandard(imp) {
 				continue
 			}
-			l, err := golang.ResolveGo(c, ix, rc, imp, from)
+			l, err := l.resolveGo(c, ix, rc, imp, from)
 			if err != nil {
 				if l == label.NoLabel && err.Error() != "std or self import" {
 					log.Print(err)
@@ -85,6 +85,7 @@ func (*invmLang) Resolve(c *config.Config, ix *resolve.RuleIndex, rc *repo.Remot
 		if golang.IsStandard(imp) {
 			continue
 		}
+		// The Go language resolved the go_test's imports with ResolveGo.
 		if l, err := golang.ResolveGo(c, ix, rc, imp, hostFrom); err == nil {
 			drop[l.Rel(from.Repo, from.Pkg).String()] = true
 		}
@@ -148,4 +149,18 @@ func dropStrings(x bzl.Expr, drop map[string]bool) bzl.Expr {
 func isEmptyList(x bzl.Expr) bool {
 	l, ok := x.(*bzl.ListExpr)
 	return ok && len(l.List) == 0
+}
+
+// resolveGo is golang.ResolveGo, except that the invm package resolves to the
+// rules_go_vm repository as the root module names it (or //invm inside
+// rules_go_vm) without the user having to write # gazelle:resolve for it;
+// a # gazelle:resolve directive still wins.
+func (l *invmLang) resolveGo(c *config.Config, ix *resolve.RuleIndex, rc *repo.RemoteCache, imp string, from label.Label) (label.Label, error) {
+	if imp == InvmImportPath {
+		if lbl, ok := resolve.FindRuleWithOverride(c, resolve.ImportSpec{Lang: "go", Imp: imp}, "go"); ok {
+			return lbl, nil
+		}
+		return label.New(l.repo(), "invm", "invm"), nil
+	}
+	return golang.ResolveGo(c, ix, rc, imp, from)
 }
