@@ -138,14 +138,12 @@ func (l *invmLang) Configure(c *config.Config, rel string, f *rule.File) {
 // buildPos is "path:line" of directive d in f (the line of the first comment
 // that spells it), for error messages.
 func buildPos(f *rule.File, d rule.Directive) string {
-	if f.File != nil {
+	if data, err := os.ReadFile(f.Path); err == nil {
 		want := "# gazelle:" + d.Key
-		for _, stmt := range f.File.Stmt {
-			for _, cm := range stmt.Comment().Before {
-				t := strings.TrimSpace(cm.Token)
-				if t == want || strings.HasPrefix(t, want+" ") {
-					return fmt.Sprintf("%s:%d", buildRel(f), cm.Start.Line)
-				}
+		for i, line := range strings.Split(string(data), "\n") {
+			t := strings.TrimSpace(line)
+			if t == want || strings.HasPrefix(t, want+" ") {
+				return fmt.Sprintf("%s:%d", buildRel(f), i+1)
 			}
 		}
 	}
