@@ -39,7 +39,6 @@ var (
 // defaultMemory is go_vm_test's memory default, for the hugepages check.
 const defaultMemory = "256M"
 
-
 // setting is one directive's value, checked and converted.
 type setting struct {
 	attr  string // go_vm_test attribute

@@ -3,8 +3,8 @@ package ring
 import (
 	"testing"
 
-	"golang.org/x/sys/unix"
 	"github.com/rules-go-vm/rules_go_vm/invm"
+	"golang.org/x/sys/unix"
 )
 
 func TestInGuest(t *testing.T) {
