@@ -1,6 +1,7 @@
 package gazelle_invm
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path"
@@ -11,6 +12,11 @@ import (
 
 	"github.com/bazelbuild/bazel-gazelle/language"
 	"github.com/bazelbuild/bazel-gazelle/rule"
+)
+
+var (
+	invmImportBytes = []byte(`"` + InvmImportPath + `"`)
+	directiveBytes  = []byte(DirectivePrefix)
 )
 
 // vmImports is the import data of a generated go_vm_test, handed to Resolve.
@@ -56,18 +62,36 @@ func (l *invmLang) GenerateRules(args language.GenerateArgs) language.GenerateRe
 	}
 	vmName := vmTestName(goTest.Name())
 
-	var guest, host []testFile
-	var errs []string
+	// Most packages have no guest test: a byte search decides that without
+	// parsing (the Go language has parsed the files already, and does not
+	// share what it found).
+	type source struct {
+		name string
+		src  []byte
+	}
+	var sources []source
+	maybeGuest := ic.mirror
 	for _, name := range goTest.AttrStrings("srcs") {
 		if !strings.HasSuffix(name, "_test.go") {
 			continue
 		}
-		p := filepath.Join(args.Dir, name)
-		src, err := os.ReadFile(p)
+		src, err := os.ReadFile(filepath.Join(args.Dir, name))
 		if err != nil {
 			continue // the Go language reports unreadable files
 		}
-		tf, err := readTestFile(p, path.Join(args.Rel, name), src)
+		sources = append(sources, source{name, src})
+		maybeGuest = maybeGuest || bytes.Contains(src, invmImportBytes) || bytes.Contains(src, directiveBytes)
+	}
+	if !maybeGuest {
+		res.Empty = append(res.Empty, rule.NewRule(vmTestKind, vmName))
+		return res
+	}
+
+	var guest, host []testFile
+	var errs []string
+	for _, s := range sources {
+		name := s.name
+		tf, err := readTestFile(filepath.Join(args.Dir, name), path.Join(args.Rel, name), s.src)
 		if err != nil {
 			continue // and files that do not parse
 		}

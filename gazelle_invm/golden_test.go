@@ -10,7 +10,9 @@
 package gazelle_invm
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,9 +41,9 @@ var languages = []language.Language{
 }
 `
 
-// buildGazelle builds gazelle (go, proto, visibility and invm languages)
-// into dir and returns its path.
-func buildGazelle(t testing.TB, dir string) string {
+// buildGazelle builds gazelle with the languages of langs (a langs.go) into
+// dir and returns its path.
+func buildGazelle(t testing.TB, dir, langs string) string {
 	t.Helper()
 	out, err := exec.Command("go", "mod", "download", "-json", "github.com/bazelbuild/bazel-gazelle@v0.47.0").Output()
 	if err != nil {
@@ -52,6 +54,9 @@ func buildGazelle(t testing.TB, dir string) string {
 		t.Fatalf("go mod download bazel-gazelle: no Dir in %s (%v)", out, err)
 	}
 	src := filepath.Join(dir, "bazel-gazelle")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if out, err := exec.Command("cp", "-r", mod.Dir, src).CombinedOutput(); err != nil {
 		t.Fatalf("copying bazel-gazelle: %v\n%s", err, out)
 	}
@@ -62,7 +67,7 @@ func buildGazelle(t testing.TB, dir string) string {
 	if err := os.RemoveAll(filepath.Join(src, "vendor")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(src, "cmd", "gazelle", "langs.go"), []byte(goldenLangs), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(src, "cmd", "gazelle", "langs.go"), []byte(langs), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	here, err := filepath.Abs("..")
@@ -84,7 +89,7 @@ func buildGazelle(t testing.TB, dir string) string {
 }
 
 func TestGolden(t *testing.T) {
-	bin := buildGazelle(t, t.TempDir())
+	bin := buildGazelle(t, t.TempDir(), goldenLangs)
 	repoRoot, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
@@ -117,4 +122,90 @@ func TestGolden(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no test cases in testdata/")
 	}
+}
+
+// BenchmarkFullRun measures a full gazelle run (-mode=diff, every BUILD file
+// generated) over a tree of 2,000 Go packages, 10% of them with a guest test
+// file, with and without the invm language, side by side in one run (the
+// order alternates every iteration). It reports the ratio with/without.
+//
+//	go test -tags gazelle_golden -run '^$' -bench FullRun -benchtime 5x ./gazelle_invm/
+func BenchmarkFullRun(b *testing.B) {
+	dir := b.TempDir()
+	plainLangs := strings.NewReplacer(
+		"\tinvm \"github.com/rules-go-vm/rules_go_vm/gazelle_invm\"\n", "",
+		"\tinvm.NewLanguage(),\n", "").Replace(goldenLangs)
+	with := buildGazelle(b, filepath.Join(dir, "with"), goldenLangs)
+	without := buildGazelle(b, filepath.Join(dir, "without"), plainLangs)
+	tree := filepath.Join(dir, "tree")
+	if err := writeTree(tree, 2000, 10); err != nil {
+		b.Fatal(err)
+	}
+	run := func(bin string) time.Duration {
+		cmd := exec.Command(bin, "-mode=diff", "-repo_root="+tree)
+		cmd.Dir = tree
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		start := time.Now()
+		err := cmd.Run()
+		d := time.Since(start)
+		// diff mode exits 1 when there are differences, which there are.
+		if err != nil && cmd.ProcessState.ExitCode() != 1 {
+			b.Fatalf("%s: %v\n%s", bin, err, stderr.Bytes())
+		}
+		if stderr.Len() > 0 && !strings.Contains(stderr.String(), "BUILD") {
+			b.Fatalf("%s: %s", bin, stderr.Bytes())
+		}
+		return d
+	}
+	run(with) // warm the page cache
+	run(without)
+	var tWith, tWithout time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i%2 == 0 {
+			tWith += run(with)
+			tWithout += run(without)
+		} else {
+			tWithout += run(without)
+			tWith += run(with)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(tWith.Milliseconds())/float64(b.N), "ms-with/op")
+	b.ReportMetric(float64(tWithout.Milliseconds())/float64(b.N), "ms-without/op")
+	b.ReportMetric(float64(tWith)/float64(tWithout), "ratio")
+}
+
+// writeTree writes a Go module of n packages (20 per directory), every
+// pct-th of them with a guest test file, and a root BUILD file.
+func writeTree(root string, n, pct int) error {
+	files := map[string]string{
+		"MODULE.bazel": "module(name = \"bench\")\n\nbazel_dep(name = \"rules_go_vm\", version = \"0.1.0\")\n",
+		"BUILD.bazel":  "# gazelle:prefix example.com/bench\n# gazelle:go_naming_convention_external import\n",
+	}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("p%04d", i)
+		dir := fmt.Sprintf("d%02d/%s", i/20, name)
+		dep := ""
+		if i > 0 {
+			prev := fmt.Sprintf("p%04d", i-1)
+			dep = fmt.Sprintf("import %q\n\nvar _ = %s.N\n\n", fmt.Sprintf("example.com/bench/d%02d/%s", (i-1)/20, prev), prev)
+		}
+		files[dir+"/"+name+".go"] = fmt.Sprintf("package %s\n\n%s// N is a number.\nconst N = %d\n", name, dep, i)
+		files[dir+"/"+name+"_test.go"] = fmt.Sprintf("package %s\n\nimport \"testing\"\n\nfunc TestN(t *testing.T) {\n\tif N != %d {\n\t\tt.Fatal(N)\n\t}\n}\n", name, i)
+		if i%(100/pct) == 0 {
+			files[dir+"/"+name+"_guest_test.go"] = fmt.Sprintf("package %s\n\n//invm:memory 512M\n//invm:nics e1000\n\nimport (\n\t\"testing\"\n\n\t\"golang.org/x/sys/unix\"\n\n\t\"github.com/rules-go-vm/rules_go_vm/invm\"\n)\n\nfunc TestGuest(t *testing.T) {\n\tinvm.Require(t)\n\t_ = unix.Getpid()\n}\n", name)
+		}
+	}
+	for p, content := range files {
+		p = filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
