@@ -147,32 +147,30 @@ func (l *invmLang) GenerateRules(args language.GenerateArgs) language.GenerateRe
 			vm.SetAttr("data", data)
 		}
 		imps := &vmImports{imports: imports}
-		{
-			var hostSrcs []string
-			hostInternal := false
-			hostImports := map[string]bool{}
-			for _, tf := range host {
-				hostSrcs = append(hostSrcs, tf.name)
-				hostInternal = hostInternal || tf.internal
-				for _, imp := range tf.imports {
-					hostImports[imp] = true
-				}
+		var hostSrcs []string
+		hostInternal := false
+		hostImports := map[string]bool{}
+		for _, tf := range host {
+			hostSrcs = append(hostSrcs, tf.name)
+			hostInternal = hostInternal || tf.internal
+			for _, imp := range tf.imports {
+				hostImports[imp] = true
 			}
-			sort.Strings(hostSrcs)
-			goTest.SetAttr("srcs", hostSrcs)
-			if !hostInternal {
-				// Only external tests left: they import the library
-				// (resolved into deps) instead of embedding it.
-				goTest.DelAttr("embed")
+		}
+		sort.Strings(hostSrcs)
+		goTest.SetAttr("srcs", hostSrcs)
+		if !hostInternal {
+			// Only external tests left: they import the library
+			// (resolved into deps) instead of embedding it.
+			goTest.DelAttr("embed")
+		}
+		for _, imp := range imports {
+			if !hostImports[imp] {
+				imps.hostOnlyDrop = append(imps.hostOnlyDrop, imp)
 			}
-			for _, imp := range imports {
-				if !hostImports[imp] {
-					imps.hostOnlyDrop = append(imps.hostOnlyDrop, imp)
-				}
-			}
-			if len(imps.hostOnlyDrop) > 0 {
-				imps.hostTest = goTest
-			}
+		}
+		if len(imps.hostOnlyDrop) > 0 {
+			imps.hostTest = goTest
 		}
 		res.Gen = append(res.Gen, vm)
 		res.Imports = append(res.Imports, imps)
