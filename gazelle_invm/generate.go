@@ -178,7 +178,7 @@ func (l *invmLang) GenerateRules(args language.GenerateArgs) language.GenerateRe
 		// Every test file is a guest file: the Go language's go_test (and its
 		// imports, which are exactly the guest files') becomes the go_vm_test;
 		// Resolve gets those imports as rule.PlatformStrings.
-		data := goTest.Attr("data")
+		data, hostName := goTest.Attr("data"), goTest.Name()
 		for _, k := range goTest.AttrKeys() {
 			goTest.DelAttr(k)
 		}
@@ -187,7 +187,7 @@ func (l *invmLang) GenerateRules(args language.GenerateArgs) language.GenerateRe
 		if data != nil {
 			goTest.SetAttr("data", data)
 		}
-		res.Empty = append(res.Empty, rule.NewRule(goTestKind, strings.TrimSuffix(vmName, "_vm_test")+"_test"))
+		res.Empty = append(res.Empty, rule.NewRule(goTestKind, hostName))
 	}
 	vm.SetAttr("srcs", srcs)
 	if internal && len(embed) > 0 {
