@@ -22,7 +22,7 @@ func TestCleanStale(t *testing.T) {
 		}
 		return p
 	}
-	dead := mk(StatePrefix+"dead", true)     // lock file, nobody holds it
+	dead := mk(StatePrefix+"dead", true)      // lock file, nobody holds it
 	nolock := mk(StatePrefix+"nolock", false) // no lock file: not known to be ours
 	other := mk("other-dead", true)           // not a runner's directory
 	live, release, err := newStateDir(dir)    // held by this process

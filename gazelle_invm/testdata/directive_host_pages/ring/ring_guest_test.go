@@ -1,0 +1,14 @@
+package ring
+
+//invm:memory 512M
+//invm:host_pages 2M
+
+import (
+	"testing"
+
+	"github.com/rules-go-vm/rules_go_vm/invm"
+)
+
+func TestInGuest(t *testing.T) {
+	invm.Require(t)
+}

@@ -1,0 +1,4 @@
+package a
+
+// Size is the a size.
+const Size = 8

@@ -1,0 +1,4 @@
+package b
+
+// Size is the b size.
+const Size = 8

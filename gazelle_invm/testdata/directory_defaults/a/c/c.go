@@ -1,0 +1,4 @@
+package c
+
+// Size is the c size.
+const Size = 8

@@ -1,0 +1,13 @@
+package ring
+
+//invm:memory 512M
+
+import (
+	"testing"
+
+	"github.com/rules-go-vm/rules_go_vm/invm"
+)
+
+func TestInGuest(t *testing.T) {
+	invm.Require(t)
+}

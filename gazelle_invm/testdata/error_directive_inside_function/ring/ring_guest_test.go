@@ -1,0 +1,12 @@
+package ring
+
+import (
+	"testing"
+
+	"github.com/rules-go-vm/rules_go_vm/invm"
+)
+
+func TestInGuest(t *testing.T) {
+	//invm:memory 512M
+	invm.Require(t)
+}

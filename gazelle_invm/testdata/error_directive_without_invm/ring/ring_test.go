@@ -1,0 +1,11 @@
+package ring
+
+//invm:memory 512M
+
+import "testing"
+
+func TestSizeOnHost(t *testing.T) {
+	if Size != 8 {
+		t.Fatal(Size)
+	}
+}

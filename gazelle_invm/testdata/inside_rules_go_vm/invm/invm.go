@@ -1,0 +1,5 @@
+package invm
+
+import "testing"
+
+func Require(t testing.TB) {}

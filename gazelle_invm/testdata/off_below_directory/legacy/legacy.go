@@ -1,0 +1,4 @@
+package legacy
+
+// Size is the legacy size.
+const Size = 8

@@ -1,0 +1,4 @@
+package sub
+
+// Size is the sub size.
+const Size = 8

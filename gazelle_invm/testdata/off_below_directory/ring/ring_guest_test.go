@@ -1,0 +1,11 @@
+package ring
+
+import (
+	"testing"
+
+	"github.com/rules-go-vm/rules_go_vm/invm"
+)
+
+func TestInGuest(t *testing.T) {
+	invm.Require(t)
+}
