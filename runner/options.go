@@ -108,6 +108,9 @@ type Options struct {
 	// on aarch64); without it, a guest with NICs gets VFIO's no-IOMMU
 	// mode.
 	IOMMU bool
+	// NoMonitor boots without the VM monitor (QMP): a guest panic is then
+	// only seen on the console. For measuring the monitor's cost.
+	NoMonitor bool
 
 	// ExtraLayers are initramfs archives inserted between the base and the
 	// test layer (later ones override earlier ones).

@@ -205,6 +205,9 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	spec.VhostUserSocket, spec.QMPSocket = vsock.SocketPath(state), filepath.Join(state, "qmp.sock")
 	spec.Quiet, spec.ExtraCmdline = !o.Verbose, o.ExtraCmdline
 	cleanups = append(cleanups, spec.QMPSocket)
+	if o.NoMonitor {
+		spec.QMPSocket = ""
+	}
 	if profile.TSCEarly && choice.Accel == qemu.AccelTCG {
 		if spec.TSCkHz, err = qemu.HostTSCkHz(o.CPUInfo); err != nil {
 			fmt.Fprintf(o.Log, "invm: warning: no tsc_early_khz (%v): microvm may hang under TCG\n", err)
@@ -239,7 +242,10 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	if err != nil {
 		return res, fmt.Errorf("%w: %w", ErrNoQEMU, err)
 	}
-	watch := watchVM(ctx, backend, spec.QMPSocket, vm.Done(), o.Log)
+	var watch *vmWatch
+	if spec.QMPSocket != "" {
+		watch = watchVM(ctx, backend, spec.QMPSocket, vm.Done(), o.Log)
+	}
 	defer vm.Kill()
 	defer watch.quit(vm)
 	defer func() {

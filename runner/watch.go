@@ -24,7 +24,8 @@ const (
 
 // vmWatch follows a started VM over its monitor: it records a guest panic
 // and can quit the VM gracefully. Without a monitor (attach failed) it
-// reports nothing and the console markers remain.
+// reports nothing and the console markers remain; a nil *vmWatch (no
+// monitor asked for) likewise.
 type vmWatch struct {
 	log  io.Writer
 	done chan struct{} // closed when the monitor's events end
@@ -67,6 +68,9 @@ func watchVM(ctx context.Context, b vmm.Backend, socket string, exited <-chan st
 // panicked reports whether the monitor saw a guest panic; once the VM has
 // exited it first waits (briefly) for the monitor's last events.
 func (w *vmWatch) panicked(exited bool) bool {
+	if w == nil {
+		return false
+	}
 	if exited {
 		select {
 		case <-w.done:
@@ -81,6 +85,9 @@ func (w *vmWatch) panicked(exited bool) bool {
 // quit asks a still running VM to exit over the monitor (bounded), then
 // closes the monitor; the caller kills the process after.
 func (w *vmWatch) quit(vm *proc.Process) {
+	if w == nil {
+		return
+	}
 	w.mu.Lock()
 	mon := w.mon
 	w.mu.Unlock()
