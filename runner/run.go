@@ -64,6 +64,9 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 			return res, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 		}
 		o.Arch = a
+		if err := o.validateShape(); err != nil { // the machine check needs the arch
+			return res, err
+		}
 	}
 	res.Arch = o.Arch
 	if err := CheckStatic(o.TestBinary); err != nil {
