@@ -69,7 +69,7 @@ func TestArgsGolden(t *testing.T) {
 				NICs: []NIC{{NICVirtioNet, "02:00:00:00:00:00"}}},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem,kernel-irqchip=split -accel tcg " +
 				"-m 256M -smp 2 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
-				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t intel_iommu=on " +
+				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t intel_iommu=on no_timer_check " +
 				"-device intel-iommu,intremap=on " +
 				"-chardev socket,id=vsock0,path=/s/v -device vhost-user-vsock-pci,chardev=vsock0,addr=0x3 -device pvpanic-pci,addr=0x4 " +
 				"-netdev hubport,id=net0,hubid=0 -device virtio-net-pci,netdev=net0,mac=02:00:00:00:00:00,addr=0x10",
@@ -79,7 +79,7 @@ func TestArgsGolden(t *testing.T) {
 			spec: Spec{Arch: X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1, IOMMU: true},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem,kernel-irqchip=split -accel tcg " +
 				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
-				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t intel_iommu=on " +
+				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t intel_iommu=on no_timer_check " +
 				"-device intel-iommu,intremap=on -device pvpanic-pci,addr=0x4",
 		},
 		{
