@@ -12,6 +12,10 @@
 // guest (the same as `go test -exec invm ./pkg/`, with the same $INVM_*
 // settings), so guest tests also run from `go test ./...`. Inside a guest
 // (under invm, or a go_vm_test target in Bazel) Main just runs the tests.
+//
+// A test of the VM's shape finds its NICs by their fixed PCI addresses
+// (NICs, NICByPCI: interface name, bound driver, MAC) and its hugetlbfs
+// mounts (Hugepages, HugepageMount).
 package invm
 
 import (

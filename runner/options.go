@@ -5,11 +5,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/rules-go-vm/rules_go_vm/protocol"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
+	"github.com/rules-go-vm/rules_go_vm/runner/vmm"
 )
 
 // Defaults of Options fields left zero.
@@ -77,6 +79,39 @@ type Options struct {
 	CPUs int
 	// ExtraCmdline is appended to the kernel command line.
 	ExtraCmdline []string
+
+	// VM shape (go_vm_test's nics, host_pages, guest_hugepages, iommu).
+
+	// Backend is the hypervisor backend ("" or "qemu", see vmm.For).
+	Backend string
+	// NICs are the guest's network cards, one per entry, each a
+	// qemu.NICModels value ("virtio_net", "e1000", "e1000e"). NIC i is at
+	// PCI address qemu.NICPCIAddress(i) (0000:00:10.0 onwards); NICs 2k and
+	// 2k+1 are cabled back to back inside QEMU (no host network, ever).
+	// NICs make an x86_64 guest a q35 machine.
+	NICs []string
+	// NICSeed names the test for its NICs' MAC addresses (qemu.NICMAC);
+	// "" means the test binary's base name.
+	NICSeed string
+	// HostPages is the host page backing of guest RAM: "" or "4k" (memfd),
+	// "2M" or "1G" (hugetlbfs, which the host must have mounted with
+	// enough free pages).
+	HostPages string
+	// HostHugepages is where the host's hugetlbfs mounts and pools are
+	// read (zero: /proc/mounts, /sys/kernel/mm/hugepages).
+	HostHugepages qemu.HostHugepages
+	// GuestHugepages reserves guest hugepages (kernel command line) and
+	// has the guest init mount hugetlbfs for them at /dev/hugepages and
+	// /dev/hugepages-SIZE.
+	GuestHugepages qemu.Hugepages
+	// IOMMU gives the guest a virtual IOMMU (intel-iommu on x86_64, SMMUv3
+	// on aarch64); without it, a guest with NICs gets VFIO's no-IOMMU
+	// mode.
+	IOMMU bool
+	// NoMonitor boots without the VM monitor (QMP): a guest panic is then
+	// only seen on the console. For measuring the monitor's cost.
+	NoMonitor bool
+
 	// ExtraLayers are initramfs archives inserted between the base and the
 	// test layer (later ones override earlier ones).
 	ExtraLayers []string
@@ -223,6 +258,9 @@ func (o *Options) Validate() error {
 	if o.CPUs < 1 || o.CPUs > 64 {
 		return bad("cpus %d: want 1 to 64", o.CPUs)
 	}
+	if err := o.validateShape(); err != nil {
+		return err
+	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -263,4 +301,85 @@ func (o *Options) Validate() error {
 		}
 	}
 	return nil
+}
+
+// validateShape checks the VM shape fields (backend, NICs, pages, IOMMU).
+func (o *Options) validateShape() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidOptions, fmt.Sprintf(format, a...))
+	}
+	if _, err := vmm.For(o.Backend); err != nil {
+		return bad("backend %q: use \"qemu\"", o.Backend)
+	}
+	if len(o.NICs) > qemu.MaxNICs {
+		return bad("nics: %d NICs; at most %d", len(o.NICs), qemu.MaxNICs)
+	}
+	for i, n := range o.NICs {
+		if !slices.Contains(qemu.NICModels, n) {
+			return bad("nics[%d] %q: use one of %s", i, n, strings.Join(qemu.NICModels, ", "))
+		}
+	}
+	pageMiB := map[string]int{"": 1, qemu.HostPages4k: 1, qemu.HostPages2M: 2, qemu.HostPages1G: 1024}[o.HostPages]
+	if pageMiB == 0 {
+		return bad("host_pages %q: use one of 4k, 2M, 1G", o.HostPages)
+	}
+	if o.MemoryMiB%pageMiB != 0 {
+		return bad("memory %d MiB: not a multiple of host_pages %s; use a multiple of %d MiB", o.MemoryMiB, o.HostPages, pageMiB)
+	}
+	if err := o.GuestHugepages.Check(o.MemoryMiB); err != nil {
+		return bad("guest_hugepages: %s", specMessage(err))
+	}
+	if o.Arch != "" {
+		if _, err := o.shape().MachineType(); err != nil {
+			return bad("machine: %s", specMessage(err))
+		}
+	}
+	return nil
+}
+
+// specMessage is a qemu.ErrInvalidSpec error's message without the prefix.
+func specMessage(err error) string {
+	return strings.TrimPrefix(err.Error(), qemu.ErrInvalidSpec.Error()+": ")
+}
+
+// shape is the VM shape part of the qemu.Spec of o (Arch must be set).
+func (o *Options) shape() qemu.Spec {
+	s := qemu.Spec{
+		Arch: o.Arch, Machine: o.Machine, MemoryMiB: o.MemoryMiB, CPUs: o.CPUs,
+		HostPages: o.HostPages, GuestHugepages: o.GuestHugepages, IOMMU: o.IOMMU,
+	}
+	seed := o.NICSeed
+	if seed == "" {
+		seed = filepath.Base(o.TestBinary)
+	}
+	for i, m := range o.NICs {
+		s.NICs = append(s.NICs, qemu.NIC{Model: m, MAC: qemu.NICMAC(seed, i)})
+	}
+	return s
+}
+
+// EnvNICs is the variable the runner sets for the test when the guest has
+// NICs: space-separated "MODEL PCI-ADDRESS MAC" entries joined by commas,
+// in PCI order (package invm parses it: invm.NICs).
+const EnvNICs = "INVM_NICS"
+
+// EnvGuestHugepages is the variable the runner sets for the test when the
+// guest has hugepages: SIZE:COUNT, e.g. "2M:64" (see invm.Hugepages).
+const EnvGuestHugepages = "INVM_GUEST_HUGEPAGES"
+
+// shapeEnv returns the environment entries describing the VM shape to the
+// test.
+func shapeEnv(s qemu.Spec) []string {
+	var env []string
+	if len(s.NICs) > 0 {
+		var nics []string
+		for i, n := range s.NICs {
+			nics = append(nics, n.Model+" "+qemu.NICPCIAddress(i)+" "+n.MAC)
+		}
+		env = append(env, EnvNICs+"="+strings.Join(nics, ","))
+	}
+	if h := s.GuestHugepages; h.Count > 0 {
+		env = append(env, EnvGuestHugepages+"="+h.String())
+	}
+	return env
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/rules-go-vm/rules_go_vm/protocol"
 	"github.com/rules-go-vm/rules_go_vm/runner/proc"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
+	"github.com/rules-go-vm/rules_go_vm/runner/vmm"
 	"github.com/rules-go-vm/rules_go_vm/runner/vsock"
 )
 
@@ -63,6 +64,9 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 			return res, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 		}
 		o.Arch = a
+		if err := o.validateShape(); err != nil { // the machine check needs the arch
+			return res, err
+		}
 	}
 	res.Arch = o.Arch
 	if err := CheckStatic(o.TestBinary); err != nil {
@@ -92,8 +96,19 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	if err != nil {
 		return res, fmt.Errorf("%w: %w", ErrNoQEMU, err)
 	}
-	if err := caps.Check(o.Arch, o.Machine); err != nil {
+	shape := o.shape()
+	shape.VhostUserSocket = "-" // checked for its device
+	if err := caps.CheckSpec(shape); err != nil {
 		return res, fmt.Errorf("%w: %w", ErrNoQEMU, err)
+	}
+	backend, err := vmm.For(o.Backend)
+	if err != nil {
+		return res, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
+	}
+	if o.HostPages == qemu.HostPages2M || o.HostPages == qemu.HostPages1G {
+		if shape.HugetlbfsDir, err = o.HostHugepages.Find(o.HostPages, o.MemoryMiB); err != nil {
+			return res, fmt.Errorf("%w: host_pages: %w", ErrInvalidOptions, err)
+		}
 	}
 	fmt.Fprintf(o.Log, "invm: %s, kernel %s\n", caps.Version, o.Kernel)
 	if o.Daemon == "" {
@@ -151,6 +166,10 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		Hostname: o.Hostname,
 		Verbose:  o.Verbose,
 	}
+	cfg.Env = append(cfg.Env, shapeEnv(shape)...)
+	if o.GuestHugepages.Count > 0 {
+		cfg.HugePageSizes = []string{o.GuestHugepages.Size}
+	}
 	layerBinary := o.TestBinary
 	if o.GuestTestPath != "" {
 		layerBinary = "" // already in an extra layer
@@ -189,17 +208,20 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	defer daemon.Stop()
 
 	// QEMU.
-	spec := qemu.Spec{
-		Arch: o.Arch, Machine: o.Machine, Accel: choice.Accel, Kernel: o.Kernel, Initrd: initrd,
-		MemoryMiB: o.MemoryMiB, CPUs: o.CPUs, VhostUserSocket: vsock.SocketPath(state),
-		Quiet: !o.Verbose, ExtraCmdline: o.ExtraCmdline,
+	spec := shape
+	spec.Accel, spec.Kernel, spec.Initrd = choice.Accel, o.Kernel, initrd
+	spec.VhostUserSocket, spec.QMPSocket = vsock.SocketPath(state), filepath.Join(state, "qmp.sock")
+	spec.Quiet, spec.ExtraCmdline = !o.Verbose, o.ExtraCmdline
+	cleanups = append(cleanups, spec.QMPSocket)
+	if o.NoMonitor {
+		spec.QMPSocket = ""
 	}
 	if profile.TSCEarly && choice.Accel == qemu.AccelTCG {
 		if spec.TSCkHz, err = qemu.HostTSCkHz(o.CPUInfo); err != nil {
 			fmt.Fprintf(o.Log, "invm: warning: no tsc_early_khz (%v): microvm may hang under TCG\n", err)
 		}
 	}
-	args, err := qemu.Args(spec)
+	args, err := backend.Args(spec)
 	if err != nil {
 		return res, fmt.Errorf("%w: %w", ErrInternal, err)
 	}
@@ -228,13 +250,18 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	if err != nil {
 		return res, fmt.Errorf("%w: %w", ErrNoQEMU, err)
 	}
+	var watch *vmWatch
+	if spec.QMPSocket != "" {
+		watch = watchVM(ctx, backend, spec.QMPSocket, vm.Done(), o.Log)
+	}
 	defer vm.Kill()
+	defer watch.quit(vm)
 	defer func() {
 		res.ConsoleTail = con.Tail(ConsoleTailLines)
 		res.QEMUStderr = strings.TrimSpace(qerr.String())
 	}()
 
-	s := &session{o: o, vm: vm, daemon: daemon, con: con}
+	s := &session{o: o, vm: vm, daemon: daemon, con: con, watch: watch}
 	res2, err := s.run(ctx, ln)
 	res.Pass, res.Verdict, res.Reason = res2.Pass, res2.Verdict, res2.Reason
 	if !s.connected.IsZero() {
@@ -260,6 +287,7 @@ type session struct {
 	vm        *proc.Process
 	daemon    *vsock.Daemon
 	con       *console
+	watch     *vmWatch
 	connected time.Time
 }
 
@@ -271,6 +299,8 @@ func (s *session) classify(ctx context.Context, daemonDied bool, fallback error)
 		return fmt.Errorf("%w (vhost-device-vsock exited while the VM ran: %v): %s", ErrDaemonDied, s.daemon.ExitErr(), strings.TrimSpace(s.daemon.Log()))
 	case ctx.Err() != nil:
 		return fmt.Errorf("%w after %v: %v", ErrTimeout, s.o.Timeout, fallback)
+	case s.watch.panicked(s.vm.Exited()):
+		return fmt.Errorf("%w (QMP GUEST_PANICKED): %v", ErrGuestPanic, fallback)
 	case s.con.Contains(PanicMarker):
 		return fmt.Errorf("%w: %v", ErrGuestPanic, fallback)
 	}

@@ -77,7 +77,13 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (runner.
 		appendS  = fs.String("append", "", "extra kernel command line parameters")
 		envList  = fs.String("env", "", "comma-separated NAME=value entries added to the test's environment")
 		layers   = fs.String("layer", "", "comma-separated extra initramfs archives, between the base and the test layer")
+		nics     = fs.String("nics", "", "comma-separated NIC models, one NIC each in PCI order from 0000:00:10.0: virtio_net, e1000, e1000e")
+		hugeS    = fs.String("guest-hugepages", "", "guest hugepages SIZE:COUNT, SIZE 2M or 1G, e.g. 2M:64 (mounted at /dev/hugepages)")
 	)
+	fs.Var(stringFlag{hugeS}, "hugepages", "alias of -guest-hugepages")
+	fs.StringVar(&o.HostPages, "host-pages", "", "host page backing of guest RAM: 4k (memfd, default), 2M or 1G (host hugetlbfs)")
+	fs.BoolVar(&o.IOMMU, "iommu", false, "give the guest a virtual IOMMU (intel-iommu on x86_64, SMMUv3 on aarch64)")
+	fs.StringVar(&o.Backend, "backend", "", "VM backend (default qemu)")
 	fs.StringVar(&o.Kernel, "kernel", "", "guest kernel image (default: newest kbuild cache entry for the arch)")
 	fs.StringVar(&o.QEMU, "qemu", "", "QEMU binary (default qemu-system-<arch> on PATH)")
 	fs.StringVar(&o.Machine, "machine", "", "QEMU machine type override (default microvm on x86_64, virt on aarch64)")
@@ -94,7 +100,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (runner.
 			_ = f.Value.Set(v)
 		}
 	})
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, exitError{0}
 		}
@@ -119,6 +126,13 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (runner.
 	if *layers != "" {
 		o.ExtraLayers = strings.Split(*layers, ",")
 	}
+	if *nics != "" {
+		o.NICs = strings.Split(*nics, ",")
+	}
+	if o.GuestHugepages, err = qemu.ParseHugepages(*hugeS); err != nil {
+		return o, fmt.Errorf("%w: -guest-hugepages: %w", runner.ErrInvalidOptions, err)
+	}
+	o.NICSeed = filepath.Base(o.TestBinary)
 	if *envList != "" {
 		o.Env = strings.Split(*envList, ",")
 	}
@@ -133,6 +147,18 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (runner.
 	}
 	return o, nil
 }
+
+// stringFlag is a flag.Value setting a shared string (a flag alias).
+type stringFlag struct{ p *string }
+
+func (f stringFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return *f.p
+}
+
+func (f stringFlag) Set(v string) error { *f.p = v; return nil }
 
 // testTimeoutArg finds -test.timeout in the test's arguments.
 func testTimeoutArg(args []string) (time.Duration, bool) {

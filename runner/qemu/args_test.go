@@ -3,6 +3,7 @@ package qemu
 import (
 	"context"
 	"errors"
+	"net"
 	"os/exec"
 	"strings"
 	"testing"
@@ -30,7 +31,7 @@ func TestArgsGolden(t *testing.T) {
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem -accel kvm -cpu host " +
 				"-m 512M -smp 2 -object memory-backend-memfd,id=mem,size=512M,share=on -serial stdio -kernel /boot/vmlinuz " +
 				"-initrd /i -append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check " +
-				"-chardev socket,id=vsock0,path=/s/v -device vhost-user-vsock-pci,chardev=vsock0",
+				"-chardev socket,id=vsock0,path=/s/v -device vhost-user-vsock-pci,chardev=vsock0,addr=0x3 -device pvpanic-pci,addr=0x4",
 		},
 		{
 			name: "aarch64 virt TCG",
@@ -39,14 +40,73 @@ func TestArgsGolden(t *testing.T) {
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine virt,memory-backend=mem -accel tcg -cpu max,pauth=off " +
 				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/Image " +
 				"-initrd /i -append console=ttyAMA0 panic=-1 oops=panic rdinit=/init loglevel=7 " +
-				"-chardev socket,id=vsock0,path=/s/v -device vhost-user-vsock-pci,chardev=vsock0",
+				"-chardev socket,id=vsock0,path=/s/v -device vhost-user-vsock-pci,chardev=vsock0,addr=0x3 -device pvpanic-pci,addr=0x4",
 		},
 		{
 			name: "no vsock, no initrd",
 			spec: Spec{Arch: AArch64, Kernel: "/k/Image", MemoryMiB: 128, CPUs: 1, ExtraArgs: []string{"-S"}},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine virt,memory-backend=mem -accel tcg -cpu max,pauth=off " +
 				"-m 128M -smp 1 -object memory-backend-memfd,id=mem,size=128M,share=on -serial stdio -kernel /k/Image " +
-				"-append console=ttyAMA0 panic=-1 oops=panic rdinit=/init -S",
+				"-append console=ttyAMA0 panic=-1 oops=panic rdinit=/init -device pvpanic-pci,addr=0x4 -S",
+		},
+		{
+			name: "x86_64 NICs pick q35, pairs on hubs, noiommu",
+			spec: Spec{Arch: X86_64, Kernel: "/k/vmlinux", Initrd: "/i", MemoryMiB: 256, CPUs: 1, VhostUserSocket: "/s/v",
+				QMPSocket: "/s/qmp", TSCkHz: 1000, Quiet: true,
+				NICs: []NIC{{NICE1000, "02:00:00:00:00:00"}, {NICVirtioNet, "02:00:00:00:00:01"}, {NICE1000E, "02:00:00:00:00:02"}}},
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem -accel tcg " +
+				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
+				"-initrd /i -append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check tsc_early_khz=1000 vfio.enable_unsafe_noiommu_mode=1 quiet " +
+				"-qmp unix:/s/qmp,server=on,wait=off " +
+				"-chardev socket,id=vsock0,path=/s/v -device vhost-user-vsock-pci,chardev=vsock0,addr=0x3 -device pvpanic-pci,addr=0x4 " +
+				"-netdev hubport,id=net0,hubid=0 -device e1000,netdev=net0,mac=02:00:00:00:00:00,addr=0x10 " +
+				"-netdev hubport,id=net1,hubid=0 -device virtio-net-pci,netdev=net1,mac=02:00:00:00:00:01,addr=0x11 " +
+				"-netdev hubport,id=net2,hubid=1 -device e1000e,netdev=net2,mac=02:00:00:00:00:02,addr=0x12",
+		},
+		{
+			name: "x86_64 IOMMU: q35, split irqchip, intel-iommu first",
+			spec: Spec{Arch: X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 2, VhostUserSocket: "/s/v", IOMMU: true,
+				NICs: []NIC{{NICVirtioNet, "02:00:00:00:00:00"}}},
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem,kernel-irqchip=split -accel tcg " +
+				"-m 256M -smp 2 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
+				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check intel_iommu=on " +
+				"-device intel-iommu,intremap=on " +
+				"-chardev socket,id=vsock0,path=/s/v -device vhost-user-vsock-pci,chardev=vsock0,addr=0x3 -device pvpanic-pci,addr=0x4 " +
+				"-netdev hubport,id=net0,hubid=0 -device virtio-net-pci,netdev=net0,mac=02:00:00:00:00:00,addr=0x10",
+		},
+		{
+			name: "x86_64 IOMMU alone also needs q35",
+			spec: Spec{Arch: X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1, IOMMU: true},
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem,kernel-irqchip=split -accel tcg " +
+				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
+				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check intel_iommu=on " +
+				"-device intel-iommu,intremap=on -device pvpanic-pci,addr=0x4",
+		},
+		{
+			name: "aarch64 SMMUv3 is a machine option, e1000e",
+			spec: Spec{Arch: AArch64, Kernel: "/k/Image", MemoryMiB: 512, CPUs: 1, IOMMU: true,
+				NICs: []NIC{{NICE1000E, "02:00:00:00:00:00"}, {NICE1000E, "02:00:00:00:00:01"}}},
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine virt,memory-backend=mem,iommu=smmuv3 -accel tcg -cpu max,pauth=off " +
+				"-m 512M -smp 1 -object memory-backend-memfd,id=mem,size=512M,share=on -serial stdio -kernel /k/Image " +
+				"-append console=ttyAMA0 panic=-1 oops=panic rdinit=/init -device pvpanic-pci,addr=0x4 " +
+				"-netdev hubport,id=net0,hubid=0 -device e1000e,netdev=net0,mac=02:00:00:00:00:00,addr=0x10 " +
+				"-netdev hubport,id=net1,hubid=0 -device e1000e,netdev=net1,mac=02:00:00:00:00:01,addr=0x11",
+		},
+		{
+			name: "x86_64 2M host pages and guest hugepages stay on microvm",
+			spec: Spec{Arch: X86_64, Kernel: "/k/vmlinux", MemoryMiB: 512, CPUs: 1, HostPages: HostPages2M, HugetlbfsDir: "/dev/hugepages",
+				GuestHugepages: Hugepages{Size: "2M", Count: 64}},
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off,memory-backend=mem -accel tcg " +
+				"-m 512M -smp 1 -object memory-backend-file,id=mem,size=512M,mem-path=/dev/hugepages,share=on -serial stdio -kernel /k/vmlinux " +
+				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check hugepagesz=2M hugepages=64",
+		},
+		{
+			name: "aarch64 1G host pages, 1G guest pages",
+			spec: Spec{Arch: AArch64, Kernel: "/k/Image", MemoryMiB: 3072, CPUs: 4, HostPages: HostPages1G, HugetlbfsDir: "/mnt/huge 1G",
+				GuestHugepages: Hugepages{Size: "1G", Count: 2}},
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine virt,memory-backend=mem -accel tcg -cpu max,pauth=off " +
+				"-m 3072M -smp 4 -object memory-backend-file,id=mem,size=3072M,mem-path=/mnt/huge 1G,share=on -serial stdio -kernel /k/Image " +
+				"-append console=ttyAMA0 panic=-1 oops=panic rdinit=/init hugepagesz=1G hugepages=2 -device pvpanic-pci,addr=0x4",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,9 +124,16 @@ func TestArgsGolden(t *testing.T) {
 					t.Error("two -append")
 				}
 			}
-			for _, a := range args {
-				if strings.Contains(a, "netdev") || strings.Contains(a, "-net") {
+			// No network reaches the host: every netdev is a hub port
+			// (user, tap, bridge, socket, stream would leave the VM).
+			for i, a := range args {
+				switch a {
+				case "-net", "-nic":
 					t.Errorf("network argument %q", a)
+				case "-netdev":
+					if !strings.HasPrefix(args[i+1], "hubport,") {
+						t.Errorf("netdev %q is not a hub port", args[i+1])
+					}
 				}
 			}
 		})
@@ -84,6 +151,16 @@ func TestArgsErrors(t *testing.T) {
 		{"no memory", Spec{Arch: X86_64, Kernel: "k", CPUs: 1}, ErrInvalidSpec},
 		{"no cpus", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 1}, ErrInvalidSpec},
 		{"bad accel", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 1, CPUs: 1, Accel: "hvf"}, ErrInvalidSpec},
+		{"NICs on microvm", Spec{Arch: X86_64, Machine: "microvm", Kernel: "k", MemoryMiB: 256, CPUs: 1,
+			NICs: []NIC{{NICE1000, "02:00:00:00:00:00"}}}, ErrInvalidSpec},
+		{"bad NIC model", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, NICs: []NIC{{"rtl8139", "02:00:00:00:00:00"}}}, ErrInvalidSpec},
+		{"bad MAC", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, NICs: []NIC{{NICE1000, "nope"}}}, ErrInvalidSpec},
+		{"too many NICs", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, NICs: make([]NIC, MaxNICs+1)}, ErrInvalidSpec},
+		{"bad host pages", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, HostPages: "64k"}, ErrInvalidSpec},
+		{"memory not aligned to 1G pages", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 1536, CPUs: 1, HostPages: HostPages1G, HugetlbfsDir: "/h"}, ErrInvalidSpec},
+		{"2M pages without a mount", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, HostPages: HostPages2M}, ErrInvalidSpec},
+		{"guest hugepages do not fit", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, GuestHugepages: Hugepages{"2M", 100}}, ErrInvalidSpec},
+		{"guest hugepage size", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, GuestHugepages: Hugepages{"4M", 1}}, ErrInvalidSpec},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := Args(tc.spec); !errors.Is(err, tc.want) {
@@ -105,7 +182,7 @@ func TestParseCapabilitiesAndCheck(t *testing.T) {
 	c := ParseCapabilities(
 		[]byte("QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\nCopyright\n"),
 		[]byte("Supported machines are:\nmicrovm              microvm (i386)\nq35                  Standard PC (Q35 + ICH9, 2009) (alias of pc-q35-7.2)\npc-q35-7.2           Standard PC (Q35 + ICH9, 2009)\n"),
-		[]byte("Misc devices:\nname \"vhost-user-vsock-device\", bus virtio-bus\nname \"vhost-user-vsock-pci\", bus PCI\n"),
+		[]byte("Misc devices:\nname \"vhost-user-vsock-device\", bus virtio-bus\nname \"vhost-user-vsock-pci\", bus PCI\nname \"pvpanic-pci\", bus PCI\nname \"e1000\", bus PCI\n"),
 		[]byte("List of user creatable objects:\n  authz-list\n  memory-backend-memfd\n"),
 	)
 	if c.Version != "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)" {
@@ -128,6 +205,18 @@ func TestParseCapabilitiesAndCheck(t *testing.T) {
 		if err != nil && !errors.Is(err, ErrMissingFeature) {
 			t.Errorf("Check error %v does not wrap ErrMissingFeature", err)
 		}
+	}
+	if err := c.CheckSpec(Spec{Arch: X86_64, NICs: []NIC{{NICE1000, ""}}}); err != nil {
+		t.Errorf("CheckSpec(e1000) = %v", err)
+	}
+	if err := c.CheckSpec(Spec{Arch: X86_64, NICs: []NIC{{NICE1000E, ""}}}); !errors.Is(err, ErrMissingFeature) || !strings.Contains(err.Error(), `"e1000e"`) {
+		t.Errorf("CheckSpec(e1000e) = %v, want a missing e1000e", err)
+	}
+	if err := c.CheckSpec(Spec{Arch: X86_64, IOMMU: true}); !errors.Is(err, ErrMissingFeature) || !strings.Contains(err.Error(), `"intel-iommu"`) {
+		t.Errorf("CheckSpec(IOMMU) = %v, want a missing intel-iommu", err)
+	}
+	if err := c.CheckSpec(Spec{Arch: X86_64, HostPages: HostPages2M}); !errors.Is(err, ErrMissingFeature) || !strings.Contains(err.Error(), "memory-backend-file") {
+		t.Errorf("CheckSpec(2M) = %v, want a missing memory-backend-file", err)
 	}
 	c.Objects = map[string]bool{}
 	if err := c.Check(X86_64, ""); !errors.Is(err, ErrMissingFeature) || !strings.Contains(err.Error(), "memory-backend-memfd") {
@@ -168,6 +257,61 @@ func TestProbeRealQEMU(t *testing.T) {
 		}
 		if err := c.Check(arch, ""); err != nil {
 			t.Errorf("%s: %v", bin, err)
+		}
+	}
+}
+
+func TestNICAddressesAndMACs(t *testing.T) {
+	if got := NICPCIAddress(0); got != "0000:00:10.0" {
+		t.Errorf("NICPCIAddress(0) = %s", got)
+	}
+	if got := NICPCIAddress(MaxNICs - 1); got != "0000:00:17.0" {
+		t.Errorf("NICPCIAddress(%d) = %s", MaxNICs-1, got)
+	}
+	a0, a1, b0 := NICMAC("//pkg:a_test", 0), NICMAC("//pkg:a_test", 1), NICMAC("//pkg:b_test", 0)
+	if a0 != NICMAC("//pkg:a_test", 0) {
+		t.Error("NICMAC is not deterministic")
+	}
+	if a0 == a1 || a0 == b0 {
+		t.Errorf("MACs collide: %s %s %s", a0, a1, b0)
+	}
+	for _, m := range []string{a0, a1, b0} {
+		hw, err := net.ParseMAC(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hw[0]&0x02 == 0 || hw[0]&0x01 != 0 {
+			t.Errorf("%s is not a locally administered unicast address", m)
+		}
+	}
+	if !strings.HasSuffix(a1, ":01") {
+		t.Errorf("NIC 1's MAC %s does not end in its index", a1)
+	}
+}
+
+func TestParseHugepages(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Hugepages
+		ok   bool
+	}{
+		{"", Hugepages{}, true},
+		{"2M:64", Hugepages{"2M", 64}, true},
+		{"1G:1", Hugepages{"1G", 1}, true},
+		{"2M", Hugepages{}, false},
+		{"4M:1", Hugepages{}, false},
+		{"2M:0", Hugepages{}, false},
+		{"2M:x", Hugepages{}, false},
+	} {
+		got, err := ParseHugepages(tc.in)
+		if got != tc.want || (err == nil) != tc.ok {
+			t.Errorf("ParseHugepages(%q) = %v, %v; want %v, ok=%v", tc.in, got, err, tc.want, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidSpec) {
+			t.Errorf("ParseHugepages(%q) error %v does not wrap ErrInvalidSpec", tc.in, err)
+		}
+		if err == nil && got.String() != tc.in {
+			t.Errorf("String() = %q, want %q", got.String(), tc.in)
 		}
 	}
 }

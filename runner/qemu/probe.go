@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -31,20 +32,52 @@ type Capabilities struct {
 // Requirements returns the machine, devices and objects a Spec on arch with
 // machine type machine ("" = profile default) needs.
 func Requirements(arch Arch, machine string) (machines, devices, objects []string, err error) {
-	p, err := ProfileFor(arch)
+	return SpecRequirements(Spec{Arch: arch, Machine: machine, VhostUserSocket: "-"})
+}
+
+// SpecRequirements returns the machine, devices and objects s needs.
+func SpecRequirements(s Spec) (machines, devices, objects []string, err error) {
+	p, err := ProfileFor(s.Arch)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if machine == "" {
-		machine = p.Machine
+	machine, err := s.MachineType()
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	return []string{machineBase(machine)}, []string{p.VsockDeviceFor(machine)}, []string{"memory-backend-memfd"}, nil
+	machines = []string{machineBase(machine)}
+	if s.VhostUserSocket != "" {
+		devices = append(devices, p.VsockDeviceFor(machine))
+	}
+	if PCIMachines[machineBase(machine)] {
+		devices = append(devices, "pvpanic-pci")
+	}
+	if s.IOMMU && p.IOMMU.Device != "" {
+		d, _, _ := strings.Cut(p.IOMMU.Device, ",")
+		devices = append(devices, d)
+	}
+	for _, n := range s.NICs {
+		if d := NICDevices[n.Model]; !slices.Contains(devices, d) {
+			devices = append(devices, d)
+		}
+	}
+	objects = []string{"memory-backend-memfd"}
+	if s.HostPages == HostPages2M || s.HostPages == HostPages1G {
+		objects = []string{"memory-backend-file"}
+	}
+	return machines, devices, objects, nil
 }
 
 // Check reports, wrapping ErrMissingFeature, the first requirement of
 // (arch, machine) that c lacks.
 func (c Capabilities) Check(arch Arch, machine string) error {
-	ms, ds, os, err := Requirements(arch, machine)
+	return c.CheckSpec(Spec{Arch: arch, Machine: machine, VhostUserSocket: "-"})
+}
+
+// CheckSpec reports, wrapping ErrMissingFeature, the first requirement of s
+// that c lacks.
+func (c Capabilities) CheckSpec(s Spec) error {
+	ms, ds, os, err := SpecRequirements(s)
 	if err != nil {
 		return err
 	}

@@ -200,6 +200,8 @@ func TestScenarios(t *testing.T) {
 			[]string{"PAYLOAD failing on purpose", "FAIL"}},
 		{"guest kernel panic", []string{"-memory", "128", env.payload, "-test.run=^TestKernelPanic$"}, runner.ExitGuestPanic,
 			[]string{"guest kernel panic", "Kernel panic - not syncing", "guest console", "reproduce with"}},
+		{"pvpanic over QMP", []string{"-memory", "128", "-nics", "e1000", env.payload, "-test.run=^TestKernelPanic$"}, runner.ExitGuestPanic,
+			[]string{"guest kernel panic (QMP GUEST_PANICKED)", "Kernel panic - not syncing"}},
 		{"init killed", []string{env.payload, "-test.run=^TestKillInit$"}, runner.ExitGuestPanic,
 			[]string{"guest kernel panic", "Attempted to kill init"}},
 		{"leaked child", []string{env.payload, "-test.run=^TestLeakChild$"}, runner.ExitVerdictFail,

@@ -54,6 +54,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		rootFlag = fs.String("module-root", "", "rules_go_vm source tree (default: found from the working directory)")
 		verbose  = fs.Bool("v", false, "print every boot")
 		writeBL  = fs.String("write-baseline-layer", "", "only write the baseline's extra initramfs layer to this file (for invm -layer)")
+		shapes   = fs.Bool("shapes", false, "also boot our x86_64 kernel under q35 and without the QMP monitor (ratios printed)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -89,8 +90,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		setups = append(setups, &setup{name: fmt.Sprintf("%s ours (%s)", arch, qemu.Profiles[arch].Machine),
-			opts: runner.Options{TestBinary: bin, Kernel: kernel, ModuleRoot: root, TestdataDir: filepath.Join(root, "tests/hello/testdata")}})
+		ours := runner.Options{TestBinary: bin, Kernel: kernel, ModuleRoot: root, TestdataDir: filepath.Join(root, "tests/hello/testdata")}
+		setups = append(setups, &setup{name: fmt.Sprintf("%s ours (%s)", arch, qemu.Profiles[arch].Machine), opts: ours})
+		if *shapes && arch == qemu.X86_64 {
+			q35, noQMP := ours, ours
+			q35.Machine, noQMP.NoMonitor = "q35", true
+			setups = append(setups,
+				&setup{name: "x86_64 ours (q35)", opts: q35},
+				&setup{name: fmt.Sprintf("x86_64 ours (%s, no QMP)", qemu.Profiles[arch].Machine), opts: noQMP})
+		}
 	}
 	if *baseline != "" {
 		matches, _ := filepath.Glob(*baseline)
@@ -153,7 +161,21 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		tmn, tmd, tmx := stats(s.tot)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.name, mn, md, mx, tmn, tmd, tmx, ratio)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if *shapes {
+		byName := map[string]time.Duration{}
+		for _, s := range setups {
+			byName[s.name] = median(s.vm)
+		}
+		micro := fmt.Sprintf("x86_64 ours (%s)", qemu.Profiles[qemu.X86_64].Machine)
+		if m := byName[micro]; m > 0 {
+			fmt.Fprintf(out, "VM median ratios: q35 / microvm = %.2f; with QMP / without = %.2f\n",
+				float64(byName["x86_64 ours (q35)"])/float64(m), float64(m)/float64(byName[micro[:len(micro)-1]+", no QMP)"]))
+		}
+	}
+	return nil
 }
 
 func once(ctx context.Context, s *setup, verbose bool, out io.Writer) (runner.Result, error) {

@@ -183,9 +183,11 @@ func options(args []string, getenv func(string) string) (runner.Options, error) 
 	if spec.Accel != "auto" {
 		o.Accel = spec.Accel
 	}
-	if len(spec.NICs) > 0 || spec.GuestHugepages != nil || spec.IOMMU || spec.HostPages != "4k" {
-		return o, fmt.Errorf("%w: nics, guest_hugepages, iommu and host_pages other than 4k are validated but not yet "+
-			"supported by the runner (see CHANGELOG.md)", runner.ErrInvalidOptions)
+	// VM shape. The MACs derive from the target's label (stable per test).
+	o.Backend, o.NICs, o.HostPages, o.IOMMU = spec.Backend, spec.NICs, spec.HostPages, spec.IOMMU
+	o.NICSeed = getenv("TEST_TARGET")
+	if h := spec.GuestHugepages; h != nil {
+		o.GuestHugepages = qemu.Hugepages{Size: h.Size, Count: h.Count}
 	}
 	names := make([]string, 0, len(spec.Env))
 	for k := range spec.Env {

@@ -87,13 +87,26 @@ func TestOptions(t *testing.T) {
 	}
 }
 
-func TestOptionsErrors(t *testing.T) {
-	rf, spec := writeSpec(t, strings.Replace(goodSpec, `"nics":[]`, `"nics":["e1000"]`, 1))
-	if _, err := options([]string{"-runfiles", rf, "-spec", spec}, func(string) string { return "" }); err == nil ||
-		!strings.Contains(err.Error(), "not yet supported") {
-		t.Errorf("nics: got %v, want a not-yet-supported error", err)
+// TestOptionsShape checks the VM shape fields reach the runner options.
+func TestOptionsShape(t *testing.T) {
+	shaped := strings.NewReplacer(`"nics":[]`, `"nics":["e1000","virtio_net"]`, `"iommu":false`, `"iommu":true`,
+		`"guest_hugepages":null`, `"guest_hugepages":{"size":"2M","count":16}`, `"host_pages":"4k"`, `"host_pages":"2M"`).Replace(goodSpec)
+	rf, spec := writeSpec(t, shaped)
+	o, err := options([]string{"-runfiles", rf, "-spec", spec}, func(k string) string {
+		return map[string]string{"TEST_TARGET": "//pkg:x_test"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	rf, spec = writeSpec(t, strings.Replace(goodSpec, `"cpus":2`, `"cpus":0`, 1))
+	if !slices.Equal(o.NICs, []string{"e1000", "virtio_net"}) || !o.IOMMU || o.HostPages != "2M" ||
+		o.GuestHugepages.String() != "2M:16" || o.NICSeed != "//pkg:x_test" || o.Backend != "qemu" {
+		t.Errorf("shape: nics %q iommu %v host pages %q guest hugepages %v seed %q backend %q",
+			o.NICs, o.IOMMU, o.HostPages, o.GuestHugepages, o.NICSeed, o.Backend)
+	}
+}
+
+func TestOptionsErrors(t *testing.T) {
+	rf, spec := writeSpec(t, strings.Replace(goodSpec, `"cpus":2`, `"cpus":0`, 1))
 	if _, err := options([]string{"-runfiles", rf, "-spec", spec}, func(string) string { return "" }); err == nil ||
 		!strings.Contains(err.Error(), "cpus") {
 		t.Errorf("cpus 0: got %v", err)

@@ -1,0 +1,68 @@
+package runner
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
+)
+
+// TestValidateShape checks the VM shape fields: each error names the field
+// and what is allowed.
+func TestValidateShape(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "x.test")
+	os.WriteFile(bin, []byte("x"), 0o755)
+	o := func(mod func(*Options)) Options {
+		o := Options{TestBinary: bin}
+		mod(&o)
+		return o.WithDefaults()
+	}
+	for _, tc := range []struct {
+		name string
+		o    Options
+		want string // "" = valid
+	}{
+		{"NICs", o(func(o *Options) { o.NICs = []string{"e1000", "virtio_net", "e1000e"}; o.Arch = qemu.X86_64 }), ""},
+		{"bad NIC", o(func(o *Options) { o.NICs = []string{"e1000", "rtl8139"} }), `nics[1] "rtl8139": use one of virtio_net, e1000, e1000e`},
+		{"too many NICs", o(func(o *Options) { o.NICs = make([]string, 9) }), "nics: 9 NICs; at most 8"},
+		{"NICs on microvm", o(func(o *Options) { o.NICs = []string{"e1000"}; o.Arch = qemu.X86_64; o.Machine = "microvm" }), `machine: machine "microvm" has no PCI bus`},
+		{"bad backend", o(func(o *Options) { o.Backend = "firecracker" }), `backend "firecracker": use "qemu"`},
+		{"bad host pages", o(func(o *Options) { o.HostPages = "64k" }), `host_pages "64k": use one of 4k, 2M, 1G`},
+		{"unaligned 1G", o(func(o *Options) { o.HostPages = "1G"; o.MemoryMiB = 1536 }), "memory 1536 MiB: not a multiple of host_pages 1G"},
+		{"aligned 2M", o(func(o *Options) { o.HostPages = "2M"; o.MemoryMiB = 256 }), ""},
+		{"hugepages fit", o(func(o *Options) { o.GuestHugepages = qemu.Hugepages{Size: "2M", Count: 64} }), ""},
+		{"hugepages too big", o(func(o *Options) { o.GuestHugepages = qemu.Hugepages{Size: "2M", Count: 128} }), "guest_hugepages: guest hugepages 2M:128 need 256 MiB"},
+		{"hugepage size", o(func(o *Options) { o.GuestHugepages = qemu.Hugepages{Size: "16M", Count: 1} }), `guest_hugepages: guest hugepage size "16M"; use 2M or 1G`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.o.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("Validate = %v, want nil", err)
+			case tc.want != "" && (!errors.Is(err, ErrInvalidOptions) || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("Validate = %v, want ErrInvalidOptions containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestShapeEnv(t *testing.T) {
+	o := Options{TestBinary: "/x/a.test", Arch: qemu.X86_64, NICs: []string{"e1000", "virtio_net"},
+		GuestHugepages: qemu.Hugepages{Size: "2M", Count: 8}}
+	got := strings.Join(shapeEnv(o.shape()), "|")
+	want := EnvNICs + "=e1000 0000:00:10.0 " + qemu.NICMAC("a.test", 0) + ",virtio_net 0000:00:11.0 " + qemu.NICMAC("a.test", 1) +
+		"|" + EnvGuestHugepages + "=2M:8"
+	if got != want {
+		t.Errorf("shapeEnv:\n got %s\nwant %s", got, want)
+	}
+	o.NICSeed = "//pkg:t"
+	if s := o.shape(); s.NICs[0].MAC != qemu.NICMAC("//pkg:t", 0) {
+		t.Errorf("NICSeed ignored: %s", s.NICs[0].MAC)
+	}
+	if env := shapeEnv((&Options{TestBinary: "x"}).shape()); len(env) != 0 {
+		t.Errorf("plain VM env %q", env)
+	}
+}

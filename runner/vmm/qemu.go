@@ -1,0 +1,178 @@
+package vmm
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/digitalocean/go-qemu/qmp"
+
+	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
+)
+
+// QEMU is the QEMU backend: arguments from qemu.Args, monitor over QMP.
+type QEMU struct{}
+
+// Name implements Backend.
+func (QEMU) Name() string { return "qemu" }
+
+// Args implements Backend.
+func (QEMU) Args(spec qemu.Spec) ([]string, error) { return qemu.Args(spec) }
+
+// attachRetry is the pause between connection attempts while QEMU starts
+// (it creates the socket during its start-up, before the guest runs).
+const attachRetry = 5 * time.Millisecond
+
+// Attach implements Backend: it dials the QMP socket until QEMU serves it,
+// then negotiates capabilities.
+func (QEMU) Attach(ctx context.Context, socket string, exited <-chan struct{}) (Monitor, error) {
+	for {
+		mon, err := qmp.NewSocketMonitor("unix", socket, time.Second)
+		if err == nil {
+			return connect(ctx, mon)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %s: %w (%v)", ErrAttach, socket, ctx.Err(), err)
+		case <-exited:
+			return nil, fmt.Errorf("%w: %s: the VM exited first (%v)", ErrAttach, socket, err)
+		case <-time.After(attachRetry):
+		}
+	}
+}
+
+// connect greets QEMU (qmp_capabilities) within ctx and starts the event
+// pump.
+func connect(ctx context.Context, mon *qmp.SocketMonitor) (*QMP, error) {
+	done := make(chan error, 1)
+	go func() { done <- mon.Connect() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			mon.Disconnect()
+			return nil, fmt.Errorf("%w: QMP greeting: %w", ErrAttach, err)
+		}
+	case <-ctx.Done():
+		mon.Disconnect() // unblocks Connect
+		<-done
+		return nil, fmt.Errorf("%w: QMP greeting: %w", ErrAttach, ctx.Err())
+	}
+	raw, err := mon.Events(ctx)
+	if err != nil {
+		mon.Disconnect()
+		return nil, fmt.Errorf("%w: %w", ErrAttach, err)
+	}
+	q := &QMP{mon: mon, events: make(chan Event, 64), version: mon.Version.String()}
+	go q.pump(raw)
+	return q, nil
+}
+
+// QMP is a Monitor over a QEMU QMP socket.
+type QMP struct {
+	mon     *qmp.SocketMonitor
+	events  chan Event
+	version string
+	close   sync.Once
+}
+
+// Version is QEMU's version from the QMP greeting ("11.1.2").
+func (q *QMP) Version() string { return q.version }
+
+// pump forwards QMP events until the connection ends. It always drains raw:
+// go-qemu's reader blocks on an unread event, which would block command
+// replies too.
+func (q *QMP) pump(raw <-chan qmp.Event) {
+	defer close(q.events)
+	for e := range raw {
+		ev := convert(e)
+		select {
+		case q.events <- ev:
+		default: // nobody reads: drop rather than stall the monitor
+		}
+	}
+}
+
+func convert(e qmp.Event) Event {
+	ev := Event{Name: e.Event, Kind: EventOther,
+		Time: time.Unix(e.Timestamp.Seconds, e.Timestamp.Microseconds*1000)}
+	str := func(k string) string {
+		s, _ := e.Data[k].(string)
+		return s
+	}
+	switch e.Event {
+	case "SHUTDOWN":
+		ev.Kind, ev.Reason = EventShutdown, str("reason")
+	case "RESET":
+		ev.Kind, ev.Reason = EventReset, str("reason")
+	case "GUEST_PANICKED", "GUEST_CRASHLOADED":
+		ev.Kind, ev.Reason = EventPanic, str("action")
+	}
+	return ev
+}
+
+// Events implements Monitor.
+func (q *QMP) Events() <-chan Event { return q.events }
+
+// run executes one QMP command within ctx and decodes its "return" into
+// out (if non-nil).
+func (q *QMP) run(ctx context.Context, command string, out any) error {
+	cmd, err := json.Marshal(qmp.Command{Execute: command})
+	if err != nil {
+		return err
+	}
+	type reply struct {
+		b   []byte
+		err error
+	}
+	done := make(chan reply, 1)
+	go func() {
+		b, err := q.mon.Run(cmd)
+		done <- reply{b, err}
+	}()
+	var r reply
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		q.Close() // unblocks Run
+		return fmt.Errorf("%w: %s: %w", ErrMonitor, command, ctx.Err())
+	}
+	if r.err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrMonitor, command, r.err)
+	}
+	if out == nil {
+		return nil
+	}
+	var resp struct {
+		Return json.RawMessage `json:"return"`
+	}
+	if err := json.Unmarshal(r.b, &resp); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrMonitor, command, err)
+	}
+	if err := json.Unmarshal(resp.Return, out); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrMonitor, command, err)
+	}
+	return nil
+}
+
+// Status implements Monitor (query-status).
+func (q *QMP) Status(ctx context.Context) (string, error) {
+	var st struct {
+		Status string `json:"status"`
+	}
+	if err := q.run(ctx, "query-status", &st); err != nil {
+		return "", err
+	}
+	return st.Status, nil
+}
+
+// Quit implements Monitor (quit).
+func (q *QMP) Quit(ctx context.Context) error { return q.run(ctx, "quit", nil) }
+
+// Close implements Monitor. It is safe to call more than once.
+func (q *QMP) Close() error {
+	var err error
+	q.close.Do(func() { err = q.mon.Disconnect() })
+	return err
+}
