@@ -142,6 +142,12 @@ type Options struct {
 	// DefaultChannelTimeout.
 	ChannelTimeout time.Duration
 
+	// TCGTimeoutScale is how much longer than under KVM the test's
+	// timeouts were made for TCG (go_vm_test's tcg_timeout_scale): when
+	// the guest gets KVM, a -test.timeout in Args is divided by it. 0 or 1
+	// leaves Args alone.
+	TCGTimeoutScale int
+
 	// ConsoleLog is where the guest console (kernel log) is written; ""
 	// means a file in StateDir, removed with it.
 	ConsoleLog string

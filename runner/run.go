@@ -156,9 +156,24 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 			return res, err
 		}
 	}
+	// Accelerator.
+	choice := AccelChoice{Accel: o.Accel, Reason: "forced by options"}
+	if o.Accel == "" {
+		choice = ChooseAccel(ctx, AccelProbe{Arch: o.Arch, QEMU: o.QEMU, Kernel: o.Kernel,
+			CacheDir: filepath.Join(o.CacheDir, "accel"), KVMDevice: o.KVMDevice, HostArch: HostArch()})
+	}
+	res.Accel, res.AccelReason = choice.Accel, choice.Reason
+	fmt.Fprintf(o.Log, "invm: accelerator %s (%s)\n", choice.Accel, choice.Reason)
+
+	testArgs := o.Args
+	if choice.Accel == qemu.AccelKVM && o.TCGTimeoutScale > 1 {
+		// The test's timeout was sized for TCG: under KVM it gets the
+		// nominal one back.
+		testArgs = scaleTestTimeout(testArgs, o.TCGTimeoutScale)
+	}
 	cfg := protocol.GuestConfig{
 		Path:     guestTestPath(o),
-		Args:     o.Args,
+		Args:     testArgs,
 		Env:      append(append([]string(nil), o.Env...), hostHints(o.Kernel)...),
 		Dir:      o.WorkDir,
 		Timeout:  protocol.Duration(o.TestTimeout),
@@ -185,15 +200,6 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	if err := WriteInitrd(initrd, base, o.ExtraLayers, test); err != nil {
 		return res, err
 	}
-
-	// Accelerator.
-	choice := AccelChoice{Accel: o.Accel, Reason: "forced by options"}
-	if o.Accel == "" {
-		choice = ChooseAccel(ctx, AccelProbe{Arch: o.Arch, QEMU: o.QEMU, Kernel: o.Kernel,
-			CacheDir: filepath.Join(o.CacheDir, "accel"), KVMDevice: o.KVMDevice, HostArch: HostArch()})
-	}
-	res.Accel, res.AccelReason = choice.Accel, choice.Reason
-	fmt.Fprintf(o.Log, "invm: accelerator %s (%s)\n", choice.Accel, choice.Reason)
 
 	// Channel: listen before boot, then the daemon.
 	ln, err := vsock.Listen(state, protocol.DefaultVsockPort)
@@ -271,6 +277,23 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		res.VM = vm.ExitTime().Sub(bootStart)
 	}
 	return res, err
+}
+
+// scaleTestTimeout divides the value of a -test.timeout argument by scale.
+func scaleTestTimeout(args []string, scale int) []string {
+	out := append([]string(nil), args...)
+	for i, a := range out {
+		for _, prefix := range []string{"-test.timeout=", "--test.timeout="} {
+			v, ok := strings.CutPrefix(a, prefix)
+			if !ok {
+				continue
+			}
+			if d, err := time.ParseDuration(v); err == nil && d > 0 {
+				out[i] = prefix + (d / time.Duration(scale)).String()
+			}
+		}
+	}
+	return out
 }
 
 // guestTestPath is where the test binary is in the guest.

@@ -180,6 +180,9 @@ func options(args []string, getenv func(string) string) (runner.Options, error) 
 	for _, l := range spec.Layers[1:] {
 		o.ExtraLayers = append(o.ExtraLayers, rf(l))
 	}
+	// Bazel's timeout was raised for TCG (go_vm_test's tcg_timeout_scale):
+	// under KVM the runner narrows -test.timeout back to the nominal one.
+	o.TCGTimeoutScale = spec.TimeoutScaleTCG
 	if spec.Accel != "auto" {
 		o.Accel = spec.Accel
 	}
