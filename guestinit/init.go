@@ -27,6 +27,15 @@ const (
 	DrainTimeout = 5 * time.Second
 	// ReapTimeout bounds the wait for ECHILD after killing leftovers.
 	ReapTimeout = 5 * time.Second
+	// StreamOpenTimeout bounds opening each data stream once the control
+	// stream is up.
+	StreamOpenTimeout = 2 * time.Second
+	// OutputsDir is where the test writes its undeclared outputs
+	// (TEST_UNDECLARED_OUTPUTS_DIR); init ships the files in it to the host
+	// after the test.
+	OutputsDir = "/invm/outputs"
+	// EnvOutputsDir is the test's environment variable naming OutputsDir.
+	EnvOutputsDir = "TEST_UNDECLARED_OUTPUTS_DIR"
 )
 
 // ErrNotPID1 is returned by Init.Run when RequirePID1 is set and the
@@ -74,6 +83,8 @@ type Init struct {
 	// Subreaper makes init a child subreaper (host tests: orphans of the
 	// test are reparented to it as they would be to PID 1).
 	Subreaper bool
+	// OutputsDir overrides the package's OutputsDir when not empty.
+	OutputsDir string
 	// SetupTimeout, WatchdogMargin and OpenTimeout override the package
 	// defaults when not zero.
 	SetupTimeout, WatchdogMargin, OpenTimeout time.Duration

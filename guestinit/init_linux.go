@@ -131,6 +131,7 @@ type session struct {
 	verbose atomic.Bool
 	guest   atomic.Pointer[protocol.Guest]
 	conn    io.Closer
+	data    io.Closer // the Guest: closes the data streams
 	mounted *Mounted
 	ack     atomic.Int64 // Ack timeout, ns
 	sent    atomic.Bool  // the verdict is on its way: no more diagnostics to the host
@@ -207,11 +208,30 @@ func (s *session) main(wd *time.Timer) protocol.Verdict {
 	s.mu.Lock()
 	s.conn = conn
 	s.mu.Unlock()
-	g, err := protocol.NewGuest(conn, fmt.Sprintf("guestinit %s/%s", runtime.GOOS, runtime.GOARCH))
+	// One stream per data role over vsock (a flood of output never delays
+	// the verdict); a role whose stream does not open travels on the
+	// control stream, as everything does over virtio-serial.
+	data := map[protocol.Role]io.ReadWriteCloser{}
+	if ch.Kind == protocol.ChannelVsock {
+		for _, r := range protocol.DataRoles {
+			ctx, cancel := context.WithTimeout(context.Background(), StreamOpenTimeout)
+			c, err := in.Open(ctx, ch)
+			cancel()
+			if err != nil {
+				s.console("guestinit: %v stream: %v (it travels on the control stream)", r, err)
+				continue
+			}
+			data[r] = c
+		}
+	}
+	g, err := protocol.NewGuestStreams(conn, data, fmt.Sprintf("guestinit %s/%s", runtime.GOOS, runtime.GOARCH))
 	if err != nil {
 		s.console("guestinit: %v", err)
 		return failed("%v", err)
 	}
+	s.mu.Lock()
+	s.data = g
+	s.mu.Unlock()
 	s.guest.Store(g)
 	s.diagf("init: kernel booted in %v, init up for %v", s.boot, in.Clock.Now().Sub(s.start))
 	switch {
@@ -250,6 +270,9 @@ func (s *session) finish(v protocol.Verdict) {
 			s.console("guestinit: FAIL: %s", v.Reason)
 		}
 		s.mu.Lock()
+		if s.data != nil {
+			_ = s.data.Close()
+		}
 		if s.conn != nil {
 			_ = s.conn.Close()
 		}

@@ -66,7 +66,7 @@ func FuzzCollect(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		res, err := Collect(context.Background(), &stream{Reader: bytes.NewReader(in)}, CollectOptions{Stdout: io.Discard})
+		res, err := Collect(context.Background(), &byteStream{Reader: bytes.NewReader(in)}, CollectOptions{Stdout: io.Discard})
 		if err != nil && res.Pass {
 			t.Fatalf("pass with error %v", err)
 		}
@@ -156,7 +156,7 @@ func FuzzParseConfig(f *testing.F) {
 // rules rather than checksums: Collect may pass only for Hello(Version),
 // output frames, and one final passing Verdict.
 func FuzzSessionFrames(f *testing.F) {
-	hello := EncodeHello(Hello{Version: Version})
+	hello := EncodeHello(Hello{Version: Version, Role: RoleControl})
 	pass, _ := EncodeVerdict(Verdict{Pass: true})
 	seed := func(parts ...[]byte) []byte { return cat(parts...) }
 	rec := func(t FrameType, p []byte) []byte { return append([]byte{byte(t), byte(len(p))}, p...) }
@@ -168,7 +168,7 @@ func FuzzSessionFrames(f *testing.F) {
 		var types []FrameType
 		var payloads [][]byte
 		for len(in) >= 2 {
-			ft, n := FrameType(in[0]%8), int(in[1])
+			ft, n := FrameType(in[0]%11), int(in[1])
 			in = in[2:]
 			if n > len(in) {
 				n = len(in)
@@ -183,7 +183,7 @@ func FuzzSessionFrames(f *testing.F) {
 			types = append(types, ft)
 			payloads = append(payloads, p)
 		}
-		res, err := Collect(context.Background(), &stream{Reader: bytes.NewReader(wire)}, CollectOptions{})
+		res, err := Collect(context.Background(), &byteStream{Reader: bytes.NewReader(wire)}, CollectOptions{})
 		if !res.Pass {
 			if res.Reason == "" {
 				t.Fatalf("failure without a reason (%v)", err)
@@ -196,7 +196,7 @@ func FuzzSessionFrames(f *testing.F) {
 			t.Fatalf("pass from frames %v", types)
 		}
 		for i, ft := range types[1 : n-1] {
-			if ft != FrameStdout && ft != FrameStderr && ft != FrameEvent && ft != FrameDiag {
+			if ft != FrameStdout && ft != FrameStderr && ft != FrameEvent && ft != FrameDiag && ft != FrameFile {
 				t.Fatalf("pass with %v at %d", ft, i+1)
 			}
 		}
