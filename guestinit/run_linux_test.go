@@ -211,7 +211,7 @@ func runInitStacks(t *testing.T, mode string, cfgText string, host hostMode, onS
 			o.channel = ch
 			return net.Dial("unix", sock)
 		},
-		OutputsDir: filepath.Join(dir, "outputs"),
+		OutputsDir:   filepath.Join(dir, "outputs"),
 		Sync:         func() { o.syncs++ },
 		PowerOff:     func() error { o.poweredOn = false; return nil },
 		Console:      &console,

@@ -221,6 +221,7 @@ type session struct {
 	events   chan event
 	done     chan struct{}
 	control  *stream
+	controlW *Writer // host → guest frames (Ack, Request), one Writer so they never interleave
 	roles    map[Role]*stream
 	ended    map[Role]bool
 	declared Streams
@@ -382,7 +383,7 @@ func collect(ctx context.Context, conns <-chan io.ReadWriter, opts CollectOption
 		res.Files, res.FileBytes = s.files.count, s.files.total
 	}()
 	nstreams := 0
-	stacks := opts.Stacks
+	stacksSent := false
 	var drain, linger <-chan time.Time
 	acked := false
 	var ackSent chan struct{}
@@ -407,7 +408,7 @@ func collect(ctx context.Context, conns <-chan io.ReadWriter, opts CollectOption
 		// A stuck transport must not block Collect: the guest bounds its
 		// wait for the Ack anyway.
 		ackSent = make(chan struct{})
-		go func(w io.Writer) { _ = NewWriter(w).Ack(); close(ackSent) }(s.control.rw)
+		go func(w *Writer) { _ = w.Ack(); close(ackSent) }(s.controlW)
 		if opts.Linger < 0 {
 			linger = closedTime
 			return
@@ -437,6 +438,10 @@ func collect(ctx context.Context, conns <-chan io.ReadWriter, opts CollectOption
 		return p
 	}
 	for {
+		var stacks <-chan struct{} // asked for once the control stream is up
+		if s.control != nil && !stacksSent && res.Verdict == nil {
+			stacks = opts.Stacks
+		}
 		select {
 		case c := <-conns:
 			nstreams++
@@ -446,10 +451,8 @@ func collect(ctx context.Context, conns <-chan io.ReadWriter, opts CollectOption
 			go s.read(&stream{rw: c, accepted: make(chan struct{})})
 			continue
 		case <-stacks:
-			stacks = nil
-			if res.Verdict == nil && s.control != nil {
-				go func(w io.Writer) { _ = NewWriter(w).Request(RequestStacks) }(s.control.rw)
-			}
+			stacksSent = true
+			go func(w *Writer) { _ = w.Request(RequestStacks) }(s.controlW)
 			continue
 		case <-ctx.Done():
 			if res.Verdict != nil && acked {
@@ -502,6 +505,7 @@ func (s *session) handle(e event, res *Result) error {
 				return fmt.Errorf("%w: second control stream", ErrStream)
 			}
 			s.control = st
+			s.controlW = NewWriter(st.rw)
 			res.Hello = e.hello
 			s.declared = e.hello.Streams
 			for r := range s.roles {

@@ -202,7 +202,9 @@ func roleHello(t testing.TB, r Role, s Streams) []byte {
 
 func TestStreamRules(t *testing.T) {
 	out := StreamsOf(RoleOutput)
-	ctrl := func(s Streams, frames ...[]byte) []byte { return cat(append([][]byte{roleHello(t, RoleControl, s)}, frames...)...) }
+	ctrl := func(s Streams, frames ...[]byte) []byte {
+		return cat(append([][]byte{roleHello(t, RoleControl, s)}, frames...)...)
+	}
 	pass := verdictFrame(t, Verdict{Pass: true})
 	end := frame(t, FrameEnd, nil)
 	stdout := frame(t, FrameStdout, []byte("x"))
