@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"time"
 
 	"github.com/rules-go-vm/rules_go_vm/protocol"
@@ -72,6 +73,9 @@ type Init struct {
 	Sleep func(time.Duration)
 	// Open connects to the host over ch, retrying until ctx is done.
 	Open func(ctx context.Context, ch protocol.Channel) (io.ReadWriteCloser, error)
+	// Listen listens on a vsock port of the guest (the debug command
+	// server, GuestConfig.DebugPort); nil disables it.
+	Listen func(port uint32) (net.Listener, error)
 	// SetHostname sets the hostname; nil skips it.
 	SetHostname func(name string) error
 	// Sync flushes filesystems (unix.Sync); nil skips it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -35,6 +36,7 @@ func Linux() *Init {
 		Sleep:       time.Sleep,
 		Open:        OpenChannel,
 		SetHostname: func(name string) error { return unix.Sethostname([]byte(name)) },
+		Listen:      func(port uint32) (net.Listener, error) { return vsock.Listen(port, nil) },
 		Sync:        unix.Sync,
 		// A reset, not a power-off: the runner always starts QEMU with
 		// -no-reboot, which turns a guest reset into QEMU's exit on every
@@ -132,6 +134,7 @@ type session struct {
 	guest   atomic.Pointer[protocol.Guest]
 	conn    io.Closer
 	data    io.Closer // the Guest: closes the data streams
+	debugLn net.Listener
 	mounted *Mounted
 	ack     atomic.Int64 // Ack timeout, ns
 	sent    atomic.Bool  // the verdict is on its way: no more diagnostics to the host
@@ -240,6 +243,17 @@ func (s *session) main(wd *time.Timer) protocol.Verdict {
 	case mountErr != nil:
 		return failed("%v", mountErr)
 	}
+	if cfg.DebugPort != 0 && in.Listen != nil {
+		ln, err := in.Listen(cfg.DebugPort)
+		if err != nil {
+			s.diagf("debug: listen on vsock port %d: %v", cfg.DebugPort, err)
+		} else {
+			s.mu.Lock()
+			s.debugLn = ln
+			s.mu.Unlock()
+			go s.serveDebug(ln)
+		}
+	}
 	if cfg.Hostname != "" && in.SetHostname != nil {
 		if err := in.SetHostname(cfg.Hostname); err != nil {
 			return failed("set hostname %q: %v", cfg.Hostname, err)
@@ -270,6 +284,9 @@ func (s *session) finish(v protocol.Verdict) {
 			s.console("guestinit: FAIL: %s", v.Reason)
 		}
 		s.mu.Lock()
+		if s.debugLn != nil {
+			_ = s.debugLn.Close()
+		}
 		if s.data != nil {
 			_ = s.data.Close()
 		}

@@ -37,6 +37,8 @@ type channel struct {
 	extraFiles []*os.File
 	// daemon runs for vhost-user-vsock once started (startDaemon).
 	daemon *vsock.Daemon
+	// dial connects to a guest vsock port (nil: not possible).
+	dial func(ctx context.Context, port uint32) (net.Conn, error)
 	// reproducer prefix: the daemon's command line.
 	daemonCmd string
 	closers   []func()
@@ -91,6 +93,7 @@ func openChannel(o Options, profile qemu.Profile, machine, state string, choice 
 		c.closers = append(c.closers, func() { ln.Close() })
 		c.guest = protocol.Channel{Kind: protocol.ChannelVsock, CID: protocol.HostCID, Port: protocol.DefaultVsockPort}
 		c.vhostUserSocket = vsock.SocketPath(state)
+		c.dial = func(ctx context.Context, port uint32) (net.Conn, error) { return vsock.DialGuest(ctx, state, port) }
 		c.daemonCmd = qemu.CommandLine(choice.Daemon, vsock.Args(state, vsock.DefaultGuestCID)) + " &\n"
 	case vsock.VhostVsock:
 		dev := o.VhostDevice
@@ -110,6 +113,7 @@ func openChannel(o Options, profile qemu.Profile, machine, state string, choice 
 		c.closers = append(c.closers, func() { kl.Close() })
 		c.guest = protocol.Channel{Kind: protocol.ChannelVsock, CID: protocol.HostCID, Port: kl.Port()}
 		c.extraFiles = []*os.File{vd.File()}
+		c.dial = func(_ context.Context, port uint32) (net.Conn, error) { return vsock.DialKernel(cid, port) }
 		device := strings.Replace(profile.VsockDeviceFor(machine), "vhost-user-vsock", "vhost-vsock", 1)
 		c.qemuArgs = []string{"-device", fmt.Sprintf("%s,guest-cid=%d,vhostfd=3", device, cid)}
 		c.choice.Reason += fmt.Sprintf("; guest CID %d, host port %d", cid, kl.Port())

@@ -161,6 +161,9 @@ type Options struct {
 	Shell bool
 	// Stdin is the input of Command; nil means os.Stdin.
 	Stdin io.Reader
+	// ShellBusybox is a static busybox put at /bin/busybox in the guest
+	// for Shell; "" means FindBusybox's default.
+	ShellBusybox string
 }
 
 // DefaultStacksGrace bounds the wait for the guest's goroutine stacks after
@@ -301,7 +304,7 @@ func (o *Options) Validate() error {
 	if o.StacksGrace < 0 {
 		return bad("stacks grace %v: want >= 0", o.StacksGrace)
 	}
-	if len(o.Command) > 0 && o.Transport == string(vsock.VirtioSerial) {
+	if (len(o.Command) > 0 || o.Shell) && o.Transport == string(vsock.VirtioSerial) {
 		return bad("command/shell needs a vsock transport, not %s", vsock.VirtioSerial)
 	}
 	for _, l := range o.ExtraLayers {

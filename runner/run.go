@@ -163,9 +163,27 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	if o.GuestTestPath != "" {
 		layerBinary = "" // already in an extra layer
 	}
+	debug := len(o.Command) > 0 || o.Shell
+	if debug {
+		// The guest serves debug commands and waits for the Ack (sent when
+		// the command ended) as long as the run may last.
+		cfg.DebugPort, cfg.AckTimeout = protocol.DefaultDebugPort, protocol.Duration(o.Timeout)
+	}
 	test, err := TestLayer(layerBinary, o.TestdataDir, cfg)
 	if err != nil {
 		return res, err
+	}
+	if o.Shell {
+		bb, err := FindBusybox(o.ShellBusybox)
+		if err != nil {
+			return res, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
+		}
+		if err := test.AddFile(strings.TrimPrefix(GuestBusybox, "/"), bb, 0o755); err != nil {
+			return res, fmt.Errorf("%w: %w", ErrInternal, err)
+		}
+		if len(o.Command) == 0 {
+			o.Command = []string{GuestBusybox, "sh", "-i"}
+		}
 	}
 	initrd := filepath.Join(state, "initrd.cpio")
 	if !keep {
@@ -236,7 +254,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		res.QEMUStderr = strings.TrimSpace(qerr.String())
 	}()
 
-	s := &session{o: o, vm: vm, daemon: ch.daemon, con: con, state: state}
+	s := &session{o: o, vm: vm, daemon: ch.daemon, con: con, state: state, dial: ch.dial, transport: string(ch.choice.Transport)}
 	res2, err := s.run(ctx, ch.ln)
 	res.Pass, res.Verdict, res.Reason = res2.Pass, res2.Verdict, res2.Reason
 	if !s.connected.IsZero() {
@@ -266,6 +284,8 @@ type session struct {
 	daemon    *vsock.Daemon // nil unless vhost-user-vsock
 	con       *console
 	state     string
+	dial      func(ctx context.Context, port uint32) (net.Conn, error)
+	transport string
 	connected time.Time
 	verdictAt time.Time
 }
@@ -328,6 +348,9 @@ func (s *session) run(ctx context.Context, ln net.Listener) (protocol.Result, er
 		opts := protocol.CollectOptions{
 			Stdout: s.o.Stdout, Stderr: s.o.Stderr, Diag: diagWriter(s.o), Stacks: stacks,
 			OnVerdict: func(protocol.Verdict) { s.verdictAt = s.o.Now() },
+		}
+		if len(s.o.Command) > 0 {
+			opts.BeforeAck = s.runDebug
 		}
 		if s.o.OutputsDir != "" {
 			opts.Files = protocol.DirSink{Dir: s.o.OutputsDir}

@@ -47,3 +47,8 @@ func (l *KernelListener) Close() error { return l.ln.Close() }
 
 // Addr is the listening address.
 func (l *KernelListener) Addr() net.Addr { return l.ln.Addr() }
+
+// DialKernel connects to port of guest cid over the host's AF_VSOCK.
+func DialKernel(cid, port uint32) (net.Conn, error) {
+	return mdvsock.Dial(cid, port, nil)
+}
