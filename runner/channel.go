@@ -79,6 +79,9 @@ func chooseTransport(o Options) (vsock.Choice, error) {
 // listener must exist when the guest dials).
 func openChannel(o Options, profile qemu.Profile, machine, state string, choice vsock.Choice) (*channel, error) {
 	c := &channel{choice: choice}
+	if machine == "" {
+		machine = profile.Machine
+	}
 	fail := func(err error) (*channel, error) {
 		c.close()
 		return nil, err

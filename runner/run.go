@@ -440,6 +440,10 @@ wait:
 		s.vm.Kill()
 		return c.res, s.classify(ctx, true, nil)
 	}
+	if c.err != nil && c.res.Hello.Version == 0 && s.vm.Exited() {
+		// QEMU itself connected (virtio-serial) and exited before the guest spoke.
+		return c.res, s.classify(ctx, false, fmt.Errorf("%w: QEMU exited (%s) before the guest connected", ErrBootFailed, exitStatus(s.vm.Err())))
+	}
 	if c.err != nil {
 		s.vm.Kill()
 		return c.res, s.classify(ctx, false, fmt.Errorf("%w: %v", ErrBadSession, c.err))
