@@ -90,7 +90,7 @@ func runDebug(req protocol.DebugRequest, in io.Reader, out net.Conn) (string, er
 		}
 		slave.Close()
 		go func() { _, _ = io.Copy(master, in); _ = cmd.Process.Kill() }() // host gone: end the command
-		_, _ = io.Copy(out, master)                                       // EIO once the command and its children closed the pty
+		_, _ = io.Copy(out, master)                                        // EIO once the command and its children closed the pty
 	} else {
 		cmd.Stdout, cmd.Stderr = out, out
 		stdin, err := cmd.StdinPipe()
