@@ -139,3 +139,18 @@ func TestStacks(t *testing.T) {
 }
 
 func payloadBlockedHere() { time.Sleep(time.Hour) }
+
+// TestEcho copies stdin to stdout byte by byte (run as an invm -command
+// to measure the host<->guest round trip).
+func TestEcho(t *testing.T) {
+	inGuest(t)
+	b := make([]byte, 1)
+	for {
+		if _, err := os.Stdin.Read(b); err != nil {
+			return
+		}
+		if _, err := os.Stdout.Write(b); err != nil {
+			return
+		}
+	}
+}
