@@ -78,6 +78,21 @@ func (s *session) runDebug() {
 		return
 	}
 	fmt.Fprintf(o.Log, "invm: debug: running %q in the guest (it powers off when this ends)\r\n", o.Command)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		// The run's bounds hold here too: the host timeout or a stop ends
+		// the command.
+		select {
+		case <-s.ctx.Done():
+			c.Close()
+		case <-done:
+		}
+	}()
+	// No half-close at the end of the input: vhost-device-vsock turns it
+	// into a full close and the command's output would be lost (with
+	// -command < /dev/null, at once). The command ends on its own, or at
+	// the run's timeout.
 	go func() { _, _ = io.Copy(c, in) }()
 	_, _ = io.Copy(o.Stdout, c)
 }

@@ -284,6 +284,7 @@ type session struct {
 	daemon    *vsock.Daemon // nil unless vhost-user-vsock
 	con       *console
 	state     string
+	ctx       context.Context // the run's bounds (for the debug command)
 	dial      func(ctx context.Context, port uint32) (net.Conn, error)
 	transport string
 	connected time.Time
@@ -333,6 +334,7 @@ func (a *notifyAcceptor) Accept() (net.Conn, error) {
 // connected, the host first asks the guest for the test's goroutine stacks
 // and collects for StacksGrace more before it stops.
 func (s *session) run(ctx context.Context, ln net.Listener) (protocol.Result, error) {
+	s.ctx = ctx
 	acc := &notifyAcceptor{ln: ln, first: make(chan struct{})}
 	// The collector runs on its own context: ctx ending asks for stacks
 	// first, the collector stops after the grace.

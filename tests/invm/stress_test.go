@@ -107,7 +107,7 @@ func TestSpeed(t *testing.T) {
 		mib, rate(med(vs)), rate(med(ser)), rate(med(vs))/rate(med(ser)))
 
 	// Round trip over the debug connection.
-	cmd := exec.Command(env.invm, "-kernel", env.kernel, "-module-root", env.root,
+	cmd := exec.Command(env.invm, "-kernel", env.kernel, "-module-root", env.root, "-timeout", "90s",
 		"-command", "/invm/pkg/payload.test -test.run=^TestEcho$", env.payload, "-test.run=^TestPass$")
 	cmd.Dir = t.TempDir()
 	stdin, _ := cmd.StdinPipe()
@@ -115,7 +115,7 @@ func TestSpeed(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Wait()
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	br := bufio.NewReader(stdout)
 	// Skip the test's own output until the echo is up: send a probe until
 	// it comes back.
@@ -138,7 +138,7 @@ func TestSpeed(t *testing.T) {
 			rtts = append(rtts, time.Since(start))
 		}
 	}
-	stdin.Close()
+	stdin.Close() // the echo never ends by itself: the run's -timeout ends it
 	slices.Sort(rtts)
 	t.Logf("vsock round trip host→guest→host, 1 byte, %d samples: median %v, p90 %v, max %v (one-way ≈ half)",
 		len(rtts), rtts[len(rtts)/2], rtts[len(rtts)*9/10], rtts[len(rtts)-1])
