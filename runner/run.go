@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -305,6 +306,9 @@ func (s *session) classify(ctx context.Context, daemonDied bool, fallback error)
 	switch {
 	case daemonDied:
 		return fmt.Errorf("%w (vhost-device-vsock exited while the VM ran: %v): %s", ErrDaemonDied, s.daemon.ExitErr(), strings.TrimSpace(s.daemon.Log()))
+	case errors.Is(ctx.Err(), context.Canceled):
+		// Stopped from outside (SIGTERM in the launcher), not the host timeout.
+		return fmt.Errorf("%w: the run was stopped (%v): %v", ErrTimeout, context.Cause(ctx), fallback)
 	case ctx.Err() != nil:
 		return fmt.Errorf("%w after %v: %v", ErrTimeout, s.o.Timeout, fallback)
 	case s.con.Contains(PanicMarker):
