@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"time"
 
 	"github.com/rules-go-vm/rules_go_vm/protocol"
@@ -27,6 +28,15 @@ const (
 	DrainTimeout = 5 * time.Second
 	// ReapTimeout bounds the wait for ECHILD after killing leftovers.
 	ReapTimeout = 5 * time.Second
+	// StreamOpenTimeout bounds opening each data stream once the control
+	// stream is up.
+	StreamOpenTimeout = 2 * time.Second
+	// OutputsDir is where the test writes its undeclared outputs
+	// (TEST_UNDECLARED_OUTPUTS_DIR); init ships the files in it to the host
+	// after the test.
+	OutputsDir = "/invm/outputs"
+	// EnvOutputsDir is the test's environment variable naming OutputsDir.
+	EnvOutputsDir = "TEST_UNDECLARED_OUTPUTS_DIR"
 )
 
 // ErrNotPID1 is returned by Init.Run when RequirePID1 is set and the
@@ -63,6 +73,9 @@ type Init struct {
 	Sleep func(time.Duration)
 	// Open connects to the host over ch, retrying until ctx is done.
 	Open func(ctx context.Context, ch protocol.Channel) (io.ReadWriteCloser, error)
+	// Listen listens on a vsock port of the guest (the debug command
+	// server, GuestConfig.DebugPort); nil disables it.
+	Listen func(port uint32) (net.Listener, error)
 	// SetHostname sets the hostname; nil skips it.
 	SetHostname func(name string) error
 	// Sync flushes filesystems (unix.Sync); nil skips it.
@@ -74,6 +87,8 @@ type Init struct {
 	// Subreaper makes init a child subreaper (host tests: orphans of the
 	// test are reparented to it as they would be to PID 1).
 	Subreaper bool
+	// OutputsDir overrides the package's OutputsDir when not empty.
+	OutputsDir string
 	// SetupTimeout, WatchdogMargin and OpenTimeout override the package
 	// defaults when not zero.
 	SetupTimeout, WatchdogMargin, OpenTimeout time.Duration

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -35,6 +36,7 @@ func Linux() *Init {
 		Sleep:       time.Sleep,
 		Open:        OpenChannel,
 		SetHostname: func(name string) error { return unix.Sethostname([]byte(name)) },
+		Listen:      func(port uint32) (net.Listener, error) { return vsock.Listen(port, nil) },
 		Sync:        unix.Sync,
 		// A reset, not a power-off: the runner always starts QEMU with
 		// -no-reboot, which turns a guest reset into QEMU's exit on every
@@ -97,7 +99,11 @@ func OpenChannel(ctx context.Context, ch protocol.Channel) (io.ReadWriteCloser, 
 			if cid == 0 {
 				cid = protocol.HostCID
 			}
-			return vsock.DialContext(ctx, cid, ch.Port, nil)
+			c, err := vsock.DialContext(ctx, cid, ch.Port, nil)
+			if err != nil {
+				return nil, err
+			}
+			return chunkedConn{c}, nil
 		case protocol.ChannelSerial:
 			return os.OpenFile(ch.Device, os.O_RDWR|unix.O_NOCTTY, 0)
 		}
@@ -116,6 +122,31 @@ func OpenChannel(ctx context.Context, ch protocol.Channel) (io.ReadWriteCloser, 
 	}
 }
 
+// VsockWriteChunk is the largest single write init makes on a vsock
+// connection. Larger writes make the guest kernel send packets above
+// 4 KiB, and the vhost-device-vsock daemon (Debian's, rust-vmm) then stalls
+// the stream for good: an 8 MiB flood in 32 KiB writes never arrived, in
+// 4 KiB writes it took 0.75 s (see rust-vmm/vhost-device#494 for the
+// daemon's credit bugs with large packets).
+const VsockWriteChunk = 4 << 10
+
+// chunkedConn splits every write into VsockWriteChunk pieces.
+type chunkedConn struct{ io.ReadWriteCloser }
+
+func (c chunkedConn) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		m := min(len(p), VsockWriteChunk)
+		k, err := c.ReadWriteCloser.Write(p[:m])
+		n += k
+		if err != nil {
+			return n, err
+		}
+		p = p[m:]
+	}
+	return n, nil
+}
+
 func describeChannel(ch protocol.Channel) string {
 	if ch.Kind == protocol.ChannelSerial {
 		return "serial " + ch.Device
@@ -131,6 +162,8 @@ type session struct {
 	verbose atomic.Bool
 	guest   atomic.Pointer[protocol.Guest]
 	conn    io.Closer
+	data    io.Closer // the Guest: closes the data streams
+	debugLn net.Listener
 	mounted *Mounted
 	ack     atomic.Int64 // Ack timeout, ns
 	sent    atomic.Bool  // the verdict is on its way: no more diagnostics to the host
@@ -207,11 +240,30 @@ func (s *session) main(wd *time.Timer) protocol.Verdict {
 	s.mu.Lock()
 	s.conn = conn
 	s.mu.Unlock()
-	g, err := protocol.NewGuest(conn, fmt.Sprintf("guestinit %s/%s", runtime.GOOS, runtime.GOARCH))
+	// One stream per data role over vsock (a flood of output never delays
+	// the verdict); a role whose stream does not open travels on the
+	// control stream, as everything does over virtio-serial.
+	data := map[protocol.Role]io.ReadWriteCloser{}
+	if ch.Kind == protocol.ChannelVsock {
+		for _, r := range protocol.DataRoles {
+			ctx, cancel := context.WithTimeout(context.Background(), StreamOpenTimeout)
+			c, err := in.Open(ctx, ch)
+			cancel()
+			if err != nil {
+				s.console("guestinit: %v stream: %v (it travels on the control stream)", r, err)
+				continue
+			}
+			data[r] = c
+		}
+	}
+	g, err := protocol.NewGuestStreams(conn, data, fmt.Sprintf("guestinit %s/%s", runtime.GOOS, runtime.GOARCH))
 	if err != nil {
 		s.console("guestinit: %v", err)
 		return failed("%v", err)
 	}
+	s.mu.Lock()
+	s.data = g
+	s.mu.Unlock()
 	s.guest.Store(g)
 	s.diagf("init: kernel booted in %v, init up for %v", s.boot, in.Clock.Now().Sub(s.start))
 	switch {
@@ -219,6 +271,17 @@ func (s *session) main(wd *time.Timer) protocol.Verdict {
 		return failed("guest config: %v", cfgErr)
 	case mountErr != nil:
 		return failed("%v", mountErr)
+	}
+	if cfg.DebugPort != 0 && in.Listen != nil {
+		ln, err := in.Listen(cfg.DebugPort)
+		if err != nil {
+			s.diagf("debug: listen on vsock port %d: %v", cfg.DebugPort, err)
+		} else {
+			s.mu.Lock()
+			s.debugLn = ln
+			s.mu.Unlock()
+			go s.serveDebug(ln)
+		}
 	}
 	if cfg.Hostname != "" && in.SetHostname != nil {
 		if err := in.SetHostname(cfg.Hostname); err != nil {
@@ -250,6 +313,12 @@ func (s *session) finish(v protocol.Verdict) {
 			s.console("guestinit: FAIL: %s", v.Reason)
 		}
 		s.mu.Lock()
+		if s.debugLn != nil {
+			_ = s.debugLn.Close()
+		}
+		if s.data != nil {
+			_ = s.data.Close()
+		}
 		if s.conn != nil {
 			_ = s.conn.Close()
 		}

@@ -3,9 +3,11 @@ package guestinit
 import (
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -83,10 +85,18 @@ func (in *Init) RunTest(cfg protocol.GuestConfig, g *protocol.Guest, started tim
 		fail("stderr pipe: %v", err)
 		return finish()
 	}
+	outDir := in.OutputsDir
+	if outDir == "" {
+		outDir = OutputsDir
+	}
+	if err := os.MkdirAll(outDir, 0o777); err != nil {
+		fail("create the outputs directory: %v", err)
+		return finish()
+	}
 	cmd := &exec.Cmd{
 		Path:   cfg.Path,
 		Args:   append([]string{cfg.Path}, cfg.Args...),
-		Env:    TestEnv(cfg.Env),
+		Env:    TestEnv(append(append([]string(nil), cfg.Env...), EnvOutputsDir+"="+outDir)),
 		Dir:    cfg.Dir,
 		Stdin:  devnull,
 		Stdout: outW,
@@ -152,11 +162,21 @@ func (in *Init) RunTest(cfg protocol.GuestConfig, g *protocol.Guest, started tim
 	defer timeout.Stop()
 	var kill <-chan time.Time
 	var ws unix.WaitStatus
+	reqs := g.Requests()
 wait:
 	for {
 		select {
 		case ws = <-exited:
 			break wait
+		case req := <-reqs:
+			if req == protocol.RequestStacks {
+				fail("the host was stopped and asked for the test's goroutine stacks")
+				diagf("host request: SIGQUIT to the test (stacks), SIGKILL in %v", time.Duration(cfg.KillGrace))
+				_ = unix.Kill(pid, unix.SIGQUIT)
+				if kill == nil {
+					kill = time.After(time.Duration(cfg.KillGrace))
+				}
+			}
 		case s := <-sigc:
 			diagf("forwarding %v to the test", s)
 			if fatal[s] {
@@ -218,8 +238,71 @@ wait:
 			errR.Close()
 		}
 	}
+	shipped := make(chan []string, 1)
+	go func() { shipped <- shipOutputs(g, outDir, diagf) }()
+	select {
+	case problems := <-shipped:
+		fails = append(fails, problems...)
+	case <-time.After(OutputsTimeout):
+		fail("output files not sent within %v", OutputsTimeout)
+	}
 	v.Timings.Teardown = in.Clock.Now().Sub(testEnd)
 	return finish()
+}
+
+// OutputsTimeout bounds sending the test's output files to the host.
+const OutputsTimeout = 60 * time.Second
+
+// shipOutputs sends the regular files below dir to the host, within the
+// host's limits (protocol.DefaultMaxFiles, protocol.DefaultMaxFileBytes);
+// it returns the problems (files skipped, send errors) as failure reasons.
+func shipOutputs(g *protocol.Guest, dir string, diagf func(string, ...any)) []string {
+	var problems []string
+	files, total := 0, int64(0)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("outputs: %v", err))
+			return nil
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		info, err := d.Info()
+		if err != nil || !info.Mode().IsRegular() {
+			diagf("outputs: %s skipped (not a regular file)", rel)
+			return nil
+		}
+		if files+1 > protocol.DefaultMaxFiles || total+info.Size() > protocol.DefaultMaxFileBytes {
+			problems = append(problems, fmt.Sprintf("outputs: %s not sent: over %d files or %d bytes", rel, protocol.DefaultMaxFiles, protocol.DefaultMaxFileBytes))
+			return nil
+		}
+		if protocol.ValidOutputPath(rel) != nil {
+			problems = append(problems, fmt.Sprintf("outputs: %q not sent: its name cannot be sent", rel))
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("outputs: %v", err))
+			return nil
+		}
+		defer f.Close()
+		n, err := g.File(rel, io.LimitReader(f, info.Size()))
+		files++
+		total += n
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("outputs: send %s: %v", rel, err))
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	if err != nil {
+		problems = append(problems, fmt.Sprintf("outputs: %v", err))
+	}
+	if files > 0 {
+		diagf("outputs: %d file(s), %d bytes sent", files, total)
+	}
+	return problems
 }
 
 // leftovers returns the descendants of self still alive after LeakSettle.

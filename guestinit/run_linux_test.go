@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,6 +67,17 @@ func helperMain(mode string) int {
 			return 1
 		}
 		return 0
+	case "outputs":
+		dir := os.Getenv("TEST_UNDECLARED_OUTPUTS_DIR")
+		_ = os.MkdirAll(filepath.Join(dir, "sub"), 0o755)
+		_ = os.WriteFile(filepath.Join(dir, "a.txt"), []byte("alpha"), 0o644)
+		_ = os.WriteFile(filepath.Join(dir, "sub", "b.bin"), bytes.Repeat([]byte{7}, 100<<10), 0o644)
+		_ = os.Symlink("/etc/passwd", filepath.Join(dir, "link"))
+		fmt.Println("outputs in", dir)
+		return 0
+	case "stacks":
+		fmt.Println("ready")
+		time.Sleep(time.Hour)
 	case "sleep", "hang":
 		time.Sleep(time.Hour)
 	case "signal":
@@ -105,6 +117,7 @@ type outcome struct {
 	syncs     int
 	dir       string // the test's working directory
 	noAckSeen bool   // hostNoAck: the verdict arrived
+	outputs   string // where the host wrote the test's output files
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent use.
@@ -131,9 +144,15 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// runInit runs a whole Init (fake mounter, fake power-off, net.Pipe as the
+// runInit runs a whole Init (fake mounter, fake power-off, unix sockets as
 // channel, the test binary itself as the test) against a fake host.
 func runInit(t *testing.T, mode string, cfgText string, host hostMode, onStdout func(string)) outcome {
+	return runInitStacks(t, mode, cfgText, host, onStdout, nil)
+}
+
+// runInitStacks is runInit with a host that asks for stacks when stacks
+// closes.
+func runInitStacks(t *testing.T, mode string, cfgText string, host hostMode, onStdout func(string), stacks <-chan struct{}) outcome {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
@@ -170,9 +189,13 @@ func runInit(t *testing.T, mode string, cfgText string, host hostMode, onStdout 
 		t.Fatal(err)
 	}
 
-	hostEnd, guestEnd := net.Pipe()
-	defer hostEnd.Close()
-	o := outcome{dir: dir}
+	sock := filepath.Join(t.TempDir(), "host.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	o := outcome{dir: dir, outputs: t.TempDir()}
 	var console, stdout, stderr, diag syncBuffer
 	stdout.on = onStdout
 	o.mounter = &fakeMounter{}
@@ -186,35 +209,58 @@ func runInit(t *testing.T, mode string, cfgText string, host hostMode, onStdout 
 		Sleep:      time.Sleep,
 		Open: func(_ context.Context, ch protocol.Channel) (io.ReadWriteCloser, error) {
 			o.channel = ch
-			return guestEnd, nil
+			return net.Dial("unix", sock)
 		},
+		OutputsDir:   filepath.Join(dir, "outputs"),
 		Sync:         func() { o.syncs++ },
 		PowerOff:     func() error { o.poweredOn = false; return nil },
 		Console:      &console,
 		Subreaper:    true,
 		SetupTimeout: time.Minute,
 	}
+	var noAck atomic.Bool
 	hostDone := make(chan struct{})
 	go func() {
 		defer close(hostDone)
 		switch host {
 		case hostCollect:
-			o.res, o.err = protocol.Collect(context.Background(), hostEnd, protocol.CollectOptions{Stdout: &stdout, Stderr: &stderr, Diag: &diag})
+			opts := protocol.CollectOptions{Stdout: &stdout, Stderr: &stderr, Diag: &diag, Files: protocol.DirSink{Dir: o.outputs}}
+			if stacks != nil {
+				opts.Stacks = stacks
+			}
+			o.res, o.err = protocol.CollectStreams(context.Background(), ln, opts)
 		case hostNoAck:
-			r := protocol.NewReader(hostEnd)
+			var wg sync.WaitGroup
 			for {
-				f, err := r.ReadFrame()
+				c, err := ln.Accept()
 				if err != nil {
+					wg.Wait()
 					return
 				}
-				if f.Type == protocol.FrameVerdict {
-					o.noAckSeen = true
-				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer c.Close()
+					r := protocol.NewReader(c)
+					for {
+						f, err := r.ReadFrame()
+						if err != nil {
+							return
+						}
+						if f.Type == protocol.FrameVerdict {
+							noAck.Store(true)
+						}
+					}
+				}()
 			}
 		}
 	}()
 	o.runErr = in.Run()
+	if host == hostNoAck {
+		ln.Close()
+	}
 	<-hostDone
+	o.noAckSeen = noAck.Load()
 	o.stdout, o.stderr, o.diag, o.console = stdout.String(), stderr.String(), diag.String(), console.String()
 	if t.Failed() || testing.Verbose() {
 		t.Logf("console:\n%s\ndiag:\n%s", o.console, o.diag)
@@ -326,6 +372,46 @@ func TestRunForwardsSignals(t *testing.T) {
 	checkShutdown(t, o)
 	if !o.res.Pass || !strings.Contains(o.stdout, "got user defined signal 1") {
 		t.Fatalf("pass=%v reason=%q stdout=%q", o.res.Pass, o.res.Reason, o.stdout)
+	}
+}
+
+func TestRunOutputs(t *testing.T) {
+	o := runInit(t, "outputs", "", hostCollect, nil)
+	checkShutdown(t, o)
+	if o.err != nil || !o.res.Pass {
+		t.Fatalf("pass=%v err=%v reason=%q", o.res.Pass, o.err, o.res.Reason)
+	}
+	if !strings.Contains(o.stdout, "outputs in "+filepath.Join(o.dir, "outputs")) {
+		t.Errorf("TEST_UNDECLARED_OUTPUTS_DIR not set: %q", o.stdout)
+	}
+	if b, err := os.ReadFile(filepath.Join(o.outputs, "a.txt")); err != nil || string(b) != "alpha" {
+		t.Errorf("a.txt: %q %v", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(o.outputs, "sub", "b.bin")); err != nil || !bytes.Equal(b, bytes.Repeat([]byte{7}, 100<<10)) {
+		t.Errorf("sub/b.bin: %d bytes, %v", len(b), err)
+	}
+	if _, err := os.Lstat(filepath.Join(o.outputs, "link")); err == nil {
+		t.Errorf("a symlink was shipped")
+	}
+	if o.res.Files != 2 {
+		t.Errorf("%d files", o.res.Files)
+	}
+}
+
+func TestRunStacksRequest(t *testing.T) {
+	stacks := make(chan struct{})
+	var once sync.Once
+	o := runInitStacks(t, "stacks", "", hostCollect, func(out string) {
+		if strings.Contains(out, "ready\n") {
+			once.Do(func() { close(stacks) })
+		}
+	}, stacks)
+	checkShutdown(t, o)
+	if o.err != nil || o.res.Pass {
+		t.Fatalf("pass=%v err=%v", o.res.Pass, o.err)
+	}
+	if !strings.Contains(o.res.Reason, "asked for the test's goroutine stacks") || !strings.Contains(o.stderr, "goroutine ") {
+		t.Errorf("reason %q, stderr %q", o.res.Reason, o.stderr)
 	}
 }
 

@@ -86,3 +86,13 @@ func hostOnlyArgsRemoved(args []string) []string {
 	}
 	return out
 }
+
+// EnvOutputsDir is the variable naming the directory for the test's
+// undeclared outputs: the guest init sets it to /invm/outputs and ships
+// the files written there to the host after the test (invm -outputs-dir,
+// or Bazel's TEST_UNDECLARED_OUTPUTS_DIR, i.e. outputs.zip, for go_vm_test).
+const EnvOutputsDir = "TEST_UNDECLARED_OUTPUTS_DIR"
+
+// OutputsDir returns the directory where the test may write files to get
+// them back on the host ($TEST_UNDECLARED_OUTPUTS_DIR), or "" when unset.
+func OutputsDir() string { return os.Getenv(EnvOutputsDir) }

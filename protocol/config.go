@@ -124,6 +124,45 @@ type GuestConfig struct {
 	Hostname string `json:"hostname,omitempty"`
 	// Verbose mirrors init diagnostics to the console.
 	Verbose bool `json:"verbose,omitempty"`
+	// DebugPort, when not 0, makes init listen on this vsock port for
+	// debug commands (see DebugRequest) until it powers off.
+	DebugPort uint32 `json:"debug_port,omitempty"`
+}
+
+// DefaultDebugPort is the vsock port of the guest's debug command server.
+const DefaultDebugPort = 1025
+
+// MaxDebugRequest bounds the request line of a debug connection.
+const MaxDebugRequest = 64 << 10
+
+// DebugRequest opens a debug connection (host → guest, one JSON line):
+// init runs Argv, on a pty when TTY is set, and the connection then carries
+// raw bytes: the host's input to the command, the command's output back.
+// When the command exits, init sends a last line "[invm: exit status N]"
+// (or "[invm: error ...]") and closes the connection.
+type DebugRequest struct {
+	// Argv is the command; Argv[0] is an absolute guest path.
+	Argv []string `json:"argv"`
+	// TTY runs the command on a pty (an interactive shell).
+	TTY bool `json:"tty,omitempty"`
+	// Rows and Cols size the pty.
+	Rows uint16 `json:"rows,omitempty"`
+	Cols uint16 `json:"cols,omitempty"`
+}
+
+// DecodeDebugRequest parses a request line and checks it.
+func DecodeDebugRequest(line []byte) (DebugRequest, error) {
+	var r DebugRequest
+	if len(line) > MaxDebugRequest {
+		return r, fmt.Errorf("debug request of %d bytes: %w", len(line), ErrFrameTooLarge)
+	}
+	if err := json.Unmarshal(line, &r); err != nil {
+		return r, fmt.Errorf("debug request: %w: %v", ErrBadFrame, err)
+	}
+	if len(r.Argv) == 0 || !strings.HasPrefix(r.Argv[0], "/") {
+		return r, fmt.Errorf("debug request: argv %q: %w: want an absolute guest path first", r.Argv, ErrBadFrame)
+	}
+	return r, nil
 }
 
 var (

@@ -10,8 +10,9 @@ import (
 )
 
 // Version is the protocol version this package speaks. A Hello carrying any
-// other version fails the session with ErrVersion.
-const Version uint16 = 1
+// other version fails the session with ErrVersion. Version 2 added streams
+// (Hello roles, FrameEnd), FrameFile and FrameRequest.
+const Version uint16 = 2
 
 // Size limits. Every decoded frame is checked against them before its payload
 // is allocated.
@@ -34,6 +35,10 @@ const (
 	// MaxReason is the longest Verdict.Reason a Writer sends (8 KiB); longer
 	// reasons are cut.
 	MaxReason = 8 << 10
+	// MaxPath is the longest output file path in a File frame (1 KiB).
+	MaxPath = 1 << 10
+	// MaxFileChunk is the largest data part of a File frame (32 KiB).
+	MaxFileChunk = MaxChunk
 )
 
 // Frame magic bytes: "VM".
@@ -45,7 +50,7 @@ const (
 // FrameType identifies the kind of a frame.
 type FrameType uint8
 
-// Frame types of version 1. Values are part of the wire format: never reuse
+// Frame types. Values are part of the wire format: never reuse
 // or renumber them.
 const (
 	// FrameHello opens a session (guest → host): magic and version.
@@ -62,6 +67,15 @@ const (
 	FrameVerdict FrameType = 6
 	// FrameAck (host → guest) acknowledges the verdict.
 	FrameAck FrameType = 7
+	// FrameEnd (guest → host) ends a data stream cleanly: everything the
+	// guest had for it was sent. Empty payload.
+	FrameEnd FrameType = 8
+	// FrameFile (guest → host) carries a chunk of one of the test's output
+	// files (see EncodeFileChunk).
+	FrameFile FrameType = 9
+	// FrameRequest (host → guest) asks the guest init for something (see
+	// Request), on the control stream.
+	FrameRequest FrameType = 10
 )
 
 var frameNames = map[FrameType]string{
@@ -72,6 +86,9 @@ var frameNames = map[FrameType]string{
 	FrameDiag:    "diag",
 	FrameVerdict: "verdict",
 	FrameAck:     "ack",
+	FrameEnd:     "end",
+	FrameFile:    "file",
+	FrameRequest: "request",
 }
 
 // String returns the lower-case name of t, or "type(N)" for unknown types.
@@ -102,6 +119,10 @@ func MaxPayloadFor(t FrameType) int {
 		return MaxDiag
 	case FrameVerdict:
 		return MaxVerdict
+	case FrameFile:
+		return 2 + MaxPath + MaxFileChunk
+	case FrameRequest:
+		return 1
 	}
 	return 0
 }
@@ -136,6 +157,13 @@ var (
 	ErrNoAck = errors.New("protocol: verdict not acknowledged")
 	// ErrClosed: the Writer failed earlier or was closed; nothing more is sent.
 	ErrClosed = errors.New("protocol: writer closed")
+	// ErrStream: a stream broke the stream rules (unknown or duplicate role,
+	// a frame type its role does not carry, a frame after its End, an end
+	// without End, a declared stream that never ended).
+	ErrStream = errors.New("protocol: bad stream")
+	// ErrBadFile: an output file chunk is malformed, names a path outside
+	// the outputs directory, or exceeds the size limits.
+	ErrBadFile = errors.New("protocol: bad output file")
 )
 
 // Frame is one decoded frame.

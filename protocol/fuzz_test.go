@@ -5,7 +5,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 // seeds returns well-formed and broken streams for the fuzzers.
@@ -66,7 +70,7 @@ func FuzzCollect(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		res, err := Collect(context.Background(), &stream{Reader: bytes.NewReader(in)}, CollectOptions{Stdout: io.Discard})
+		res, err := Collect(context.Background(), &byteStream{Reader: bytes.NewReader(in)}, CollectOptions{Stdout: io.Discard})
 		if err != nil && res.Pass {
 			t.Fatalf("pass with error %v", err)
 		}
@@ -156,7 +160,7 @@ func FuzzParseConfig(f *testing.F) {
 // rules rather than checksums: Collect may pass only for Hello(Version),
 // output frames, and one final passing Verdict.
 func FuzzSessionFrames(f *testing.F) {
-	hello := EncodeHello(Hello{Version: Version})
+	hello := EncodeHello(Hello{Version: Version, Role: RoleControl})
 	pass, _ := EncodeVerdict(Verdict{Pass: true})
 	seed := func(parts ...[]byte) []byte { return cat(parts...) }
 	rec := func(t FrameType, p []byte) []byte { return append([]byte{byte(t), byte(len(p))}, p...) }
@@ -168,7 +172,7 @@ func FuzzSessionFrames(f *testing.F) {
 		var types []FrameType
 		var payloads [][]byte
 		for len(in) >= 2 {
-			ft, n := FrameType(in[0]%8), int(in[1])
+			ft, n := FrameType(in[0]%11), int(in[1])
 			in = in[2:]
 			if n > len(in) {
 				n = len(in)
@@ -183,7 +187,7 @@ func FuzzSessionFrames(f *testing.F) {
 			types = append(types, ft)
 			payloads = append(payloads, p)
 		}
-		res, err := Collect(context.Background(), &stream{Reader: bytes.NewReader(wire)}, CollectOptions{})
+		res, err := Collect(context.Background(), &byteStream{Reader: bytes.NewReader(wire)}, CollectOptions{})
 		if !res.Pass {
 			if res.Reason == "" {
 				t.Fatalf("failure without a reason (%v)", err)
@@ -196,12 +200,103 @@ func FuzzSessionFrames(f *testing.F) {
 			t.Fatalf("pass from frames %v", types)
 		}
 		for i, ft := range types[1 : n-1] {
-			if ft != FrameStdout && ft != FrameStderr && ft != FrameEvent && ft != FrameDiag {
+			if ft != FrameStdout && ft != FrameStderr && ft != FrameEvent && ft != FrameDiag && ft != FrameFile {
 				t.Fatalf("pass with %v at %d", ft, i+1)
 			}
 		}
 		if v, err := DecodeVerdict(payloads[n-1]); err != nil || !v.Pass {
 			t.Fatalf("pass from verdict %q", payloads[n-1])
+		}
+	})
+}
+
+// FuzzDecodeHello: whatever decodes as this version re-encodes to the same
+// payload and is consistent.
+func FuzzDecodeHello(f *testing.F) {
+	f.Add(EncodeHello(Hello{Version: Version, Role: RoleControl, Streams: StreamsOf(DataRoles...), Agent: "g"}))
+	f.Add(EncodeHello(Hello{Version: Version, Role: RoleOutput}))
+	f.Add(EncodeHello(Hello{Version: 1, Agent: "old"}))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		h, err := DecodeHello(p)
+		if err != nil {
+			if !errors.Is(err, ErrBadHello) {
+				t.Fatalf("error %v does not wrap ErrBadHello", err)
+			}
+			return
+		}
+		if h.Version != Version {
+			return
+		}
+		if !h.Streams.Valid() || (h.Role != RoleControl && h.Streams != 0) {
+			t.Fatalf("inconsistent hello %+v", h)
+		}
+		if !bytes.Equal(EncodeHello(h), p) {
+			t.Fatalf("round trip differs")
+		}
+	})
+}
+
+// FuzzDecodeFileChunk: a decoded chunk never names a path outside the
+// outputs directory.
+func FuzzDecodeFileChunk(f *testing.F) {
+	for _, p := range []string{"a", "a/b/c.txt", "../x", "/abs", "a/../../b", "a//b"} {
+		b, _ := EncodeFileChunk(FileChunk{Path: "ok", Data: []byte("d")})
+		f.Add(append([]byte{0, byte(len(p))}, p...))
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		c, err := DecodeFileChunk(p)
+		if err != nil {
+			if !errors.Is(err, ErrBadFile) {
+				t.Fatalf("error %v does not wrap ErrBadFile", err)
+			}
+			return
+		}
+		if !filepath.IsLocal(c.Path) || strings.Contains(c.Path, "..") && slices.Contains(strings.Split(c.Path, "/"), "..") {
+			t.Fatalf("path %q escapes", c.Path)
+		}
+		if filepath.Join("/out", c.Path) != "/out/"+c.Path {
+			t.Fatalf("path %q is not clean", c.Path)
+		}
+	})
+}
+
+// FuzzCollectStreams feeds adversarial bytes as up to MaxStreams+1
+// concurrent connections (the input split at 0xFF 0xFE): a pass needs one
+// well-formed control stream with a passing verdict and every declared
+// stream ended; anything else fails with a reason, within the bounds.
+func FuzzCollectStreams(f *testing.F) {
+	ctrl := cat(frame(f, FrameHello, EncodeHello(Hello{Version: Version, Role: RoleControl, Streams: StreamsOf(RoleOutput)})), verdictFrame(f, Verdict{Pass: true}))
+	out := cat(frame(f, FrameHello, EncodeHello(Hello{Version: Version, Role: RoleOutput})), frame(f, FrameStdout, []byte("x")), frame(f, FrameEnd, nil))
+	sep := []byte{0xFF, 0xFE}
+	f.Add(cat(ctrl, sep, out))
+	f.Add(cat(out, sep, ctrl))
+	f.Add(cat(ctrl, sep, out, sep, out))
+	f.Add(cat(ctrl[:len(ctrl)-1], sep, out))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		parts := bytes.Split(in, sep)
+		if len(parts) > MaxStreams+1 {
+			return
+		}
+		conns := make(chan io.ReadWriter, len(parts))
+		for _, p := range parts {
+			conns <- &byteStream{Reader: bytes.NewReader(p)}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		res, err := collect(ctx, conns, CollectOptions{Linger: -1, DrainTimeout: 100 * time.Millisecond}, false)
+		res, err = finishResult(res, err)
+		if err != nil && res.Pass {
+			t.Fatalf("pass with error %v", err)
+		}
+		if !res.Pass {
+			if res.Reason == "" {
+				t.Fatalf("failure without a reason (err %v)", err)
+			}
+			return
+		}
+		if res.Verdict == nil || !res.Verdict.Pass || res.Hello.Role != RoleControl {
+			t.Fatalf("pass without a control hello and a passing verdict: %+v", res)
 		}
 	})
 }

@@ -5,6 +5,9 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"path"
+	"path/filepath"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -12,13 +15,114 @@ import (
 // helloMagic opens every Hello payload.
 const helloMagic = "RGVMPROT"
 
-// helloFixed is the size of the fixed part of a Hello payload.
-const helloFixed = len(helloMagic) + 2
+// helloVersionEnd is where the version ends in a Hello payload: the part
+// every version shares (magic, version).
+const helloVersionEnd = len(helloMagic) + 2
 
-// Hello is the first frame of a session.
+// helloFixed is the size of the fixed part of a version-2 Hello payload:
+// magic, version, role, streams.
+const helloFixed = helloVersionEnd + 2
+
+// Role is what a connection (stream) carries. A session is one control
+// stream and, optionally, one stream per data role, each its own
+// connection, so a flood on one never delays another (and never the
+// verdict).
+type Role uint8
+
+// Roles. Values are part of the wire format.
+const (
+	// RoleControl carries the Verdict (guest → host), Ack and Request
+	// (host → guest), and the frames of every data role the control Hello
+	// did not declare as its own stream.
+	RoleControl Role = 1
+	// RoleOutput carries Stdout and Stderr frames.
+	RoleOutput Role = 2
+	// RoleEvents carries Event frames.
+	RoleEvents Role = 3
+	// RoleDiag carries Diag frames.
+	RoleDiag Role = 4
+	// RoleFiles carries File frames.
+	RoleFiles Role = 5
+)
+
+// DataRoles are the roles that can have their own stream, in the order the
+// guest opens them.
+var DataRoles = []Role{RoleOutput, RoleEvents, RoleDiag, RoleFiles}
+
+var roleNames = map[Role]string{RoleControl: "control", RoleOutput: "output", RoleEvents: "events", RoleDiag: "diag", RoleFiles: "files"}
+
+// String returns the role's name.
+func (r Role) String() string {
+	if s, ok := roleNames[r]; ok {
+		return s
+	}
+	return fmt.Sprintf("role(%d)", uint8(r))
+}
+
+// Carries reports whether a stream of role r carries frames of type t
+// (besides End). The control stream's share depends on its Hello, see
+// Streams.CarriedBy.
+func (r Role) Carries(t FrameType) bool {
+	switch r {
+	case RoleOutput:
+		return t == FrameStdout || t == FrameStderr
+	case RoleEvents:
+		return t == FrameEvent
+	case RoleDiag:
+		return t == FrameDiag
+	case RoleFiles:
+		return t == FrameFile
+	}
+	return false
+}
+
+// Streams is a set of data roles (bit 1<<role), declared by the control
+// Hello: the guest opens one stream for each.
+type Streams uint8
+
+// StreamsOf returns the set of roles.
+func StreamsOf(roles ...Role) Streams {
+	var s Streams
+	for _, r := range roles {
+		s |= 1 << r
+	}
+	return s
+}
+
+// Has reports whether r is in s.
+func (s Streams) Has(r Role) bool { return r < 8 && s&(1<<r) != 0 }
+
+// Valid reports whether s holds data roles only.
+func (s Streams) Valid() bool { return s&^StreamsOf(DataRoles...) == 0 }
+
+// CarriedBy returns the role whose stream carries frame type t in a session
+// declaring s: the data role if it has its own stream, else RoleControl.
+// It returns 0 for types no guest stream carries.
+func (s Streams) CarriedBy(t FrameType) Role {
+	for _, r := range DataRoles {
+		if r.Carries(t) {
+			if s.Has(r) {
+				return r
+			}
+			return RoleControl
+		}
+	}
+	if t == FrameVerdict {
+		return RoleControl
+	}
+	return 0
+}
+
+// Hello is the first frame of every stream.
 type Hello struct {
 	// Version is the protocol version of the sender.
 	Version uint16
+	// Role is what this stream carries.
+	Role Role
+	// Streams, on the control stream only, is the set of data roles the
+	// guest opens streams for; 0 means the control stream carries
+	// everything (one connection, e.g. virtio-serial).
+	Streams Streams
 	// Agent names the sender (e.g. "guestinit linux/amd64"); informational.
 	Agent string
 }
@@ -29,20 +133,124 @@ func EncodeHello(h Hello) []byte {
 	p := make([]byte, 0, helloFixed+len(agent))
 	p = append(p, helloMagic...)
 	p = binary.BigEndian.AppendUint16(p, h.Version)
+	p = append(p, byte(h.Role), byte(h.Streams))
 	return append(p, agent...)
 }
 
-// DecodeHello parses a Hello payload. It does not check the version (see
-// Collect); it fails with ErrBadHello on a bad magic or agent.
+// DecodeHello parses a Hello payload. It fails with ErrBadHello on a bad
+// magic, role, stream set or agent. A Hello of another version decodes to
+// just its Version (the rest of its layout is unknown), for the caller to
+// fail with ErrVersion.
 func DecodeHello(p []byte) (Hello, error) {
-	if len(p) < helloFixed || string(p[:len(helloMagic)]) != helloMagic {
+	if len(p) < helloVersionEnd || string(p[:len(helloMagic)]) != helloMagic {
 		return Hello{}, fmt.Errorf("hello payload %q: %w", clip(p), ErrBadHello)
+	}
+	h := Hello{Version: binary.BigEndian.Uint16(p[len(helloMagic):helloVersionEnd])}
+	if h.Version != Version {
+		return h, nil
+	}
+	if len(p) < helloFixed {
+		return Hello{}, fmt.Errorf("hello payload %q: %w", clip(p), ErrBadHello)
+	}
+	h.Role, h.Streams = Role(p[helloVersionEnd]), Streams(p[helloVersionEnd+1])
+	if _, ok := roleNames[h.Role]; !ok {
+		return Hello{}, fmt.Errorf("hello: %v: %w", h.Role, ErrBadHello)
+	}
+	if !h.Streams.Valid() || (h.Role != RoleControl && h.Streams != 0) {
+		return Hello{}, fmt.Errorf("hello: %v stream declares streams %#02x: %w", h.Role, uint8(h.Streams), ErrBadHello)
 	}
 	agent := p[helloFixed:]
 	if len(agent) > MaxAgent || !utf8.Valid(agent) {
 		return Hello{}, fmt.Errorf("hello agent %q: %w", clip(agent), ErrBadHello)
 	}
-	return Hello{Version: binary.BigEndian.Uint16(p[len(helloMagic):helloFixed]), Agent: string(agent)}, nil
+	h.Agent = string(agent)
+	return h, nil
+}
+
+// Request is what the host asks of the guest init (FrameRequest payload).
+type Request uint8
+
+// Requests.
+const (
+	// RequestStacks: send SIGQUIT to the test (a Go test prints every
+	// goroutine's stack and exits) because the host is being stopped.
+	RequestStacks Request = 1
+)
+
+// DecodeRequest parses a Request payload; unknown requests fail with
+// ErrBadFrame.
+func DecodeRequest(p []byte) (Request, error) {
+	if len(p) != 1 || Request(p[0]) != RequestStacks {
+		return 0, fmt.Errorf("request %q: %w", clip(p), ErrBadFrame)
+	}
+	return Request(p[0]), nil
+}
+
+// FileChunk is one chunk of an output file (FrameFile payload: uint16
+// big-endian path length, the path, then the data). The chunks of one file
+// are consecutive; the first creates the file, the next ones append.
+type FileChunk struct {
+	// Path is relative to the outputs directory, slash-separated, clean
+	// (see ValidOutputPath).
+	Path string
+	// Data is at most MaxFileChunk bytes.
+	Data []byte
+}
+
+// EncodeFileChunk returns the payload of c.
+func EncodeFileChunk(c FileChunk) ([]byte, error) {
+	if err := ValidOutputPath(c.Path); err != nil {
+		return nil, err
+	}
+	if len(c.Data) > MaxFileChunk {
+		return nil, fmt.Errorf("%w: chunk of %d bytes > %d", ErrBadFile, len(c.Data), MaxFileChunk)
+	}
+	p := make([]byte, 0, 2+len(c.Path)+len(c.Data))
+	p = binary.BigEndian.AppendUint16(p, uint16(len(c.Path)))
+	p = append(p, c.Path...)
+	return append(p, c.Data...), nil
+}
+
+// DecodeFileChunk parses a File payload and checks its path. The Data
+// aliases p.
+func DecodeFileChunk(p []byte) (FileChunk, error) {
+	if len(p) < 2 {
+		return FileChunk{}, fmt.Errorf("%w: %d-byte payload", ErrBadFile, len(p))
+	}
+	n := int(binary.BigEndian.Uint16(p))
+	if len(p) < 2+n {
+		return FileChunk{}, fmt.Errorf("%w: path of %d bytes in a %d-byte payload", ErrBadFile, n, len(p))
+	}
+	c := FileChunk{Path: string(p[2 : 2+n]), Data: p[2+n:]}
+	if err := ValidOutputPath(c.Path); err != nil {
+		return FileChunk{}, err
+	}
+	if len(c.Data) > MaxFileChunk {
+		return FileChunk{}, fmt.Errorf("%w: chunk of %d bytes > %d", ErrBadFile, len(c.Data), MaxFileChunk)
+	}
+	return c, nil
+}
+
+// ValidOutputPath checks an output file path: 1 to MaxPath bytes of UTF-8,
+// relative, slash-separated, already clean, no "." or ".." element, no NUL
+// or backslash. Anything else (e.g. "../x", "/etc/passwd", "a//b") fails
+// with ErrBadFile.
+func ValidOutputPath(p string) error {
+	bad := func(why string) error { return fmt.Errorf("%w: path %q: %s", ErrBadFile, clip([]byte(p)), why) }
+	switch {
+	case p == "" || len(p) > MaxPath:
+		return bad(fmt.Sprintf("want 1 to %d bytes", MaxPath))
+	case !utf8.ValidString(p) || strings.ContainsAny(p, "\x00\\"):
+		return bad("not UTF-8, or holds NUL or backslash")
+	case strings.HasPrefix(p, "/") || path.Clean(p) != p || !filepath.IsLocal(p):
+		return bad("not a clean relative path inside the outputs directory")
+	}
+	for _, e := range strings.Split(p, "/") {
+		if e == "." || e == ".." {
+			return bad("has a . or .. element")
+		}
+	}
+	return nil
 }
 
 // Verdict is the guest's final word on the test run. Only a Verdict with

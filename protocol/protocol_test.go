@@ -24,7 +24,7 @@ func frame(t testing.TB, ft FrameType, p []byte) []byte {
 }
 
 func helloFrame(t testing.TB, version uint16) []byte {
-	return frame(t, FrameHello, EncodeHello(Hello{Version: version, Agent: "test"}))
+	return frame(t, FrameHello, EncodeHello(Hello{Version: version, Role: RoleControl, Agent: "test"}))
 }
 
 func verdictFrame(t testing.TB, v Verdict) []byte {
@@ -42,7 +42,7 @@ func TestFrameRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
 	w := NewWriter(&buf)
 	big := bytes.Repeat([]byte("x"), 3*MaxChunk+7)
-	if err := w.Hello("agent"); err != nil {
+	if err := w.Hello(RoleControl, 0, "agent"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := w.Stream(FrameStdout).Write(big); err != nil {
@@ -198,26 +198,35 @@ func TestVerdictEncodeLimits(t *testing.T) {
 }
 
 func TestHello(t *testing.T) {
-	h, err := DecodeHello(EncodeHello(Hello{Version: 7, Agent: "a"}))
-	if err != nil || h.Version != 7 || h.Agent != "a" {
+	want := Hello{Version: Version, Role: RoleControl, Streams: StreamsOf(RoleOutput, RoleDiag), Agent: "a"}
+	h, err := DecodeHello(EncodeHello(want))
+	if err != nil || h != want {
 		t.Fatalf("got %+v, %v", h, err)
 	}
-	for _, p := range []string{"", "RGVMPRO", "XXXXXXXX\x00\x01", "RGVMPROT\x00\x01\xff"} {
+	// Another version decodes to its version only (the caller says ErrVersion).
+	if h, err := DecodeHello(EncodeHello(Hello{Version: 7, Agent: "a"})); err != nil || h != (Hello{Version: 7}) {
+		t.Fatalf("version 7: got %+v, %v", h, err)
+	}
+	for _, p := range []string{"", "RGVMPRO", "XXXXXXXX\x00\x01", "RGVMPROT\x00\x02",
+		"RGVMPROT\x00\x02\x09\x00", // unknown role
+		"RGVMPROT\x00\x02\x01\x03", // streams bit 0/1: no such data roles
+		"RGVMPROT\x00\x02\x02\x04", // a data stream declaring streams
+		"RGVMPROT\x00\x02\x01\x00\xff"} {
 		if _, err := DecodeHello([]byte(p)); !errors.Is(err, ErrBadHello) {
 			t.Errorf("DecodeHello(%q) = %v, want ErrBadHello", p, err)
 		}
 	}
 }
 
-// stream is a one-way test transport: reads from a fixed byte slice, writes
+// byteStream is a one-way test transport: reads from a fixed byte slice, writes
 // are recorded.
-type stream struct {
+type byteStream struct {
 	io.Reader
 	mu  sync.Mutex
 	out bytes.Buffer
 }
 
-func (s *stream) Write(p []byte) (int, error) {
+func (s *byteStream) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.out.Write(p)
@@ -257,7 +266,7 @@ func TestCollect(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout bytes.Buffer
-			res, err := Collect(context.Background(), &stream{Reader: bytes.NewReader(tc.in)}, CollectOptions{Stdout: &stdout})
+			res, err := Collect(context.Background(), &byteStream{Reader: bytes.NewReader(tc.in)}, CollectOptions{Stdout: &stdout})
 			if !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
 				t.Fatalf("err = %v, want %v", err, tc.err)
 			}
@@ -359,21 +368,29 @@ func TestFinishNoAck(t *testing.T) {
 }
 
 func TestFinishStuckTransport(t *testing.T) {
-	host, guest := net.Pipe() // nobody reads host: the verdict write blocks
+	host, guest := net.Pipe()
 	defer host.Close()
 	defer guest.Close()
-	w := NewWriter(guest)
+	go func() { _, _ = io.ReadFull(host, make([]byte, HeaderSize+helloFixed+4)) }() // the Hello, then nothing: the verdict write blocks
+	g, err := NewGuest(guest, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if err := SendVerdict(ctx, guest, w, Verdict{Pass: true}); !errors.Is(err, ErrNoAck) {
-		t.Fatalf("SendVerdict = %v, want ErrNoAck", err)
+	if err := g.Finish(ctx, Verdict{Pass: true}); !errors.Is(err, ErrNoAck) {
+		t.Fatalf("Finish = %v, want ErrNoAck", err)
 	}
 }
 
 func TestFinishHostEOF(t *testing.T) {
-	s := &stream{Reader: bytes.NewReader(nil)}
-	if err := SendVerdict(context.Background(), s, NewWriter(s), Verdict{Pass: true}); !errors.Is(err, ErrNoAck) {
-		t.Fatalf("SendVerdict = %v, want ErrNoAck", err)
+	s := &byteStream{Reader: bytes.NewReader(nil)}
+	g, err := NewGuest(s, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Finish(context.Background(), Verdict{Pass: true}); !errors.Is(err, ErrNoAck) {
+		t.Fatalf("Finish = %v, want ErrNoAck", err)
 	}
 }
 

@@ -5,29 +5,74 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"sync"
 	"time"
 )
 
-// DefaultLinger is how long Collect keeps reading after the Ack, by default,
-// to make sure nothing follows the verdict.
-const DefaultLinger = 2 * time.Second
+// Defaults of CollectOptions fields left zero.
+const (
+	// DefaultLinger is how long Collect keeps reading the control stream
+	// after the Ack, by default, to make sure nothing follows the verdict.
+	DefaultLinger = 2 * time.Second
+	// DefaultDrainTimeout bounds the wait, after the verdict, for every
+	// declared data stream to end.
+	DefaultDrainTimeout = 30 * time.Second
+	// DefaultMaxFileBytes bounds the total size of the output files.
+	DefaultMaxFileBytes = 256 << 20
+	// DefaultMaxFiles bounds the number of output files.
+	DefaultMaxFiles = 1000
+	// AckWriteTimeout bounds how long Collect waits for its Ack to be
+	// written before it returns (and its connections close).
+	AckWriteTimeout = time.Second
+	// MaxStreams is the most connections one session may open: the control
+	// stream and one per data role.
+	MaxStreams = 5
+)
+
+// FileSink receives the test's output files (see DirSink).
+type FileSink interface {
+	// Create creates the output file at the relative, already checked path
+	// name (ValidOutputPath); it fails if the file exists.
+	Create(name string) (io.WriteCloser, error)
+}
 
 // CollectOptions says where Collect forwards the session's output. Nil
 // writers discard.
 type CollectOptions struct {
 	// Stdout receives the test's stdout chunks, live.
 	Stdout io.Writer
-	// Stderr receives the test's stderr chunks, live.
+	// Stderr receives the test's stderr chunks, live. Stdout and Stderr are
+	// written from the same goroutine.
 	Stderr io.Writer
 	// Events receives each test2json Event line followed by "\n".
 	Events io.Writer
 	// Diag receives each init diagnostic line followed by "\n".
 	Diag io.Writer
+	// Files receives the test's output files; nil checks and discards them.
+	Files FileSink
+	// MaxFileBytes and MaxFiles bound the output files; 0 means
+	// DefaultMaxFileBytes and DefaultMaxFiles. Going over fails the session
+	// with ErrBadFile.
+	MaxFileBytes int64
+	MaxFiles     int
 	// Linger bounds how long Collect keeps reading after it sent the Ack, to
 	// catch frames after the verdict; the end of the stream ends it earlier
 	// (the guest powers off). 0 means DefaultLinger; negative means do not
 	// read after the Ack at all.
 	Linger time.Duration
+	// DrainTimeout bounds the wait for the declared data streams to end
+	// after the verdict; 0 means DefaultDrainTimeout.
+	DrainTimeout time.Duration
+	// Stacks, when it becomes ready (closed) before the verdict, makes the
+	// host send RequestStacks to the guest once.
+	Stacks <-chan struct{}
+	// OnVerdict, if set, is called as soon as a well-formed verdict arrives,
+	// before the data streams are drained and before the Ack.
+	OnVerdict func(Verdict)
+	// BeforeAck, if set, runs after the verdict and the drain and before
+	// the Ack (the guest stays up until it returns), e.g. for a debug shell.
+	BeforeAck func()
 }
 
 // Result is the outcome of a session as seen by the host.
@@ -35,7 +80,7 @@ type Result struct {
 	// Pass is true only when the session was well-formed and the guest's
 	// Verdict said pass.
 	Pass bool
-	// Hello is the guest's Hello (zero if none was received).
+	// Hello is the guest's control Hello (zero if none was received).
 	Hello Hello
 	// Verdict is the guest's verdict, nil when none was received or it did
 	// not decode.
@@ -43,8 +88,11 @@ type Result struct {
 	// Reason explains a failure: the session error, else the verdict's
 	// reason. Empty on a pass.
 	Reason string
-	// Frames counts the frames received.
+	// Frames counts the frames received on all streams.
 	Frames int
+	// Files and FileBytes count the output files received.
+	Files     int
+	FileBytes int64
 }
 
 // ExitCode returns the test's exit code from the verdict, or -1 when there
@@ -56,25 +104,75 @@ func (r Result) ExitCode() int {
 	return r.Verdict.ExitCode
 }
 
-// Collect runs the host side of a session on rw: it reads the Hello, forwards
-// output frames live to opts, reads the Verdict, sends the Ack and then reads
-// on for opts.Linger to check that nothing follows.
-//
-// The error is non-nil when the session itself is broken: it wraps
-// ErrNoVerdict (stream ended or ctx done before a verdict), ErrTruncated,
-// ErrBadFrame, ErrFrameTooLarge, ErrUnknownFrame, ErrBadHello, ErrVersion,
-// ErrUnexpectedFrame, ErrBadVerdict, ErrDuplicateVerdict or
-// ErrFrameAfterVerdict; Result.Pass is then false. A well-formed failing
-// verdict is not an error: Result.Pass is false and Result.Verdict says why.
-//
-// Collect may return while a goroutine is still blocked reading rw (context
-// done, linger over); closing the transport releases it. If rw has a
-// SetReadDeadline method, Collect sets a past deadline on return.
+// Acceptor yields the guest's connections (a net.Listener satisfies it).
+type Acceptor interface {
+	Accept() (net.Conn, error)
+}
+
+// Collect runs the host side of a one-connection session on rw: every frame
+// travels on the control stream (the guest's Hello declares no data
+// streams). See CollectStreams for the rules; the caller owns rw.
 func Collect(ctx context.Context, rw io.ReadWriter, opts CollectOptions) (Result, error) {
-	res, err := collect(ctx, rw, opts)
+	conns := make(chan io.ReadWriter, 1)
+	conns <- rw
+	res, err := collect(ctx, conns, opts, true)
 	if d, ok := rw.(interface{ SetReadDeadline(time.Time) error }); ok {
 		_ = d.SetReadDeadline(time.Unix(1, 0))
 	}
+	return finishResult(res, err)
+}
+
+// CollectStreams runs the host side of a session whose streams arrive on
+// ln: it accepts up to MaxStreams connections, reads each one's Hello and
+// then every stream concurrently, forwarding output live to opts; it
+// reads the Verdict from the control stream, waits (at most
+// opts.DrainTimeout) for every data stream the control Hello declared to
+// end with End, runs opts.BeforeAck, sends the Ack and reads the control
+// stream on for opts.Linger to check that nothing follows.
+//
+// The error is non-nil when the session itself is broken: it wraps
+// ErrNoVerdict (streams ended or ctx done before a verdict), ErrTruncated,
+// ErrBadFrame, ErrFrameTooLarge, ErrUnknownFrame, ErrBadHello, ErrVersion,
+// ErrUnexpectedFrame, ErrBadVerdict, ErrDuplicateVerdict,
+// ErrFrameAfterVerdict, ErrStream or ErrBadFile; Result.Pass is then
+// false. A well-formed failing verdict is not an error: Result.Pass is
+// false and Result.Verdict says why.
+//
+// CollectStreams closes every connection it accepted before it returns;
+// the caller closes ln (which ends the accepting goroutine).
+func CollectStreams(ctx context.Context, ln Acceptor, opts CollectOptions) (Result, error) {
+	conns := make(chan io.ReadWriter)
+	var mu sync.Mutex
+	var accepted []net.Conn
+	stop := make(chan struct{})
+	go func() {
+		for range MaxStreams + 1 {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			accepted = append(accepted, c)
+			mu.Unlock()
+			select {
+			case conns <- c:
+			case <-stop:
+				c.Close()
+				return
+			}
+		}
+	}()
+	res, err := collect(ctx, conns, opts, false)
+	close(stop)
+	mu.Lock()
+	for _, c := range accepted {
+		c.Close()
+	}
+	mu.Unlock()
+	return finishResult(res, err)
+}
+
+func finishResult(res Result, err error) (Result, error) {
 	switch {
 	case err != nil:
 		res.Pass = false
@@ -90,106 +188,384 @@ func Collect(ctx context.Context, rw io.ReadWriter, opts CollectOptions) (Result
 	return res, err
 }
 
-type readResult struct {
-	f   Frame
-	err error
+// event is what a stream goroutine tells the session loop.
+type event struct {
+	stream *stream
+	kind   eventKind
+	hello  Hello
+	frame  Frame
+	err    error
 }
 
-func collect(ctx context.Context, rw io.ReadWriter, opts CollectOptions) (Result, error) {
-	var res Result
-	frames := make(chan readResult)
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		r := NewReader(rw)
+type eventKind int
+
+const (
+	evHello eventKind = iota // hello decoded (err set if bad)
+	evFrame                  // a control-stream frame
+	evEnd                    // a data stream ended with End
+	evErr                    // a stream failed or ended without End
+)
+
+// stream is one accepted connection.
+type stream struct {
+	rw       io.ReadWriter
+	role     Role
+	frames   int
+	accepted chan struct{} // closed when the loop accepted the Hello
+}
+
+// session is the host-side state of one Collect.
+type session struct {
+	opts     CollectOptions
+	single   bool
+	events   chan event
+	done     chan struct{}
+	control  *stream
+	controlW *Writer // host → guest frames (Ack, Request), one Writer so they never interleave
+	roles    map[Role]*stream
+	ended    map[Role]bool
+	declared Streams
+	files    *fileState
+	framesMu sync.Mutex
+	frames   int
+	// sinkMu is held (read) while a stream goroutine writes to a sink and
+	// (write) when the session ends, so nothing is written to the caller's
+	// writers after Collect returned.
+	sinkMu      sync.RWMutex
+	over        bool
+	controlGone bool
+}
+
+func (s *session) send(e event) bool {
+	select {
+	case s.events <- e:
+		return true
+	case <-s.done:
+		return false
+	}
+}
+
+func (s *session) countFrame() {
+	s.framesMu.Lock()
+	s.frames++
+	s.framesMu.Unlock()
+}
+
+// read runs one stream: its Hello, then its frames. Data streams forward
+// their frames themselves (so each stream is read concurrently and a slow
+// sink holds up only its own stream); control frames go to the loop.
+func (s *session) read(st *stream) {
+	r := NewReader(st.rw)
+	f, err := r.ReadFrame()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w: stream closed before its hello", ErrNoVerdict)
+		}
+		s.send(event{stream: st, kind: evHello, err: err})
+		return
+	}
+	s.countFrame()
+	if f.Type != FrameHello {
+		s.send(event{stream: st, kind: evHello, err: fmt.Errorf("%w: first frame is %v", ErrBadHello, f.Type)})
+		return
+	}
+	h, err := DecodeHello(f.Payload)
+	if err == nil && h.Version != Version {
+		err = fmt.Errorf("%w: guest speaks %d, host %d", ErrVersion, h.Version, Version)
+	}
+	if err == nil && s.single && h.Role != RoleControl {
+		err = fmt.Errorf("%w: %v stream on a one-connection session", ErrStream, h.Role)
+	}
+	if err == nil && s.single && h.Streams != 0 {
+		err = fmt.Errorf("%w: one-connection session declares streams %#02x", ErrStream, uint8(h.Streams))
+	}
+	st.role = h.Role
+	if !s.send(event{stream: st, kind: evHello, hello: h, err: err}) || err != nil {
+		return
+	}
+	select {
+	case <-st.accepted:
+	case <-s.done:
+		return
+	}
+	if h.Role == RoleControl {
 		for {
 			f, err := r.ReadFrame()
-			select {
-			case frames <- readResult{f, err}:
-			case <-stop:
+			if err != nil {
+				s.send(event{stream: st, kind: evErr, err: err})
 				return
 			}
-			if err != nil {
+			s.countFrame()
+			if !s.send(event{stream: st, kind: evFrame, frame: f}) {
 				return
+			}
+		}
+	}
+	for {
+		f, err := r.ReadFrame()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = fmt.Errorf("%w: %v stream ended without End after %d frames", ErrStream, st.role, st.frames)
+			}
+			s.send(event{stream: st, kind: evErr, err: err})
+			return
+		}
+		s.countFrame()
+		st.frames++
+		switch {
+		case f.Type == FrameEnd:
+			if len(f.Payload) != 0 {
+				s.send(event{stream: st, kind: evErr, err: fmt.Errorf("%w: end with %d payload bytes", ErrBadFrame, len(f.Payload))})
+				return
+			}
+			if !s.send(event{stream: st, kind: evEnd}) {
+				return
+			}
+			// Nothing may follow End; the end of the connection is normal.
+			if f, err := r.ReadFrame(); err == nil {
+				s.send(event{stream: st, kind: evErr, err: fmt.Errorf("%w: %v after the end of the %v stream", ErrStream, f.Type, st.role)})
+			} else if isDecodeError(err) {
+				s.send(event{stream: st, kind: evErr, err: fmt.Errorf("after the end of the %v stream: %w", st.role, err)})
+			}
+			return
+		case st.role.Carries(f.Type):
+			if err := s.forward(f); err != nil {
+				s.send(event{stream: st, kind: evErr, err: err})
+				return
+			}
+		default:
+			s.send(event{stream: st, kind: evErr, err: fmt.Errorf("%w: %v on the %v stream", ErrUnexpectedFrame, f.Type, st.role)})
+			return
+		}
+	}
+}
+
+// forward delivers a data frame to its sink.
+func (s *session) forward(f Frame) error {
+	s.sinkMu.RLock()
+	defer s.sinkMu.RUnlock()
+	if s.over {
+		return nil
+	}
+	switch f.Type {
+	case FrameStdout:
+		write(s.opts.Stdout, f.Payload, false)
+	case FrameStderr:
+		write(s.opts.Stderr, f.Payload, false)
+	case FrameEvent:
+		write(s.opts.Events, f.Payload, true)
+	case FrameDiag:
+		write(s.opts.Diag, f.Payload, true)
+	case FrameFile:
+		return s.files.chunk(f.Payload)
+	}
+	return nil
+}
+
+func collect(ctx context.Context, conns <-chan io.ReadWriter, opts CollectOptions, single bool) (res Result, err error) {
+	s := &session{
+		opts: opts, single: single,
+		events: make(chan event), done: make(chan struct{}),
+		roles: map[Role]*stream{}, ended: map[Role]bool{},
+		files: newFileState(opts),
+	}
+	defer func() {
+		close(s.done)
+		s.sinkMu.Lock()
+		s.over = true
+		s.sinkMu.Unlock()
+		if ferr := s.files.close(); ferr != nil && err == nil {
+			err = ferr
+		}
+		s.framesMu.Lock()
+		res.Frames = s.frames
+		s.framesMu.Unlock()
+		res.Files, res.FileBytes = s.files.count, s.files.total
+	}()
+	nstreams := 0
+	stacksSent := false
+	var drain, linger <-chan time.Time
+	acked := false
+	var ackSent chan struct{}
+	defer func() {
+		// The connections close when Collect returns: let the Ack out first,
+		// a stuck transport for a bounded time only.
+		if ackSent != nil {
+			select {
+			case <-ackSent:
+			case <-time.After(AckWriteTimeout):
 			}
 		}
 	}()
-
-	var linger <-chan time.Time
+	ack := func() {
+		if acked {
+			return
+		}
+		acked = true
+		if opts.BeforeAck != nil {
+			opts.BeforeAck()
+		}
+		// A stuck transport must not block Collect: the guest bounds its
+		// wait for the Ack anyway.
+		ackSent = make(chan struct{})
+		go func(w *Writer) { _ = w.Ack(); close(ackSent) }(s.controlW)
+		if opts.Linger < 0 {
+			linger = closedTime
+			return
+		}
+		d := opts.Linger
+		if d == 0 {
+			d = DefaultLinger
+		}
+		t := time.NewTimer(d)
+		linger = t.C
+	}
+	allEnded := func() bool {
+		for _, r := range DataRoles {
+			if s.declared.Has(r) && !s.ended[r] {
+				return false
+			}
+		}
+		return true
+	}
+	pending := func() []Role {
+		var p []Role
+		for _, r := range DataRoles {
+			if s.declared.Has(r) && !s.ended[r] {
+				p = append(p, r)
+			}
+		}
+		return p
+	}
 	for {
-		var rr readResult
+		var stacks <-chan struct{} // asked for once the control stream is up
+		if s.control != nil && !stacksSent && res.Verdict == nil {
+			stacks = opts.Stacks
+		}
 		select {
-		case rr = <-frames:
+		case c := <-conns:
+			nstreams++
+			if nstreams > MaxStreams {
+				return res, fmt.Errorf("%w: more than %d connections", ErrStream, MaxStreams)
+			}
+			go s.read(&stream{rw: c, accepted: make(chan struct{})})
+			continue
+		case <-stacks:
+			stacksSent = true
+			go func(w *Writer) { _ = w.Request(RequestStacks) }(s.controlW)
+			continue
 		case <-ctx.Done():
-			if res.Verdict != nil {
+			if res.Verdict != nil && acked {
 				return res, nil
 			}
-			return res, fmt.Errorf("%w: %v after %d frames", ErrNoVerdict, ctx.Err(), res.Frames)
+			if res.Verdict != nil {
+				return res, fmt.Errorf("%w: %v while streams %v had not ended", ErrStream, ctx.Err(), pending())
+			}
+			return res, fmt.Errorf("%w: %v", ErrNoVerdict, ctx.Err())
+		case <-drain:
+			return res, fmt.Errorf("%w: streams %v did not end within %v of the verdict", ErrStream, pending(), orDefault(opts.DrainTimeout, DefaultDrainTimeout))
 		case <-linger:
 			return res, nil
-		}
-		if rr.err != nil {
-			if res.Verdict != nil && !isDecodeError(rr.err) {
-				return res, nil // EOF or transport gone after the verdict: the normal end
-			}
-			if errors.Is(rr.err, io.EOF) {
-				return res, fmt.Errorf("%w: stream ended after %d frames", ErrNoVerdict, res.Frames)
-			}
-			return res, fmt.Errorf("after %d frames: %w", res.Frames, rr.err)
-		}
-		res.Frames++
-		f := rr.f
-		if res.Frames == 1 {
-			if f.Type != FrameHello {
-				return res, fmt.Errorf("%w: first frame is %v", ErrBadHello, f.Type)
-			}
-			h, err := DecodeHello(f.Payload)
-			if err != nil {
+		case e := <-s.events:
+			if err := s.handle(e, &res); err != nil {
 				return res, err
 			}
-			res.Hello = h
-			if h.Version != Version {
-				return res, fmt.Errorf("%w: guest speaks %d, host %d", ErrVersion, h.Version, Version)
-			}
-			continue
 		}
-		if res.Verdict != nil {
-			if f.Type == FrameVerdict {
-				return res, fmt.Errorf("%w (frame %d)", ErrDuplicateVerdict, res.Frames)
-			}
-			return res, fmt.Errorf("%w: %v (frame %d)", ErrFrameAfterVerdict, f.Type, res.Frames)
+		if res.Verdict != nil && !acked && allEnded() {
+			drain = nil
+			ack()
 		}
-		switch f.Type {
-		case FrameStdout:
-			write(opts.Stdout, f.Payload, false)
-		case FrameStderr:
-			write(opts.Stderr, f.Payload, false)
-		case FrameEvent:
-			write(opts.Events, f.Payload, true)
-		case FrameDiag:
-			write(opts.Diag, f.Payload, true)
-		case FrameVerdict:
-			v, err := DecodeVerdict(f.Payload)
-			if err != nil {
-				return res, fmt.Errorf("frame %d: %w", res.Frames, err)
-			}
-			res.Verdict = &v
-			// A stuck transport must not block Collect: the guest bounds its
-			// wait for the Ack anyway.
-			go func() { _ = NewWriter(rw).Ack() }()
-			if opts.Linger < 0 {
-				return res, nil
-			}
-			d := opts.Linger
-			if d == 0 {
-				d = DefaultLinger
-			}
-			t := time.NewTimer(d)
+		if s.controlGone && acked {
+			return res, nil
+		}
+		if res.Verdict != nil && !acked && drain == nil {
+			t := time.NewTimer(orDefault(opts.DrainTimeout, DefaultDrainTimeout))
 			defer t.Stop()
-			linger = t.C
-		default:
-			return res, fmt.Errorf("%w: %v from the guest (frame %d)", ErrUnexpectedFrame, f.Type, res.Frames)
+			drain = t.C
 		}
+	}
+}
+
+var closedTime = func() <-chan time.Time {
+	c := make(chan time.Time)
+	close(c)
+	return c
+}()
+
+// handle applies one stream event to the session; a non-nil error ends it.
+func (s *session) handle(e event, res *Result) error {
+	st := e.stream
+	switch e.kind {
+	case evHello:
+		if e.err != nil {
+			return e.err
+		}
+		if e.hello.Role == RoleControl {
+			if s.control != nil {
+				return fmt.Errorf("%w: second control stream", ErrStream)
+			}
+			s.control = st
+			s.controlW = NewWriter(st.rw)
+			res.Hello = e.hello
+			s.declared = e.hello.Streams
+			for r := range s.roles {
+				if !s.declared.Has(r) {
+					return fmt.Errorf("%w: %v stream not declared by the control hello", ErrStream, r)
+				}
+			}
+			close(st.accepted)
+			return nil
+		}
+		if s.roles[e.hello.Role] != nil {
+			return fmt.Errorf("%w: second %v stream", ErrStream, e.hello.Role)
+		}
+		if s.control != nil && !s.declared.Has(e.hello.Role) {
+			return fmt.Errorf("%w: %v stream not declared by the control hello", ErrStream, e.hello.Role)
+		}
+		s.roles[e.hello.Role] = st
+		close(st.accepted)
+		return nil
+	case evEnd:
+		s.ended[st.role] = true
+		return nil
+	case evErr:
+		if st.role == RoleControl && res.Verdict != nil && !isDecodeError(e.err) {
+			// EOF or transport gone after the verdict: the normal end once
+			// the data streams ended too.
+			s.controlGone = true
+			return nil
+		}
+		if st.role == RoleControl && errors.Is(e.err, io.EOF) {
+			return fmt.Errorf("%w: control stream ended", ErrNoVerdict)
+		}
+		if st.role == RoleControl {
+			return fmt.Errorf("control stream: %w", e.err)
+		}
+		return fmt.Errorf("%v stream: %w", st.role, e.err)
+	}
+	// evFrame: control stream.
+	f := e.frame
+	if res.Verdict != nil {
+		if f.Type == FrameVerdict {
+			return fmt.Errorf("%w", ErrDuplicateVerdict)
+		}
+		return fmt.Errorf("%w: %v", ErrFrameAfterVerdict, f.Type)
+	}
+	switch role := s.declared.CarriedBy(f.Type); {
+	case f.Type == FrameVerdict:
+		v, err := DecodeVerdict(f.Payload)
+		if err != nil {
+			return err
+		}
+		res.Verdict = &v
+		if s.opts.OnVerdict != nil {
+			s.opts.OnVerdict(v)
+		}
+		return nil
+	case role == RoleControl:
+		return s.forward(f)
+	default:
+		return fmt.Errorf("%w: %v from the guest on the control stream", ErrUnexpectedFrame, f.Type)
 	}
 }
 
@@ -214,78 +590,9 @@ func write(w io.Writer, p []byte, newline bool) {
 	_, _ = w.Write(p)
 }
 
-// Guest is the guest side of a session: it sends the Hello on creation, then
-// output frames, then the Verdict, and waits for the host's Ack.
-type Guest struct {
-	rw io.ReadWriter
-	w  *Writer
-}
-
-// NewGuest starts a session on rw by sending the Hello with the given agent
-// string.
-func NewGuest(rw io.ReadWriter, agent string) (*Guest, error) {
-	g := &Guest{rw: rw, w: NewWriter(rw)}
-	if err := g.w.Hello(agent); err != nil {
-		return nil, fmt.Errorf("send hello: %w", err)
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
 	}
-	return g, nil
-}
-
-// Writer returns the session's frame Writer (safe for concurrent use).
-func (g *Guest) Writer() *Writer { return g.w }
-
-// Stdout returns an io.Writer sending Stdout frames.
-func (g *Guest) Stdout() io.Writer { return g.w.Stream(FrameStdout) }
-
-// Stderr returns an io.Writer sending Stderr frames.
-func (g *Guest) Stderr() io.Writer { return g.w.Stream(FrameStderr) }
-
-// Diag sends one diagnostic line.
-func (g *Guest) Diag(line string) error { return g.w.Diag(line) }
-
-// Event sends one test2json line.
-func (g *Guest) Event(line []byte) error { return g.w.Event(line) }
-
-// Finish sends the verdict and waits for the host's Ack; see SendVerdict.
-func (g *Guest) Finish(ctx context.Context, v Verdict) error {
-	return SendVerdict(ctx, g.rw, g.w, v)
-}
-
-// SendVerdict sends v with w onto rw and waits until the host's Ack arrives
-// on rw or ctx is done (then it fails with ErrNoAck). Both the send and the
-// wait are bounded by ctx, so a stuck transport never blocks the caller past
-// it; a goroutine may stay blocked on rw until the transport closes. Nothing
-// may be written to rw after SendVerdict.
-func SendVerdict(ctx context.Context, rw io.ReadWriter, w *Writer, v Verdict) error {
-	done := make(chan error, 1)
-	go func() {
-		if err := w.Verdict(v); err != nil {
-			done <- fmt.Errorf("send verdict: %w", err)
-			return
-		}
-		r := NewReader(rw)
-		for {
-			f, err := r.ReadFrame()
-			if err != nil {
-				done <- fmt.Errorf("%w: %v", ErrNoAck, err)
-				return
-			}
-			if f.Type != FrameAck {
-				done <- fmt.Errorf("%w: %v from the host", ErrUnexpectedFrame, f.Type)
-				return
-			}
-			if len(f.Payload) != 0 {
-				done <- fmt.Errorf("%w: ack with %d payload bytes", ErrBadFrame, len(f.Payload))
-				return
-			}
-			done <- nil
-			return
-		}
-	}()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %v", ErrNoAck, ctx.Err())
-	}
+	return def
 }

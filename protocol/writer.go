@@ -45,9 +45,57 @@ func (w *Writer) WriteFrame(t FrameType, p []byte) error {
 	return nil
 }
 
-// Hello sends the Hello frame for Version with the given agent string.
-func (w *Writer) Hello(agent string) error {
-	return w.WriteFrame(FrameHello, EncodeHello(Hello{Version: Version, Agent: agent}))
+// Hello sends the Hello frame of a stream of role r for Version; streams
+// is the set of data streams (control stream only).
+func (w *Writer) Hello(r Role, streams Streams, agent string) error {
+	return w.WriteFrame(FrameHello, EncodeHello(Hello{Version: Version, Role: r, Streams: streams, Agent: agent}))
+}
+
+// End ends a data stream: after it, every write fails with ErrClosed
+// (a late writer never puts a frame after the End).
+func (w *Writer) End() error {
+	err := w.WriteFrame(FrameEnd, nil)
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = fmt.Errorf("%w: stream ended", ErrClosed)
+	}
+	w.mu.Unlock()
+	return err
+}
+
+// Request sends a request to the guest (host side, control stream).
+func (w *Writer) Request(r Request) error {
+	return w.WriteFrame(FrameRequest, []byte{byte(r)})
+}
+
+// File sends the file read from r as output file name (relative path, see
+// ValidOutputPath), in chunks of MaxFileChunk bytes (one empty chunk for an
+// empty file). It returns the number of bytes sent.
+func (w *Writer) File(name string, r io.Reader) (int64, error) {
+	if err := ValidOutputPath(name); err != nil {
+		return 0, err
+	}
+	buf := make([]byte, MaxFileChunk)
+	var n int64
+	for first := true; ; first = false {
+		m, rerr := io.ReadFull(r, buf)
+		if m > 0 || first {
+			p, err := EncodeFileChunk(FileChunk{Path: name, Data: buf[:m]})
+			if err != nil {
+				return n, err
+			}
+			if err := w.WriteFrame(FrameFile, p); err != nil {
+				return n, err
+			}
+			n += int64(m)
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, fmt.Errorf("read output file %s: %w", name, rerr)
+		}
+	}
 }
 
 // Verdict sends v.

@@ -12,6 +12,7 @@ import (
 	"github.com/rules-go-vm/rules_go_vm/protocol"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 	"github.com/rules-go-vm/rules_go_vm/runner/vmm"
+	"github.com/rules-go-vm/rules_go_vm/runner/vsock"
 )
 
 // Defaults of Options fields left zero.
@@ -174,7 +175,41 @@ type Options struct {
 	KVMDevice string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// Transport is how the guest's streams reach the host: "" or "auto"
+	// (kernel vhost-vsock when /dev/vhost-vsock is usable, else the
+	// vhost-device-vsock daemon, else virtio-serial), "vhost-vsock",
+	// "vhost-user-vsock" or "virtio-serial" (see package runner/vsock).
+	// The run's log says which one and why.
+	Transport string
+	// VhostDevice is the kernel's vhost-vsock device; "" means
+	// /dev/vhost-vsock.
+	VhostDevice string
+	// OutputsDir receives the files the test wrote to
+	// $TEST_UNDECLARED_OUTPUTS_DIR in the guest; "" checks and drops them.
+	OutputsDir string
+	// StacksGrace is how long the run goes on after ctx ended (host
+	// timeout, SIGTERM) while the guest prints the test's goroutine
+	// stacks; 0 means DefaultStacksGrace.
+	StacksGrace time.Duration
+	// Command, when not empty, is run in the booted guest after the test's
+	// verdict arrived and before the guest powers off (argv; the guest has
+	// no shell unless a layer adds one, see ShellLayer): for debugging a
+	// test in the VM it ran in. Needs a vsock transport.
+	Command []string
+	// Shell makes Command interactive: the guest runs it on a pty and the
+	// host's Stdin (a terminal, put in raw mode) is its input.
+	Shell bool
+	// Stdin is the input of Command; nil means os.Stdin.
+	Stdin io.Reader
+	// ShellBusybox is a static busybox put at /bin/busybox in the guest
+	// for Shell; "" means FindBusybox's default.
+	ShellBusybox string
 }
+
+// DefaultStacksGrace bounds the wait for the guest's goroutine stacks after
+// the run was stopped (Bazel sends SIGKILL 15 s after SIGTERM).
+const DefaultStacksGrace = 10 * time.Second
 
 // DefaultCacheDir returns $XDG_CACHE_HOME/rules_go_vm, or
 // ~/.cache/rules_go_vm.
@@ -223,6 +258,12 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.StacksGrace == 0 {
+		o.StacksGrace = DefaultStacksGrace
+	}
+	if o.Transport == "" {
+		o.Transport = string(vsock.Auto)
 	}
 	if o.Stdout == nil {
 		o.Stdout = io.Discard
@@ -300,6 +341,15 @@ func (o *Options) Validate() error {
 		if _, err := os.Stat(o.BaseLayerFile); err != nil {
 			return bad("base layer: %v", err)
 		}
+	}
+	if _, err := vsock.ParseTransport(o.Transport); err != nil {
+		return bad("transport: %v", err)
+	}
+	if o.StacksGrace < 0 {
+		return bad("stacks grace %v: want >= 0", o.StacksGrace)
+	}
+	if (len(o.Command) > 0 || o.Shell) && o.Transport == string(vsock.VirtioSerial) {
+		return bad("command/shell needs a vsock transport, not %s", vsock.VirtioSerial)
 	}
 	for _, l := range o.ExtraLayers {
 		if _, err := os.Stat(l); err != nil {

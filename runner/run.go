@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -43,6 +44,10 @@ type Result struct {
 	// Boot is QEMU start → guest connected; VM is QEMU start → QEMU exit
 	// (boot, test, verdict, power-off); Total is the whole run.
 	Boot, VM, Total time.Duration
+	// Transport is the transport used and TransportReason why.
+	Transport, TransportReason string
+	// VerdictAt is when the verdict reached the host (zero if none).
+	VerdictAt time.Time
 }
 
 // ConsoleTailLines is how many console lines Result.ConsoleTail keeps.
@@ -111,11 +116,11 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		}
 	}
 	fmt.Fprintf(o.Log, "invm: %s, kernel %s\n", caps.Version, o.Kernel)
-	if o.Daemon == "" {
-		if o.Daemon, err = vsock.FindDaemon(exec.LookPath, vsock.DaemonFallbacks); err != nil {
-			return res, fmt.Errorf("%w: %w", ErrNoDaemon, err)
-		}
+	transport, err := chooseTransport(o)
+	if err != nil {
+		return res, err
 	}
+	o.Daemon = transport.Daemon
 
 	// State directory: removed (or emptied of our files) on every path.
 	state := o.StateDir
@@ -156,6 +161,15 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 			return res, err
 		}
 	}
+	// Channel: the host side of the transport, before the config (the
+	// guest dials its port) and before boot.
+	ch, err := openChannel(o, profile, o.Machine, state, transport)
+	if err != nil {
+		return res, err
+	}
+	defer ch.close()
+	res.Transport, res.TransportReason = string(ch.choice.Transport), ch.choice.Reason
+	fmt.Fprintf(o.Log, "invm: transport %s (%s)\n", ch.choice.Transport, ch.choice.Reason)
 	// Accelerator.
 	choice := AccelChoice{Accel: o.Accel, Reason: "forced by options"}
 	if o.Accel == "" {
@@ -177,7 +191,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		Env:      append(append([]string(nil), o.Env...), hostHints(o.Kernel)...),
 		Dir:      o.WorkDir,
 		Timeout:  protocol.Duration(o.TestTimeout),
-		Channel:  protocol.Channel{Kind: protocol.ChannelVsock, CID: protocol.HostCID, Port: protocol.DefaultVsockPort},
+		Channel:  ch.guest,
 		Hostname: o.Hostname,
 		Verbose:  o.Verbose,
 	}
@@ -189,9 +203,27 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	if o.GuestTestPath != "" {
 		layerBinary = "" // already in an extra layer
 	}
+	debug := len(o.Command) > 0 || o.Shell
+	if debug {
+		// The guest serves debug commands and waits for the Ack (sent when
+		// the command ended) as long as the run may last.
+		cfg.DebugPort, cfg.AckTimeout = protocol.DefaultDebugPort, protocol.Duration(o.Timeout)
+	}
 	test, err := TestLayer(layerBinary, o.TestdataDir, cfg)
 	if err != nil {
 		return res, err
+	}
+	if o.Shell {
+		bb, err := FindBusybox(o.ShellBusybox)
+		if err != nil {
+			return res, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
+		}
+		if err := test.AddFile(strings.TrimPrefix(GuestBusybox, "/"), bb, 0o755); err != nil {
+			return res, fmt.Errorf("%w: %w", ErrInternal, err)
+		}
+		if len(o.Command) == 0 {
+			o.Command = []string{GuestBusybox, "sh", "-i"}
+		}
 	}
 	initrd := filepath.Join(state, "initrd.cpio")
 	if !keep {
@@ -201,22 +233,16 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		return res, err
 	}
 
-	// Channel: listen before boot, then the daemon.
-	ln, err := vsock.Listen(state, protocol.DefaultVsockPort)
-	if err != nil {
-		return res, fmt.Errorf("%w: %w", ErrInternal, err)
+	// The vsock daemon (vhost-user-vsock), after the listener.
+	if err := ch.startDaemon(ctx, state); err != nil {
+		return res, err
 	}
-	defer ln.Close()
-	daemon, err := vsock.Start(ctx, vsock.Config{Binary: o.Daemon, Dir: state})
-	if err != nil {
-		return res, fmt.Errorf("%w: %w", ErrNoDaemon, err)
-	}
-	defer daemon.Stop()
 
 	// QEMU.
 	spec := shape
 	spec.Accel, spec.Kernel, spec.Initrd = choice.Accel, o.Kernel, initrd
-	spec.VhostUserSocket, spec.QMPSocket = vsock.SocketPath(state), filepath.Join(state, "qmp.sock")
+	spec.VhostUserSocket, spec.QMPSocket = ch.vhostUserSocket, filepath.Join(state, "qmp.sock")
+	spec.ExtraArgs = append(spec.ExtraArgs, ch.qemuArgs...)
 	spec.Quiet, spec.ExtraCmdline = !o.Verbose, o.ExtraCmdline
 	cleanups = append(cleanups, spec.QMPSocket)
 	if o.NoMonitor {
@@ -231,7 +257,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	if err != nil {
 		return res, fmt.Errorf("%w: %w", ErrInternal, err)
 	}
-	res.CommandLine = qemu.CommandLine(o.Daemon, vsock.Args(state, vsock.DefaultGuestCID)) + " &\n" + qemu.CommandLine(o.QEMU, args)
+	res.CommandLine = ch.daemonCmd + qemu.CommandLine(o.QEMU, args)
 	logPath := o.ConsoleLog
 	if logPath == "" {
 		logPath = filepath.Join(state, "console.log")
@@ -251,6 +277,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	var qerr lockedBuffer
 	cmd := exec.Command(o.QEMU, args...)
 	cmd.Stdout, cmd.Stderr = con, io.MultiWriter(&qerr, con)
+	cmd.ExtraFiles = ch.extraFiles
 	bootStart := o.Now()
 	vm, err := proc.Start(cmd)
 	if err != nil {
@@ -267,14 +294,17 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		res.QEMUStderr = strings.TrimSpace(qerr.String())
 	}()
 
-	s := &session{o: o, vm: vm, daemon: daemon, con: con, watch: watch}
-	res2, err := s.run(ctx, ln)
+	s := &session{o: o, vm: vm, daemon: ch.daemon, con: con, watch: watch, state: state, dial: ch.dial, transport: string(ch.choice.Transport)}
+	res2, err := s.run(ctx, ch.ln)
 	res.Pass, res.Verdict, res.Reason = res2.Pass, res2.Verdict, res2.Reason
 	if !s.connected.IsZero() {
 		res.Boot = s.connected.Sub(bootStart)
 	}
 	if vm.Exited() {
 		res.VM = vm.ExitTime().Sub(bootStart)
+	}
+	if !s.verdictAt.IsZero() {
+		res.VerdictAt = s.verdictAt
 	}
 	return res, err
 }
@@ -308,10 +338,23 @@ func guestTestPath(o Options) string {
 type session struct {
 	o         Options
 	vm        *proc.Process
-	daemon    *vsock.Daemon
+	daemon    *vsock.Daemon // nil unless vhost-user-vsock
 	con       *console
 	watch     *vmWatch
+	state     string
+	ctx       context.Context // the run's bounds (for the debug command)
+	dial      func(ctx context.Context, port uint32) (net.Conn, error)
+	transport string
 	connected time.Time
+	verdictAt time.Time
+}
+
+// daemonDone fires when the vsock daemon exited; never without a daemon.
+func (s *session) daemonDone() <-chan struct{} {
+	if s.daemon == nil {
+		return nil
+	}
+	return s.daemon.Done()
 }
 
 // classify turns a failure into the error of the highest-precedence cause:
@@ -320,6 +363,9 @@ func (s *session) classify(ctx context.Context, daemonDied bool, fallback error)
 	switch {
 	case daemonDied:
 		return fmt.Errorf("%w (vhost-device-vsock exited while the VM ran: %v): %s", ErrDaemonDied, s.daemon.ExitErr(), strings.TrimSpace(s.daemon.Log()))
+	case errors.Is(ctx.Err(), context.Canceled):
+		// Stopped from outside (SIGTERM in the launcher), not the host timeout.
+		return fmt.Errorf("%w: the run was stopped (%v): %v", ErrTimeout, context.Cause(ctx), fallback)
 	case ctx.Err() != nil:
 		return fmt.Errorf("%w after %v: %v", ErrTimeout, s.o.Timeout, fallback)
 	case s.watch.panicked(s.vm.Exited()):
@@ -330,85 +376,119 @@ func (s *session) classify(ctx context.Context, daemonDied bool, fallback error)
 	return fallback
 }
 
-func (s *session) run(ctx context.Context, ln *net.UnixListener) (protocol.Result, error) {
-	conns := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			conns <- c
-		}
-	}()
-	// Close the listener on return so the Accept goroutine ends; a
-	// connection accepted but never taken is closed too.
-	defer func() {
-		ln.Close()
-		select {
-		case c := <-conns:
-			c.Close()
-		default:
-		}
-	}()
+// notifyAcceptor closes first when its listener accepted a connection.
+type notifyAcceptor struct {
+	ln    net.Listener
+	once  sync.Once
+	first chan struct{}
+}
 
-	// Phase 1: boot until the guest connects.
-	chTimer := time.NewTimer(s.o.ChannelTimeout)
-	defer chTimer.Stop()
-	var conn net.Conn
-	select {
-	case conn = <-conns:
-	case <-s.vm.Done():
-		err := fmt.Errorf("%w: QEMU exited (%s) before the guest connected", ErrBootFailed, exitStatus(s.vm.Err()))
-		return protocol.Result{}, s.classify(ctx, false, err)
-	case <-s.daemon.Done():
-		s.vm.Kill()
-		return protocol.Result{}, s.classify(ctx, true, nil)
-	case <-chTimer.C:
-		s.vm.Kill()
-		return protocol.Result{}, s.classify(ctx, false, fmt.Errorf("%w within %v", ErrNoChannel, s.o.ChannelTimeout))
-	case <-ctx.Done():
-		s.vm.Kill()
-		return protocol.Result{}, s.classify(ctx, false, fmt.Errorf("%w: boot", ErrNoChannel))
+func (a *notifyAcceptor) Accept() (net.Conn, error) {
+	c, err := a.ln.Accept()
+	if err == nil {
+		a.once.Do(func() { close(a.first) })
 	}
-	defer conn.Close()
-	s.connected = s.o.Now()
+	return c, err
+}
 
-	// Phase 2: collect the session. It ends on its own after the verdict
-	// (EOF when the guest powers off, or the linger); a daemon exit or the
-	// timeout cancels it; a QEMU exit ends it after a short grace (EOF
-	// normally arrives within ~15 ms).
-	cctx, ccancel := context.WithCancel(ctx)
+// run drives the session: boot until the guest's first stream connects
+// (bounded by ChannelTimeout), then collect the streams until the verdict.
+// When ctx ends (host timeout, or SIGTERM in the launcher) after the guest
+// connected, the host first asks the guest for the test's goroutine stacks
+// and collects for StacksGrace more before it stops.
+func (s *session) run(ctx context.Context, ln net.Listener) (protocol.Result, error) {
+	s.ctx = ctx
+	acc := &notifyAcceptor{ln: ln, first: make(chan struct{})}
+	// The collector runs on its own context: ctx ending asks for stacks
+	// first, the collector stops after the grace.
+	cctx, ccancel := context.WithCancel(context.Background())
 	defer ccancel()
+	stacks := make(chan struct{})
 	type collected struct {
 		res protocol.Result
 		err error
 	}
 	done := make(chan collected, 1)
 	go func() {
-		r, err := protocol.Collect(cctx, conn, protocol.CollectOptions{
-			Stdout: s.o.Stdout, Stderr: s.o.Stderr, Diag: diagWriter(s.o),
-		})
+		opts := protocol.CollectOptions{
+			Stdout: s.o.Stdout, Stderr: s.o.Stderr, Diag: diagWriter(s.o), Stacks: stacks,
+			OnVerdict: func(protocol.Verdict) { s.verdictAt = s.o.Now() },
+		}
+		if len(s.o.Command) > 0 {
+			opts.BeforeAck = s.runDebug
+		}
+		if s.o.OutputsDir != "" {
+			opts.Files = protocol.DirSink{Dir: s.o.OutputsDir}
+		}
+		r, err := protocol.CollectStreams(cctx, acc, opts)
 		done <- collected{r, err}
 	}()
+	// Close the listener on return so the accepting goroutine ends; the
+	// collector closes what it accepted.
+	defer ln.Close()
+	stop := func() collected {
+		ccancel()
+		ln.Close()
+		return <-done
+	}
+
+	// Phase 1: boot until the guest connects.
+	chTimer := time.NewTimer(s.o.ChannelTimeout)
+	defer chTimer.Stop()
+	select {
+	case <-acc.first:
+	case <-s.vm.Done():
+		stop()
+		err := fmt.Errorf("%w: QEMU exited (%s) before the guest connected", ErrBootFailed, exitStatus(s.vm.Err()))
+		return protocol.Result{}, s.classify(ctx, false, err)
+	case <-s.daemonDone():
+		s.vm.Kill()
+		stop()
+		return protocol.Result{}, s.classify(ctx, true, nil)
+	case <-chTimer.C:
+		s.vm.Kill()
+		stop()
+		return protocol.Result{}, s.classify(ctx, false, fmt.Errorf("%w within %v", ErrNoChannel, s.o.ChannelTimeout))
+	case <-ctx.Done():
+		s.vm.Kill()
+		stop()
+		return protocol.Result{}, s.classify(ctx, false, fmt.Errorf("%w: boot", ErrNoChannel))
+	}
+	s.connected = s.o.Now()
+
+	// Phase 2: collect the session. It ends on its own after the verdict
+	// (EOF when the guest powers off, or the linger); a daemon exit cancels
+	// it; ctx ending asks for stacks, then cancels it after StacksGrace; a
+	// QEMU exit ends it after a short grace (EOF normally arrives within
+	// ~15 ms).
 	var c collected
 	daemonDied := false
 	vmDone := s.vm.Done()
-	var grace <-chan time.Time
+	ctxDone := ctx.Done()
+	var grace, stacksGrace <-chan time.Time
 wait:
 	for {
 		select {
 		case c = <-done:
 			break wait
-		case <-s.daemon.Done():
+		case <-s.daemonDone():
 			if !s.vm.Exited() {
 				daemonDied = true
 				s.vm.Kill()
 			}
-			ccancel()
-			c = <-done
+			c = stop()
 			break wait
 		case <-vmDone:
 			vmDone = nil
 			grace = time.After(500 * time.Millisecond)
 		case <-grace:
+			ccancel()
+		case <-ctxDone:
+			ctxDone = nil
+			fmt.Fprintf(s.o.Log, "invm: stopping (%v): asking the guest for the test's goroutine stacks, %v grace\n", context.Cause(ctx), s.o.StacksGrace)
+			close(stacks)
+			stacksGrace = time.After(s.o.StacksGrace)
+		case <-stacksGrace:
 			ccancel()
 		}
 	}
@@ -416,7 +496,7 @@ wait:
 		// A killed daemon looks like a clean EOF, which may arrive before
 		// its exit is reaped: give the exit a moment to show.
 		select {
-		case <-s.daemon.Done():
+		case <-s.daemonDone():
 			daemonDied = !s.vm.Exited()
 		case <-time.After(300 * time.Millisecond):
 		}
@@ -424,6 +504,10 @@ wait:
 	if daemonDied {
 		s.vm.Kill()
 		return c.res, s.classify(ctx, true, nil)
+	}
+	if c.err != nil && c.res.Hello.Version == 0 && s.vm.Exited() {
+		// QEMU itself connected (virtio-serial) and exited before the guest spoke.
+		return c.res, s.classify(ctx, false, fmt.Errorf("%w: QEMU exited (%s) before the guest connected", ErrBootFailed, exitStatus(s.vm.Err())))
 	}
 	if c.err != nil {
 		s.vm.Kill()
@@ -433,7 +517,7 @@ wait:
 	// Phase 3: the guest powers off after the Ack.
 	select {
 	case <-s.vm.Done():
-	case <-s.daemon.Done():
+	case <-s.daemonDone():
 		if !s.vm.Exited() {
 			s.vm.Kill()
 			return c.res, s.classify(ctx, true, nil)
@@ -441,8 +525,13 @@ wait:
 	case <-time.After(DefaultPoweroffTimeout):
 		fmt.Fprintf(s.o.Log, "invm: warning: guest did not power off within %v after the verdict; killed\n", DefaultPoweroffTimeout)
 		s.vm.Kill()
-	case <-ctx.Done():
+	case <-ctxDone:
 		s.vm.Kill()
+	}
+	if ctx.Err() != nil {
+		// Stopped from outside: the verdict (if any, with the stacks) is
+		// kept, the run still is a host-side stop.
+		return c.res, s.classify(ctx, false, fmt.Errorf("stopped: %s", c.res.Reason))
 	}
 	return c.res, nil
 }

@@ -96,6 +96,10 @@ func TestOptionsValidate(t *testing.T) {
 		{"missing kernel", ok(func(o *Options) { o.Kernel = filepath.Join(dir, "vmlinux") }), ErrNoKernel},
 		{"bad env", ok(func(o *Options) { o.Env = []string{"NOEQUALS"} }), ErrInvalidOptions},
 		{"missing layer", ok(func(o *Options) { o.ExtraLayers = []string{filepath.Join(dir, "l.cpio")} }), ErrInvalidOptions},
+		{"transport", ok(func(o *Options) { o.Transport = "virtio-serial" }), nil},
+		{"bad transport", ok(func(o *Options) { o.Transport = "tcp" }), ErrInvalidOptions},
+		{"shell over serial", ok(func(o *Options) { o.Transport = "virtio-serial"; o.Shell = true }), ErrInvalidOptions},
+		{"negative stacks grace", ok(func(o *Options) { o.StacksGrace = -time.Second }), ErrInvalidOptions},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.o.Validate()

@@ -142,6 +142,7 @@ def _go_vm_test_impl(ctx):
         "nics": ctx.attr.nics,
         "test": "/invm/runfiles/" + _rlocation(ctx, binary),
         "timeout_scale_tcg": ctx.attr.tcg_timeout_scale,
+        "transport": ctx.attr.transport,
         "workdir": "/invm/runfiles/" + pkg_dir,
     }
     spec_file = ctx.actions.declare_file(ctx.label.name + ".vm.json")
@@ -189,6 +190,13 @@ _go_vm_test = rule(
             default = 3,
         ),
         "test_binary": attr.label(doc = "The go_test binary built for the guest platform.", mandatory = True, executable = True, cfg = "target"),
+        "transport": attr.string(
+            doc = "Host<->guest transport of the test's streams: \"auto\" (kernel vhost-vsock when /dev/vhost-vsock is usable, " +
+                  "else the vhost-device-vsock daemon, else virtio-serial), \"vhost-vsock\", \"vhost-user-vsock\" or " +
+                  "\"virtio-serial\" (one connection for every stream; for guest kernels without vsock). The test log says which one and why.",
+            default = "auto",
+            values = ["auto", "vhost-vsock", "vhost-user-vsock", "virtio-serial"],
+        ),
         "vm_args": attr.string_list(doc = "Arguments passed to the test binary in the guest."),
         "vm_env": attr.string_dict(doc = "Environment of the test in the guest."),
         "_mkinitramfs": attr.label(default = "@rules_go_vm//runner/cmd/mkinitramfs", executable = True, cfg = "exec"),
@@ -229,7 +237,7 @@ def scaled_timeout(size, timeout, scale):
 # with this constraint (see README.md, "Remote execution").
 KVM_CONSTRAINT = Label("//rules/exec:kvm")
 
-_VM_ATTRS = ["accel", "backend", "cmdline", "cpus", "guest_hugepages", "host_pages", "iommu", "kernel", "memory", "nics", "tcg_timeout_scale"]
+_VM_ATTRS = ["accel", "backend", "cmdline", "cpus", "guest_hugepages", "host_pages", "iommu", "kernel", "memory", "nics", "tcg_timeout_scale", "transport"]
 
 def go_vm_test(name, **kwargs):
     """A go_test that runs inside a Linux guest.
@@ -237,7 +245,7 @@ def go_vm_test(name, **kwargs):
     Every go_test attribute (srcs, embed, deps, data, ...) passes through to an inner go_test
     `<name>_guest_binary`, built for the target platform and never run on the host. The VM attributes
     (memory, cpus, nics, guest_hugepages, host_pages, iommu, kernel, cmdline, accel, backend,
-    tcg_timeout_scale) shape the guest; `args` and `env` reach the test inside it.
+    tcg_timeout_scale, transport) shape the guest; `args` and `env` reach the test inside it.
 
     Args:
       name: the test's name.

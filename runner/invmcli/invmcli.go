@@ -94,6 +94,11 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (runner.
 	fs.StringVar(&o.StateDir, "state-dir", "", "private run directory (default: a temporary directory, removed)")
 	fs.StringVar(&o.CacheDir, "cache-dir", "", "cache directory (default ~/.cache/rules_go_vm)")
 	fs.StringVar(&o.ConsoleLog, "console-log", "", "write the guest console here (default: temporary)")
+	fs.StringVar(&o.Transport, "transport", "auto", "host<->guest transport: auto|vhost-vsock|vhost-user-vsock|virtio-serial (auto: kernel vhost-vsock if /dev/vhost-vsock is usable, else the vhost-device-vsock daemon, else virtio-serial)")
+	fs.StringVar(&o.OutputsDir, "outputs-dir", "", "host directory receiving the files the test wrote to $TEST_UNDECLARED_OUTPUTS_DIR in the guest (default: dropped)")
+	shell := fs.Bool("shell", false, "after the test, open an interactive shell in the same guest (busybox sh from -shell-busybox) before it powers off")
+	command := fs.String("command", "", "after the test, run this command (space-separated argv, a guest path) in the same guest before it powers off")
+	fs.StringVar(&o.ShellBusybox, "shell-busybox", "", "static busybox for -shell, put at /bin/busybox in the guest (default: /bin/busybox on the host if static)")
 	// Environment defaults, then the command line.
 	fs.VisitAll(func(f *flag.Flag) {
 		if v := env(f.Name, ""); v != "" {
@@ -112,6 +117,10 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (runner.
 		return o, fmt.Errorf("%w: no test binary", runner.ErrInvalidOptions)
 	}
 	o.TestBinary, o.Args = fs.Arg(0), fs.Args()[1:]
+	o.Shell = *shell
+	if *command != "" {
+		o.Command = strings.Fields(*command)
+	}
 	o.MemoryMiB, o.CPUs, o.Arch, o.Verbose = *memory, *cpus, qemu.Arch(*arch), *verbose
 	o.TestTimeout, o.Timeout = *testTO, *timeout
 	if o.TestTimeout == 0 {

@@ -57,6 +57,21 @@ func TestParse(t *testing.T) {
 	}
 }
 
+func TestParseDebugAndTransport(t *testing.T) {
+	env := map[string]string{"INVM_TRANSPORT": "virtio-serial"}
+	o, err := parse([]string{"-outputs-dir", "/out", "-command", "/bin/busybox ls /invm", "-shell", "x.test"}, func(k string) string { return env[k] }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Transport != "virtio-serial" || o.OutputsDir != "/out" || !o.Shell || len(o.Command) != 3 || o.Command[2] != "/invm" {
+		t.Errorf("got transport %q outputs %q shell %v command %q", o.Transport, o.OutputsDir, o.Shell, o.Command)
+	}
+	o, err = parse([]string{"x.test"}, func(string) string { return "" }, &bytes.Buffer{})
+	if err != nil || o.Transport != "auto" || o.Shell || o.Command != nil {
+		t.Errorf("defaults: %+v %v", o, err)
+	}
+}
+
 func TestParseTestdataDefault(t *testing.T) {
 	dir := t.TempDir()
 	os.Mkdir(filepath.Join(dir, "testdata"), 0o755)

@@ -30,6 +30,8 @@ var (
 	Accels    = []string{"auto", "kvm", "tcg"}
 	Backends  = []string{"qemu"}
 	HugeSizes = []string{"2M", "1G"}
+	// Transports are the host<->guest transports (see runner/vsock).
+	Transports = []string{"auto", "vhost-vsock", "vhost-user-vsock", "virtio-serial"}
 )
 
 // Hugepages is a guest hugepage reservation.
@@ -59,6 +61,9 @@ type Spec struct {
 	WorkDir        string            `json:"workdir"`
 	// TimeoutScaleTCG multiplies the test timeout under TCG (>= 1).
 	TimeoutScaleTCG int `json:"timeout_scale_tcg"`
+	// Transport is the host<->guest transport, one of Transports; "" means
+	// "auto".
+	Transport string `json:"transport,omitempty"`
 }
 
 func bad(field, format string, args ...any) error {
@@ -125,6 +130,11 @@ func (s Spec) Validate() error {
 	}
 	if s.WorkDir != "" && !strings.HasPrefix(s.WorkDir, "/") {
 		errs = append(errs, bad("workdir", "%q must be an absolute path in the guest", s.WorkDir))
+	}
+	if s.Transport != "" {
+		if err := oneOf("transport", s.Transport, Transports); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if s.TimeoutScaleTCG < 1 {
 		errs = append(errs, bad("timeout_scale_tcg", "%d must be at least 1", s.TimeoutScaleTCG))

@@ -32,6 +32,8 @@ func TestValidate(t *testing.T) {
 		{"test path", func(s *Spec) { s.Test = "x_test" }, "test: \"x_test\" must be an absolute path"},
 		{"no layers", func(s *Spec) { s.Layers = nil }, "layers: is empty"},
 		{"scale", func(s *Spec) { s.TimeoutScaleTCG = 0 }, "timeout_scale_tcg"},
+		{"transport", func(s *Spec) { s.Transport = "virtio-serial" }, ""},
+		{"bad transport", func(s *Spec) { s.Transport = "vsock" }, `transport: "vsock" is not allowed; use one of auto, vhost-vsock, vhost-user-vsock, virtio-serial`},
 	} {
 		s := valid()
 		tc.mutate(&s)

@@ -218,6 +218,8 @@ func TestScenarios(t *testing.T) {
 			[]string{"no valid verdict", "duplicate"}},
 		{"no verdict", []string{"-init", env.badinit, "-append", "BADINIT_MODE=none", env.payload}, runner.ExitBadSession,
 			[]string{"no valid verdict"}},
+		{"old protocol version", []string{"-init", env.badinit, "-append", "BADINIT_MODE=oldversion", env.payload}, runner.ExitBadSession,
+			[]string{"no valid verdict", "unsupported version"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

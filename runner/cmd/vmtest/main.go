@@ -221,7 +221,9 @@ func options(args []string, getenv func(string) string) (runner.Options, error) 
 	}
 	if out := getenv("TEST_UNDECLARED_OUTPUTS_DIR"); out != "" {
 		o.ConsoleLog = filepath.Join(out, "console.log")
+		o.OutputsDir = out
 	}
+	o.Transport = spec.Transport
 	return o, nil
 }
 

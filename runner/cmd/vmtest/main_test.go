@@ -82,8 +82,8 @@ func TestOptions(t *testing.T) {
 	if !(o.TestTimeout < o.Timeout && o.Timeout < 300*time.Second) {
 		t.Errorf("test timeout %v, host timeout %v: want test < host < TEST_TIMEOUT", o.TestTimeout, o.Timeout)
 	}
-	if o.StateDir != "/tmp/tt/vmtest" || o.ConsoleLog != "/tmp/out/console.log" {
-		t.Errorf("state %q console %q", o.StateDir, o.ConsoleLog)
+	if o.StateDir != "/tmp/tt/vmtest" || o.ConsoleLog != "/tmp/out/console.log" || o.OutputsDir != "/tmp/out" {
+		t.Errorf("state %q console %q outputs %q", o.StateDir, o.ConsoleLog, o.OutputsDir)
 	}
 }
 

@@ -7,6 +7,7 @@
 //	crc        Hello, then a passing Verdict with a flipped payload byte
 //	duplicate  Hello, then two passing Verdicts
 //	none       Hello, then nothing (power off)
+//	oldversion a version-1 Hello, then a passing Verdict
 package main
 
 import (
@@ -43,11 +44,16 @@ func run() error {
 	}
 	defer conn.Close()
 	w := protocol.NewWriter(conn)
-	if err := w.Hello("badinit"); err != nil {
+	mode := os.Getenv("BADINIT_MODE")
+	version := protocol.Version
+	if mode == "oldversion" {
+		version = 1
+	}
+	hello := protocol.EncodeHello(protocol.Hello{Version: version, Role: protocol.RoleControl, Agent: "badinit"})
+	if err := w.WriteFrame(protocol.FrameHello, hello); err != nil {
 		return err
 	}
 	pass, _ := protocol.EncodeVerdict(protocol.Verdict{Pass: true})
-	mode := os.Getenv("BADINIT_MODE")
 	fmt.Fprintln(os.Stderr, "badinit: mode", mode)
 	switch mode {
 	case "garbled":
@@ -62,6 +68,8 @@ func run() error {
 			err = w.Verdict(protocol.Verdict{Pass: true})
 		}
 	case "none":
+	case "oldversion":
+		err = w.Verdict(protocol.Verdict{Pass: true})
 	default:
 		return fmt.Errorf("unknown BADINIT_MODE %q", mode)
 	}

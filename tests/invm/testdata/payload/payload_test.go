@@ -4,12 +4,17 @@
 package payload
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rules-go-vm/rules_go_vm/invm"
 )
 
 func inGuest(t *testing.T) {
@@ -81,5 +86,71 @@ func TestWaitForKill(t *testing.T) {
 	for i := 0; i < 600; i++ {
 		fmt.Println("PAYLOAD tick", i)
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestOutputs writes files to the undeclared outputs directory (invm.OutputsDir).
+func TestOutputs(t *testing.T) {
+	inGuest(t)
+	dir := invm.OutputsDir()
+	if dir == "" {
+		t.Fatal("TEST_UNDECLARED_OUTPUTS_DIR is not set")
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "report.txt"), []byte("PAYLOAD-OUTPUT\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 3<<20)
+	for i := range big {
+		big[i] = byte(i % 251)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sub", "big.bin"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFlood writes PAYLOAD_FLOOD_MIB MiB (default 32) to stdout, then
+// passes: the verdict must still arrive, with every byte before it.
+func TestFlood(t *testing.T) {
+	inGuest(t)
+	mib := 32
+	if s := os.Getenv("PAYLOAD_FLOOD_MIB"); s != "" {
+		fmt.Sscan(s, &mib)
+	}
+	line := bytes.Repeat([]byte("x"), 1023)
+	line = append(line, '\n')
+	w := bufio.NewWriterSize(os.Stdout, 1<<20)
+	start := time.Now()
+	for range mib * 1024 {
+		w.Write(line)
+	}
+	w.Flush()
+	fmt.Fprintf(os.Stderr, "PAYLOAD-FLOOD %d MiB in %v\n", mib, time.Since(start))
+}
+
+// TestStacks prints a marker and blocks in a recognisable function until
+// the host stops the run (and asks for the stacks).
+func TestStacks(t *testing.T) {
+	inGuest(t)
+	fmt.Println("PAYLOAD-READY-FOR-SIGTERM")
+	payloadBlockedHere()
+}
+
+func payloadBlockedHere() { time.Sleep(time.Hour) }
+
+// TestEcho copies stdin to stdout byte by byte (run as an invm -command
+// to measure the host<->guest round trip).
+func TestEcho(t *testing.T) {
+	inGuest(t)
+	b := make([]byte, 1)
+	for {
+		if _, err := os.Stdin.Read(b); err != nil {
+			return
+		}
+		if _, err := os.Stdout.Write(b); err != nil {
+			return
+		}
 	}
 }

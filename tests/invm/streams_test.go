@@ -1,0 +1,257 @@
+package invm
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rules-go-vm/rules_go_vm/runner"
+)
+
+// TestOutputsShipped: files the test writes to $TEST_UNDECLARED_OUTPUTS_DIR
+// in the guest arrive in -outputs-dir on the host, byte for byte.
+func TestOutputsShipped(t *testing.T) {
+	needEnv(t)
+	t.Parallel()
+	out := filepath.Join(t.TempDir(), "outputs")
+	state := filepath.Join(t.TempDir(), "state")
+	o := runInvm(t, state, nil, "-outputs-dir", out, env.payload, "-test.run=^TestOutputs$")
+	if o.code != 0 {
+		t.Fatalf("exit %d\nstderr:\n%s", o.code, o.stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "report.txt")); err != nil || string(b) != "PAYLOAD-OUTPUT\n" {
+		t.Errorf("report.txt: %q %v", b, err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "sub", "big.bin"))
+	if err != nil || len(b) != 3<<20 {
+		t.Fatalf("big.bin: %d bytes, %v", len(b), err)
+	}
+	for i, c := range b {
+		if c != byte(i%251) {
+			t.Fatalf("big.bin differs at %d", i)
+		}
+	}
+	assertClean(t, state)
+}
+
+// TestFloodThenVerdict: 32 MiB of output, then a pass: every byte arrives
+// and the verdict is the test's.
+func TestFloodThenVerdict(t *testing.T) {
+	needEnv(t)
+	t.Parallel()
+	state := filepath.Join(t.TempDir(), "state")
+	lines := 0
+	o := runInvm(t, state, func(line string) {
+		if len(line) == 1023 {
+			lines++
+		}
+	}, env.payload, "-test.run=^TestFlood$")
+	if o.code != 0 || lines != 32*1024 {
+		t.Fatalf("exit %d, %d full lines (want %d)\nstderr:\n%s", o.code, lines, 32*1024, o.stderr)
+	}
+	assertClean(t, state)
+}
+
+// TestTransports runs the same pass over each transport this host can
+// offer; a forced transport the host lacks fails as a usage error naming
+// the fix, never silently falls back.
+func TestTransports(t *testing.T) {
+	needEnv(t)
+	_, vhostErr := os.OpenFile("/dev/vhost-vsock", os.O_RDWR, 0)
+	for _, tr := range []string{"vhost-user-vsock", "virtio-serial", "vhost-vsock"} {
+		t.Run(tr, func(t *testing.T) {
+			t.Parallel()
+			state := filepath.Join(t.TempDir(), "state")
+			o := runInvm(t, state, nil, "-verbose", "-transport", tr, env.payload, "-test.run=^TestPass$", "-test.v")
+			if tr == "vhost-vsock" && vhostErr != nil {
+				if o.code != runner.ExitUsage || !strings.Contains(o.stderr, "/dev/vhost-vsock is not usable") {
+					t.Fatalf("no /dev/vhost-vsock here: exit %d, want %d with the reason\nstderr:\n%s", o.code, runner.ExitUsage, o.stderr)
+				}
+				return
+			}
+			if o.code != 0 || !strings.Contains(o.stdout, "--- PASS: TestPass") || !strings.Contains(o.stderr, "invm: transport "+tr+" (") {
+				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", o.code, o.stdout, o.stderr)
+			}
+			assertClean(t, state)
+		})
+	}
+}
+
+// TestCommandInGuest runs a command in the booted guest after the test
+// (the debug path of invm -command / -shell).
+func TestCommandInGuest(t *testing.T) {
+	needEnv(t)
+	t.Parallel()
+	state := filepath.Join(t.TempDir(), "state")
+	o := runInvm(t, state, nil, "-command", "/invm/pkg/payload.test -test.run=^TestPass$ -test.v",
+		env.payload, "-test.run=^TestFail$")
+	if o.code != 1 {
+		t.Errorf("exit %d, want the test's 1", o.code)
+	}
+	for _, w := range []string{"PAYLOAD failing on purpose", "--- PASS: TestPass", "[invm: exit status 0]"} {
+		if !strings.Contains(o.stdout+o.stderr, w) {
+			t.Errorf("output lacks %q\nstdout:\n%s\nstderr:\n%s", w, o.stdout, o.stderr)
+		}
+	}
+	assertClean(t, state)
+}
+
+// TestSIGTERMStacks: SIGTERM to invm (Bazel's timeout) gets the test's
+// goroutine stacks from the guest, then an orderly stop within 15 s.
+func TestSIGTERMStacks(t *testing.T) {
+	needEnv(t)
+	t.Parallel()
+	vmSlots <- struct{}{}
+	defer func() { <-vmSlots }()
+	state := filepath.Join(t.TempDir(), "state")
+	cmd := exec.Command(env.invm, "-kernel", env.kernel, "-module-root", env.root, "-state-dir", state,
+		env.payload, "-test.run=^TestStacks$", "-test.v")
+	cmd.Dir = t.TempDir()
+	var stdout, stderr syncBuf
+	var sent time.Time
+	var once sync.Once
+	stdout.on = func(all string) {
+		if strings.Contains(all, "PAYLOAD-READY-FOR-SIGTERM") {
+			once.Do(func() { sent = time.Now(); _ = cmd.Process.Signal(syscall.SIGTERM) })
+		}
+	}
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Minute):
+		_ = cmd.Process.Kill()
+		t.Fatalf("invm did not end\nstderr:\n%s", stderr.String())
+	}
+	if sent.IsZero() {
+		t.Fatalf("the payload never got ready\nstdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}
+	if d := time.Since(sent); d > 15*time.Second {
+		t.Errorf("stopped %v after SIGTERM, want within 15 s", d)
+	}
+	all := stdout.String() + stderr.String()
+	for _, w := range []string{"SIGQUIT", "payloadBlockedHere", "asked for the test's goroutine stacks"} {
+		if !strings.Contains(all, w) {
+			t.Errorf("output lacks %q\nstdout:\n%s\nstderr:\n%s", w, stdout.String(), stderr.String())
+		}
+	}
+	if code := cmd.ProcessState.ExitCode(); code == 0 {
+		t.Errorf("exit 0 after SIGTERM")
+	}
+	assertClean(t, state)
+}
+
+// syncBuf is a concurrency-safe buffer calling on with everything so far.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+	on func(string)
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	n, _ := s.b.Write(p)
+	all := s.b.String()
+	s.mu.Unlock()
+	if s.on != nil {
+		s.on(all)
+	}
+	return n, nil
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestKillAtRandomPoint kills the vsock daemon or QEMU at a random moment
+// of a run (boot, test, verdict): every run must end as an infrastructure
+// failure (never a pass, never the test's own code), in bounded time, with
+// nothing left behind.
+func TestKillAtRandomPoint(t *testing.T) {
+	needEnv(t)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	for _, victim := range []string{"vhost-device-vsock", "qemu-system"} {
+		for range 3 {
+			delay := time.Duration(rng.Int64N(int64(8 * time.Second)))
+			t.Run(victim+"/"+delay.Round(time.Millisecond).String(), func(t *testing.T) {
+				t.Parallel()
+				state := filepath.Join(t.TempDir(), "state")
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				killed := make(chan bool, 1)
+				go func() {
+					select {
+					case <-time.After(delay):
+					case <-ctx.Done():
+						killed <- false
+						return
+					}
+					// Retry until the process exists (the run may still be
+					// before the daemon's or QEMU's start).
+					for range 600 {
+						if killMatching(victim, state) {
+							killed <- true
+							return
+						}
+						select {
+						case <-ctx.Done():
+							killed <- false
+							return
+						case <-time.After(50 * time.Millisecond):
+						}
+					}
+					killed <- false
+				}()
+				o := runInvm(t, state, nil, env.payload, "-test.run=^TestWaitForKill$")
+				cancel()
+				if !<-killed {
+					t.Fatalf("found no %s of the run to kill after %v (exit %d)", victim, delay, o.code)
+				}
+				if o.code == 0 || o.code < 64 || o.code > 75 {
+					t.Errorf("exit %d after killing %s at %v, want an infrastructure failure (64..75)\nstderr:\n%s", o.code, victim, delay, o.stderr)
+				}
+				if o.elapsed > 2*time.Minute {
+					t.Errorf("took %v", o.elapsed)
+				}
+				assertClean(t, state)
+			})
+		}
+	}
+}
+
+// killMatching SIGKILLs the process named name whose command line mentions
+// state; it reports whether it found one.
+func killMatching(name, state string) bool {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, _ := os.ReadFile(p)
+		argv0, _, _ := bytes.Cut(b, []byte{0})
+		// By executable name: the state path holds the test's name, which
+		// holds the victim's name too.
+		if strings.Contains(filepath.Base(string(argv0)), name) && bytes.Contains(b, []byte(state)) {
+			var pid int
+			if _, err := fmt.Sscanf(p, "/proc/%d/cmdline", &pid); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,148 @@
+//go:build stress
+
+// The stress and speed tests are not part of `go test ./...` (they take
+// minutes of the machine): run them with
+//
+//	go test -tags stress -run 'TestParallelVMs|TestSpeed' -v ./tests/invm/
+
+package invm
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestParallelVMs boots 8 guests at once, 3 rounds, each must pass with its
+// full output: no collision (each run has its own daemon and CIDs), no flake.
+func TestParallelVMs(t *testing.T) {
+	needEnv(t)
+	const vms, rounds = 8, 3
+	for r := range rounds {
+		var wg sync.WaitGroup
+		errs := make(chan string, vms)
+		start := time.Now()
+		for i := range vms {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				state := filepath.Join(t.TempDir(), "state")
+				cmd := exec.Command(env.invm, "-kernel", env.kernel, "-module-root", env.root, "-state-dir", state,
+					"-env", "PAYLOAD_FLOOD_MIB=4", env.payload, "-test.run=^TestPass$|^TestFlood$", "-test.v")
+				cmd.Dir = t.TempDir()
+				out, err := cmd.CombinedOutput()
+				if err != nil || !strings.Contains(string(out), "--- PASS: TestPass") || !strings.Contains(string(out), "--- PASS: TestFlood") {
+					errs <- fmt.Sprintf("round %d vm %d: %v\n%s", r, i, err, tail(string(out), 2000))
+					return
+				}
+				assertClean(t, state)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for e := range errs {
+			t.Error(e)
+		}
+		t.Logf("round %d: %d VMs in %v", r, vms, time.Since(start))
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+var floodRE = regexp.MustCompile(`PAYLOAD-FLOOD (\d+) MiB in (\S+)`)
+
+// flood runs TestFlood with mib MiB over transport and returns the guest's
+// write time (the transport's drain rate bounds it: the pipe holds 64 KiB).
+func flood(t *testing.T, transport string, mib int) time.Duration {
+	cmd := exec.Command(env.invm, "-kernel", env.kernel, "-module-root", env.root, "-transport", transport,
+		"-env", "PAYLOAD_FLOOD_MIB="+strconv.Itoa(mib), env.payload, "-test.run=^TestFlood$")
+	cmd.Dir = t.TempDir()
+	cmd.Stdout = io.Discard
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s: %v\n%s", transport, err, tail(stderr.String(), 2000))
+	}
+	m := floodRE.FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("%s: no PAYLOAD-FLOOD line\n%s", transport, tail(stderr.String(), 2000))
+	}
+	d, err := time.ParseDuration(m[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestSpeed measures, side by side in one run: guest→host throughput of
+// the test's output over vhost-user-vsock and virtio-serial (interleaved,
+// 3 runs each, 64 MiB), and the host→guest→host round trip over the vsock
+// debug connection (1 byte, 200 times), which bounds the one-way latency
+// of a verdict (guest write → host delivery) from above.
+func TestSpeed(t *testing.T) {
+	needEnv(t)
+	const mib = 64
+	var vs, ser []time.Duration
+	for range 3 {
+		vs = append(vs, flood(t, "vhost-user-vsock", mib))
+		ser = append(ser, flood(t, "virtio-serial", mib))
+	}
+	med := func(d []time.Duration) time.Duration { slices.Sort(d); return d[len(d)/2] }
+	rate := func(d time.Duration) float64 { return float64(mib) / d.Seconds() }
+	t.Logf("throughput %d MiB, median of 3: vhost-user-vsock %.0f MiB/s, virtio-serial %.0f MiB/s, ratio vsock/serial %.2f",
+		mib, rate(med(vs)), rate(med(ser)), rate(med(vs))/rate(med(ser)))
+
+	// Round trip over the debug connection.
+	cmd := exec.Command(env.invm, "-kernel", env.kernel, "-module-root", env.root, "-timeout", "90s",
+		"-command", "/invm/pkg/payload.test -test.run=^TestEcho$", env.payload, "-test.run=^TestPass$")
+	cmd.Dir = t.TempDir()
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	br := bufio.NewReader(stdout)
+	// Skip the test's own output until the echo is up: send a probe until
+	// it comes back.
+	var rtts []time.Duration
+	buf := make([]byte, 1)
+	for i := 0; i < 220; i++ {
+		start := time.Now()
+		if _, err := stdin.Write([]byte{'a' + byte(i%26)}); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, err := io.ReadFull(br, buf); err != nil {
+				t.Fatalf("echo: %v", err)
+			}
+			if buf[0] == 'a'+byte(i%26) {
+				break
+			}
+		}
+		if i >= 20 { // warm-up
+			rtts = append(rtts, time.Since(start))
+		}
+	}
+	stdin.Close() // the echo never ends by itself: the run's -timeout ends it
+	slices.Sort(rtts)
+	t.Logf("vsock round trip host→guest→host, 1 byte, %d samples: median %v, p90 %v, max %v (one-way ≈ half)",
+		len(rtts), rtts[len(rtts)/2], rtts[len(rtts)*9/10], rtts[len(rtts)-1])
+	if rtts[len(rtts)/2] > 10*time.Millisecond {
+		t.Errorf("median round trip %v > 10 ms: one-way verdict latency may exceed 5 ms", rtts[len(rtts)/2])
+	}
+}
