@@ -218,6 +218,11 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		if err != nil {
 			return res, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 		}
+		if a, err := ArchOfELF(bb); err != nil || a != o.Arch {
+			return res, fmt.Errorf("%w: shell busybox %s is for %s, the guest is %s: pass a static %s busybox "+
+				"(-shell-busybox / $INVM_SHELL_BUSYBOX; e.g. from `apt-get download busybox-static:%s`)",
+				ErrInvalidOptions, bb, a, o.Arch, o.Arch, GOARCHes[o.Arch])
+		}
 		if err := test.AddFile(strings.TrimPrefix(GuestBusybox, "/"), bb, 0o755); err != nil {
 			return res, fmt.Errorf("%w: %w", ErrInternal, err)
 		}

@@ -27,4 +27,12 @@ VmToolchainInfo = provider(
     },
 )
 
+VmTestInfo = provider(
+    doc = "What a go_vm_test boots, for its `.debug` target: the launcher's runner and VM spec.",
+    fields = {
+        "runner": "File: the vmtest launcher binary (exec configuration).",
+        "spec": "File: the VM spec JSON (see runner/vmspec).",
+    },
+)
+
 ARCHES = ["x86_64", "aarch64"]

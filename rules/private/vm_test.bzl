@@ -1,7 +1,7 @@
 """`go_vm_test`: a go_test whose binary runs inside a Linux guest booted by the host runner."""
 
 load("@io_bazel_rules_go//go:def.bzl", "go_test")
-load(":providers.bzl", "KernelInfo")
+load(":providers.bzl", "KernelInfo", "VmTestInfo")
 
 VM_TOOLCHAIN = "@rules_go_vm//rules:vm_toolchain_type"
 
@@ -161,6 +161,7 @@ exec "$r/{runner}" -runfiles "$r" -spec "$r/{spec}" -- "$@"
     runfiles = ctx.runfiles(files = [runner, spec_file, kernel.image, base.archive, layer, binary] + ([kernel.manifest] if kernel.manifest else []))
     runfiles = runfiles.merge(ctx.attr._runner[DefaultInfo].default_runfiles)
     return [
+        VmTestInfo(runner = runner, spec = spec_file),
         DefaultInfo(executable = launcher, runfiles = runfiles, files = depset([launcher, spec_file, layer])),
         RunEnvironmentInfo(environment = {}, inherited_environment = ["RULES_GO_VM_CACHE", "INVM_QEMU", "INVM_VERBOSE"]),
     ]
@@ -237,10 +238,33 @@ def scaled_timeout(size, timeout, scale):
 # with this constraint (see README.md, "Remote execution").
 KVM_CONSTRAINT = Label("//rules/exec:kvm")
 
+def _go_vm_debug_impl(ctx):
+    info = ctx.attr.test[VmTestInfo]
+    launcher = ctx.actions.declare_file(ctx.label.name + ".sh")
+    ctx.actions.write(launcher, """#!/bin/sh
+# `bazel run {label}`: boots the VM of {test} with the console on this
+# terminal, runs the test, then opens a shell in the guest.
+r="${{RUNFILES_DIR:-$0.runfiles}}"
+exec "$r/{runner}" -debug -runfiles "$r" -spec "$r/{spec}" -- "$@"
+""".format(label = ctx.label, test = ctx.attr.test.label, runner = _rlocation(ctx, info.runner), spec = _rlocation(ctx, info.spec)), is_executable = True)
+    return [DefaultInfo(executable = launcher, runfiles = ctx.attr.test[DefaultInfo].default_runfiles)]
+
+_go_vm_debug = rule(
+    implementation = _go_vm_debug_impl,
+    executable = True,
+    doc = "`bazel run` target that boots a go_vm_test's VM interactively. Made by the `go_vm_test` macro as `<name>.debug`.",
+    attrs = {
+        "test": attr.label(doc = "The go_vm_test to debug.", mandatory = True, providers = [VmTestInfo]),
+    },
+)
+
 _VM_ATTRS = ["accel", "backend", "cmdline", "cpus", "guest_hugepages", "host_pages", "iommu", "kernel", "memory", "nics", "tcg_timeout_scale", "transport"]
 
 def go_vm_test(name, **kwargs):
     """A go_test that runs inside a Linux guest.
+
+    `bazel run //pkg:<name>.debug` boots the same VM with the console on the terminal, runs the
+    test, then opens a shell (busybox) in the guest.
 
     Every go_test attribute (srcs, embed, deps, data, ...) passes through to an inner go_test
     `<name>_guest_binary`, built for the target platform and never run on the host. The VM attributes
@@ -283,4 +307,14 @@ def go_vm_test(name, **kwargs):
         vm_env = env,
         tags = tags,
         **(vm | common)
+    )
+
+    # `bazel run //pkg:<name>.debug`: the same VM, interactively.
+    _go_vm_debug(
+        name = name + ".debug",
+        test = ":" + name,
+        tags = ["manual"] + [t for t in tags if t != "manual"],
+        testonly = True,
+        visibility = common.get("visibility"),
+        target_compatible_with = common.get("target_compatible_with"),
     )

@@ -150,6 +150,7 @@ func options(args []string, getenv func(string) string) (runner.Options, error) 
 	fs := flag.NewFlagSet("vmtest", flag.ContinueOnError)
 	runfiles := fs.String("runfiles", "", "the test's runfiles directory")
 	specPath := fs.String("spec", "", "the VM spec (JSON) written by go_vm_test")
+	debug := fs.Bool("debug", false, "the <name>.debug target: console on the terminal, then a shell in the guest after the test")
 	if err := fs.Parse(args); err != nil {
 		return runner.Options{}, fmt.Errorf("%w: %v", runner.ErrInvalidOptions, err)
 	}
@@ -224,8 +225,18 @@ func options(args []string, getenv func(string) string) (runner.Options, error) 
 		o.OutputsDir = out
 	}
 	o.Transport = spec.Transport
+	if *debug {
+		// `bazel run //pkg:name.debug`: watch the boot, run the test, then
+		// stay in the same VM with a shell (busybox) until it exits.
+		o.Verbose, o.Shell = true, true
+		o.ShellBusybox = getenv("INVM_SHELL_BUSYBOX")
+		o.Timeout = max(o.Timeout, DebugTimeout)
+	}
 	return o, nil
 }
+
+// DebugTimeout bounds a -debug session (boot, test and the interactive shell).
+const DebugTimeout = 8 * time.Hour
 
 // bazelTestArgs maps Bazel's test filter and fail-fast settings to go test flags.
 func bazelTestArgs(getenv func(string) string) []string {

@@ -105,6 +105,26 @@ func TestOptionsShape(t *testing.T) {
 	}
 }
 
+// TestOptionsDebug checks the .debug target's flag: console, shell, long bound.
+func TestOptionsDebug(t *testing.T) {
+	rf, spec := writeSpec(t, goodSpec)
+	env := map[string]string{"INVM_SHELL_BUSYBOX": "/opt/bb"}
+	o, err := options([]string{"-debug", "-runfiles", rf, "-spec", spec}, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.Verbose || !o.Shell || o.ShellBusybox != "/opt/bb" || o.Timeout < DebugTimeout {
+		t.Errorf("debug: verbose %v shell %v busybox %q timeout %v", o.Verbose, o.Shell, o.ShellBusybox, o.Timeout)
+	}
+	o, err = options([]string{"-runfiles", rf, "-spec", spec}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Shell || o.Verbose {
+		t.Errorf("without -debug: shell %v verbose %v", o.Shell, o.Verbose)
+	}
+}
+
 func TestOptionsErrors(t *testing.T) {
 	rf, spec := writeSpec(t, strings.Replace(goodSpec, `"cpus":2`, `"cpus":0`, 1))
 	if _, err := options([]string{"-runfiles", rf, "-spec", spec}, func(string) string { return "" }); err == nil ||
