@@ -27,6 +27,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // defaultBazelrc is where tools/setup writes the toolchain root's bazelrc.
@@ -57,7 +58,9 @@ func (b *bazel) run(args ...string) (string, int) {
 	cmd.Dir = b.workdir
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
 	err := cmd.Run()
+	took := time.Since(start)
 	code := 0
 	var ee *exec.ExitError
 	switch {
@@ -66,7 +69,8 @@ func (b *bazel) run(args ...string) (string, int) {
 	case err != nil:
 		b.t.Fatalf("bazel %s: %v", strings.Join(args, " "), err)
 	}
-	b.t.Logf("bazel %s → exit %d", strings.Join(args, " "), code)
+	// On stdout, so that test.log always has what ran and how long it took.
+	fmt.Printf("e2e: bazel %s → exit %d in %v\n", strings.Join(args, " "), code, took.Round(time.Millisecond))
 	return out.String(), code
 }
 
@@ -138,7 +142,7 @@ func TestUserModule(t *testing.T) {
 			t.Fatalf("bazel test //:pass_vm_test after the edit: exit %d\n%s", code, tail(out))
 		}
 		counts := countMnemonics(t, execLog)
-		t.Logf("actions run after the edit: %v", counts)
+		fmt.Printf("e2e: actions run after editing pass_test.go: %v\n", counts)
 		for _, m := range []string{"KernelBuild", "GuestBaseLayer"} {
 			if counts[m] != 0 {
 				t.Errorf("%d %s actions ran after editing a test file; want 0", counts[m], m)
