@@ -3,7 +3,7 @@
 // bound and the deterministic MACs, frames crossing each back-to-back NIC
 // pair, and hugetlbfs mounted with the requested pages. Run it with
 //
-//	go test -exec 'invm -nics e1000,virtio_net -guest-hugepages 2M:16' ./tests/nics/
+//	go test -exec 'invm -nics e1000,virtio_net -guest-hugepages 2M:64 -memory 512' ./tests/nics/
 //
 // or through its go_vm_test targets (BUILD.bazel).
 package nics
