@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdlayher/vsock"
+
 	"github.com/rules-go-vm/rules_go_vm/invm"
 )
 
@@ -153,4 +155,42 @@ func TestEcho(t *testing.T) {
 			return
 		}
 	}
+}
+
+// TestVsockConns opens PAYLOAD_CONNS vsock connections to the host (CID 2,
+// port PAYLOAD_PORT) at once and writes PAYLOAD_CONN_KIB KiB on each, in
+// 4 KiB writes (vhost-device-vsock stalls a stream on larger ones), for the
+// host's multi-connection throughput benchmark.
+func TestVsockConns(t *testing.T) {
+	inGuest(t)
+	conns, kib, port := 1, 4096, 5000
+	fmt.Sscan(os.Getenv("PAYLOAD_CONNS"), &conns)
+	fmt.Sscan(os.Getenv("PAYLOAD_CONN_KIB"), &kib)
+	fmt.Sscan(os.Getenv("PAYLOAD_PORT"), &port)
+	chunk := bytes.Repeat([]byte("v"), 4096)
+	errs := make(chan error, conns)
+	start := time.Now()
+	for range conns {
+		go func() {
+			c, err := vsock.Dial(vsock.Host, uint32(port), nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			for range kib / 4 {
+				if _, err := c.Write(chunk); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "PAYLOAD-CONNS %d x %d KiB in %v\n", conns, kib, time.Since(start))
 }
