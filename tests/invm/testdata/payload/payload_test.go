@@ -160,17 +160,18 @@ func TestEcho(t *testing.T) {
 // TestVsockConns opens PAYLOAD_CONNS vsock connections to the host (CID 2,
 // port PAYLOAD_PORT) at once and writes PAYLOAD_CONN_KIB KiB on each, in
 // 4 KiB writes (vhost-device-vsock stalls a stream on larger ones), for the
-// host's multi-connection throughput benchmark.
+// host's multi-connection throughput benchmark. Connection k sends k as one
+// byte, then bytes (i + k) % 251 for i = 0, 1, ... so the host can check
+// every byte.
 func TestVsockConns(t *testing.T) {
 	inGuest(t)
 	conns, kib, port := 1, 4096, 5000
 	fmt.Sscan(os.Getenv("PAYLOAD_CONNS"), &conns)
 	fmt.Sscan(os.Getenv("PAYLOAD_CONN_KIB"), &kib)
 	fmt.Sscan(os.Getenv("PAYLOAD_PORT"), &port)
-	chunk := bytes.Repeat([]byte("v"), 4096)
 	errs := make(chan error, conns)
 	start := time.Now()
-	for range conns {
+	for k := range conns {
 		go func() {
 			c, err := vsock.Dial(vsock.Host, uint32(port), nil)
 			if err != nil {
@@ -178,7 +179,15 @@ func TestVsockConns(t *testing.T) {
 				return
 			}
 			defer c.Close()
-			for range kib / 4 {
+			if _, err := c.Write([]byte{byte(k)}); err != nil {
+				errs <- err
+				return
+			}
+			chunk := make([]byte, 4096)
+			for n := range kib / 4 {
+				for i := range chunk {
+					chunk[i] = byte((n*4096 + i + k) % 251)
+				}
 				if _, err := c.Write(chunk); err != nil {
 					errs <- err
 					return
