@@ -103,12 +103,12 @@ func TestUserModule(t *testing.T) {
 	testlogs := ""
 
 	t.Run("pass and fail", func(t *testing.T) {
-		out, code := b.run("test", "--symlink_prefix=/", "--test_output=errors", "//...")
+		out, code := b.run("test", "--symlink_prefix=/", "--test_output=errors", "--nocache_test_results", "//...")
 		if code != exitTestsFailed {
 			t.Fatalf("bazel test //... exited %d, want %d (tests failed):\n%s", code, exitTestsFailed, tail(out))
 		}
 		for target, status := range map[string]string{"//:pass_vm_test": "PASSED", "//:fail_vm_test": "FAILED"} {
-			if !regexp.MustCompile(regexp.QuoteMeta(target) + `\s+` + status + `\b`).MatchString(out) {
+			if !regexp.MustCompile(regexp.QuoteMeta(target) + `\s+(\(cached\)\s+)?` + status + `\b`).MatchString(out) {
 				t.Errorf("%s is not reported %s:\n%s", target, status, tail(out))
 			}
 		}
@@ -157,7 +157,7 @@ func TestUserModule(t *testing.T) {
 	})
 
 	t.Run("aarch64", func(t *testing.T) {
-		out, code := b.run("test", "--symlink_prefix=/", "--platforms=@rules_go_vm//:aarch64", "//:pass_vm_test")
+		out, code := b.run("test", "--symlink_prefix=/", "--nocache_test_results", "--platforms=@rules_go_vm//:aarch64", "//:pass_vm_test")
 		if code != exitOK {
 			t.Fatalf("bazel test --platforms=@rules_go_vm//:aarch64 //:pass_vm_test: exit %d\n%s", code, tail(out))
 		}
