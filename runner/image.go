@@ -2,7 +2,6 @@ package runner
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -259,29 +258,11 @@ func TestLayer(testBinary, testdataDir string, cfg protocol.GuestConfig) (*initr
 // WriteInitrd writes the concatenation of the base layer file, the extra
 // layer files and the test layer to path.
 func WriteInitrd(path, base string, extra []string, test *initramfs.Layer) error {
-	var tb bytes.Buffer
-	if _, err := test.WriteTo(&tb); err != nil {
-		return fmt.Errorf("%w: %w", ErrInternal, err)
-	}
-	var readers []io.Reader
-	for _, p := range append([]string{base}, extra...) {
-		f, err := os.Open(p)
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrInternal, err)
-		}
-		defer f.Close()
-		readers = append(readers, bufio.NewReaderSize(f, 1<<20))
-	}
-	readers = append(readers, &tb)
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInternal, err)
 	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	_, err = initramfs.Concat(bw, readers...)
-	if err == nil {
-		err = bw.Flush()
-	}
+	err = writeInitrd(f, append([]string{base}, extra...), test)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -289,4 +270,39 @@ func WriteInitrd(path, base string, extra []string, test *initramfs.Layer) error
 		return fmt.Errorf("%w: writing initrd: %w", ErrInternal, err)
 	}
 	return nil
+}
+
+// writeInitrd writes the prebuilt layers (file to file, which the kernel
+// copies without a trip through this process) and then the test layer,
+// each padded to 4 bytes as initramfs.Concat does.
+func writeInitrd(f *os.File, layers []string, test *initramfs.Layer) error {
+	var total int64
+	pad := func() error {
+		if p := (4 - total%4) % 4; p != 0 {
+			n, err := f.Write(make([]byte, p))
+			total += int64(n)
+			return err
+		}
+		return nil
+	}
+	for _, p := range layers {
+		src, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		n, err := io.Copy(f, src)
+		src.Close()
+		total += n
+		if err != nil {
+			return fmt.Errorf("layer %s: %w", p, err)
+		}
+		if err := pad(); err != nil {
+			return err
+		}
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if _, err := test.WriteTo(bw); err != nil {
+		return fmt.Errorf("test layer: %w", err)
+	}
+	return bw.Flush()
 }
