@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,20 +99,42 @@ func accelKey(p AccelProbe) string {
 	host, _ := os.Hostname()
 	rel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	fmt.Fprintf(h, "host=%s\nrelease=%s\n", host, bytes.TrimSpace(rel))
-	for _, f := range []string{p.QEMU, p.Kernel} {
-		// The real path: Bazel reaches the kernel through a per-run sandbox
-		// symlink, and the verdict must not be re-probed for every test.
-		if real, err := filepath.EvalSymlinks(f); err == nil {
-			f = real
-		}
-		fi, err := os.Stat(f)
-		if err != nil {
-			fmt.Fprintf(h, "%s missing\n", f)
-			continue
-		}
-		fmt.Fprintf(h, "%s %d %d\n", f, fi.Size(), fi.ModTime().UnixNano())
+	// QEMU by its real path and stat (an installed binary).
+	q := p.QEMU
+	if real, err := filepath.EvalSymlinks(q); err == nil {
+		q = real
 	}
+	if fi, err := os.Stat(q); err == nil {
+		fmt.Fprintf(h, "%s %d %d\n", q, fi.Size(), fi.ModTime().UnixNano())
+	} else {
+		fmt.Fprintf(h, "%s missing\n", q)
+	}
+	// The kernel by content, not path: Bazel reaches the same image through
+	// per-run sandbox paths and a new output base per checkout, and the
+	// verdict must not be re-probed (10 s) for each.
+	fmt.Fprintf(h, "kernel %s\n", contentKey(p.Kernel))
 	return hex.EncodeToString(h.Sum(nil))[:24]
+}
+
+// contentKey identifies a file by its size and the SHA-256 of its first and
+// last MiB (a kernel image differs there when its build differs), cheaply.
+func contentKey(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "missing " + path
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "unreadable " + path
+	}
+	h := sha256.New()
+	const chunk = 1 << 20
+	_, _ = io.Copy(h, io.NewSectionReader(f, 0, chunk))
+	if fi.Size() > chunk {
+		_, _ = io.Copy(h, io.NewSectionReader(f, max(chunk, fi.Size()-chunk), chunk))
+	}
+	return fmt.Sprintf("%d %x", fi.Size(), h.Sum(nil))
 }
 
 // CanaryTimeout bounds a KVM canary boot.

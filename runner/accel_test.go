@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,5 +52,31 @@ func TestChooseAccel(t *testing.T) {
 	os.WriteFile(kernel, []byte("another kernel"), 0o644)
 	if c := ChooseAccel(ctx, probe(nil)); c.Accel != qemu.AccelKVM || calls != 2 {
 		t.Errorf("new kernel: %+v, %d canaries", c, calls)
+	}
+}
+
+// TestAccelKeyByKernelContent: the same kernel image at another path (a new
+// Bazel output base, a sandbox) keeps the cached verdict; another image
+// does not.
+func TestAccelKeyByKernelContent(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	img := bytes.Repeat([]byte("kernel"), 1<<19) // 3 MiB: head and tail differ from the middle
+	a := write("vmlinux-a", img)
+	b := write("vmlinux-b", img)
+	other := append(bytes.Clone(img), 'x')
+	c := write("vmlinux-c", other)
+	key := func(k string) string { return accelKey(AccelProbe{QEMU: "/nonexistent/qemu", Kernel: k}) }
+	if key(a) != key(b) {
+		t.Error("the same kernel image at two paths has two cache keys")
+	}
+	if key(a) == key(c) {
+		t.Error("different kernel images share a cache key")
 	}
 }

@@ -185,12 +185,18 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		// nominal one back.
 		testArgs = scaleTestTimeout(testArgs, o.TCGTimeoutScale)
 	}
+	// Time spent here so far (a KVM canary boot takes up to 10 s) comes off
+	// the guest's bounds, which count from the test's start: they must
+	// still fire before the host's, which counts from ours.
+	spent := o.Now().Sub(start)
+	testArgs = shortenTestTimeout(testArgs, spent)
+	guestTimeout := max(o.TestTimeout-spent, MinTestTimeout)
 	cfg := protocol.GuestConfig{
 		Path:     guestTestPath(o),
 		Args:     testArgs,
 		Env:      append(append([]string(nil), o.Env...), hostHints(o.Kernel)...),
 		Dir:      o.WorkDir,
-		Timeout:  protocol.Duration(o.TestTimeout),
+		Timeout:  protocol.Duration(guestTimeout),
 		Channel:  ch.guest,
 		Hostname: o.Hostname,
 		Verbose:  o.Verbose,
@@ -316,6 +322,22 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 
 // scaleTestTimeout divides the value of a -test.timeout argument by scale.
 func scaleTestTimeout(args []string, scale int) []string {
+	return mapTestTimeout(args, func(d time.Duration) time.Duration { return d / time.Duration(scale) })
+}
+
+// MinTestTimeout is the least a guest test's timeouts are shortened to.
+const MinTestTimeout = time.Second
+
+// shortenTestTimeout takes the host time already spent (e.g. a KVM canary
+// boot) off a -test.timeout in args: the host's own deadline runs from the
+// runner's start, the test's from the test's start, and the test's must come
+// first so its goroutine stacks reach the log.
+func shortenTestTimeout(args []string, spent time.Duration) []string {
+	return mapTestTimeout(args, func(d time.Duration) time.Duration { return max(d-spent, MinTestTimeout) })
+}
+
+// mapTestTimeout applies f to the value of each -test.timeout argument.
+func mapTestTimeout(args []string, f func(time.Duration) time.Duration) []string {
 	out := append([]string(nil), args...)
 	for i, a := range out {
 		for _, prefix := range []string{"-test.timeout=", "--test.timeout="} {
@@ -324,7 +346,7 @@ func scaleTestTimeout(args []string, scale int) []string {
 				continue
 			}
 			if d, err := time.ParseDuration(v); err == nil && d > 0 {
-				out[i] = prefix + (d / time.Duration(scale)).String()
+				out[i] = prefix + f(d).String()
 			}
 		}
 	}

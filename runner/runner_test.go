@@ -280,3 +280,19 @@ func TestScaleTestTimeout(t *testing.T) {
 		}
 	}
 }
+
+func TestShortenTestTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		spent time.Duration
+		want  []string
+	}{
+		{[]string{"-test.v", "-test.timeout=35s"}, 10 * time.Second, []string{"-test.v", "-test.timeout=25s"}},
+		{[]string{"-test.timeout=5s"}, 10 * time.Second, []string{"-test.timeout=1s"}}, // never below MinTestTimeout
+		{[]string{"-test.run=X"}, time.Second, []string{"-test.run=X"}},
+	} {
+		if got := shortenTestTimeout(tc.args, tc.spent); !slices.Equal(got, tc.want) {
+			t.Errorf("shortenTestTimeout(%q, %v) = %q, want %q", tc.args, tc.spent, got, tc.want)
+		}
+	}
+}
