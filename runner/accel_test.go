@@ -1,9 +1,9 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
