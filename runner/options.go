@@ -143,6 +143,11 @@ type Options struct {
 	// DefaultChannelTimeout.
 	ChannelTimeout time.Duration
 
+	// ExternalDeadline says Timeout is a deadline set from outside (Bazel's
+	// TEST_TIMEOUT budget) that TestTimeout and a -test.timeout in Args were
+	// fitted under: the host time spent before the guest boots is then taken
+	// off both, so they still fire first. Without it they are left as given.
+	ExternalDeadline bool
 	// TCGTimeoutScale is how much longer than under KVM the test's
 	// timeouts were made for TCG (go_vm_test's tcg_timeout_scale): when
 	// the guest gets KVM, a -test.timeout in Args is divided by it. 0 or 1

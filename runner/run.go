@@ -185,12 +185,16 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		// nominal one back.
 		testArgs = scaleTestTimeout(testArgs, o.TCGTimeoutScale)
 	}
-	// Time spent here so far (a KVM canary boot takes up to 10 s) comes off
-	// the guest's bounds, which count from the test's start: they must
-	// still fire before the host's, which counts from ours.
-	spent := o.Now().Sub(start)
-	testArgs = shortenTestTimeout(testArgs, spent)
-	guestTimeout := max(o.TestTimeout-spent, MinTestTimeout)
+	// Under an external deadline, time spent here so far (a KVM canary
+	// boot takes up to 10 s) comes off the guest's bounds, which count from
+	// the test's start: they must still fire before the host's, which
+	// counts from ours.
+	guestTimeout := o.TestTimeout
+	if o.ExternalDeadline {
+		spent := o.Now().Sub(start)
+		testArgs = shortenTestTimeout(testArgs, spent)
+		guestTimeout = max(o.TestTimeout-spent, MinTestTimeout)
+	}
 	cfg := protocol.GuestConfig{
 		Path:     guestTestPath(o),
 		Args:     testArgs,

@@ -1,3 +1,5 @@
+//go:build bazel
+
 // Package e2e runs Bazel on a user's module (testdata/module) that depends on
 // this repository by bazel_dep + local_path_override, exactly as a user
 // would, and checks what the user sees:

@@ -1,3 +1,5 @@
+//go:build bazel
+
 // Package stress checks that the runner leaks nothing and collides with
 // nothing: invm runs killed at random points (SIGTERM, SIGINT, SIGKILL)
 // leave no process, socket or temp file behind, and 8 concurrent VMs on this

@@ -209,6 +209,7 @@ func options(args []string, getenv func(string) string) (runner.Options, error) 
 		// so its own timeout panic (with goroutine stacks) is logged.
 		b := timeoutBudget(time.Duration(t) * time.Second)
 		o.Timeout, o.TestTimeout = b.Host, b.Guest
+		o.ExternalDeadline = true
 		o.Args = append(o.Args, "-test.timeout="+b.TestFlag.String())
 	}
 	if tmp := getenv("TEST_TMPDIR"); tmp != "" {

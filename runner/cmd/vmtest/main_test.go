@@ -78,6 +78,9 @@ func TestOptions(t *testing.T) {
 			t.Errorf("args %q lack %q", args, want)
 		}
 	}
+	if !o.ExternalDeadline {
+		t.Error("TEST_TIMEOUT is an external deadline: the runner must shorten the guest's timeouts by its own time")
+	}
 	// The guest's timeout fires before the host's, which fires before Bazel's.
 	if !(o.TestTimeout < o.Timeout && o.Timeout < 300*time.Second) {
 		t.Errorf("test timeout %v, host timeout %v: want test < host < TEST_TIMEOUT", o.TestTimeout, o.Timeout)
