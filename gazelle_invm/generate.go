@@ -123,21 +123,7 @@ func (l *invmLang) GenerateRules(args language.GenerateArgs) language.GenerateRe
 		return res
 	}
 
-	var srcs, imports []string
-	internal := false
-	seen := map[string]bool{}
-	for _, tf := range guest {
-		srcs = append(srcs, tf.name)
-		internal = internal || tf.internal
-		for _, imp := range tf.imports {
-			if !seen[imp] {
-				seen[imp] = true
-				imports = append(imports, imp)
-			}
-		}
-	}
-	sort.Strings(srcs)
-	sort.Strings(imports)
+	srcs, internal, imports := summarize(guest)
 	embed := goTest.AttrStrings("embed")
 
 	vm := goTest
@@ -147,17 +133,11 @@ func (l *invmLang) GenerateRules(args language.GenerateArgs) language.GenerateRe
 			vm.SetAttr("data", data)
 		}
 		imps := &vmImports{imports: imports}
-		var hostSrcs []string
-		hostInternal := false
+		hostSrcs, hostInternal, hostImportList := summarize(host)
 		hostImports := map[string]bool{}
-		for _, tf := range host {
-			hostSrcs = append(hostSrcs, tf.name)
-			hostInternal = hostInternal || tf.internal
-			for _, imp := range tf.imports {
-				hostImports[imp] = true
-			}
+		for _, imp := range hostImportList {
+			hostImports[imp] = true
 		}
-		sort.Strings(hostSrcs)
 		goTest.SetAttr("srcs", hostSrcs)
 		if !hostInternal {
 			// Only external tests left: they import the library
@@ -264,4 +244,24 @@ func sortedKeys(m map[string]any) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// summarize returns the sorted file names of files, whether any of them is
+// in the package itself (not package x_test), and their imports, sorted and
+// without duplicates.
+func summarize(files []testFile) (srcs []string, internal bool, imports []string) {
+	seen := map[string]bool{}
+	for _, tf := range files {
+		srcs = append(srcs, tf.name)
+		internal = internal || tf.internal
+		for _, imp := range tf.imports {
+			if !seen[imp] {
+				seen[imp] = true
+				imports = append(imports, imp)
+			}
+		}
+	}
+	sort.Strings(srcs)
+	sort.Strings(imports)
+	return srcs, internal, imports
 }
