@@ -71,13 +71,7 @@ func FuzzCollect(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		res, err := Collect(context.Background(), &byteStream{Reader: bytes.NewReader(in)}, CollectOptions{Stdout: io.Discard})
-		if err != nil && res.Pass {
-			t.Fatalf("pass with error %v", err)
-		}
-		if !res.Pass {
-			if res.Reason == "" {
-				t.Fatalf("failure without a reason (err %v)", err)
-			}
+		if !passed(t, res, err) {
 			return
 		}
 		r := NewReader(bytes.NewReader(in))
@@ -286,17 +280,24 @@ func FuzzCollectStreams(f *testing.F) {
 		defer cancel()
 		res, err := collect(ctx, conns, CollectOptions{Linger: -1, DrainTimeout: 100 * time.Millisecond}, false)
 		res, err = finishResult(res, err)
-		if err != nil && res.Pass {
-			t.Fatalf("pass with error %v", err)
-		}
-		if !res.Pass {
-			if res.Reason == "" {
-				t.Fatalf("failure without a reason (err %v)", err)
-			}
+		if !passed(t, res, err) {
 			return
 		}
 		if res.Verdict == nil || !res.Verdict.Pass || res.Hello.Role != RoleControl {
 			t.Fatalf("pass without a control hello and a passing verdict: %+v", res)
 		}
 	})
+}
+
+// passed checks the invariants every fuzzed session keeps — no pass with an
+// error, no failure without a reason — and reports whether it passed.
+func passed(t *testing.T, res Result, err error) bool {
+	t.Helper()
+	if err != nil && res.Pass {
+		t.Fatalf("pass with error %v", err)
+	}
+	if !res.Pass && res.Reason == "" {
+		t.Fatalf("failure without a reason (err %v)", err)
+	}
+	return res.Pass
 }
