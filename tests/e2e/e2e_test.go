@@ -175,14 +175,11 @@ func TestUserModule(t *testing.T) {
 // the source tree: the test runs without a sandbox).
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	dir := os.Getenv("RUNFILES_DIR")
+	dir := os.Getenv("TEST_SRCDIR")
 	if dir == "" {
-		dir = os.Getenv("TEST_SRCDIR")
+		t.Fatal("TEST_SRCDIR is not set: run this test with tools/bazel test //tests/e2e:e2e_test")
 	}
-	if dir == "" {
-		t.Fatal("neither RUNFILES_DIR nor TEST_SRCDIR is set: run this test with tools/bazel test //tests/e2e:e2e_test")
-	}
-	real, err := filepath.EvalSymlinks(filepath.Join(dir, "_main/MODULE.bazel"))
+	real, err := filepath.EvalSymlinks(filepath.Join(dir, os.Getenv("TEST_WORKSPACE"), "MODULE.bazel"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,12 +41,9 @@ func setup(t *testing.T) files {
 		if filepath.IsAbs(v) {
 			return v
 		}
-		// A $(rootpath): relative to the main repository's runfiles.
-		root := os.Getenv("RUNFILES_DIR")
-		if root == "" {
-			root = os.Getenv("TEST_SRCDIR")
-		}
-		return filepath.Join(root, "_main", v)
+		// A $(rootpath): relative to the workspace's runfiles (as in
+		// tools/lint's runfile).
+		return filepath.Join(os.Getenv("TEST_SRCDIR"), os.Getenv("TEST_WORKSPACE"), v)
 	}
 	f := files{invm: get("STRESS_INVM"), payload: get("STRESS_PAYLOAD"), init: get("STRESS_INIT"), kernel: get("STRESS_KERNEL")}
 	// The accelerator canary's verdict and the base layer are cached here,
