@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -132,14 +133,36 @@ func TestFlood(t *testing.T) {
 	fmt.Fprintf(os.Stderr, "PAYLOAD-FLOOD %d MiB in %v\n", mib, time.Since(start))
 }
 
-// TestStacks prints a marker and blocks in a recognisable function until
-// the host stops the run (and asks for the stacks).
+// TestStacks blocks in a recognisable function until the host stops the
+// run (and asks for the stacks). The marker comes only once the test's
+// goroutine is parked there: printed before, the host's SIGTERM could
+// overtake it on a slow (TCG) guest and catch the goroutine still running
+// in TestStacks.
 func TestStacks(t *testing.T) {
 	inGuest(t)
-	fmt.Println("PAYLOAD-READY-FOR-SIGTERM")
+	go func() {
+		for !parkedIn("payloadBlockedHere") {
+			time.Sleep(10 * time.Millisecond)
+		}
+		fmt.Println("PAYLOAD-READY-FOR-SIGTERM")
+	}()
 	payloadBlockedHere()
 }
 
+// parkedIn reports whether a goroutine is asleep in function fn.
+func parkedIn(fn string) bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+		header, _, _ := bytes.Cut(g, []byte("\n"))
+		if bytes.Contains(header, []byte("[sleep")) && bytes.Contains(g, []byte("."+fn+"(")) {
+			return true
+		}
+	}
+	return false
+}
+
+//go:noinline
 func payloadBlockedHere() { time.Sleep(time.Hour) }
 
 // TestEcho copies stdin to stdout byte by byte (run as an invm -command
