@@ -1,20 +1,28 @@
-// Package invm holds the host-side tests of the invm runner: they build
-// invm, a payload test binary (testdata/payload) and a protocol-breaking
-// fake init (testdata/badinit), boot real guests through invm and assert
-// the outcome (exit code, output, console tail, nothing left behind).
+// Package invm holds the host-side tests of the invm runner: they drive
+// invm on a payload test binary (testdata/payload) and a protocol-breaking
+// fake init (testdata/badinit), boot real guests and assert the outcome
+// (exit code, output, console tail, nothing left behind).
 //
-// They need a guest kernel (the kbuild cache, or $INVM_KERNEL) and fail —
-// never skip — when there is none. The module root is found from the
-// working directory or $INVM_MODULE_ROOT (for runs outside the source tree,
-// e.g. under Bazel).
+// Under `go test` they build invm, the payload and badinit with the go
+// tool (invm builds the guest init too). They need a guest kernel (the
+// kbuild cache, or $INVM_KERNEL) and fail — never skip — when there is
+// none. The module root is found from the working directory or
+// $INVM_MODULE_ROOT (for runs outside the source tree).
+//
+// Under Bazel (//tests/invm:invm_test) everything is prebuilt and comes
+// from the runfiles, named by $INVMTEST_INVM, $INVMTEST_PAYLOAD,
+// $INVMTEST_BADINIT, $INVMTEST_INIT and $INVM_KERNEL (see BUILD.bazel):
+// nothing is built at test time and no go tool is needed.
 package invm
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,22 +39,126 @@ import (
 // env is what TestMain prepared.
 var env struct {
 	root, invm, payload, badinit, kernel, cache string
-	err                                         error
+	// args come first on every invm command line: the kernel and where the
+	// guest init comes from (built from root, or prebuilt under Bazel).
+	args []string
+	err  error
 }
 
 // vmSlots bounds the guests booting at once (TCG on a small machine).
 var vmSlots = make(chan struct{}, 3)
 
 func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	if os.Getenv("INVMTEST_INVM") != "" {
+		// Under Bazel: TEST_TMPDIR is too deep for the unix sockets of a
+		// state directory (108 bytes): the temporary directories of the
+		// tests are reached through a short link in /tmp instead.
+		short, cleanup, err := shortTempDir()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer cleanup()
+		os.Setenv("TMPDIR", short)
+	}
 	dir, err := os.MkdirTemp("", "invm-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return 1
 	}
-	env.err = setup(dir)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	defer os.RemoveAll(dir)
+	if os.Getenv("INVMTEST_INVM") != "" {
+		env.err = setupBazel(dir)
+	} else {
+		env.err = setup(dir)
+	}
+	return m.Run()
+}
+
+// linkPrefix names the short links of shortTempDir in /tmp.
+const linkPrefix = "/tmp/invm-test-tmp-"
+
+// shortTempDir returns a short path (a link in /tmp) to a new directory in
+// os.TempDir(), and a function that removes both. It first removes the
+// dangling links of earlier runs that were killed (their directory went
+// with their TEST_TMPDIR).
+func shortTempDir() (string, func(), error) {
+	links, _ := filepath.Glob(linkPrefix + "*")
+	for _, l := range links {
+		if fi, err := os.Lstat(l); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			if _, err := os.Stat(l); errors.Is(err, fs.ErrNotExist) {
+				os.Remove(l)
+			}
+		}
+	}
+	real, err := os.MkdirTemp("", "tmp-")
+	if err != nil {
+		return "", nil, err
+	}
+	link, err := os.MkdirTemp(filepath.Dir(linkPrefix), filepath.Base(linkPrefix))
+	if err == nil {
+		if err = os.Remove(link); err == nil {
+			err = os.Symlink(real, link)
+		}
+	}
+	if err != nil {
+		os.RemoveAll(real)
+		return "", nil, err
+	}
+	return link, func() { os.Remove(link); os.RemoveAll(real) }, nil
+}
+
+// setupBazel takes the prebuilt binaries and the kernel from the runfiles.
+func setupBazel(dir string) error {
+	get := func(name string) (string, error) {
+		v := os.Getenv(name)
+		if v == "" {
+			return "", fmt.Errorf("%s is not set (see tests/invm/BUILD.bazel)", name)
+		}
+		if !filepath.IsAbs(v) {
+			// A $(rootpath): relative to the workspace's runfiles.
+			v = filepath.Join(os.Getenv("TEST_SRCDIR"), os.Getenv("TEST_WORKSPACE"), v)
+		}
+		if _, err := os.Stat(v); err != nil {
+			return "", fmt.Errorf("%s: %w", name, err)
+		}
+		return v, nil
+	}
+	var init string
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{
+		{"INVMTEST_INVM", &env.invm},
+		{"INVMTEST_PAYLOAD", &env.payload},
+		{"INVMTEST_BADINIT", &env.badinit},
+		{"INVMTEST_INIT", &init},
+		{"INVM_KERNEL", &env.kernel},
+	} {
+		p, err := get(f.name)
+		if err != nil {
+			return err
+		}
+		*f.dst = p
+	}
+	// Host facts (the accelerator canary's verdict, QEMU's capabilities)
+	// and the base layer: the launchers' cache when Bazel names one (not
+	// part of what a run may leave behind), else a private one.
+	env.cache = os.Getenv("RULES_GO_VM_CACHE")
+	if env.cache == "" {
+		env.cache = filepath.Join(dir, "cache")
+	}
+	env.args = []string{"-kernel", env.kernel, "-init", init, "-cache-dir", env.cache}
+	return nil
+}
+
+// invmArgs returns env.args followed by args, in a new slice.
+func invmArgs(args ...string) []string {
+	return append(append([]string(nil), env.args...), args...)
 }
 
 func goBuild(root string, goarch string, args ...string) error {
@@ -59,6 +171,7 @@ func goBuild(root string, goarch string, args ...string) error {
 	return nil
 }
 
+// setup builds invm, the payload and badinit from the source tree.
 func setup(dir string) error {
 	root := os.Getenv("INVM_MODULE_ROOT")
 	if root == "" {
@@ -79,6 +192,7 @@ func setup(dir string) error {
 		}
 		env.kernel = k
 	}
+	env.args = []string{"-kernel", env.kernel, "-module-root", env.root}
 	env.invm = filepath.Join(dir, "invm")
 	env.payload = filepath.Join(dir, "payload.test")
 	env.badinit = filepath.Join(dir, "badinit")
@@ -130,7 +244,7 @@ func runInvmTmp(t *testing.T, state, tmpDir string, onStdout func(line string), 
 	defer func() { <-vmSlots }()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	full := []string{"-kernel", env.kernel, "-module-root", env.root}
+	full := invmArgs()
 	if state != "" {
 		full = append(full, "-state-dir", state)
 	}
@@ -306,40 +420,4 @@ func TestDaemonKilled(t *testing.T) {
 		t.Error("the run went on to the end after the daemon died")
 	}
 	assertClean(t, state)
-}
-
-// TestGoTestExecHello runs tests/hello the way users do, `go test -exec
-// invm`, for each guest arch that has a kernel (x86_64 is required).
-func TestGoTestExecHello(t *testing.T) {
-	needEnv(t)
-	for _, tc := range []struct {
-		arch   qemu.Arch
-		goarch string
-	}{{qemu.X86_64, "amd64"}, {qemu.AArch64, "arm64"}} {
-		t.Run(string(tc.arch), func(t *testing.T) {
-			t.Parallel()
-			kernel := env.kernel
-			if tc.arch != qemu.X86_64 {
-				k, err := runner.FindKernel(tc.arch, runner.KernelDirs(env.cache)...)
-				if err != nil {
-					t.Fatalf("no %s kernel: %v", tc.arch, err)
-				}
-				kernel = k
-			}
-			vmSlots <- struct{}{}
-			defer func() { <-vmSlots }()
-			cmd := exec.Command("go", "test", "-count=1", "-v", "-exec", env.invm, "./tests/hello/")
-			cmd.Dir = env.root
-			cmd.Env = append(os.Environ(), "GOARCH="+tc.goarch, "CGO_ENABLED=0", "INVM_KERNEL="+kernel, "INVM_MODULE_ROOT="+env.root)
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("go test -exec invm (%s): %v\n%s", tc.arch, err, out)
-			}
-			for _, w := range []string{"--- PASS: TestPID1IsOurInit", "--- PASS: TestKernelIsOurs", "--- PASS: TestNotTheHost", "--- PASS: TestTestdataIsThere", "rules-go-vm " + string(tc.arch)} {
-				if !strings.Contains(string(out), w) {
-					t.Errorf("output lacks %q:\n%s", w, out)
-				}
-			}
-		})
-	}
 }

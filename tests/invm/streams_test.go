@@ -92,7 +92,7 @@ func TestCommandInGuest(t *testing.T) {
 	needEnv(t)
 	t.Parallel()
 	state := filepath.Join(t.TempDir(), "state")
-	o := runInvm(t, state, nil, "-command", "/invm/pkg/payload.test -test.run=^TestPass$ -test.v",
+	o := runInvm(t, state, nil, "-command", runner.GuestDir+"/"+filepath.Base(env.payload)+" -test.run=^TestPass$ -test.v",
 		env.payload, "-test.run=^TestFail$")
 	if o.code != 1 {
 		t.Errorf("exit %d, want the test's 1", o.code)
@@ -113,8 +113,8 @@ func TestSIGTERMStacks(t *testing.T) {
 	vmSlots <- struct{}{}
 	defer func() { <-vmSlots }()
 	state := filepath.Join(t.TempDir(), "state")
-	cmd := exec.Command(env.invm, "-kernel", env.kernel, "-module-root", env.root, "-state-dir", state,
-		env.payload, "-test.run=^TestStacks$", "-test.v")
+	cmd := exec.Command(env.invm, invmArgs("-state-dir", state,
+		env.payload, "-test.run=^TestStacks$", "-test.v")...)
 	cmd.Dir = t.TempDir()
 	var stdout, stderr syncBuf
 	var sent time.Time
