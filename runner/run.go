@@ -48,6 +48,25 @@ type Result struct {
 	Transport, TransportReason string
 	// VerdictAt is when the verdict reached the host (zero if none).
 	VerdictAt time.Time
+	// AfterVerdict is verdict → QEMU exit: the Ack, the guest's unmounts
+	// and power-off (zero without a verdict or a QEMU exit).
+	AfterVerdict time.Duration
+}
+
+// Timings describes how long each phase of the run took, in one line:
+// the host's view (boot = QEMU start → guest connected, VM = QEMU start →
+// exit, after verdict = verdict → QEMU exit, total = the whole Run) and the
+// guest's own (kernel boot, init setup, test, teardown).
+func (r Result) Timings() string {
+	ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+	host := fmt.Sprintf("host boot %v, VM %v, after verdict %v, total %v", ms(r.Boot), ms(r.VM), ms(r.AfterVerdict), ms(r.Total))
+	v := r.Verdict
+	if v == nil {
+		return host + "; no verdict"
+	}
+	g := v.Timings
+	return fmt.Sprintf("%s; guest kernel %v, setup %v, test %v, teardown %v; runner overhead (total - guest test) %v",
+		host, ms(g.Boot), ms(g.Setup), ms(g.Test), ms(g.Teardown), ms(r.Total-g.Test))
 }
 
 // ConsoleTailLines is how many console lines Result.ConsoleTail keeps.
@@ -320,6 +339,9 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	}
 	if !s.verdictAt.IsZero() {
 		res.VerdictAt = s.verdictAt
+		if vm.Exited() {
+			res.AfterVerdict = vm.ExitTime().Sub(s.verdictAt)
+		}
 	}
 	return res, err
 }

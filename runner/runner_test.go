@@ -296,3 +296,22 @@ func TestShortenTestTimeout(t *testing.T) {
 		}
 	}
 }
+
+func TestResultTimings(t *testing.T) {
+	v := &protocol.Verdict{Pass: true}
+	v.Timings.Boot, v.Timings.Setup, v.Timings.Test, v.Timings.Teardown = 600*time.Millisecond, 80*time.Millisecond, 250*time.Millisecond, 15*time.Millisecond
+	for _, tc := range []struct {
+		name string
+		res  Result
+		want string
+	}{
+		{"verdict", Result{Verdict: v, Boot: 700400 * time.Microsecond, VM: 1100 * time.Millisecond, AfterVerdict: 55 * time.Millisecond, Total: 1200 * time.Millisecond},
+			"host boot 700ms, VM 1.1s, after verdict 55ms, total 1.2s; guest kernel 600ms, setup 80ms, test 250ms, teardown 15ms; runner overhead (total - guest test) 950ms"},
+		{"no verdict", Result{Boot: 0, VM: 3 * time.Second, Total: 3100 * time.Millisecond},
+			"host boot 0s, VM 3s, after verdict 0s, total 3.1s; no verdict"},
+	} {
+		if got := tc.res.Timings(); got != tc.want {
+			t.Errorf("%s:\n got %s\nwant %s", tc.name, got, tc.want)
+		}
+	}
+}

@@ -205,6 +205,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		o.Log = stderr
 	}
 	res, err := runner.Run(ctx, o)
+	if o.Verbose {
+		fmt.Fprintf(stderr, "invm: timings: %s\n", res.Timings())
+	}
 	code := runner.ExitCode(res, err)
 	if err != nil || code == runner.ExitVerdictFail || (res.Verdict != nil && res.Verdict.Signal != "") {
 		runner.WriteReport(stderr, res, err)

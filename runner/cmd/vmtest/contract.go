@@ -131,12 +131,8 @@ func logSummary(w io.Writer, res runner.Result, err error, code int, infra bool)
 	if res.Accel != "" {
 		fmt.Fprintf(w, "vmtest: %s guest, accel %s (%s), kernel %s, %s\n", res.Arch, res.Accel, res.AccelReason, res.Kernel, res.QEMU)
 	}
-	if v := res.Verdict; v != nil {
-		g := v.Timings
-		fmt.Fprintf(w, "vmtest: timings: host boot %v, VM %v, total %v; guest kernel %v, setup %v, test %v, teardown %v; runner overhead (total - guest test) %v\n",
-			ms(res.Boot), ms(res.VM), ms(res.Total), ms(g.Boot), ms(g.Setup), ms(g.Test), ms(g.Teardown), ms(res.Total-g.Test))
-	} else if res.Total > 0 {
-		fmt.Fprintf(w, "vmtest: timings: host boot %v, VM %v, total %v; no verdict\n", ms(res.Boot), ms(res.VM), ms(res.Total))
+	if res.Verdict != nil || res.Total > 0 {
+		fmt.Fprintf(w, "vmtest: timings: %s\n", res.Timings())
 	}
 	switch {
 	case err != nil:
@@ -147,8 +143,6 @@ func logSummary(w io.Writer, res runner.Result, err error, code int, infra bool)
 		fmt.Fprintf(w, "vmtest: result: FAIL, exit code %d (the test's): %s\n", code, res.Reason)
 	}
 }
-
-func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 
 // report collects the guest test's test2json events for the XML.
 type report struct {
