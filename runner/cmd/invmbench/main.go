@@ -55,6 +55,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		verbose  = fs.Bool("v", false, "print every boot")
 		writeBL  = fs.String("write-baseline-layer", "", "only write the baseline's extra initramfs layer to this file (for invm -layer)")
 		shapes   = fs.Bool("shapes", false, "also boot our x86_64 kernel under q35 and without the QMP monitor (ratios printed)")
+		compare  = fs.String("compare-kernel", "", "also boot this x86_64 kernel (e.g. a previous kbuild entry's vmlinux) the same way as ours")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -92,6 +93,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		ours := runner.Options{TestBinary: bin, Kernel: kernel, ModuleRoot: root, TestdataDir: filepath.Join(root, "tests/hello/testdata")}
 		setups = append(setups, &setup{name: fmt.Sprintf("%s ours (%s)", arch, qemu.Profiles[arch].Machine), opts: ours})
+		if *compare != "" && arch == qemu.X86_64 {
+			other := ours
+			other.Kernel = *compare
+			setups = append(setups, &setup{name: "x86_64 -compare-kernel", opts: other})
+		}
 		if *shapes && arch == qemu.X86_64 {
 			q35, noQMP := ours, ours
 			q35.Machine, noQMP.NoMonitor = "q35", true
