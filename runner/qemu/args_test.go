@@ -21,7 +21,7 @@ func TestArgsGolden(t *testing.T) {
 				VhostUserSocket: "/s/vhost.sock", TSCkHz: 2249998, Quiet: true},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off,memory-backend=mem -accel tcg " +
 				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
-				"-initrd /s/initrd.cpio -append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check tsc_early_khz=2249998 quiet " +
+				"-initrd /s/initrd.cpio -append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer tsc_early_khz=2249998 quiet " +
 				"-chardev socket,id=vsock0,path=/s/vhost.sock -device vhost-user-vsock-device,chardev=vsock0",
 		},
 		{
@@ -30,7 +30,7 @@ func TestArgsGolden(t *testing.T) {
 				VhostUserSocket: "/s/v", TSCkHz: 1000},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem -accel kvm -cpu host " +
 				"-m 512M -smp 2 -object memory-backend-memfd,id=mem,size=512M,share=on -serial stdio -kernel /boot/vmlinuz " +
-				"-initrd /i -append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check " +
+				"-initrd /i -append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp " +
 				"-chardev socket,id=vsock0,path=/s/v -device vhost-user-vsock-pci,chardev=vsock0,addr=0x3 -device pvpanic-pci,addr=0x4",
 		},
 		{
@@ -56,7 +56,7 @@ func TestArgsGolden(t *testing.T) {
 				NICs: []NIC{{NICE1000, "02:00:00:00:00:00"}, {NICVirtioNet, "02:00:00:00:00:01"}, {NICE1000E, "02:00:00:00:00:02"}}},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem -accel tcg " +
 				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
-				"-initrd /i -append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check tsc_early_khz=1000 vfio.enable_unsafe_noiommu_mode=1 quiet " +
+				"-initrd /i -append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer tsc_early_khz=1000 vfio.enable_unsafe_noiommu_mode=1 quiet " +
 				"-qmp unix:/s/qmp,server=on,wait=off " +
 				"-chardev socket,id=vsock0,path=/s/v -device vhost-user-vsock-pci,chardev=vsock0,addr=0x3 -device pvpanic-pci,addr=0x4 " +
 				"-netdev hubport,id=net0,hubid=0 -device e1000,netdev=net0,mac=02:00:00:00:00:00,addr=0x10 " +
@@ -69,7 +69,7 @@ func TestArgsGolden(t *testing.T) {
 				NICs: []NIC{{NICVirtioNet, "02:00:00:00:00:00"}}},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem,kernel-irqchip=split -accel tcg " +
 				"-m 256M -smp 2 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
-				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check intel_iommu=on " +
+				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer intel_iommu=on " +
 				"-device intel-iommu,intremap=on " +
 				"-chardev socket,id=vsock0,path=/s/v -device vhost-user-vsock-pci,chardev=vsock0,addr=0x3 -device pvpanic-pci,addr=0x4 " +
 				"-netdev hubport,id=net0,hubid=0 -device virtio-net-pci,netdev=net0,mac=02:00:00:00:00:00,addr=0x10",
@@ -79,7 +79,7 @@ func TestArgsGolden(t *testing.T) {
 			spec: Spec{Arch: X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1, IOMMU: true},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem,kernel-irqchip=split -accel tcg " +
 				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
-				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check intel_iommu=on " +
+				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer intel_iommu=on " +
 				"-device intel-iommu,intremap=on -device pvpanic-pci,addr=0x4",
 		},
 		{
@@ -98,7 +98,7 @@ func TestArgsGolden(t *testing.T) {
 				GuestHugepages: Hugepages{Size: "2M", Count: 64}},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off,memory-backend=mem -accel tcg " +
 				"-m 512M -smp 1 -object memory-backend-file,id=mem,size=512M,mem-path=/dev/hugepages,share=on -serial stdio -kernel /k/vmlinux " +
-				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check hugepagesz=2M hugepages=64",
+				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer hugepagesz=2M hugepages=64",
 		},
 		{
 			name: "aarch64 1G host pages, 1G guest pages",
