@@ -175,6 +175,10 @@ type Spec struct {
 	// NICs are the guest's network cards, in PCI slot order (see
 	// NICPCIAddress). They are cabled in back-to-back pairs inside QEMU.
 	NICs []NIC
+	// MgmtNIC is the management NIC (Model "" for none): at PCI address
+	// MgmtNICPCIAddress, alone on its own QEMU hub (MgmtHub), so it reaches
+	// neither the fabric NICs nor the host.
+	MgmtNIC NIC
 	// HostPages is the host page backing of guest RAM: "" or HostPages4k
 	// (memfd), HostPages2M or HostPages1G (a file on HugetlbfsDir).
 	HostPages string
@@ -200,10 +204,10 @@ type Spec struct {
 
 // needsPCI reports whether s has a device that only exists on a PCI
 // machine.
-func (s Spec) needsPCI() bool { return len(s.NICs) > 0 || s.IOMMU }
+func (s Spec) needsPCI() bool { return len(s.NICs) > 0 || s.MgmtNIC.Model != "" || s.IOMMU }
 
 // MachineType returns the machine type s boots: Spec.Machine if set, else
-// the profile's PCI machine when s has NICs or an IOMMU (x86_64: q35, whose
+// the profile's PCI machine when s has NICs (fabric or management) or an IOMMU (x86_64: q35, whose
 // PCI bus and ACPI tables the NICs and intel-iommu need; microvm has
 // neither), else the profile's default.
 func (s Spec) MachineType() (string, error) {
@@ -283,6 +287,14 @@ func (s Spec) check() (machine, accel string, err error) {
 		}
 		if _, err := net.ParseMAC(n.MAC); err != nil {
 			return "", "", fmt.Errorf("%w: NIC %d MAC %q: %v", ErrInvalidSpec, i, n.MAC, err)
+		}
+	}
+	if m := s.MgmtNIC; m.Model != "" {
+		if _, ok := NICDevices[m.Model]; !ok {
+			return "", "", fmt.Errorf("%w: mgmt_nic model %q; use one of %s", ErrInvalidSpec, m.Model, strings.Join(NICModels, ", "))
+		}
+		if _, err := net.ParseMAC(m.MAC); err != nil {
+			return "", "", fmt.Errorf("%w: mgmt_nic MAC %q: %v", ErrInvalidSpec, m.MAC, err)
 		}
 	}
 	pageMiB, ok := hostPageMiB[s.HostPages]
@@ -370,6 +382,14 @@ func Args(s Spec) ([]string, error) {
 	if pci {
 		// A guest panic becomes a QMP GUEST_PANICKED event.
 		a = append(a, "-device", "pvpanic-pci"+slot(SlotPvpanic))
+	}
+	if m := s.MgmtNIC; m.Model != "" {
+		// The management NIC has a hub of its own: nothing else, and no
+		// host network, is on it.
+		a = append(a,
+			"-netdev", fmt.Sprintf("hubport,id=mgmt,hubid=%d", MgmtHub),
+			"-device", fmt.Sprintf("%s,netdev=mgmt,mac=%s%s", NICDevices[m.Model], m.MAC, slot(SlotMgmtNIC)),
+		)
 	}
 	for i, n := range s.NICs {
 		// NICs 2k and 2k+1 share hub k: a back-to-back cable inside QEMU,

@@ -93,6 +93,40 @@ func TestArgsGolden(t *testing.T) {
 				"-netdev hubport,id=net1,hubid=0 -device e1000e,netdev=net1,mac=02:00:00:00:00:01,addr=0x11",
 		},
 		{
+			name: "x86_64 mgmt NIC alone picks q35, own hub, slot 0f, no noiommu",
+			spec: Spec{Arch: X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1, VhostUserSocket: "/s/v",
+				MgmtNIC: NIC{NICVirtioNet, "02:00:00:00:00:ff"}},
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem -accel tcg " +
+				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
+				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer " +
+				"-chardev socket,id=vsock0,path=/s/v -device vhost-user-vsock-pci,chardev=vsock0,addr=0x3 -device pvpanic-pci,addr=0x4 " +
+				"-netdev hubport,id=mgmt,hubid=8 -device virtio-net-pci,netdev=mgmt,mac=02:00:00:00:00:ff,addr=0xf",
+		},
+		{
+			name: "x86_64 mgmt NIC next to a pair",
+			spec: Spec{Arch: X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1,
+				NICs:    []NIC{{NICE1000, "02:00:00:00:00:00"}, {NICE1000, "02:00:00:00:00:01"}},
+				MgmtNIC: NIC{NICE1000E, "02:00:00:00:00:ff"}},
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem -accel tcg " +
+				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
+				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer vfio.enable_unsafe_noiommu_mode=1 " +
+				"-device pvpanic-pci,addr=0x4 " +
+				"-netdev hubport,id=mgmt,hubid=8 -device e1000e,netdev=mgmt,mac=02:00:00:00:00:ff,addr=0xf " +
+				"-netdev hubport,id=net0,hubid=0 -device e1000,netdev=net0,mac=02:00:00:00:00:00,addr=0x10 " +
+				"-netdev hubport,id=net1,hubid=0 -device e1000,netdev=net1,mac=02:00:00:00:00:01,addr=0x11",
+		},
+		{
+			name: "aarch64 mgmt NIC on virt",
+			spec: Spec{Arch: AArch64, Kernel: "/k/Image", MemoryMiB: 256, CPUs: 1,
+				NICs:    []NIC{{NICVirtioNet, "02:00:00:00:00:00"}},
+				MgmtNIC: NIC{NICE1000, "02:00:00:00:00:ff"}},
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine virt,memory-backend=mem -accel tcg -cpu max,pauth=off " +
+				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/Image " +
+				"-append console=ttyAMA0 panic=-1 oops=panic rdinit=/init vfio.enable_unsafe_noiommu_mode=1 -device pvpanic-pci,addr=0x4 " +
+				"-netdev hubport,id=mgmt,hubid=8 -device e1000,netdev=mgmt,mac=02:00:00:00:00:ff,addr=0xf " +
+				"-netdev hubport,id=net0,hubid=0 -device virtio-net-pci,netdev=net0,mac=02:00:00:00:00:00,addr=0x10",
+		},
+		{
 			name: "x86_64 2M host pages and guest hugepages stay on microvm",
 			spec: Spec{Arch: X86_64, Kernel: "/k/vmlinux", MemoryMiB: 512, CPUs: 1, HostPages: HostPages2M, HugetlbfsDir: "/dev/hugepages",
 				GuestHugepages: Hugepages{Size: "2M", Count: 64}},
@@ -145,26 +179,36 @@ func TestArgsErrors(t *testing.T) {
 		name string
 		spec Spec
 		want error
+		msg  string // a substring of the message, when it matters
 	}{
-		{"unknown arch", Spec{Arch: "riscv64", Kernel: "k", MemoryMiB: 1, CPUs: 1}, ErrUnknownArch},
-		{"no kernel", Spec{Arch: X86_64, MemoryMiB: 1, CPUs: 1}, ErrInvalidSpec},
-		{"no memory", Spec{Arch: X86_64, Kernel: "k", CPUs: 1}, ErrInvalidSpec},
-		{"no cpus", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 1}, ErrInvalidSpec},
-		{"bad accel", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 1, CPUs: 1, Accel: "hvf"}, ErrInvalidSpec},
+		{"unknown arch", Spec{Arch: "riscv64", Kernel: "k", MemoryMiB: 1, CPUs: 1}, ErrUnknownArch, ""},
+		{"no kernel", Spec{Arch: X86_64, MemoryMiB: 1, CPUs: 1}, ErrInvalidSpec, ""},
+		{"no memory", Spec{Arch: X86_64, Kernel: "k", CPUs: 1}, ErrInvalidSpec, ""},
+		{"no cpus", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 1}, ErrInvalidSpec, ""},
+		{"bad accel", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 1, CPUs: 1, Accel: "hvf"}, ErrInvalidSpec, ""},
 		{"NICs on microvm", Spec{Arch: X86_64, Machine: "microvm", Kernel: "k", MemoryMiB: 256, CPUs: 1,
-			NICs: []NIC{{NICE1000, "02:00:00:00:00:00"}}}, ErrInvalidSpec},
-		{"bad NIC model", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, NICs: []NIC{{"rtl8139", "02:00:00:00:00:00"}}}, ErrInvalidSpec},
-		{"bad MAC", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, NICs: []NIC{{NICE1000, "nope"}}}, ErrInvalidSpec},
-		{"too many NICs", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, NICs: make([]NIC, MaxNICs+1)}, ErrInvalidSpec},
-		{"bad host pages", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, HostPages: "64k"}, ErrInvalidSpec},
-		{"memory not aligned to 1G pages", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 1536, CPUs: 1, HostPages: HostPages1G, HugetlbfsDir: "/h"}, ErrInvalidSpec},
-		{"2M pages without a mount", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, HostPages: HostPages2M}, ErrInvalidSpec},
-		{"guest hugepages do not fit", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, GuestHugepages: Hugepages{"2M", 100}}, ErrInvalidSpec},
-		{"guest hugepage size", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, GuestHugepages: Hugepages{"4M", 1}}, ErrInvalidSpec},
+			NICs: []NIC{{NICE1000, "02:00:00:00:00:00"}}}, ErrInvalidSpec, ""},
+		{"bad NIC model", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, NICs: []NIC{{"rtl8139", "02:00:00:00:00:00"}}}, ErrInvalidSpec, ""},
+		{"bad MAC", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, NICs: []NIC{{NICE1000, "nope"}}}, ErrInvalidSpec, ""},
+		{"too many NICs", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, NICs: make([]NIC, MaxNICs+1)}, ErrInvalidSpec, ""},
+		{"bad mgmt NIC model", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, MgmtNIC: NIC{"rtl8139", "02:00:00:00:00:ff"}}, ErrInvalidSpec,
+			`mgmt_nic model "rtl8139"; use one of virtio_net, e1000, e1000e`},
+		{"bad mgmt NIC MAC", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, MgmtNIC: NIC{NICVirtioNet, ""}}, ErrInvalidSpec, "mgmt_nic MAC"},
+		{"mgmt NIC on microvm", Spec{Arch: X86_64, Machine: "microvm", Kernel: "k", MemoryMiB: 256, CPUs: 1,
+			MgmtNIC: NIC{NICVirtioNet, "02:00:00:00:00:ff"}}, ErrInvalidSpec, "no PCI bus"},
+		{"bad host pages", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, HostPages: "64k"}, ErrInvalidSpec, ""},
+		{"memory not aligned to 1G pages", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 1536, CPUs: 1, HostPages: HostPages1G, HugetlbfsDir: "/h"}, ErrInvalidSpec, ""},
+		{"2M pages without a mount", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, HostPages: HostPages2M}, ErrInvalidSpec, ""},
+		{"guest hugepages do not fit", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, GuestHugepages: Hugepages{"2M", 100}}, ErrInvalidSpec, ""},
+		{"guest hugepage size", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, GuestHugepages: Hugepages{"4M", 1}}, ErrInvalidSpec, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := Args(tc.spec); !errors.Is(err, tc.want) {
+			_, err := Args(tc.spec)
+			if !errors.Is(err, tc.want) {
 				t.Errorf("err = %v, want %v", err, tc.want)
+			}
+			if err != nil && !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("err = %v, want it to contain %q", err, tc.msg)
 			}
 		})
 	}
@@ -286,6 +330,23 @@ func TestNICAddressesAndMACs(t *testing.T) {
 	}
 	if !strings.HasSuffix(a1, ":01") {
 		t.Errorf("NIC 1's MAC %s does not end in its index", a1)
+	}
+	if got := MgmtNICPCIAddress(); got != "0000:00:0f.0" {
+		t.Errorf("MgmtNICPCIAddress() = %s", got)
+	}
+	// The management NIC's MAC: the same hash, ending in ff, never a
+	// fabric NIC's.
+	m := MgmtNICMAC("//pkg:a_test")
+	if m != MgmtNICMAC("//pkg:a_test") || m == MgmtNICMAC("//pkg:b_test") {
+		t.Errorf("MgmtNICMAC is not deterministic per test: %s", m)
+	}
+	if m[:len(m)-2] != a0[:len(a0)-2] || !strings.HasSuffix(m, ":ff") {
+		t.Errorf("MgmtNICMAC %s is not NIC 0's %s with the last byte ff", m, a0)
+	}
+	for i := range MaxNICs {
+		if m == NICMAC("//pkg:a_test", i) {
+			t.Errorf("mgmt MAC %s collides with NIC %d's", m, i)
+		}
 	}
 }
 

@@ -28,18 +28,29 @@ var NoIOMMUCmdline = []string{"vfio.enable_unsafe_noiommu_mode=1"}
 var PCIMachines = map[string]bool{"q35": true, "virt": true}
 
 // Fixed PCI slots on bus 0 of a PCI machine (q35, virt). The guest finds
-// devices by these addresses (see NICPCIAddress); q35 keeps 0x00 (host
-// bridge) and 0x1f (LPC, SATA, SMBus) for itself.
+// devices by these addresses (see NICPCIAddress, MgmtNICPCIAddress); q35
+// keeps 0x00 (host bridge) and 0x1f (LPC, SATA, SMBus) for itself.
 const (
 	// SlotVsock is the vhost-user vsock device's slot.
 	SlotVsock = 0x03
 	// SlotPvpanic is the pvpanic-pci device's slot.
 	SlotPvpanic = 0x04
+	// SlotMgmtNIC is the management NIC's slot, just below the fabric NICs.
+	SlotMgmtNIC = 0x0f
 	// SlotNIC0 is the first NIC's slot; NIC i is at SlotNIC0+i.
 	SlotNIC0 = 0x10
 	// MaxNICs is the most NICs a guest gets.
 	MaxNICs = 8
 )
+
+// MgmtHub is the QEMU hub of the management NIC, alone on it: the fabric
+// pairs use hubs 0 to MaxNICs/2-1. Like theirs, it has no way out to the
+// host.
+const MgmtHub = MaxNICs
+
+// mgmtMACByte is the last byte of the management NIC's MAC; fabric NIC i
+// ends in i (< MaxNICs), so the two never collide.
+const mgmtMACByte = 0xff
 
 // NIC models (the go_vm_test `nics` values).
 const (
@@ -72,6 +83,18 @@ func NICPCIAddress(i int) string { return fmt.Sprintf("0000:00:%02x.0", SlotNIC0
 func NICMAC(seed string, i int) string {
 	h := sha256.Sum256([]byte(seed))
 	return net.HardwareAddr{0x02, h[0], h[1], h[2], h[3], byte(i)}.String()
+}
+
+// MgmtNICPCIAddress is the guest PCI address of the management NIC
+// ("0000:00:0f.0").
+func MgmtNICPCIAddress() string { return fmt.Sprintf("0000:00:%02x.0", SlotMgmtNIC) }
+
+// MgmtNICMAC returns the MAC address of the management NIC of the test named
+// seed: NICMAC's scheme (02, four bytes of SHA-256(seed)) ending in ff
+// instead of a NIC index.
+func MgmtNICMAC(seed string) string {
+	h := sha256.Sum256([]byte(seed))
+	return net.HardwareAddr{0x02, h[0], h[1], h[2], h[3], mgmtMACByte}.String()
 }
 
 // Host page backings of guest RAM (the go_vm_test `host_pages` values).

@@ -56,8 +56,8 @@ func SpecRequirements(s Spec) (machines, devices, objects []string, err error) {
 		d, _, _ := strings.Cut(p.IOMMU.Device, ",")
 		devices = append(devices, d)
 	}
-	for _, n := range s.NICs {
-		if d := NICDevices[n.Model]; !slices.Contains(devices, d) {
+	for _, n := range append([]NIC{s.MgmtNIC}, s.NICs...) {
+		if d := NICDevices[n.Model]; n.Model != "" && !slices.Contains(devices, d) {
 			devices = append(devices, d)
 		}
 	}
