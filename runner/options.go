@@ -81,7 +81,8 @@ type Options struct {
 	// ExtraCmdline is appended to the kernel command line.
 	ExtraCmdline []string
 
-	// VM shape (go_vm_test's nics, host_pages, guest_hugepages, iommu).
+	// VM shape (go_vm_test's nics, mgmt_nic, host_pages, guest_hugepages,
+	// iommu).
 
 	// Backend is the hypervisor backend ("" or "qemu", see vmm.For).
 	Backend string
@@ -91,6 +92,11 @@ type Options struct {
 	// 2k+1 are cabled back to back inside QEMU (no host network, ever).
 	// NICs make an x86_64 guest a q35 machine.
 	NICs []string
+	// MgmtNIC is the management NIC's model, a qemu.NICModels value; ""
+	// for none. It is at PCI address qemu.MgmtNICPCIAddress (0000:00:0f.0),
+	// alone on its own QEMU hub, with MAC qemu.MgmtNICMAC, and makes an
+	// x86_64 guest a q35 machine like the NICs.
+	MgmtNIC string
 	// NICSeed names the test for its NICs' MAC addresses (qemu.NICMAC);
 	// "" means the test binary's base name.
 	NICSeed string
@@ -364,7 +370,8 @@ func (o *Options) Validate() error {
 	return nil
 }
 
-// validateShape checks the VM shape fields (backend, NICs, pages, IOMMU).
+// validateShape checks the VM shape fields (backend, NICs, management NIC,
+// pages, IOMMU).
 func (o *Options) validateShape() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidOptions, fmt.Sprintf(format, a...))
@@ -379,6 +386,9 @@ func (o *Options) validateShape() error {
 		if !slices.Contains(qemu.NICModels, n) {
 			return bad("nics[%d] %q: use one of %s", i, n, strings.Join(qemu.NICModels, ", "))
 		}
+	}
+	if o.MgmtNIC != "" && !slices.Contains(qemu.NICModels, o.MgmtNIC) {
+		return bad("mgmt_nic %q: use one of %s", o.MgmtNIC, strings.Join(qemu.NICModels, ", "))
 	}
 	pageMiB := map[string]int{"": 1, qemu.HostPages4k: 1, qemu.HostPages2M: 2, qemu.HostPages1G: 1024}[o.HostPages]
 	if pageMiB == 0 {
@@ -416,6 +426,9 @@ func (o *Options) shape() qemu.Spec {
 	for i, m := range o.NICs {
 		s.NICs = append(s.NICs, qemu.NIC{Model: m, MAC: qemu.NICMAC(seed, i)})
 	}
+	if o.MgmtNIC != "" {
+		s.MgmtNIC = qemu.NIC{Model: o.MgmtNIC, MAC: qemu.MgmtNICMAC(seed)}
+	}
 	return s
 }
 
@@ -423,6 +436,11 @@ func (o *Options) shape() qemu.Spec {
 // NICs: space-separated "MODEL PCI-ADDRESS MAC" entries joined by commas,
 // in PCI order (package invm parses it: invm.NICs).
 const EnvNICs = "INVM_NICS"
+
+// EnvMgmtNIC is the variable the runner sets for the test when the guest has
+// a management NIC: "MODEL PCI-ADDRESS MAC" (invm.MgmtNIC). INVM_NICS never
+// lists it.
+const EnvMgmtNIC = "INVM_MGMT_NIC"
 
 // EnvGuestHugepages is the variable the runner sets for the test when the
 // guest has hugepages: SIZE:COUNT, e.g. "2M:64" (see invm.Hugepages).
@@ -438,6 +456,9 @@ func shapeEnv(s qemu.Spec) []string {
 			nics = append(nics, n.Model+" "+qemu.NICPCIAddress(i)+" "+n.MAC)
 		}
 		env = append(env, EnvNICs+"="+strings.Join(nics, ","))
+	}
+	if m := s.MgmtNIC; m.Model != "" {
+		env = append(env, EnvMgmtNIC+"="+m.Model+" "+qemu.MgmtNICPCIAddress()+" "+m.MAC)
 	}
 	if h := s.GuestHugepages; h.Count > 0 {
 		env = append(env, EnvGuestHugepages+"="+h.String())

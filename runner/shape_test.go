@@ -29,6 +29,9 @@ func TestValidateShape(t *testing.T) {
 		{"bad NIC", o(func(o *Options) { o.NICs = []string{"e1000", "rtl8139"} }), `nics[1] "rtl8139": use one of virtio_net, e1000, e1000e`},
 		{"too many NICs", o(func(o *Options) { o.NICs = make([]string, 9) }), "nics: 9 NICs; at most 8"},
 		{"NICs on microvm", o(func(o *Options) { o.NICs = []string{"e1000"}; o.Arch = qemu.X86_64; o.Machine = "microvm" }), `machine: machine "microvm" has no PCI bus`},
+		{"mgmt NIC", o(func(o *Options) { o.MgmtNIC = "e1000e"; o.Arch = qemu.AArch64 }), ""},
+		{"bad mgmt NIC", o(func(o *Options) { o.MgmtNIC = "rtl8139" }), `mgmt_nic "rtl8139": use one of virtio_net, e1000, e1000e`},
+		{"mgmt NIC on microvm", o(func(o *Options) { o.MgmtNIC = "virtio_net"; o.Arch = qemu.X86_64; o.Machine = "microvm" }), `machine: machine "microvm" has no PCI bus`},
 		{"bad backend", o(func(o *Options) { o.Backend = "firecracker" }), `backend "firecracker": use "qemu"`},
 		{"bad host pages", o(func(o *Options) { o.HostPages = "64k" }), `host_pages "64k": use one of 4k, 2M, 1G`},
 		{"unaligned 1G", o(func(o *Options) { o.HostPages = "1G"; o.MemoryMiB = 1536 }), "memory 1536 MiB: not a multiple of host_pages 1G"},
@@ -61,6 +64,17 @@ func TestShapeEnv(t *testing.T) {
 	o.NICSeed = "//pkg:t"
 	if s := o.shape(); s.NICs[0].MAC != qemu.NICMAC("//pkg:t", 0) {
 		t.Errorf("NICSeed ignored: %s", s.NICs[0].MAC)
+	}
+	// The management NIC has its own variable; INVM_NICS never lists it.
+	o.MgmtNIC = "virtio_net"
+	got = strings.Join(shapeEnv(o.shape()), "|")
+	want = EnvNICs + "=e1000 0000:00:10.0 " + qemu.NICMAC("//pkg:t", 0) + ",virtio_net 0000:00:11.0 " + qemu.NICMAC("//pkg:t", 1) +
+		"|" + EnvMgmtNIC + "=virtio_net 0000:00:0f.0 " + qemu.MgmtNICMAC("//pkg:t") + "|" + EnvGuestHugepages + "=2M:8"
+	if got != want {
+		t.Errorf("shapeEnv with a mgmt NIC:\n got %s\nwant %s", got, want)
+	}
+	if env := shapeEnv((&Options{TestBinary: "x", MgmtNIC: "e1000"}).shape()); len(env) != 1 || env[0] != EnvMgmtNIC+"=e1000 0000:00:0f.0 "+qemu.MgmtNICMAC("x") {
+		t.Errorf("mgmt NIC only: env %q", env)
 	}
 	if env := shapeEnv((&Options{TestBinary: "x"}).shape()); len(env) != 0 {
 		t.Errorf("plain VM env %q", env)

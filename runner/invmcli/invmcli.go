@@ -82,6 +82,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (runner.
 	)
 	fs.Var(stringFlag{hugeS}, "hugepages", "alias of -guest-hugepages")
 	fs.StringVar(&o.HostPages, "host-pages", "", "host page backing of guest RAM: 4k (memfd, default), 2M or 1G (host hugetlbfs)")
+	fs.StringVar(&o.MgmtNIC, "mgmt-nic", "", "management NIC model (virtio_net, e1000, e1000e) at PCI 0000:00:0f.0, alone on its own QEMU hub (default none)")
 	fs.BoolVar(&o.IOMMU, "iommu", false, "give the guest a virtual IOMMU (intel-iommu on x86_64, SMMUv3 on aarch64)")
 	fs.StringVar(&o.Backend, "backend", "", "VM backend (default qemu)")
 	fs.StringVar(&o.Kernel, "kernel", "", "guest kernel image (default: newest kbuild cache entry for the arch)")

@@ -95,12 +95,12 @@ func TestRunUsageExitCode(t *testing.T) {
 func TestParseShapeFlags(t *testing.T) {
 	env := map[string]string{"INVM_HOST_PAGES": "2M"}
 	getenv := func(k string) string { return env[k] }
-	o, err := parse([]string{"-nics", "e1000,virtio_net", "-hugepages", "2M:32", "-iommu", "-testdata", "none", "/tmp/x.test"}, getenv, &bytes.Buffer{})
+	o, err := parse([]string{"-nics", "e1000,virtio_net", "-mgmt-nic", "e1000e", "-hugepages", "2M:32", "-iommu", "-testdata", "none", "/tmp/x.test"}, getenv, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(o.NICs) != 2 || o.NICs[0] != "e1000" || o.NICs[1] != "virtio_net" || !o.IOMMU || o.HostPages != "2M" ||
-		o.GuestHugepages.String() != "2M:32" || o.NICSeed != "x.test" {
+		o.GuestHugepages.String() != "2M:32" || o.NICSeed != "x.test" || o.MgmtNIC != "e1000e" {
 		t.Errorf("shape flags: %+v", o)
 	}
 	o, err = parse([]string{"-guest-hugepages", "1G:1", "-testdata", "none", "/tmp/x.test"}, getenv, &bytes.Buffer{})

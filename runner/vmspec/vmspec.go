@@ -1,5 +1,5 @@
 // Package vmspec is the VM spec a `go_vm_test` target hands to its launcher:
-// what guest to boot (arch, kernel, initramfs layers, memory, cpus, NICs,
+// what guest to boot (arch, kernel, initramfs layers, memory, cpus, NICs, management NIC,
 // hugepages, ...) and what to run in it. The Bazel rule writes it as JSON
 // into the test's runfiles; paths in it are runfiles paths ("_main/pkg/x")
 // except Test and WorkDir, which are paths inside the guest.
@@ -51,6 +51,7 @@ type Spec struct {
 	MemoryMiB      int               `json:"memory_mib"`
 	CPUs           int               `json:"cpus"`
 	NICs           []string          `json:"nics"`
+	MgmtNIC        string            `json:"mgmt_nic,omitempty"` // a NICModels value; "" for none
 	HostPages      string            `json:"host_pages"`
 	GuestHugepages *Hugepages        `json:"guest_hugepages"`
 	IOMMU          bool              `json:"iommu"`
@@ -110,6 +111,11 @@ func (s Spec) Validate() error {
 	}
 	for i, n := range s.NICs {
 		if err := oneOf(fmt.Sprintf("nics[%d]", i), n, NICModels); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.MgmtNIC != "" {
+		if err := oneOf("mgmt_nic", s.MgmtNIC, NICModels); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -23,6 +23,8 @@ func TestValidate(t *testing.T) {
 		{"valid", func(*Spec) {}, ""},
 		{"arch", func(s *Spec) { s.Arch = "riscv64" }, `arch: "riscv64" is not allowed; use one of x86_64, aarch64`},
 		{"nic", func(s *Spec) { s.NICs = []string{"e1000", "rtl8139"} }, `nics[1]: "rtl8139" is not allowed`},
+		{"mgmt nic", func(s *Spec) { s.MgmtNIC = "rtl8139" }, `mgmt_nic: "rtl8139" is not allowed; use one of virtio_net, e1000, e1000e`},
+		{"mgmt nic ok", func(s *Spec) { s.MgmtNIC = "e1000e" }, ""},
 		{"hugepages too big", func(s *Spec) { s.GuestHugepages = &Hugepages{Size: "2M", Count: 128} }, "does not fit in memory_mib 256"},
 		{"hugepages size", func(s *Spec) { s.GuestHugepages = &Hugepages{Size: "4M", Count: 1} }, "guest_hugepages.size"},
 		{"hugepages ok", func(s *Spec) { s.GuestHugepages = &Hugepages{Size: "2M", Count: 64} }, ""},

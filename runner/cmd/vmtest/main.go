@@ -189,6 +189,7 @@ func options(args []string, getenv func(string) string) (runner.Options, error) 
 	}
 	// VM shape. The MACs derive from the target's label (stable per test).
 	o.Backend, o.NICs, o.HostPages, o.IOMMU = spec.Backend, spec.NICs, spec.HostPages, spec.IOMMU
+	o.MgmtNIC = spec.MgmtNIC
 	o.NICSeed = getenv("TEST_TARGET")
 	if h := spec.GuestHugepages; h != nil {
 		o.GuestHugepages = qemu.Hugepages{Size: h.Size, Count: h.Count}

@@ -92,7 +92,7 @@ func TestOptions(t *testing.T) {
 
 // TestOptionsShape checks the VM shape fields reach the runner options.
 func TestOptionsShape(t *testing.T) {
-	shaped := strings.NewReplacer(`"nics":[]`, `"nics":["e1000","virtio_net"]`, `"iommu":false`, `"iommu":true`,
+	shaped := strings.NewReplacer(`"nics":[]`, `"nics":["e1000","virtio_net"],"mgmt_nic":"virtio_net"`, `"iommu":false`, `"iommu":true`,
 		`"guest_hugepages":null`, `"guest_hugepages":{"size":"2M","count":16}`, `"host_pages":"4k"`, `"host_pages":"2M"`).Replace(goodSpec)
 	rf, spec := writeSpec(t, shaped)
 	o, err := options([]string{"-runfiles", rf, "-spec", spec}, func(k string) string {
@@ -102,9 +102,9 @@ func TestOptionsShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !slices.Equal(o.NICs, []string{"e1000", "virtio_net"}) || !o.IOMMU || o.HostPages != "2M" ||
-		o.GuestHugepages.String() != "2M:16" || o.NICSeed != "//pkg:x_test" || o.Backend != "qemu" {
-		t.Errorf("shape: nics %q iommu %v host pages %q guest hugepages %v seed %q backend %q",
-			o.NICs, o.IOMMU, o.HostPages, o.GuestHugepages, o.NICSeed, o.Backend)
+		o.GuestHugepages.String() != "2M:16" || o.NICSeed != "//pkg:x_test" || o.Backend != "qemu" || o.MgmtNIC != "virtio_net" {
+		t.Errorf("shape: nics %q mgmt nic %q iommu %v host pages %q guest hugepages %v seed %q backend %q",
+			o.NICs, o.MgmtNIC, o.IOMMU, o.HostPages, o.GuestHugepages, o.NICSeed, o.Backend)
 	}
 }
 
