@@ -12,12 +12,15 @@ import (
 	"strings"
 )
 
-// Environment variables the runner sets for the test (runner.EnvNICs and
-// runner.EnvGuestHugepages; not imported, to keep this package small).
+// Environment variables the runner sets for the test (runner.EnvNICs,
+// runner.EnvMgmtNIC and runner.EnvGuestHugepages; not imported, to keep this
+// package small).
 const (
 	// EnvNICs lists the guest's NICs: "MODEL PCI-ADDRESS MAC" entries
-	// joined by commas, in PCI order.
+	// joined by commas, in PCI order. The management NIC is not one of them.
 	EnvNICs = "INVM_NICS"
+	// EnvMgmtNIC is the guest's management NIC: "MODEL PCI-ADDRESS MAC".
+	EnvMgmtNIC = "INVM_MGMT_NIC"
 	// EnvGuestHugepages is the guest hugepage reservation, SIZE:COUNT.
 	EnvGuestHugepages = "INVM_GUEST_HUGEPAGES"
 )
@@ -51,7 +54,8 @@ var sysfs = "/sys"
 
 // NICs returns the guest's NICs in PCI order, each found in sysfs by its
 // PCI address. It fails if the runner gave the guest none ($INVM_NICS
-// unset) or if one of them is missing from the PCI bus.
+// unset) or if one of them is missing from the PCI bus. The management NIC
+// is not among them (see MgmtNIC).
 func NICs() ([]NIC, error) {
 	spec := os.Getenv(EnvNICs)
 	if spec == "" {
@@ -59,21 +63,43 @@ func NICs() ([]NIC, error) {
 	}
 	var nics []NIC
 	for _, e := range strings.Split(spec, ",") {
-		f := strings.Fields(e)
-		if len(f) != 3 {
-			return nil, fmt.Errorf("$%s: bad entry %q: want MODEL PCI-ADDRESS MAC", EnvNICs, e)
-		}
-		mac, err := net.ParseMAC(f[2])
+		n, err := parseNIC(EnvNICs, e)
 		if err != nil {
-			return nil, fmt.Errorf("$%s: %w", EnvNICs, err)
-		}
-		n := NIC{Model: f[0], PCIAddress: f[1], MAC: mac}
-		if err := n.resolve(); err != nil {
 			return nil, err
 		}
 		nics = append(nics, n)
 	}
 	return nics, nil
+}
+
+// MgmtNIC returns the guest's management NIC (go_vm_test mgmt_nic, invm
+// -mgmt-nic; PCI address 0000:00:0f.0), found in sysfs like NICs finds
+// theirs. It fails if the runner gave the guest none ($INVM_MGMT_NIC unset)
+// or if it is missing from the PCI bus.
+func MgmtNIC() (NIC, error) {
+	spec := os.Getenv(EnvMgmtNIC)
+	if spec == "" {
+		return NIC{}, fmt.Errorf("%w: $%s is empty: the VM has no management NIC (go_vm_test mgmt_nic = \"virtio_net\", invm -mgmt-nic)", ErrNoNIC, EnvMgmtNIC)
+	}
+	return parseNIC(EnvMgmtNIC, spec)
+}
+
+// parseNIC parses one "MODEL PCI-ADDRESS MAC" entry of the variable env and
+// resolves it in sysfs.
+func parseNIC(env, e string) (NIC, error) {
+	f := strings.Fields(e)
+	if len(f) != 3 {
+		return NIC{}, fmt.Errorf("$%s: bad entry %q: want MODEL PCI-ADDRESS MAC", env, e)
+	}
+	mac, err := net.ParseMAC(f[2])
+	if err != nil {
+		return NIC{}, fmt.Errorf("$%s: %w", env, err)
+	}
+	n := NIC{Model: f[0], PCIAddress: f[1], MAC: mac}
+	if err := n.resolve(); err != nil {
+		return NIC{}, err
+	}
+	return n, nil
 }
 
 // NICByPCI returns the NIC at PCI address addr ("0000:00:10.0").

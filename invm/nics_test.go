@@ -10,8 +10,8 @@ import (
 )
 
 func TestEnvNamesMatchRunner(t *testing.T) {
-	if EnvNICs != runner.EnvNICs || EnvGuestHugepages != runner.EnvGuestHugepages {
-		t.Fatalf("invm %s/%s != runner %s/%s", EnvNICs, EnvGuestHugepages, runner.EnvNICs, runner.EnvGuestHugepages)
+	if EnvNICs != runner.EnvNICs || EnvGuestHugepages != runner.EnvGuestHugepages || EnvMgmtNIC != runner.EnvMgmtNIC {
+		t.Fatalf("invm %s/%s/%s != runner %s/%s/%s", EnvNICs, EnvGuestHugepages, EnvMgmtNIC, runner.EnvNICs, runner.EnvGuestHugepages, runner.EnvMgmtNIC)
 	}
 }
 
@@ -97,6 +97,35 @@ func TestNICs(t *testing.T) {
 	t.Setenv(EnvNICs, "")
 	if _, err := NICs(); !errors.Is(err, ErrNoNIC) {
 		t.Errorf("NICs without $%s = %v", EnvNICs, err)
+	}
+}
+
+func TestMgmtNIC(t *testing.T) {
+	old := sysfs
+	sysfs = fakeSysfs(t)
+	t.Cleanup(func() { sysfs = old })
+	t.Setenv(EnvNICs, "e1000 0000:00:10.0 02:aa:bb:cc:dd:00")
+	t.Setenv(EnvMgmtNIC, "virtio_net 0000:00:11.0 02:aa:bb:cc:dd:01")
+	m, err := MgmtNIC()
+	if err != nil || m.Model != "virtio_net" || m.PCIAddress != "0000:00:11.0" || m.Name != "eth0" || m.Driver != "virtio_net" ||
+		m.HardwareAddr.String() != "02:aa:bb:cc:dd:01" || m.MAC.String() != "02:aa:bb:cc:dd:01" {
+		t.Errorf("MgmtNIC = %+v, %v", m, err)
+	}
+	// NICs lists the fabric NICs only.
+	if nics, err := NICs(); err != nil || len(nics) != 1 || nics[0].PCIAddress != "0000:00:10.0" {
+		t.Errorf("NICs next to a mgmt NIC = %+v, %v", nics, err)
+	}
+	t.Setenv(EnvMgmtNIC, "virtio_net 0000:00:0f.0 02:aa:bb:cc:dd:ff")
+	if _, err := MgmtNIC(); !errors.Is(err, ErrNoNIC) {
+		t.Errorf("MgmtNIC missing from the bus = %v", err)
+	}
+	t.Setenv(EnvMgmtNIC, "virtio_net 0000:00:0f.0")
+	if _, err := MgmtNIC(); err == nil {
+		t.Error("MgmtNIC with a bad entry: want an error")
+	}
+	t.Setenv(EnvMgmtNIC, "")
+	if _, err := MgmtNIC(); !errors.Is(err, ErrNoNIC) {
+		t.Errorf("MgmtNIC without $%s = %v", EnvMgmtNIC, err)
 	}
 }
 
