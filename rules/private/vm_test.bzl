@@ -21,7 +21,7 @@ def _bytes(attr_name, value, label):
         fail("%s: %s = %r must be larger than 0" % (label, attr_name, value))
     return n
 
-def validate_spec(label, memory, cpus, nics, guest_hugepages, host_pages, accel, backend):
+def validate_spec(label, memory, cpus, nics, guest_hugepages, host_pages, accel, backend, mgmt_nic = ""):
     """Checks the VM attributes at analysis time, failing with the attribute's name and the allowed values.
 
     Args:
@@ -33,6 +33,7 @@ def validate_spec(label, memory, cpus, nics, guest_hugepages, host_pages, accel,
       host_pages: host page backing.
       accel: accelerator policy.
       backend: VMM.
+      mgmt_nic: management NIC model, "" for none.
 
     Returns:
       (memory in MiB, hugepage size or "", hugepage count)
@@ -45,6 +46,8 @@ def validate_spec(label, memory, cpus, nics, guest_hugepages, host_pages, accel,
     for nic in nics:
         if nic not in NIC_MODELS:
             fail("%s: nics: %r is not a NIC model; use one of %s" % (label, nic, ", ".join(NIC_MODELS)))
+    if mgmt_nic and mgmt_nic not in NIC_MODELS:
+        fail("%s: mgmt_nic = %r is not a NIC model; use one of %s (or leave it empty for none)" % (label, mgmt_nic, ", ".join(NIC_MODELS)))
     if host_pages not in HOST_PAGES:
         fail("%s: host_pages = %r; use one of %s" % (label, host_pages, ", ".join(HOST_PAGES)))
     if host_pages != "4k" and mem % _bytes("host_pages", host_pages, label) != 0:
@@ -84,6 +87,7 @@ def _go_vm_test_impl(ctx):
         ctx.attr.host_pages,
         ctx.attr.accel,
         ctx.attr.backend,
+        mgmt_nic = ctx.attr.mgmt_nic,
     )
     tc = ctx.toolchains[VM_TOOLCHAIN]
     if tc == None:
@@ -139,6 +143,7 @@ def _go_vm_test_impl(ctx):
         "kernel_manifest": _rlocation(ctx, kernel.manifest) if kernel.manifest else "",
         "layers": [_rlocation(ctx, base.archive), _rlocation(ctx, layer)],
         "memory_mib": mem_mib,
+        "mgmt_nic": ctx.attr.mgmt_nic,
         "nics": ctx.attr.nics,
         "test": "/invm/runfiles/" + _rlocation(ctx, binary),
         "timeout_scale_tcg": ctx.attr.tcg_timeout_scale,
@@ -183,6 +188,11 @@ _go_vm_test = rule(
         "iommu": attr.bool(doc = "Give the guest a virtual IOMMU (intel-iommu on x86_64, SMMUv3 on aarch64)."),
         "kernel": attr.label(doc = "A guest kernel (`kernel_image`); default: the VM toolchain's for the target arch.", providers = [KernelInfo]),
         "memory": attr.string(doc = "Guest RAM, e.g. \"256M\" or \"1G\".", default = "256M"),
+        "mgmt_nic": attr.string(
+            doc = "A management NIC next to the `nics`: its model (\"virtio_net\", \"e1000\", \"e1000e\"), empty for none. " +
+                  "It is at PCI address 0000:00:0f.0, alone on its own QEMU hub (no host network, ever), with a deterministic " +
+                  "MAC ending in ff; the guest finds it with `invm.MgmtNIC()` ($INVM_MGMT_NIC). Makes an x86_64 guest a q35 machine.",
+        ),
         "nics": attr.string_list(doc = "NIC models, one NIC each, in PCI order: \"virtio_net\", \"e1000\", \"e1000e\"."),
         "tcg_timeout_scale": attr.int(
             doc = "How much slower the test may be under TCG than under KVM. The `go_vm_test` macro raises Bazel's " +
@@ -258,7 +268,7 @@ _go_vm_debug = rule(
     },
 )
 
-_VM_ATTRS = ["accel", "backend", "cmdline", "cpus", "guest_hugepages", "host_pages", "iommu", "kernel", "memory", "nics", "tcg_timeout_scale", "transport"]
+_VM_ATTRS = ["accel", "backend", "cmdline", "cpus", "guest_hugepages", "host_pages", "iommu", "kernel", "memory", "mgmt_nic", "nics", "tcg_timeout_scale", "transport"]
 
 def go_vm_test(name, **kwargs):
     """A go_test that runs inside a Linux guest.
@@ -268,7 +278,7 @@ def go_vm_test(name, **kwargs):
 
     Every go_test attribute (srcs, embed, deps, data, ...) passes through to an inner go_test
     `<name>_guest_binary`, built for the target platform and never run on the host. The VM attributes
-    (memory, cpus, nics, guest_hugepages, host_pages, iommu, kernel, cmdline, accel, backend,
+    (memory, cpus, nics, mgmt_nic, guest_hugepages, host_pages, iommu, kernel, cmdline, accel, backend,
     tcg_timeout_scale, transport) shape the guest; `args` and `env` reach the test inside it.
 
     Args:

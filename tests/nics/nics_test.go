@@ -1,9 +1,10 @@
 // Package nics proves, inside a guest, the VM shape go_vm_test asked for:
 // the NICs at their documented PCI addresses with the expected driver
-// bound and the deterministic MACs, frames crossing each back-to-back NIC
-// pair, and hugetlbfs mounted with the requested pages. Run it with
+// bound and the deterministic MACs, the management NIC at its own address
+// apart from them, frames crossing each back-to-back NIC pair, and
+// hugetlbfs mounted with the requested pages. Run it with
 //
-//	go test -exec 'invm -nics e1000,virtio_net -guest-hugepages 2M:64 -memory 512' ./tests/nics/
+//	go test -exec 'invm -nics e1000,virtio_net -mgmt-nic virtio_net -guest-hugepages 2M:64 -memory 512' ./tests/nics/
 //
 // or through its go_vm_test targets (BUILD.bazel).
 package nics
@@ -63,6 +64,68 @@ func TestNICs(t *testing.T) {
 			t.Errorf("%s at %s: vendor %q (%v), want %s", n.Model, n.PCIAddress, strings.TrimSpace(string(b)), err, ids[n.Model])
 		}
 	}
+}
+
+// envWantMgmtNIC is set (to the model) by the targets that ask for a
+// management NIC, so that its absence fails instead of going unnoticed.
+const envWantMgmtNIC = "NICS_WANT_MGMT_NIC"
+
+// TestMgmtNIC finds the management NIC at its documented PCI address
+// (0000:00:0f.0) with its driver bound and its deterministic MAC (the
+// fabric NICs' hash, ending in ff), and checks it is none of the fabric
+// NICs. A VM without one (no $INVM_MGMT_NIC) has nothing to check, unless
+// the target asked for one.
+func TestMgmtNIC(t *testing.T) {
+	invm.Require(t)
+	want := os.Getenv(envWantMgmtNIC)
+	if os.Getenv(invm.EnvMgmtNIC) == "" {
+		if want != "" {
+			t.Fatalf("$%s is not set, but the target asked for a %s management NIC ($%s): the runner did not give the guest one",
+				invm.EnvMgmtNIC, want, envWantMgmtNIC)
+		}
+		t.Logf("no management NIC asked for ($%s and $%s unset)", invm.EnvMgmtNIC, envWantMgmtNIC)
+		return
+	}
+	m, err := invm.MgmtNIC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want != "" && m.Model != want {
+		t.Errorf("management NIC model %q, want %q", m.Model, want)
+	}
+	if m.PCIAddress != "0000:00:0f.0" {
+		t.Errorf("management NIC at %s, want 0000:00:0f.0", m.PCIAddress)
+	}
+	if m.Name == "" {
+		t.Fatalf("management NIC (%s at %s): no network interface bound", m.Model, m.PCIAddress)
+	}
+	if m.Driver != drivers[m.Model] {
+		t.Errorf("management NIC (%s): driver %q, want %q", m.Model, m.Driver, drivers[m.Model])
+	}
+	if m.HardwareAddr.String() != m.MAC.String() {
+		t.Errorf("management NIC (%s): MAC %s, want the runner's %s", m.Name, m.HardwareAddr, m.MAC)
+	}
+	if m.MAC[0] != 0x02 || m.MAC[5] != 0xff {
+		t.Errorf("management NIC: MAC %s is not 02:...:ff", m.MAC)
+	}
+	ids := map[string]string{"virtio_net": "0x1af4", "e1000": "0x8086", "e1000e": "0x8086"}
+	if b, err := os.ReadFile(filepath.Join("/sys/bus/pci/devices", m.PCIAddress, "vendor")); err != nil || strings.TrimSpace(string(b)) != ids[m.Model] {
+		t.Errorf("management NIC at %s: vendor %q (%v), want %s", m.PCIAddress, strings.TrimSpace(string(b)), err, ids[m.Model])
+	}
+	// It is not one of the fabric NICs.
+	nics, err := invm.NICs()
+	if err != nil {
+		t.Logf("no fabric NICs: %v", err)
+	}
+	for i, n := range nics {
+		if n.PCIAddress == m.PCIAddress || n.Name == m.Name || bytes.Equal(n.MAC, m.MAC) {
+			t.Errorf("management NIC %s (%s, %s) is also fabric NIC %d (%s, %s, %s)", m.PCIAddress, m.Name, m.MAC, i, n.PCIAddress, n.Name, n.MAC)
+		}
+		if !bytes.Equal(n.MAC[:5], m.MAC[:5]) {
+			t.Errorf("management NIC MAC %s and NIC %d's %s do not share the test's prefix", m.MAC, i, n.MAC)
+		}
+	}
+	t.Logf("management NIC: %s %s %s driver %s MAC %s", m.Model, m.PCIAddress, m.Name, m.Driver, m.HardwareAddr)
 }
 
 // TestHugepages checks the guest hugepage reservation the runner made.
