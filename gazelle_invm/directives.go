@@ -91,6 +91,12 @@ var directives = map[string]directive{
 		}
 		return v, v, nil
 	}},
+	"mgmt_nic": {"mgmt_nic", func(v string) (string, any, error) {
+		if !slices.Contains(nicModels, v) {
+			return "", nil, fmt.Errorf("%q is not a NIC model; use one of %s, e.g. //invm:mgmt_nic virtio_net", v, strings.Join(nicModels, ", "))
+		}
+		return v, v, nil
+	}},
 	"nics": {"nics", func(v string) (string, any, error) {
 		list := splitList(v)
 		if len(list) == 0 {

@@ -23,6 +23,7 @@ var generatedVMAttrs = []string{
 	"iommu",
 	"kernel",
 	"memory",
+	"mgmt_nic",
 	"nics",
 	"target_compatible_with",
 	"tcg_timeout_scale",
