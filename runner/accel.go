@@ -112,8 +112,35 @@ func accelKey(p AccelProbe) string {
 	// The kernel by content, not path: Bazel reaches the same image through
 	// per-run sandbox paths and a new output base per checkout, and the
 	// verdict must not be re-probed (10 s) for each.
-	fmt.Fprintf(h, "kernel %s\n", contentKey(p.Kernel))
+	fmt.Fprintf(h, "kernel %s\n", memoContentKey(p.CacheDir, p.Kernel))
 	return hex.EncodeToString(h.Sum(nil))[:24]
+}
+
+// memoContentKey is contentKey(path), remembered in dir under the file's
+// identity (real path, size, modification time): hashing costs ~3 ms on
+// every run, a stat and a small read do not. Without dir it just hashes.
+func memoContentKey(dir, path string) string {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil || dir == "" {
+		return contentKey(path)
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return contentKey(path)
+	}
+	id := sha256.Sum256(fmt.Appendf(nil, "%s\n%d %d", real, fi.Size(), fi.ModTime().UnixNano()))
+	memo := filepath.Join(dir, "kernel-"+hex.EncodeToString(id[:12]))
+	if b, err := os.ReadFile(memo); err == nil && len(b) > 0 {
+		return string(b)
+	}
+	key := contentKey(path)
+	if os.MkdirAll(dir, 0o755) == nil {
+		tmp := memo + fmt.Sprintf(".tmp%d", os.Getpid())
+		if os.WriteFile(tmp, []byte(key), 0o644) == nil {
+			_ = os.Rename(tmp, memo)
+		}
+	}
+	return key
 }
 
 // contentKey identifies a file by its size and the SHA-256 of its first and

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 )
@@ -78,5 +79,44 @@ func TestAccelKeyByKernelContent(t *testing.T) {
 	}
 	if key(a) == key(c) {
 		t.Error("different kernel images share a cache key")
+	}
+}
+
+func TestKernelContentKeyMemo(t *testing.T) {
+	dir, memo := t.TempDir(), t.TempDir()
+	k := filepath.Join(dir, "vmlinux")
+	if err := os.WriteFile(k, bytes.Repeat([]byte("A"), 3<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := os.Chtimes(k, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	first := memoContentKey(memo, k)
+	if first != contentKey(k) {
+		t.Fatalf("memoised key %q differs from the content key %q", first, contentKey(k))
+	}
+	// Same path, size and mtime: the memo answers without hashing (the
+	// content changed behind its back, the answer did not).
+	if err := os.WriteFile(k, bytes.Repeat([]byte("B"), 3<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(k, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	if got := memoContentKey(memo, k); got != first {
+		t.Errorf("same identity, got a new key %q: the memo was not used", got)
+	}
+	// A new mtime (a rebuilt kernel) is a new identity: hashed again.
+	later := mtime.Add(time.Second)
+	if err := os.Chtimes(k, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if got := memoContentKey(memo, k); got == first || got != contentKey(k) {
+		t.Errorf("after a new mtime: key %q, want the new content's %q", got, contentKey(k))
+	}
+	// No memo directory: plain hashing.
+	if got := memoContentKey("", k); got != contentKey(k) {
+		t.Errorf("without a memo dir: %q, want %q", got, contentKey(k))
 	}
 }
