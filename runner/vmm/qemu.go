@@ -115,10 +115,10 @@ func convert(e qmp.Event) Event {
 // Events implements Monitor.
 func (q *QMP) Events() <-chan Event { return q.events }
 
-// run executes one QMP command within ctx and decodes its "return" into
-// out (if non-nil).
-func (q *QMP) run(ctx context.Context, command string, out any) error {
-	cmd, err := json.Marshal(qmp.Command{Execute: command})
+// run executes one QMP command (with args, if any) within ctx and decodes
+// its "return" into out (if non-nil).
+func (q *QMP) run(ctx context.Context, command string, args map[string]any, out any) error {
+	cmd, err := json.Marshal(qmp.Command{Execute: command, Args: args})
 	if err != nil {
 		return err
 	}
@@ -161,14 +161,23 @@ func (q *QMP) Status(ctx context.Context) (string, error) {
 	var st struct {
 		Status string `json:"status"`
 	}
-	if err := q.run(ctx, "query-status", &st); err != nil {
+	if err := q.run(ctx, "query-status", nil, &st); err != nil {
 		return "", err
 	}
 	return st.Status, nil
 }
 
 // Quit implements Monitor (quit).
-func (q *QMP) Quit(ctx context.Context) error { return q.run(ctx, "quit", nil) }
+func (q *QMP) Quit(ctx context.Context) error { return q.run(ctx, "quit", nil, nil) }
+
+// HumanMonitor runs one human monitor (HMP) command, e.g. "info registers",
+// and returns its text output (human-monitor-command). QEMU-specific: it is
+// not part of Monitor.
+func (q *QMP) HumanMonitor(ctx context.Context, commandLine string) (string, error) {
+	var out string
+	err := q.run(ctx, "human-monitor-command", map[string]any{"command-line": commandLine}, &out)
+	return out, err
+}
 
 // Close implements Monitor. It is safe to call more than once.
 func (q *QMP) Close() error {

@@ -50,9 +50,17 @@ func (f *fakeQMP) serve(ln net.Listener) {
 		// A JSON stream, like QEMU's parser: commands need no newline.
 		dec := json.NewDecoder(c)
 		for {
-			var cmd struct{ Execute string }
+			var cmd struct {
+				Execute   string
+				Arguments struct {
+					CommandLine string `json:"command-line"`
+				}
+			}
 			if dec.Decode(&cmd) != nil {
 				return
+			}
+			if cmd.Execute == "human-monitor-command" {
+				cmd.Execute += " " + cmd.Arguments.CommandLine
 			}
 			cmds <- cmd.Execute
 		}
@@ -72,6 +80,8 @@ func (f *fakeQMP) serve(ln net.Listener) {
 				if !f.silent {
 					send(`{"return": {"status": %q, "running": true}}`, f.status)
 				}
+			case "human-monitor-command info registers":
+				send(`{"return": "RAX=0000000000000000\r\nRIP=ffffffff81000000 RFL=00000002\r\n"}`)
 			case "quit":
 				send(`{"return": {}}`)
 				send(`{"timestamp": {"seconds": 1700000001, "microseconds": 0}, "event": "SHUTDOWN", "data": {"guest": false, "reason": "host-qmp-quit"}}`)
@@ -120,6 +130,10 @@ func TestQMPStatusEventsQuit(t *testing.T) {
 	if err != nil || st != "running" {
 		t.Errorf("Status = %q, %v", st, err)
 	}
+	regs, err := m.(*QMP).HumanMonitor(ctx, "info registers")
+	if err != nil || !strings.Contains(regs, "RIP=ffffffff81000000") {
+		t.Errorf("HumanMonitor(info registers) = %q, %v", regs, err)
+	}
 	f.emit <- "GUEST_PANICKED"
 	if e := nextEvent(t, m); e.Kind != EventPanic || e.Name != "GUEST_PANICKED" || e.Reason != "pause" || e.Time.Unix() != 1700000000 {
 		t.Errorf("event %+v, want a panic", e)
@@ -151,7 +165,7 @@ func TestQMPStatusEventsQuit(t *testing.T) {
 func TestQMPCommandError(t *testing.T) {
 	f := startFake(t, "running")
 	m := attach(t, f.socket).(*QMP)
-	err := m.run(context.Background(), "no-such-command", nil)
+	err := m.run(context.Background(), "no-such-command", nil, nil)
 	if !errors.Is(err, ErrMonitor) || !strings.Contains(err.Error(), "has not been found") {
 		t.Errorf("err = %v", err)
 	}

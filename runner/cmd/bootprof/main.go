@@ -1,7 +1,7 @@
 // Command bootprof shows where a guest kernel spends its boot under TCG: it
 // boots the kernel the way the runner does (qemu.Args, no vsock device, so
 // the guest init stops at its connect), samples the vCPU's program counter
-// over QMP (`info registers` through human-monitor-command) every -interval,
+// over QMP (runner/vmm, `info registers`) every -interval,
 // and prints the functions most often seen (symbols from the kernel ELF) and
 // a timeline of the top functions per -bucket.
 //
@@ -15,8 +15,8 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"debug/elf"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,9 +30,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/digitalocean/go-qemu/qmp"
-
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
+	"github.com/rules-go-vm/rules_go_vm/runner/vmm"
 )
 
 func main() {
@@ -99,15 +98,19 @@ func run(args []string, out io.Writer) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	mon, err := attach(spec.QMPSocket, time.Now().Add(5*time.Second))
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	defer func() { _ = cmd.Process.Kill(); <-exited }()
+	ctx, cancel := context.WithTimeout(context.Background(), *duration+5*time.Second)
+	defer cancel()
+	mon, err := vmm.QEMU{}.Attach(ctx, spec.QMPSocket, exited)
 	if err != nil {
-		return fmt.Errorf("QMP: %w; console: %s", err, console.String())
+		return fmt.Errorf("%w; console: %s", err, console.String())
 	}
-	defer mon.Disconnect()
+	defer mon.Close()
 	var samples []sample
 	for time.Since(start) < *duration {
-		pc, err := programCounter(mon)
+		pc, err := programCounter(ctx, mon.(*vmm.QMP))
 		if err != nil {
 			break // QEMU exited (the guest reset or powered off)
 		}
@@ -118,44 +121,25 @@ func run(args []string, out io.Writer) error {
 	return nil
 }
 
-// attach connects to QEMU's QMP socket, retrying until it is served.
-func attach(sock string, deadline time.Time) (*qmp.SocketMonitor, error) {
-	for {
-		mon, err := qmp.NewSocketMonitor("unix", sock, time.Second)
-		if err == nil {
-			if err = mon.Connect(); err == nil {
-				return mon, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return nil, err
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-var pcRE = regexp.MustCompile(`\b(?:RIP|PC)=([0-9a-fA-F]+)`)
+var pcRE = regexp.MustCompile(`\b(?:RIP|EIP|PC)=([0-9a-fA-F]+)`)
 
 // programCounter asks QEMU for the first vCPU's registers and returns its
 // program counter.
-func programCounter(mon *qmp.SocketMonitor) (uint64, error) {
-	raw, err := mon.Run([]byte(`{"execute":"human-monitor-command","arguments":{"command-line":"info registers"}}`))
+func programCounter(ctx context.Context, mon *vmm.QMP) (uint64, error) {
+	regs, err := mon.HumanMonitor(ctx, "info registers")
 	if err != nil {
 		return 0, err
 	}
-	var r struct{ Return string }
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return 0, err
-	}
-	return parsePC(r.Return)
+	return parsePC(regs)
 }
 
 // parsePC finds the program counter in `info registers` output (x86: RIP=,
-// aarch64: PC=).
+// or EIP= while the firmware or the PVH entry runs in 32-bit mode; aarch64:
+// PC=).
 func parsePC(regs string) (uint64, error) {
 	m := pcRE.FindStringSubmatch(regs)
 	if m == nil {
-		return 0, errors.New("no RIP= or PC= in info registers")
+		return 0, errors.New("no RIP=, EIP= or PC= in info registers")
 	}
 	return strconv.ParseUint(m[1], 16, 64)
 }
@@ -190,11 +174,12 @@ func readSymbols(path string) (symtab, error) {
 	return t, nil
 }
 
-// name returns the function containing pc: "user" for user-space addresses
-// (the lower half), the address itself when no symbol covers it.
+// name returns the function containing pc: "user/firmware" for the lower
+// half (user space, the firmware, the kernel's 32-bit entry), the address
+// itself when no symbol covers it.
 func (t symtab) name(pc uint64) string {
 	if pc < 1<<47 {
-		return "user"
+		return "user/firmware"
 	}
 	i := sort.Search(len(t.addrs), func(i int) bool { return t.addrs[i] > pc }) - 1
 	if i < 0 {

@@ -15,6 +15,7 @@ func TestParsePC(t *testing.T) {
 	}{
 		{"RAX=0000000000000000 RBX=1\nRIP=ffffffff81af2b20 RFL=00000046", 0xffffffff81af2b20, true},
 		{" PC=ffff800080010000 X00=0000000000000000", 0xffff800080010000, true},
+		{"CPU#0\r\nEAX=ffffffff\r\nEIP=000f09dc EFL=00000006", 0xf09dc, true},
 		{"XRIP=12 no program counter here", 0, false},
 		{"", 0, false},
 	} {
@@ -31,7 +32,7 @@ func TestSymtabName(t *testing.T) {
 		pc   uint64
 		want string
 	}{
-		{0x401000, "user"},
+		{0x401000, "user/firmware"},
 		{0xffffffff80000000, "0xffffffff80000000"},
 		{0xffffffff81000000, "_stext"},
 		{0xffffffff810000ff, "_stext"},
