@@ -83,15 +83,23 @@ func ChooseAccel(ctx context.Context, p AccelProbe) AccelChoice {
 	if err := canary(ctx, p); err != nil {
 		c = AccelChoice{Accel: qemu.AccelTCG, Reason: "KVM canary boot failed: " + err.Error()}
 	}
-	if os.MkdirAll(p.CacheDir, 0o755) == nil {
-		if b, err := json.Marshal(c); err == nil {
-			tmp := file + fmt.Sprintf(".tmp%d", os.Getpid())
-			if os.WriteFile(tmp, b, 0o644) == nil {
-				_ = os.Rename(tmp, file)
-			}
-		}
+	if b, err := json.Marshal(c); err == nil {
+		writeCacheFile(file, b)
 	}
 	return c
+}
+
+// writeCacheFile writes a cache entry atomically (a temporary file renamed
+// into place), creating its directory; a cache that cannot be written is
+// not an error, the answer is just computed again next time.
+func writeCacheFile(file string, b []byte) {
+	if os.MkdirAll(filepath.Dir(file), 0o755) != nil {
+		return
+	}
+	tmp := file + fmt.Sprintf(".tmp%d", os.Getpid())
+	if os.WriteFile(tmp, b, 0o644) == nil {
+		_ = os.Rename(tmp, file)
+	}
 }
 
 func accelKey(p AccelProbe) string {
@@ -134,12 +142,7 @@ func memoContentKey(dir, path string) string {
 		return string(b)
 	}
 	key := contentKey(path)
-	if os.MkdirAll(dir, 0o755) == nil {
-		tmp := memo + fmt.Sprintf(".tmp%d", os.Getpid())
-		if os.WriteFile(tmp, []byte(key), 0o644) == nil {
-			_ = os.Rename(tmp, memo)
-		}
-	}
+	writeCacheFile(memo, []byte(key))
 	return key
 }
 
