@@ -71,7 +71,8 @@ type Init struct {
 	Clock Clock
 	// Sleep pauses (time.Sleep); used for retries.
 	Sleep func(time.Duration)
-	// Open connects to the host over ch, retrying until ctx is done.
+	// Open connects to the host over ch, retrying until ctx is done. It is
+	// called from several goroutines at once (one per data stream).
 	Open func(ctx context.Context, ch protocol.Channel) (io.ReadWriteCloser, error)
 	// Listen listens on a vsock port of the guest (the debug command
 	// server, GuestConfig.DebugPort); nil disables it.

@@ -200,6 +200,7 @@ func runInitStacks(t *testing.T, mode string, cfgText string, host hostMode, onS
 	stdout.on = onStdout
 	o.mounter = &fakeMounter{}
 	o.poweredOn = true
+	var openMu sync.Mutex // Open runs once per stream, concurrently
 	in := &Init{
 		ConfigPath: cfgPath,
 		Mounter:    o.mounter,
@@ -208,7 +209,9 @@ func runInitStacks(t *testing.T, mode string, cfgText string, host hostMode, onS
 		Clock:      realClock{sinceBoot: func() time.Duration { return 0 }},
 		Sleep:      time.Sleep,
 		Open: func(_ context.Context, ch protocol.Channel) (io.ReadWriteCloser, error) {
+			openMu.Lock()
 			o.channel = ch
+			openMu.Unlock()
 			return net.Dial("unix", sock)
 		},
 		OutputsDir:   filepath.Join(dir, "outputs"),
