@@ -1,14 +1,16 @@
 // Package kbuild builds guest kernels from a Linux source tarball and
 // configuration fragments, and caches them.
 //
-// A build extracts the tarball into a temporary directory, runs `make
+// A build extracts the tarball into a temporary directory, applies the
+// patches (Options.Patches, in order, with `patch -p1`), runs `make
 // tinyconfig`, appends the merged fragments (kernel/kconfig), runs `make
 // olddefconfig`, checks that every requested option survived, builds the
 // arch's images and installs them, the final .config and a manifest.json
 // into CacheDir/<key>/ with one rename, so a cache entry is either complete
-// or absent. The key is the SHA-256 of the source tarball, the fragments
-// that apply to the arch (names and contents, in order), the arch and the
-// compiler's `--version` output: a cache hit does no build at all.
+// or absent. The key is the SHA-256 of the source tarball, the patches and
+// the fragments that apply to the arch (names and contents, in order), the
+// arch and the compiler's `--version` output: a cache hit does no build at
+// all.
 //
 // Nothing here depends on a kernel version: the tarball and the compiler are
 // inputs (Debian's linux-source-X.Y.tar.xz, host or cross gcc).
@@ -106,6 +108,9 @@ type Options struct {
 	// Fragments are the configuration fragments, in merge order; those
 	// whose "# arch:" directive excludes Arch are skipped.
 	Fragments []*kconfig.Fragment
+	// Patches are applied to the source tree, in order, before it is
+	// configured (see LoadPatches); none is fine.
+	Patches []Patch
 	// CacheDir holds one directory per cache key.
 	CacheDir string
 	// CrossCompile is the CROSS_COMPILE prefix; empty means none when
@@ -118,6 +123,9 @@ type Options struct {
 	Make string
 	// Tar is the tar binary; empty means "tar" from PATH.
 	Tar string
+	// PatchBin is the patch binary (GNU patch); empty means "patch" from
+	// PATH.
+	PatchBin string
 	// Log receives the output of every command; nil discards it (the
 	// tail of a failing step's output is in the error either way).
 	Log io.Writer
@@ -142,6 +150,16 @@ func (o *Options) Validate() error {
 		errs = append(errs, errors.New("no configuration fragments"))
 	} else if _, ok := archSpecs[o.Arch]; ok && len(o.applicable()) == 0 {
 		errs = append(errs, fmt.Errorf("no fragment applies to arch %s", o.Arch))
+	}
+	seen := map[string]bool{}
+	for _, p := range o.Patches {
+		if _, err := ParsePatch(p.Name, p.Content); err != nil {
+			errs = append(errs, err)
+		}
+		if seen[p.Name] {
+			errs = append(errs, fmt.Errorf("patch %s given twice", p.Name))
+		}
+		seen[p.Name] = true
 	}
 	if o.CacheDir == "" {
 		errs = append(errs, errors.New("no cache directory"))
@@ -196,6 +214,8 @@ type KeyInputs struct {
 	Arch Arch
 	// Fragments are the applicable fragments, in merge order.
 	Fragments []*kconfig.Fragment
+	// Patches are the source patches, in order.
+	Patches []Patch
 	// CompilerVersion is the compiler's `--version` output.
 	CompilerVersion string
 }
@@ -204,7 +224,8 @@ type KeyInputs struct {
 const keyVersion = "rules_go_vm kbuild 1"
 
 // Key returns the hex SHA-256 cache key of in. Every field, each
-// fragment's name and content, and the fragment order count.
+// fragment's and patch's name and content, and their order count. Without
+// patches the key is what it was before patches existed.
 func Key(in KeyInputs) string {
 	h := sha256.New()
 	field := func(name, v string) {
@@ -218,6 +239,10 @@ func Key(in KeyInputs) string {
 		field("fragment", f.Name)
 		field("content", string(f.Content))
 	}
+	for _, p := range in.Patches {
+		field("patch", p.Name)
+		field("content", string(p.Content))
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -228,6 +253,7 @@ type Manifest struct {
 	Source          string            `json:"source"`
 	SourceSHA256    string            `json:"source_sha256"`
 	Fragments       []string          `json:"fragments"`
+	Patches         []string          `json:"patches,omitempty"`
 	CompilerVersion string            `json:"compiler_version"`
 	CrossCompile    string            `json:"cross_compile"`
 	KernelRelease   string            `json:"kernel_release"`
@@ -274,7 +300,7 @@ func ResolveKey(ctx context.Context, o *Options) (string, KeyInputs, error) {
 	if err != nil {
 		return "", KeyInputs{}, fmt.Errorf("compiler %s --version: %w", o.compiler(), err)
 	}
-	in := KeyInputs{SourceSHA256: sum, Arch: o.Arch, Fragments: o.applicable(), CompilerVersion: string(out)}
+	in := KeyInputs{SourceSHA256: sum, Arch: o.Arch, Fragments: o.applicable(), Patches: o.Patches, CompilerVersion: string(out)}
 	return Key(in), in, nil
 }
 
@@ -370,6 +396,9 @@ func Build(ctx context.Context, o *Options) (*Result, error) {
 	for _, f := range in.Fragments {
 		m.Fragments = append(m.Fragments, f.Name)
 	}
+	for _, p := range in.Patches {
+		m.Patches = append(m.Patches, p.Name)
+	}
 	for _, c := range merged.Conflicts {
 		m.Conflicts = append(m.Conflicts, c.String())
 	}
@@ -402,8 +431,8 @@ type builder struct {
 	out       string // files to install
 }
 
-// run extracts, configures, checks and builds; it returns the kernel
-// release string.
+// run extracts, patches, configures, checks and builds; it returns the
+// kernel release string.
 func (b *builder) run(merged *kconfig.Merged) (string, error) {
 	o := b.o
 	spec := archSpecs[o.Arch]
@@ -413,6 +442,9 @@ func (b *builder) run(merged *kconfig.Merged) (string, error) {
 		}
 	}
 	if err := b.cmd("extract", "", orDefault(o.Tar, "tar"), "-xf", o.Source, "-C", b.src, "--strip-components=1"); err != nil {
+		return "", err
+	}
+	if err := b.applyPatches(); err != nil {
 		return "", err
 	}
 	if err := b.make("tinyconfig"); err != nil {

@@ -19,10 +19,14 @@ def _kernel_image_impl(ctx):
     args.add("-arch", arch)
     args.add("-source", ctx.file.source)
     args.add_joined("-fragments", ctx.files.fragments, join_with = ",")
+    if ctx.files.patches:
+        args.add_joined("-patches", ctx.files.patches, join_with = ",")
+    else:
+        args.add("-patches", "none")
     args.add("-out", outs["config"].dirname)
     ctx.actions.run_shell(
-        # kbuild's own cache is content-addressed (source, fragments, arch,
-        # compiler version): with RULES_GO_VM_KERNEL_CACHE set (tools/setup
+        # kbuild's own cache is content-addressed (source, patches,
+        # fragments, arch, compiler version): with RULES_GO_VM_KERNEL_CACHE set (tools/setup
         # sets it to where it prebuilt the default kernels) a kernel built
         # there is reused; otherwise kbuild builds in a private directory.
         command = """
@@ -31,7 +35,7 @@ if [ -n "${RULES_GO_VM_KERNEL_CACHE:-}" ]; then c=$RULES_GO_VM_KERNEL_CACHE; els
 "$1" -cache "$c" "${@:2}"
 """,
         arguments = [args],
-        inputs = ctx.files.fragments + [ctx.file.source],
+        inputs = ctx.files.fragments + ctx.files.patches + [ctx.file.source],
         tools = [ctx.executable._kbuild],
         outputs = outs.values(),
         mnemonic = "KernelBuild",
@@ -52,9 +56,9 @@ if [ -n "${RULES_GO_VM_KERNEL_CACHE:-}" ]; then c=$RULES_GO_VM_KERNEL_CACHE; els
 
 kernel_image = rule(
     implementation = _kernel_image_impl,
-    doc = """A guest kernel: `make tinyconfig` plus config fragments, every requested option checked after
-`olddefconfig` (see kernel/README.md). Built with the execution environment's make and gcc
-(`aarch64-linux-gnu-gcc` for aarch64).""",
+    doc = """A guest kernel: the source tarball with `patches` applied, `make tinyconfig` plus config fragments,
+every requested option checked after `olddefconfig` (see kernel/README.md). Built with the execution
+environment's patch, make and gcc (`aarch64-linux-gnu-gcc` for aarch64).""",
     attrs = {
         "arch": attr.string(
             doc = "Guest architecture: \"x86_64\" (vmlinux with a PVH entry, for QEMU microvm) or \"aarch64\" (Image).",
@@ -66,6 +70,13 @@ kernel_image = rule(
                   "whose first lines say `# arch: x86_64` applies to that arch only.",
             allow_files = [".config"],
             default = ["@rules_go_vm//kernel:fragments"],
+        ),
+        "patches": attr.label_list(
+            doc = "Unified diffs applied to the source tree with `patch -p1`, in the order given, before it is " +
+                  "configured; a patch that does not apply fails the build naming it. `[]` builds the " +
+                  "unpatched source. The default is rules_go_vm's own (kernel/patches/README.md).",
+            allow_files = [".patch"],
+            default = ["@rules_go_vm//kernel:patches"],
         ),
         "source": attr.label(
             doc = "The kernel source tarball (e.g. Debian's linux-source-X.Y.tar.xz).",

@@ -4,10 +4,13 @@
 // Usage:
 //
 //	kbuild --arch x86_64|aarch64 --source /usr/src/linux-source-6.1.tar.xz
-//	       [--fragments DIR | --fragments a.config,b.config] [--cache DIR]
-//	       [--out DIR] [-j N] [--cross-compile PREFIX] [--check-only] [-v]
+//	       [--fragments DIR | --fragments a.config,b.config]
+//	       [--patches DIR | --patches a.patch,b.patch | --patches none]
+//	       [--cache DIR] [--out DIR] [-j N] [--cross-compile PREFIX]
+//	       [--check-only] [-v]
 //
-// Without --fragments it uses the fragments embedded from kernel/fragments.
+// Without --fragments it uses the fragments embedded from kernel/fragments,
+// without --patches the patches embedded from kernel/patches.
 // It prints the cache entry directory; --out also copies the outputs
 // (vmlinux and bzImage, or Image, plus config and manifest.json) there.
 // --check-only stops after checking the configuration (no build, no cache
@@ -69,6 +72,34 @@ func loadFragments(spec string) ([]*kconfig.Fragment, error) {
 	return frags, nil
 }
 
+// loadPatches reads patches from a directory (every *.patch, sorted), a
+// comma-separated list of files (in that order), "none", or the embedded
+// defaults ("").
+func loadPatches(spec string) ([]kbuild.Patch, error) {
+	switch spec {
+	case "":
+		return kbuild.LoadPatches(kernel.Patches())
+	case "none":
+		return nil, nil
+	}
+	if fi, err := os.Stat(spec); err == nil && fi.IsDir() {
+		return kbuild.LoadPatches(os.DirFS(spec))
+	}
+	var ps []kbuild.Patch
+	for _, p := range strings.Split(spec, ",") {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		patch, err := kbuild.ParsePatch(filepath.Base(p), b)
+		if err != nil {
+			return nil, err
+		}
+		ps = append(ps, patch)
+	}
+	return ps, nil
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset := flag.NewFlagSet("kbuild", flag.ContinueOnError)
 	fset.SetOutput(stderr)
@@ -76,6 +107,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		arch      = fset.String("arch", "x86_64", "guest architecture: x86_64 or aarch64")
 		source    = fset.String("source", "", "kernel source tarball, e.g. /usr/src/linux-source-6.1.tar.xz")
 		fragments = fset.String("fragments", "", "fragment directory or comma-separated files (default: embedded kernel/fragments)")
+		patches   = fset.String("patches", "", "source patch directory, comma-separated files in order, or none (default: embedded kernel/patches)")
 		cache     = fset.String("cache", "", "cache directory (default $XDG_CACHE_HOME/rules_go_vm/kernels)")
 		out       = fset.String("out", "", "also copy the outputs into this directory")
 		jobs      = fset.Int("j", 0, "parallel make jobs (0 = number of CPUs)")
@@ -93,6 +125,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ps, err := loadPatches(*patches)
+	if err != nil {
+		return err
+	}
 	if *cache == "" {
 		if *cache, err = kbuild.DefaultCacheDir(); err != nil {
 			return err
@@ -102,6 +138,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Arch:         kbuild.Arch(*arch),
 		Source:       *source,
 		Fragments:    frags,
+		Patches:      ps,
 		CacheDir:     *cache,
 		CrossCompile: *cross,
 		Jobs:         *jobs,

@@ -75,3 +75,44 @@ func TestRunErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadPatches(t *testing.T) {
+	dir := t.TempDir()
+	diff := []byte("--- a/x/y\n+++ b/x/y\n@@ -1 +1 @@\n-a\n+b\n")
+	a := filepath.Join(dir, "0001-a.patch")
+	b := filepath.Join(dir, "0002-b.patch")
+	os.WriteFile(a, diff, 0o644)
+	os.WriteFile(b, diff, 0o644)
+	tests := []struct {
+		name, spec string
+		want       string
+	}{
+		{"embedded", "", "0001-no-init-memory-poison.patch"},
+		{"none", "none", ""},
+		{"dir", dir, "0001-a.patch,0002-b.patch"},
+		{"list keeps order", b + "," + a, "0002-b.patch,0001-a.patch"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ps, err := loadPatches(tc.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, p := range ps {
+				names = append(names, p.Name)
+			}
+			if got := strings.Join(names, ","); tc.name == "embedded" && !strings.HasPrefix(got, tc.want) || tc.name != "embedded" && got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	bad := filepath.Join(dir, "bad.patch")
+	os.WriteFile(bad, []byte("words\n"), 0o644)
+	if _, err := loadPatches(bad); !errors.Is(err, kbuild.ErrInvalidPatch) || !strings.Contains(err.Error(), "bad.patch") {
+		t.Errorf("got %v, want an ErrInvalidPatch naming bad.patch", err)
+	}
+	if _, err := loadPatches(filepath.Join(dir, "missing.patch")); err == nil {
+		t.Error("a missing patch file was accepted")
+	}
+}
