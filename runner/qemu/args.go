@@ -390,6 +390,7 @@ func Args(s Spec) ([]string, error) {
 			"-netdev", fmt.Sprintf("hubport,id=mgmt,hubid=%d", MgmtHub),
 			"-device", fmt.Sprintf("%s,netdev=mgmt,mac=%s%s", NICDevices[m.Model], m.MAC, slot(SlotMgmtNIC)),
 		)
+		a = append(a, dropPort("mgmt", MgmtHub)...)
 	}
 	for i, n := range s.NICs {
 		// NICs 2k and 2k+1 share hub k: a back-to-back cable inside QEMU,
@@ -398,8 +399,22 @@ func Args(s Spec) ([]string, error) {
 			"-netdev", fmt.Sprintf("hubport,id=net%d,hubid=%d", i, i/2),
 			"-device", fmt.Sprintf("%s,netdev=net%d,mac=%s%s", NICDevices[n.Model], i, n.MAC, slot(SlotNIC0+i)),
 		)
+		if i%2 == 0 && i == len(s.NICs)-1 {
+			a = append(a, dropPort(fmt.Sprintf("net%d", i), i/2)...)
+		}
 	}
 	return append(a, s.ExtraArgs...), nil
+}
+
+// dropPort returns the arguments of a hub port without a peer on hub hub:
+// QEMU drops what reaches it. A hub passes a NIC's frames on only when
+// another of its ports can take them, so a NIC alone on its hub (the
+// management NIC, the last of an odd number of NICs) could not transmit at
+// all: its TX ring filled and stalled (tx_packets stayed 0). With this
+// port its frames leave and vanish, as on an unplugged switch. QEMU warns
+// "hub port NAME-drop has no peer" once at start.
+func dropPort(name string, hub int) []string {
+	return []string{"-netdev", fmt.Sprintf("hubport,id=%s-drop,hubid=%d", name, hub)}
 }
 
 // CommandLine renders binary and args as a shell command line a user can

@@ -61,7 +61,8 @@ func TestArgsGolden(t *testing.T) {
 				"-chardev socket,id=vsock0,path=/s/v -device vhost-user-vsock-pci,chardev=vsock0,addr=0x3 -device pvpanic-pci,addr=0x4 " +
 				"-netdev hubport,id=net0,hubid=0 -device e1000,netdev=net0,mac=02:00:00:00:00:00,addr=0x10 " +
 				"-netdev hubport,id=net1,hubid=0 -device virtio-net-pci,netdev=net1,mac=02:00:00:00:00:01,addr=0x11 " +
-				"-netdev hubport,id=net2,hubid=1 -device e1000e,netdev=net2,mac=02:00:00:00:00:02,addr=0x12",
+				"-netdev hubport,id=net2,hubid=1 -device e1000e,netdev=net2,mac=02:00:00:00:00:02,addr=0x12 " +
+				"-netdev hubport,id=net2-drop,hubid=1", // the odd NIC's hub drops what it sends
 		},
 		{
 			name: "x86_64 IOMMU: q35, split irqchip, intel-iommu first",
@@ -72,7 +73,8 @@ func TestArgsGolden(t *testing.T) {
 				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer intel_iommu=on " +
 				"-device intel-iommu,intremap=on " +
 				"-chardev socket,id=vsock0,path=/s/v -device vhost-user-vsock-pci,chardev=vsock0,addr=0x3 -device pvpanic-pci,addr=0x4 " +
-				"-netdev hubport,id=net0,hubid=0 -device virtio-net-pci,netdev=net0,mac=02:00:00:00:00:00,addr=0x10",
+				"-netdev hubport,id=net0,hubid=0 -device virtio-net-pci,netdev=net0,mac=02:00:00:00:00:00,addr=0x10 " +
+				"-netdev hubport,id=net0-drop,hubid=0",
 		},
 		{
 			name: "x86_64 IOMMU alone also needs q35",
@@ -100,7 +102,8 @@ func TestArgsGolden(t *testing.T) {
 				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
 				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer " +
 				"-chardev socket,id=vsock0,path=/s/v -device vhost-user-vsock-pci,chardev=vsock0,addr=0x3 -device pvpanic-pci,addr=0x4 " +
-				"-netdev hubport,id=mgmt,hubid=8 -device virtio-net-pci,netdev=mgmt,mac=02:00:00:00:00:ff,addr=0xf",
+				"-netdev hubport,id=mgmt,hubid=8 -device virtio-net-pci,netdev=mgmt,mac=02:00:00:00:00:ff,addr=0xf " +
+				"-netdev hubport,id=mgmt-drop,hubid=8",
 		},
 		{
 			name: "x86_64 mgmt NIC next to a pair",
@@ -112,6 +115,7 @@ func TestArgsGolden(t *testing.T) {
 				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer vfio.enable_unsafe_noiommu_mode=1 " +
 				"-device pvpanic-pci,addr=0x4 " +
 				"-netdev hubport,id=mgmt,hubid=8 -device e1000e,netdev=mgmt,mac=02:00:00:00:00:ff,addr=0xf " +
+				"-netdev hubport,id=mgmt-drop,hubid=8 " +
 				"-netdev hubport,id=net0,hubid=0 -device e1000,netdev=net0,mac=02:00:00:00:00:00,addr=0x10 " +
 				"-netdev hubport,id=net1,hubid=0 -device e1000,netdev=net1,mac=02:00:00:00:00:01,addr=0x11",
 		},
@@ -124,7 +128,9 @@ func TestArgsGolden(t *testing.T) {
 				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/Image " +
 				"-append console=ttyAMA0 panic=-1 oops=panic rdinit=/init vfio.enable_unsafe_noiommu_mode=1 -device pvpanic-pci,addr=0x4 " +
 				"-netdev hubport,id=mgmt,hubid=8 -device e1000,netdev=mgmt,mac=02:00:00:00:00:ff,addr=0xf " +
-				"-netdev hubport,id=net0,hubid=0 -device virtio-net-pci,netdev=net0,mac=02:00:00:00:00:00,addr=0x10",
+				"-netdev hubport,id=mgmt-drop,hubid=8 " +
+				"-netdev hubport,id=net0,hubid=0 -device virtio-net-pci,netdev=net0,mac=02:00:00:00:00:00,addr=0x10 " +
+				"-netdev hubport,id=net0-drop,hubid=0",
 		},
 		{
 			name: "x86_64 2M host pages and guest hugepages stay on microvm",

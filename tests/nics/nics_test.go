@@ -1,7 +1,8 @@
 // Package nics proves, inside a guest, the VM shape go_vm_test asked for:
 // the NICs at their documented PCI addresses with the expected driver
 // bound and the deterministic MACs, the management NIC at its own address
-// apart from them, frames crossing each back-to-back NIC pair, and
+// apart from them and leading nowhere, frames crossing each back-to-back
+// NIC pair, and
 // hugetlbfs mounted with the requested pages. Run it with
 //
 //	go test -exec 'invm -nics e1000,virtio_net -mgmt-nic virtio_net -guest-hugepages 2M:64 -memory 512' ./tests/nics/
@@ -188,16 +189,23 @@ func up(t *testing.T, name string) {
 // packetSocket opens a raw socket on interface name for etherType frames.
 func packetSocket(t *testing.T, name string) (int, int) {
 	t.Helper()
+	return protoSocket(t, name, etherType)
+}
+
+// protoSocket opens a raw socket on interface name for frames of EtherType
+// proto, with a 200 ms receive timeout.
+func protoSocket(t *testing.T, name string, proto uint16) (int, int) {
+	t.Helper()
 	iface, err := net.InterfaceByName(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(etherType)))
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(proto)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(etherType), Ifindex: iface.Index}); err != nil {
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(proto), Ifindex: iface.Index}); err != nil {
 		t.Fatal(err)
 	}
 	tv := unix.NsecToTimeval((200 * time.Millisecond).Nanoseconds())
@@ -258,4 +266,170 @@ func TestBackToBack(t *testing.T) {
 			t.Logf("%s (%s) -> %s (%s): frame received", a.Name, a.Model, b.Name, b.Model)
 		}
 	}
+}
+
+// txPackets reads the interface's transmitted-packets counter.
+func txPackets(t *testing.T, name string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("/sys/class/net", name, "statistics", "tx_packets"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// slirpGateway is the address QEMU's user-mode network ("-netdev user")
+// answers ARP for: if the management NIC were wired to it (a way out to
+// the host's network), the ARP request below would get a reply.
+var slirpGateway = net.IPv4(10, 0, 2, 2).To4()
+
+// TestMgmtNICIsolated proves the management NIC leads nowhere: frames it
+// sends (counted as transmitted by its driver) reach none of the fabric
+// NICs, and an ARP request for QEMU's user-network gateway gets no answer
+// (nothing is on its hub). A VM without one has nothing to check, unless
+// the target asked for one (as in TestMgmtNIC).
+func TestMgmtNICIsolated(t *testing.T) {
+	invm.Require(t)
+	if os.Getenv(invm.EnvMgmtNIC) == "" {
+		if want := os.Getenv(envWantMgmtNIC); want != "" {
+			t.Fatalf("$%s is not set, but the target asked for a %s management NIC", invm.EnvMgmtNIC, want)
+		}
+		t.Logf("no management NIC asked for ($%s and $%s unset)", invm.EnvMgmtNIC, envWantMgmtNIC)
+		return
+	}
+	m, err := invm.MgmtNIC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Name == "" {
+		t.Fatalf("management NIC at %s: no network interface bound", m.PCIAddress)
+	}
+	nics, _ := invm.NICs()
+	up(t, m.Name)
+	var fabric []int
+	for _, n := range nics {
+		up(t, n.Name)
+		fd, _ := packetSocket(t, n.Name)
+		fabric = append(fabric, fd)
+	}
+	const ethARP = 0x0806
+	arpFD, index := protoSocket(t, m.Name, ethARP)
+	probeFD, _ := packetSocket(t, m.Name)
+	broadcast := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	// ARP who-has 10.0.2.2 tell 10.0.2.15 (QEMU user network's guest).
+	arp := append(append([]byte{}, broadcast...), m.MAC...)
+	arp = append(arp, ethARP>>8, ethARP&0xff, 0, 1, 8, 0, 6, 4, 0, 1)
+	arp = append(append(arp, m.MAC...), 10, 0, 2, 15)
+	arp = append(append(arp, make([]byte, 6)...), slirpGateway...)
+	for len(arp) < 60 {
+		arp = append(arp, 0)
+	}
+	payload := "invm management NIC isolation probe"
+	probe := append(append(append([]byte{}, broadcast...), m.MAC...), byte(etherType>>8), byte(etherType&0xff))
+	probe = append(probe, payload...)
+	for len(probe) < 60 {
+		probe = append(probe, 0)
+	}
+	to := func(proto uint16) *unix.SockaddrLinklayer {
+		sa := &unix.SockaddrLinklayer{Ifindex: index, Halen: 6, Protocol: htons(proto)}
+		copy(sa.Addr[:], broadcast)
+		return sa
+	}
+
+	before := txPackets(t, m.Name)
+	sent := 0
+	buf := make([]byte, 2048)
+	// Links come up asynchronously: keep sending for a while, listening
+	// for an answer on the management NIC and for the probe on the fabric.
+	for round := 0; round < 5; round++ {
+		for _, f := range []struct {
+			fd    int
+			frame []byte
+			proto uint16
+		}{{arpFD, arp, ethARP}, {probeFD, probe, etherType}} {
+			if err := unix.Sendto(f.fd, f.frame, 0, to(f.proto)); err != nil {
+				t.Logf("send on %s: %v (link not up yet?)", m.Name, err)
+				continue
+			}
+			sent++
+		}
+		// Read every frame until the socket's 200 ms timeout (our own
+		// outgoing frames show up on the management NIC's sockets too).
+		for {
+			n, _, err := unix.Recvfrom(arpFD, buf, 0)
+			if err != nil {
+				break
+			}
+			if n >= 42 && !bytes.Equal(buf[6:12], m.MAC) {
+				t.Fatalf("the management NIC %s got an ARP frame from %s (op %d): something is on its network", m.Name, net.HardwareAddr(buf[6:12]), int(buf[20])<<8|int(buf[21]))
+			}
+		}
+		for i, fd := range fabric {
+			for {
+				n, _, err := unix.Recvfrom(fd, buf, 0)
+				if err != nil {
+					break
+				}
+				if n >= 14 && bytes.Contains(buf[14:n], []byte(payload)) {
+					t.Fatalf("fabric NIC %d (%s) received the management NIC's frame", i, nics[i].Name)
+				}
+			}
+		}
+	}
+	// The frames really left: without this the test would pass with the
+	// NIC down.
+	if tx := txPackets(t, m.Name) - before; sent == 0 || tx < sent {
+		state := map[string]string{}
+		for _, f := range []string{"operstate", "carrier", "flags", "statistics/tx_dropped", "statistics/tx_errors"} {
+			b, err := os.ReadFile(filepath.Join("/sys/class/net", m.Name, f))
+			state[f] = strings.TrimSpace(string(b))
+			if err != nil {
+				state[f] = err.Error()
+			}
+		}
+		t.Fatalf("the management NIC %s transmitted %d packets of the %d sent (%v): the probe proves nothing", m.Name, tx, sent, state)
+	}
+	t.Logf("%s: %d frames sent (ARP for %s, broadcast probes), no answer, none on the %d fabric NICs", m.Name, sent, slirpGateway, len(fabric))
+}
+
+// TestLoneNICTransmits: the last of an odd number of NICs is alone on its
+// hub, and its frames must still leave it (and vanish) rather than stall
+// its TX ring. An even number of NICs has no lone one.
+func TestLoneNICTransmits(t *testing.T) {
+	invm.Require(t)
+	nics, err := invm.NICs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nics)%2 == 0 {
+		t.Logf("%d NICs: none is alone on its hub", len(nics))
+		return
+	}
+	n := nics[len(nics)-1]
+	up(t, n.Name)
+	fd, index := packetSocket(t, n.Name)
+	frame := append(append([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, n.MAC...), byte(etherType>>8), byte(etherType&0xff))
+	frame = append(frame, "invm lone NIC probe"...)
+	for len(frame) < 60 {
+		frame = append(frame, 0)
+	}
+	to := &unix.SockaddrLinklayer{Ifindex: index, Halen: 6, Protocol: htons(etherType)}
+	copy(to.Addr[:], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	before := txPackets(t, n.Name)
+	sent := 0
+	// Links come up asynchronously (e1000's watchdog): retry.
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if err := unix.Sendto(fd, frame, 0, to); err == nil {
+			sent++
+		}
+		if txPackets(t, n.Name)-before >= 3 {
+			t.Logf("NIC %d (%s, %s) alone on its hub: %d frames transmitted", len(nics)-1, n.Name, n.Model, txPackets(t, n.Name)-before)
+			return
+		}
+	}
+	t.Errorf("NIC %d (%s, %s) alone on its hub transmitted %d of %d frames in 20s: its TX stalls", len(nics)-1, n.Name, n.Model, txPackets(t, n.Name)-before, sent)
 }
