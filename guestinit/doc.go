@@ -10,14 +10,16 @@
 //  2. Arm a watchdog (SetupTimeout until the test starts, then the test's
 //     Timeout + KillGrace + WatchdogMargin). When it fires, init tries to
 //     send a FAIL verdict, syncs and powers off: the guest never hangs.
-//  3. Mount the table (BaseMounts, then one hugetlbfs per configured page
-//     size), nosuid/noexec/nodev where sensible; make sure fds 0-2 are open
-//     on /dev/console.
-//  4. Read the config (protocol.ConfigPath, or $INVM_CONFIG). If it cannot
+//  3. Read the config (protocol.ConfigPath, or $INVM_CONFIG). If it cannot
 //     be read, init still connects on protocol.DefaultChannel and reports a
 //     FAIL verdict saying why.
-//  5. Connect: vsock dial to CID 2 on the configured port, or open the
-//     virtio-serial port, retrying until OpenTimeout. Send Hello.
+//  4. Mount the table (BaseMounts, then one hugetlbfs per configured page
+//     size), nosuid/noexec/nodev where sensible; make sure fds 0-2 are open
+//     on /dev/console. Over vsock, step 5 runs meanwhile.
+//  5. Connect: vsock dials to CID 2 on the configured port (the control
+//     stream and one per data role, at once), or open the virtio-serial
+//     port (after the mounts: it is a /dev node), retrying until
+//     OpenTimeout. Send Hello.
 //  6. Run the test (see below) and stream its stdout/stderr live.
 //  7. Send the Verdict, wait for the Ack at most AckTimeout, sync, unmount
 //     in reverse order (lazy, with EBUSY retries), sync, power off.

@@ -28,8 +28,9 @@ const (
 	DrainTimeout = 5 * time.Second
 	// ReapTimeout bounds the wait for ECHILD after killing leftovers.
 	ReapTimeout = 5 * time.Second
-	// StreamOpenTimeout bounds opening each data stream once the control
-	// stream is up.
+	// StreamOpenTimeout bounds opening each data stream (dialled together
+	// with the control stream); one that does not open travels on the
+	// control stream.
 	StreamOpenTimeout = 2 * time.Second
 	// OutputsDir is where the test writes its undeclared outputs
 	// (TEST_UNDECLARED_OUTPUTS_DIR); init ships the files in it to the host

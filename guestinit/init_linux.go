@@ -154,6 +154,61 @@ func describeChannel(ch protocol.Channel) string {
 	return fmt.Sprintf("vsock %d:%d", ch.CID, ch.Port)
 }
 
+// dialResult is what session.dial connected.
+type dialResult struct {
+	conn       io.ReadWriteCloser // the control stream
+	data       map[protocol.Role]io.ReadWriteCloser
+	streamErrs map[protocol.Role]error // data streams that did not open
+	err        error                   // the control stream did not open
+}
+
+// dial connects to the host over ch in the background: the control
+// stream and, over vsock, one stream per data role (a flood of output
+// never delays the verdict), all at once, since each connect waits for the
+// host's answer (one after the other those waits added ~10-25 ms to a TCG
+// boot). A data stream that does not open travels on the control stream,
+// as everything does over virtio-serial.
+func (s *session) dial(ch protocol.Channel) <-chan dialResult {
+	in := s.in
+	out := make(chan dialResult, 1)
+	go func() {
+		roles := []protocol.Role{protocol.RoleControl}
+		if ch.Kind == protocol.ChannelVsock {
+			roles = append(roles, protocol.DataRoles...)
+		}
+		conns := make([]io.ReadWriteCloser, len(roles))
+		errs := make([]error, len(roles))
+		var wg sync.WaitGroup
+		for i, r := range roles {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				timeout := StreamOpenTimeout
+				if r == protocol.RoleControl {
+					timeout = orDefault(in.OpenTimeout, OpenTimeout)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), timeout)
+				defer cancel()
+				conns[i], errs[i] = in.Open(ctx, ch)
+			}()
+		}
+		wg.Wait()
+		res := dialResult{conn: conns[0], err: errs[0], data: map[protocol.Role]io.ReadWriteCloser{}, streamErrs: map[protocol.Role]error{}}
+		for i, r := range roles[1:] {
+			switch {
+			case errs[i+1] != nil:
+				res.streamErrs[r] = errs[i+1]
+			case res.err != nil:
+				conns[i+1].Close() // no control stream: nothing to pair them with
+			default:
+				res.data[r] = conns[i+1]
+			}
+		}
+		out <- res
+	}()
+	return out
+}
+
 // session is the state of one Init.Run.
 type session struct {
 	in      *Init
@@ -213,6 +268,17 @@ func (s *session) main(wd *time.Timer) protocol.Verdict {
 		s.verbose.Store(cfg.Verbose)
 		s.ack.Store(int64(cfg.AckTimeout))
 	}
+	// Over vsock the streams are dialled while the mounts are made:
+	// connecting mostly waits for the host, mounting is the guest's own
+	// work. A virtio-serial port is a /dev node: opened after devtmpfs is.
+	ch := protocol.DefaultChannel()
+	if cfgErr == nil {
+		ch = cfg.Channel
+	}
+	var dialed <-chan dialResult
+	if ch.Kind == protocol.ChannelVsock {
+		dialed = s.dial(ch)
+	}
 	var mountErr error
 	if in.Mounter != nil {
 		var sizes []string
@@ -226,46 +292,21 @@ func (s *session) main(wd *time.Timer) protocol.Verdict {
 		s.mu.Unlock()
 		mountErr = err
 	}
-	ch := protocol.DefaultChannel()
-	if cfgErr == nil {
-		ch = cfg.Channel
+	if dialed == nil {
+		dialed = s.dial(ch)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), orDefault(in.OpenTimeout, OpenTimeout))
-	conn, err := in.Open(ctx, ch)
-	cancel()
-	if err != nil {
-		s.console("guestinit: %v", err)
-		return failed("connect to host: %v", err) // nobody hears it: the host sees no verdict
+	d := <-dialed
+	if d.err != nil {
+		s.console("guestinit: %v", d.err)
+		return failed("connect to host: %v", d.err) // nobody hears it: the host sees no verdict
 	}
+	conn, data := d.conn, d.data
 	s.mu.Lock()
 	s.conn = conn
 	s.mu.Unlock()
-	// One stream per data role over vsock (a flood of output never delays
-	// the verdict); a role whose stream does not open travels on the
-	// control stream, as everything does over virtio-serial. They are
-	// dialled at once: each connect waits for the host's answer, and one
-	// after the other those waits added ~10-25 ms to a TCG boot.
-	data := map[protocol.Role]io.ReadWriteCloser{}
-	if ch.Kind == protocol.ChannelVsock {
-		conns := make([]io.ReadWriteCloser, len(protocol.DataRoles))
-		errs := make([]error, len(protocol.DataRoles))
-		var wg sync.WaitGroup
-		for i := range protocol.DataRoles {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				ctx, cancel := context.WithTimeout(context.Background(), StreamOpenTimeout)
-				defer cancel()
-				conns[i], errs[i] = in.Open(ctx, ch)
-			}()
-		}
-		wg.Wait()
-		for i, r := range protocol.DataRoles {
-			if errs[i] != nil {
-				s.console("guestinit: %v stream: %v (it travels on the control stream)", r, errs[i])
-				continue
-			}
-			data[r] = conns[i]
+	for _, r := range protocol.DataRoles {
+		if err := d.streamErrs[r]; err != nil {
+			s.console("guestinit: %v stream: %v (it travels on the control stream)", r, err)
 		}
 	}
 	g, err := protocol.NewGuestStreams(conn, data, fmt.Sprintf("guestinit %s/%s", runtime.GOOS, runtime.GOARCH))
