@@ -43,8 +43,8 @@ func FindKernel(arch qemu.Arch, kernelsDirs ...string) (string, error) {
 			return k, nil
 		}
 	}
-	return "", fmt.Errorf("%w: no %s kernel in %s; build one with: go run ./kernel/cmd/kbuild --arch %s --source /usr/src/linux-source-6.1.tar.xz (or pass -kernel / $INVM_KERNEL)",
-		ErrNoKernel, arch, strings.Join(kernelsDirs, " or "), arch)
+	return "", fmt.Errorf("%w: no %s kernel in %s; run tools/setup (it builds the default kernels into %s), or build one with: go run ./kernel/cmd/kbuild --arch %s --source /usr/src/linux-source-7.2.tar.xz, or pass -kernel / $INVM_KERNEL",
+		ErrNoKernel, arch, strings.Join(kernelsDirs, " or "), SharedKernelDir, arch)
 }
 
 func findKernel(kernelsDir string, arch qemu.Arch) (string, error) {

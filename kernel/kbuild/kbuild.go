@@ -103,7 +103,7 @@ type Options struct {
 	// Arch is the guest architecture.
 	Arch Arch
 	// Source is a kernel source tarball, e.g.
-	// /usr/src/linux-source-6.1.tar.xz (one top-level directory).
+	// /usr/src/linux-source-7.2.tar.xz (one top-level directory).
 	Source string
 	// Fragments are the configuration fragments, in merge order; those
 	// whose "# arch:" directive excludes Arch are skipped.

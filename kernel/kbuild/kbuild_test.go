@@ -180,7 +180,7 @@ func TestLookup(t *testing.T) {
 }
 
 // TestBuildIntegration builds a real kernel; it takes minutes. Run with
-// KBUILD_INTEGRATION=1 [KBUILD_SOURCE=/usr/src/linux-source-6.1.tar.xz]
+// KBUILD_INTEGRATION=1 [KBUILD_SOURCE=/usr/src/linux-source-7.2.tar.xz]
 // [KBUILD_ARCH=aarch64] [KBUILD_CACHE=dir].
 func TestBuildIntegration(t *testing.T) {
 	if os.Getenv("KBUILD_INTEGRATION") != "1" {

@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	kbuild --arch x86_64|aarch64 --source /usr/src/linux-source-6.1.tar.xz
+//	kbuild --arch x86_64|aarch64 --source /usr/src/linux-source-7.2.tar.xz
 //	       [--fragments DIR | --fragments a.config,b.config]
 //	       [--patches DIR | --patches a.patch,b.patch | --patches none]
 //	       [--cache DIR] [--out DIR] [-j N] [--cross-compile PREFIX]
@@ -105,7 +105,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset.SetOutput(stderr)
 	var (
 		arch      = fset.String("arch", "x86_64", "guest architecture: x86_64 or aarch64")
-		source    = fset.String("source", "", "kernel source tarball, e.g. /usr/src/linux-source-6.1.tar.xz")
+		source    = fset.String("source", "", "kernel source tarball, e.g. /usr/src/linux-source-7.2.tar.xz")
 		fragments = fset.String("fragments", "", "fragment directory or comma-separated files (default: embedded kernel/fragments)")
 		patches   = fset.String("patches", "", "source patch directory, comma-separated files in order, or none (default: embedded kernel/patches)")
 		cache     = fset.String("cache", "", "cache directory (default $XDG_CACHE_HOME/rules_go_vm/kernels)")
