@@ -80,9 +80,12 @@ func NICPCIAddress(i int) string { return fmt.Sprintf("0000:00:%02x.0", SlotNIC0
 // NICMAC returns the MAC address of NIC i of the test named seed: locally
 // administered unicast (02:...), four bytes of SHA-256(seed), then i. The
 // same test always gets the same addresses; different tests rarely share.
-func NICMAC(seed string, i int) string {
+func NICMAC(seed string, i int) string { return seedMAC(seed, byte(i)) }
+
+// seedMAC is 02, four bytes of SHA-256(seed), then last.
+func seedMAC(seed string, last byte) string {
 	h := sha256.Sum256([]byte(seed))
-	return net.HardwareAddr{0x02, h[0], h[1], h[2], h[3], byte(i)}.String()
+	return net.HardwareAddr{0x02, h[0], h[1], h[2], h[3], last}.String()
 }
 
 // MgmtNICPCIAddress is the guest PCI address of the management NIC
@@ -92,10 +95,7 @@ func MgmtNICPCIAddress() string { return fmt.Sprintf("0000:00:%02x.0", SlotMgmtN
 // MgmtNICMAC returns the MAC address of the management NIC of the test named
 // seed: NICMAC's scheme (02, four bytes of SHA-256(seed)) ending in ff
 // instead of a NIC index.
-func MgmtNICMAC(seed string) string {
-	h := sha256.Sum256([]byte(seed))
-	return net.HardwareAddr{0x02, h[0], h[1], h[2], h[3], mgmtMACByte}.String()
-}
+func MgmtNICMAC(seed string) string { return seedMAC(seed, mgmtMACByte) }
 
 // Host page backings of guest RAM (the go_vm_test `host_pages` values).
 const (

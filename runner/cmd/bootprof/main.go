@@ -30,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/runner/proc"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 	"github.com/rules-go-vm/rules_go_vm/runner/vmm"
 )
@@ -95,15 +96,15 @@ func run(args []string, out io.Writer) error {
 	cmd := exec.Command(bin, qargs...)
 	cmd.Stdout, cmd.Stderr = &console, &console
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	// As the runner starts QEMU: it dies with bootprof, even a killed one.
+	vm, err := proc.Start(cmd)
+	if err != nil {
 		return err
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	defer func() { _ = cmd.Process.Kill(); <-exited }()
+	defer vm.Kill()
 	ctx, cancel := context.WithTimeout(context.Background(), *duration+5*time.Second)
 	defer cancel()
-	mon, err := vmm.QEMU{}.Attach(ctx, spec.QMPSocket, exited)
+	mon, err := vmm.QEMU{}.Attach(ctx, spec.QMPSocket, vm.Done())
 	if err != nil {
 		return fmt.Errorf("%w; console: %s", err, console.String())
 	}
