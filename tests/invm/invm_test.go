@@ -19,10 +19,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,37 +77,20 @@ func testMain(m *testing.M) int {
 	return m.Run()
 }
 
-// linkPrefix names the short links of shortTempDir in /tmp.
-const linkPrefix = "/tmp/invm-test-tmp-"
-
-// shortTempDir returns a short path (a link in /tmp) to a new directory in
-// os.TempDir(), and a function that removes both. It first removes the
-// dangling links of earlier runs that were killed (their directory went
-// with their TEST_TMPDIR).
+// shortTempDir returns a short path (a link /tmp/invm-test-tmp-*, see
+// runner.ShortPath) to a new directory in os.TempDir(), and a function that
+// removes both.
 func shortTempDir() (string, func(), error) {
-	links, _ := filepath.Glob(linkPrefix + "*")
-	for _, l := range links {
-		if fi, err := os.Lstat(l); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-			if _, err := os.Stat(l); errors.Is(err, fs.ErrNotExist) {
-				os.Remove(l)
-			}
-		}
-	}
 	real, err := os.MkdirTemp("", "tmp-")
 	if err != nil {
 		return "", nil, err
 	}
-	link, err := os.MkdirTemp(filepath.Dir(linkPrefix), filepath.Base(linkPrefix))
-	if err == nil {
-		if err = os.Remove(link); err == nil {
-			err = os.Symlink(real, link)
-		}
-	}
+	link, cleanup, err := runner.ShortPath(real, "/tmp", "invm-test-tmp-")
 	if err != nil {
 		os.RemoveAll(real)
 		return "", nil, err
 	}
-	return link, func() { os.Remove(link); os.RemoveAll(real) }, nil
+	return link, func() { cleanup(); os.RemoveAll(real) }, nil
 }
 
 // setupBazel takes the prebuilt binaries and the kernel from the runfiles.

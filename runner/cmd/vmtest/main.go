@@ -29,11 +29,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -88,7 +86,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// Unix socket paths are limited to 108 bytes and Bazel's TEST_TMPDIR
 		// is deep: reach the state directory through a short link in /tmp,
 		// removed on every return path (a SIGKILL aside).
-		short, cleanup, err := shortPath(o.StateDir, linkDir)
+		short, cleanup, err := runner.ShortPath(o.StateDir, linkDir, "vmtest-")
 		if err != nil {
 			fmt.Fprintln(diag, "vmtest:", err)
 			return bz.finish(diag, runner.Result{}, fmt.Errorf("%w: %w", runner.ErrInternal, err), rep)
@@ -105,44 +103,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // linkDir holds the short links to state directories.
 const linkDir = "/tmp"
-
-// shortPath makes dir and returns a short path to it (a symlink
-// linkDir/vmtest-*) and a function that removes the link. It first removes
-// the dangling links earlier launchers left when they were SIGKILLed (their
-// state directory is gone with their TEST_TMPDIR).
-func shortPath(dir, linkDir string) (string, func(), error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", nil, err
-	}
-	if len(dir) < 60 {
-		return dir, func() {}, nil
-	}
-	sweepLinks(linkDir)
-	link, err := os.MkdirTemp(linkDir, "vmtest-")
-	if err != nil {
-		return "", nil, err
-	}
-	if err := os.Remove(link); err != nil {
-		return "", nil, err
-	}
-	if err := os.Symlink(dir, link); err != nil {
-		return "", nil, err
-	}
-	return link, func() { os.Remove(link) }, nil
-}
-
-// sweepLinks removes dangling vmtest-* symlinks in linkDir.
-func sweepLinks(linkDir string) {
-	links, _ := filepath.Glob(filepath.Join(linkDir, "vmtest-*"))
-	for _, l := range links {
-		if fi, err := os.Lstat(l); err != nil || fi.Mode()&os.ModeSymlink == 0 {
-			continue
-		}
-		if _, err := os.Stat(l); errors.Is(err, fs.ErrNotExist) {
-			os.Remove(l)
-		}
-	}
-}
 
 // options turns the flags, the spec and Bazel's test environment into
 // runner options.
