@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -20,7 +19,7 @@ import (
 // runs one command (protocol.DebugRequest) for debugging a test in the VM
 // it ran in. The guest has no shell of its own; the command is any guest
 // binary (the test itself, or a static busybox the host added).
-func (s *session) serveDebug(ln net.Listener) {
+func (s *session) serveDebug(ln Listener) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -30,7 +29,7 @@ func (s *session) serveDebug(ln net.Listener) {
 	}
 }
 
-func (s *session) debugConn(c net.Conn) {
+func (s *session) debugConn(c io.ReadWriteCloser) {
 	defer c.Close()
 	br := bufio.NewReaderSize(c, 4096)
 	line, err := readLine(br, protocol.MaxDebugRequest)
@@ -72,7 +71,7 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 
 // runDebug runs req with in as its input and out as its output; it returns
 // the exit status. The command is killed when the host goes away.
-func runDebug(req protocol.DebugRequest, in io.Reader, out net.Conn) (string, error) {
+func runDebug(req protocol.DebugRequest, in io.Reader, out io.Writer) (string, error) {
 	cmd := exec.Command(req.Argv[0], req.Argv[1:]...)
 	cmd.Env = TestEnv([]string{"TERM=linux", "PS1=invm# "})
 	cmd.Dir = "/"

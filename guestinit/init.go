@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"time"
 
 	"github.com/rules-go-vm/rules_go_vm/protocol"
@@ -77,7 +76,7 @@ type Init struct {
 	Open func(ctx context.Context, ch protocol.Channel) (io.ReadWriteCloser, error)
 	// Listen listens on a vsock port of the guest (the debug command
 	// server, GuestConfig.DebugPort); nil disables it.
-	Listen func(port uint32) (net.Listener, error)
+	Listen func(port uint32) (Listener, error)
 	// SetHostname sets the hostname; nil skips it.
 	SetHostname func(name string) error
 	// Sync flushes filesystems (unix.Sync); nil skips it.

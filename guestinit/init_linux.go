@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -13,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mdlayher/vsock"
 	"golang.org/x/sys/unix"
 
 	"github.com/rules-go-vm/rules_go_vm/protocol"
@@ -36,7 +34,7 @@ func Linux() *Init {
 		Sleep:       time.Sleep,
 		Open:        OpenChannel,
 		SetHostname: func(name string) error { return unix.Sethostname([]byte(name)) },
-		Listen:      func(port uint32) (net.Listener, error) { return vsock.Listen(port, nil) },
+		Listen:      ListenVsock,
 		Sync:        unix.Sync,
 		// A reset, not a power-off: the runner always starts QEMU with
 		// -no-reboot, which turns a guest reset into QEMU's exit on every
@@ -99,7 +97,7 @@ func OpenChannel(ctx context.Context, ch protocol.Channel) (io.ReadWriteCloser, 
 			if cid == 0 {
 				cid = protocol.HostCID
 			}
-			c, err := vsock.DialContext(ctx, cid, ch.Port, nil)
+			c, err := DialVsock(ctx, cid, ch.Port)
 			if err != nil {
 				return nil, err
 			}
@@ -218,7 +216,7 @@ type session struct {
 	guest   atomic.Pointer[protocol.Guest]
 	conn    io.Closer
 	data    io.Closer // the Guest: closes the data streams
-	debugLn net.Listener
+	debugLn Listener
 	mounted *Mounted
 	ack     atomic.Int64 // Ack timeout, ns
 	sent    atomic.Bool  // the verdict is on its way: no more diagnostics to the host

@@ -298,17 +298,13 @@ func DefaultChannel() Channel {
 	return Channel{Kind: ChannelVsock, CID: HostCID, Port: DefaultVsockPort}
 }
 
-// ParseConfig decodes a GuestConfig from JSON, rejecting unknown fields and
-// trailing data, validates it and applies WithDefaults.
+// ParseConfig decodes a GuestConfig from JSON (strictly, without
+// reflection: see jsonwire.go), rejecting unknown fields and trailing data,
+// validates it and applies WithDefaults.
 func ParseConfig(b []byte) (GuestConfig, error) {
-	var c GuestConfig
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	c, err := decodeConfig(b)
+	if err != nil {
 		return GuestConfig{}, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
-	}
-	if dec.More() {
-		return GuestConfig{}, fmt.Errorf("%w: trailing data", ErrInvalidConfig)
 	}
 	if err := c.Validate(); err != nil {
 		return GuestConfig{}, err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -127,17 +128,33 @@ func FuzzDecodeVerdict(f *testing.F) {
 }
 
 // FuzzParseConfig checks that whatever parses also validates and
-// re-marshals.
+// re-marshals, and holds the guest's reflection-free decoder to
+// encoding/json: what it accepts, encoding/json decodes the same, and
+// whatever encoding/json accepts, Marshal turns into a text it decodes the
+// same.
 func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(`{"path":"/t","channel":{"kind":"vsock","port":1}}`))
 	f.Add([]byte(`{"path":"/t","dir":"/","env":["A=b"],"timeout":"1s","channel":{"kind":"serial","device":"/dev/vport0p1"},"hugepage_sizes":["2M"]}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
+		ref, refErr := referenceParseConfig(in)
+		if refErr == nil {
+			b, err := ref.Marshal()
+			if err != nil {
+				t.Fatalf("encoding/json's config does not marshal: %v", err)
+			}
+			if got, err := ParseConfig(b); err != nil || !reflect.DeepEqual(got, ref) {
+				t.Fatalf("Marshal output %s\nparses to %#v, %v\nencoding/json: %#v", b, got, err, ref)
+			}
+		}
 		c, err := ParseConfig(in)
 		if err != nil {
 			if !errors.Is(err, ErrInvalidConfig) {
 				t.Fatalf("error %v does not wrap ErrInvalidConfig", err)
 			}
 			return
+		}
+		if refErr != nil || !reflect.DeepEqual(c, ref) {
+			t.Fatalf("ParseConfig(%q) = %#v\nencoding/json: %#v, %v", in, c, ref, refErr)
 		}
 		b, err := c.Marshal()
 		if err != nil {

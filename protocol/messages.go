@@ -306,10 +306,7 @@ func EncodeVerdict(v Verdict) ([]byte, error) {
 	if len(leaked) > 0 {
 		v.Leaked = leaked
 	}
-	p, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("encode verdict: %w", err)
-	}
+	p := appendVerdict(nil, v)
 	if len(p) > MaxVerdict {
 		return nil, fmt.Errorf("encode verdict: %d bytes: %w", len(p), ErrFrameTooLarge)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"sync"
 	"time"
 )
@@ -104,9 +103,11 @@ func (r Result) ExitCode() int {
 	return r.Verdict.ExitCode
 }
 
-// Acceptor yields the guest's connections (a net.Listener satisfies it).
-type Acceptor interface {
-	Accept() (net.Conn, error)
+// Acceptor yields the guest's connections; a net.Listener is one, with C
+// net.Conn. (The package does not import net: the guest init links it, and
+// package net's initialisers cost every guest boot.)
+type Acceptor[C io.ReadWriteCloser] interface {
+	Accept() (C, error)
 }
 
 // Collect runs the host side of a one-connection session on rw: every frame
@@ -140,10 +141,10 @@ func Collect(ctx context.Context, rw io.ReadWriter, opts CollectOptions) (Result
 //
 // CollectStreams closes every connection it accepted before it returns;
 // the caller closes ln (which ends the accepting goroutine).
-func CollectStreams(ctx context.Context, ln Acceptor, opts CollectOptions) (Result, error) {
+func CollectStreams[C io.ReadWriteCloser](ctx context.Context, ln Acceptor[C], opts CollectOptions) (Result, error) {
 	conns := make(chan io.ReadWriter)
 	var mu sync.Mutex
-	var accepted []net.Conn
+	var accepted []C
 	stop := make(chan struct{})
 	go func() {
 		for range MaxStreams + 1 {
