@@ -118,6 +118,11 @@ type Options struct {
 	// NoMonitor boots without the VM monitor (QMP): a guest panic is then
 	// only seen on the console. For measuring the monitor's cost.
 	NoMonitor bool
+	// CountTranslations asks QEMU, when the verdict arrives, how many
+	// translation blocks TCG has made (Result.Translations): the guest code
+	// run for the first time, a noise-free measure of a boot's cost for
+	// benchmarks. Needs the monitor; nothing is counted under KVM.
+	CountTranslations bool
 
 	// ExtraLayers are initramfs archives inserted between the base and the
 	// test layer (later ones override earlier ones).

@@ -51,6 +51,9 @@ type Result struct {
 	// AfterVerdict is verdict → QEMU exit: the Ack, the guest's unmounts
 	// and power-off (zero without a verdict or a QEMU exit).
 	AfterVerdict time.Duration
+	// Translations is the number of TCG translation blocks when the verdict
+	// arrived (Options.CountTranslations; 0 when not counted).
+	Translations int64
 }
 
 // Timings describes how long each phase of the run took, in one line:
@@ -65,8 +68,12 @@ func (r Result) Timings() string {
 		return host + "; no verdict"
 	}
 	g := v.Timings
-	return fmt.Sprintf("%s; guest kernel %v, setup %v, test %v, teardown %v; runner overhead (total - guest test) %v",
-		host, ms(g.Boot), ms(g.Setup), ms(g.Test), ms(g.Teardown), ms(r.Total-g.Test))
+	line := fmt.Sprintf("%s; guest kernel %v, setup %v, test %v, teardown %v; host overhead (total - guest clock) %v, outside the test (total - guest test) %v",
+		host, ms(g.Boot), ms(g.Setup), ms(g.Test), ms(g.Teardown), ms(r.Total-g.Boot-g.Setup-g.Test-g.Teardown), ms(r.Total-g.Test))
+	if r.Translations > 0 {
+		line += fmt.Sprintf("; %d translation blocks at the verdict", r.Translations)
+	}
+	return line
 }
 
 // ConsoleTailLines is how many console lines Result.ConsoleTail keeps.
@@ -328,8 +335,9 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		res.QEMUStderr = strings.TrimSpace(qerr.String())
 	}()
 
-	s := &session{o: o, vm: vm, daemon: ch.daemon, con: con, watch: watch, state: state, dial: ch.dial, transport: string(ch.choice.Transport)}
+	s := &session{o: o, vm: vm, daemon: ch.daemon, con: con, watch: watch, state: state, dial: ch.dial, transport: string(ch.choice.Transport), accel: choice.Accel}
 	res2, err := s.run(ctx, ch.ln)
+	res.Translations = s.translations
 	res.Pass, res.Verdict, res.Reason = res2.Pass, res2.Verdict, res2.Reason
 	if !s.connected.IsZero() {
 		res.Boot = s.connected.Sub(bootStart)
@@ -400,6 +408,10 @@ type session struct {
 	transport string
 	connected time.Time
 	verdictAt time.Time
+	// accel is the accelerator in use; translations is the TCG translation
+	// block count at the verdict (Options.CountTranslations).
+	accel        string
+	translations int64
 }
 
 // daemonDone fires when the vsock daemon exited; never without a daemon.
@@ -465,7 +477,12 @@ func (s *session) run(ctx context.Context, ln net.Listener) (protocol.Result, er
 	go func() {
 		opts := protocol.CollectOptions{
 			Stdout: s.o.Stdout, Stderr: s.o.Stderr, Diag: diagWriter(s.o), Stacks: stacks,
-			OnVerdict: func(protocol.Verdict) { s.verdictAt = s.o.Now() },
+			OnVerdict: func(protocol.Verdict) {
+				s.verdictAt = s.o.Now()
+				if s.o.CountTranslations && s.accel == qemu.AccelTCG {
+					s.translations = s.watch.translations(ctx)
+				}
+			},
 		}
 		if len(s.o.Command) > 0 {
 			opts.BeforeAck = s.runDebug

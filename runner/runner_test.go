@@ -306,7 +306,9 @@ func TestResultTimings(t *testing.T) {
 		want string
 	}{
 		{"verdict", Result{Verdict: v, Boot: 700400 * time.Microsecond, VM: 1100 * time.Millisecond, AfterVerdict: 55 * time.Millisecond, Total: 1200 * time.Millisecond},
-			"host boot 700ms, VM 1.1s, after verdict 55ms, total 1.2s; guest kernel 600ms, setup 80ms, test 250ms, teardown 15ms; runner overhead (total - guest test) 950ms"},
+			"host boot 700ms, VM 1.1s, after verdict 55ms, total 1.2s; guest kernel 600ms, setup 80ms, test 250ms, teardown 15ms; host overhead (total - guest clock) 255ms, outside the test (total - guest test) 950ms"},
+		{"translations", Result{Verdict: v, Total: 1200 * time.Millisecond, Translations: 64739},
+			"host boot 0s, VM 0s, after verdict 0s, total 1.2s; guest kernel 600ms, setup 80ms, test 250ms, teardown 15ms; host overhead (total - guest clock) 255ms, outside the test (total - guest test) 950ms; 64739 translation blocks at the verdict"},
 		{"no verdict", Result{Boot: 0, VM: 3 * time.Second, Total: 3100 * time.Millisecond},
 			"host boot 0s, VM 3s, after verdict 0s, total 3.1s; no verdict"},
 	} {

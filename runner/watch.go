@@ -82,6 +82,31 @@ func (w *vmWatch) panicked(exited bool) bool {
 	return w.gp
 }
 
+// translations returns QEMU's TCG translation block count, 0 (and a
+// warning in the log) when the monitor cannot tell.
+func (w *vmWatch) translations(ctx context.Context) int64 {
+	if w == nil {
+		return 0
+	}
+	w.mu.Lock()
+	mon := w.mon
+	w.mu.Unlock()
+	q, ok := mon.(interface {
+		TranslationBlocks(context.Context) (int64, error)
+	})
+	if !ok {
+		fmt.Fprintln(w.log, "invm: warning: no translation block count (no QEMU monitor)")
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(ctx, quitTimeout)
+	defer cancel()
+	n, err := q.TranslationBlocks(ctx)
+	if err != nil {
+		fmt.Fprintf(w.log, "invm: warning: no translation block count: %v\n", err)
+	}
+	return n
+}
+
 // quit asks a still running VM to exit over the monitor (bounded), then
 // closes the monitor; the caller kills the process after.
 func (w *vmWatch) quit(vm *proc.Process) {

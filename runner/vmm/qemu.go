@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -177,6 +179,34 @@ func (q *QMP) HumanMonitor(ctx context.Context, commandLine string) (string, err
 	var out string
 	err := q.run(ctx, "human-monitor-command", map[string]any{"command-line": commandLine}, &out)
 	return out, err
+}
+
+// TranslationBlocks returns how many translation blocks QEMU's TCG has
+// made so far (HMP "info jit", "TB count"): under TCG each one is guest
+// code run for the first time, so the count is a noise-free measure of how
+// much code a boot ran. It fails under KVM, which translates nothing.
+func (q *QMP) TranslationBlocks(ctx context.Context) (int64, error) {
+	out, err := q.HumanMonitor(ctx, "info jit")
+	if err != nil {
+		return 0, err
+	}
+	return ParseTBCount(out)
+}
+
+// ParseTBCount reads the "TB count" line of HMP "info jit" output.
+func ParseTBCount(infoJIT string) (int64, error) {
+	for _, line := range strings.Split(infoJIT, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "TB count")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%w: info jit: TB count %q", ErrMonitor, strings.TrimSpace(rest))
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("%w: info jit: no TB count (not TCG?): %.80q", ErrMonitor, infoJIT)
 }
 
 // Close implements Monitor. It is safe to call more than once.

@@ -82,6 +82,8 @@ func (f *fakeQMP) serve(ln net.Listener) {
 				}
 			case "human-monitor-command info registers":
 				send(`{"return": "RAX=0000000000000000\r\nRIP=ffffffff81000000 RFL=00000002\r\n"}`)
+			case "human-monitor-command info jit":
+				send(`{"return": "Translation buffer state:\r\ngen code size       20605587/1073736704\r\nTB count            37757\r\n"}`)
 			case "quit":
 				send(`{"return": {}}`)
 				send(`{"timestamp": {"seconds": 1700000001, "microseconds": 0}, "event": "SHUTDOWN", "data": {"guest": false, "reason": "host-qmp-quit"}}`)
@@ -222,5 +224,40 @@ func TestFor(t *testing.T) {
 	}
 	if _, err := For("cloud-hypervisor"); !errors.Is(err, ErrUnknownBackend) {
 		t.Errorf("For(cloud-hypervisor) = %v", err)
+	}
+}
+
+func TestTranslationBlocks(t *testing.T) {
+	f := startFake(t, "running")
+	m := attach(t, f.socket)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if n, err := m.(*QMP).TranslationBlocks(ctx); n != 37757 || err != nil {
+		t.Errorf("TranslationBlocks = %d, %v; want 37757", n, err)
+	}
+}
+
+func TestParseTBCount(t *testing.T) {
+	// QEMU 7.2's and 11's "info jit" (TCG), and what KVM answers.
+	const tcg = "Translation buffer state:\ngen code size       24526995/1073736704\nTB count            42799\nTB avg target size  18 max=2048 bytes\n"
+	for _, tc := range []struct {
+		in   string
+		want int64
+		err  string
+	}{
+		{tcg, 42799, ""},
+		{strings.ReplaceAll(tcg, "\n", "\r\n"), 42799, ""},
+		{"TB count 0\n", 0, ""},
+		{"JIT information is only available with accel=tcg\r\n", 0, "no TB count"},
+		{"TB count            lots\n", 0, `TB count "lots"`},
+		{"", 0, "no TB count"},
+	} {
+		n, err := ParseTBCount(tc.in)
+		switch {
+		case tc.err == "" && (err != nil || n != tc.want):
+			t.Errorf("ParseTBCount(%q) = %d, %v; want %d", tc.in, n, err, tc.want)
+		case tc.err != "" && (err == nil || !errors.Is(err, ErrMonitor) || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("ParseTBCount(%q) = %d, %v; want ErrMonitor with %q", tc.in, n, err, tc.err)
+		}
 	}
 }

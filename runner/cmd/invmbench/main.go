@@ -9,7 +9,11 @@
 // Boots are interleaved (ours, baseline, ours, ...) so load changes hit
 // both alike. For each setup it prints min/median/max of the VM time (QEMU
 // start → QEMU exit: boot, test, verdict, ack, power-off) and of the whole
-// runner call, and the ratio of the medians to the baseline.
+// runner call, and the ratio of the medians to the baseline, and the TCG
+// translation blocks made by the verdict (runner.Options.CountTranslations):
+// the guest code run for the first time, the part of a TCG boot's cost that
+// host noise does not move. -compare-kernel and -compare-init add rows for
+// another kernel or guest init (e.g. a previous commit's).
 package main
 
 import (
@@ -21,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -43,6 +48,7 @@ type setup struct {
 	name    string
 	opts    runner.Options
 	vm, tot []time.Duration
+	tbs     []int64 // TCG translation blocks at the verdict
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -56,6 +62,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		writeBL  = fs.String("write-baseline-layer", "", "only write the baseline's extra initramfs layer to this file (for invm -layer)")
 		shapes   = fs.Bool("shapes", false, "also boot our x86_64 kernel under q35 and without the QMP monitor (ratios printed)")
 		compare  = fs.String("compare-kernel", "", "also boot this x86_64 kernel (e.g. a previous kbuild entry's vmlinux) the same way as ours")
+		inits    = fs.String("compare-init", "", "comma-separated prebuilt guest inits (e.g. a previous commit's; arch from the ELF): also boot ours with each")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -91,8 +98,23 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		ours := runner.Options{TestBinary: bin, Kernel: kernel, ModuleRoot: root, TestdataDir: filepath.Join(root, "tests/hello/testdata")}
+		ours := runner.Options{TestBinary: bin, Kernel: kernel, ModuleRoot: root, TestdataDir: filepath.Join(root, "tests/hello/testdata"),
+			CountTranslations: true}
 		setups = append(setups, &setup{name: fmt.Sprintf("%s ours (%s)", arch, qemu.Profiles[arch].Machine), opts: ours})
+		for _, init := range strings.Split(*inits, ",") {
+			if init == "" {
+				continue
+			}
+			a, err := runner.ArchOfELF(init)
+			if err != nil {
+				return fmt.Errorf("-compare-init: %w", err)
+			}
+			if a == arch {
+				other := ours
+				other.InitBinary = init
+				setups = append(setups, &setup{name: fmt.Sprintf("%s -compare-init %s", arch, filepath.Base(init)), opts: other})
+			}
+		}
 		if *compare != "" && arch == qemu.X86_64 {
 			other := ours
 			other.Kernel = *compare
@@ -129,7 +151,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		setups = append(setups, &setup{name: "x86_64 baseline (q35, Debian cloud kernel)",
 			opts: runner.Options{TestBinary: bin, Kernel: kernel, Machine: "q35", ModuleRoot: root, ExtraLayers: []string{layer},
-				TestdataDir: filepath.Join(root, "tests/hello/testdata")}})
+				TestdataDir: filepath.Join(root, "tests/hello/testdata"), CountTranslations: true}})
 	}
 
 	// One warm-up run each (builds the cached base layers, the accel choice).
@@ -146,12 +168,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			}
 			s.vm = append(s.vm, res.VM)
 			s.tot = append(s.tot, res.Total)
+			s.tbs = append(s.tbs, res.Translations)
 		}
 	}
 	host, _ := os.Hostname()
 	fmt.Fprintf(out, "invmbench: %d boots per setup, interleaved, host %s, %s\n", *n, host, time.Now().Format(time.RFC3339))
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "setup\tVM min\tmedian\tmax\trun min\tmedian\tmax\tVM median / baseline")
+	fmt.Fprintln(tw, "setup\tVM min\tmedian\tmax\trun min\tmedian\tmax\tVM median / baseline\tTBs at verdict")
 	var base time.Duration
 	for _, s := range setups {
 		if strings.Contains(s.name, "baseline") {
@@ -165,7 +188,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		mn, md, mx := stats(s.vm)
 		tmn, tmd, tmx := stats(s.tot)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.name, mn, md, mx, tmn, tmd, tmx, ratio)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.name, mn, md, mx, tmn, tmd, tmx, ratio, tbStats(s.tbs))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -302,6 +325,17 @@ func baselineLayer(root, work, kernel string) (string, error) {
 		return "", err
 	}
 	return p, f.Close()
+}
+
+// tbStats formats the median translation block count and its spread
+// ("-" when none was counted: KVM, or no monitor).
+func tbStats(tbs []int64) string {
+	s := slices.Clone(tbs)
+	slices.Sort(s)
+	if len(s) == 0 || s[0] == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d (%d-%d)", s[len(s)/2], s[0], s[len(s)-1])
 }
 
 func median(d []time.Duration) time.Duration {
