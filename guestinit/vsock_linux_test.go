@@ -13,16 +13,23 @@ import (
 )
 
 // The vsock dial and listen code is socket-family agnostic below the
-// address; these tests drive it over AF_UNIX and AF_INET on the host (the
-// VM tests drive it over AF_VSOCK).
+// address; these tests drive it over AF_UNIX and a socket pair on the host
+// (the VM tests drive it over AF_VSOCK).
 
-func TestSocketListenDialRoundTrip(t *testing.T) {
+// listenUnix listens on a new unix socket; it is closed with the test.
+func listenUnix(t *testing.T) (Listener, string) {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "s")
 	ln, err := listenSocket(unix.AF_UNIX, &unix.SockaddrUnix{Name: sock}, "test-listen")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
+	return ln, sock
+}
+
+func TestSocketListenDialRoundTrip(t *testing.T) {
+	ln, sock := listenUnix(t)
 	got := make(chan string, 1)
 	go func() {
 		c, err := ln.Accept()
@@ -54,11 +61,7 @@ func TestSocketListenDialRoundTrip(t *testing.T) {
 }
 
 func TestSocketCloseWakesAccept(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "s")
-	ln, err := listenSocket(unix.AF_UNIX, &unix.SockaddrUnix{Name: sock}, "test-listen")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, _ := listenUnix(t)
 	done := make(chan error, 1)
 	go func() {
 		_, err := ln.Accept()
@@ -77,12 +80,7 @@ func TestSocketCloseWakesAccept(t *testing.T) {
 }
 
 func TestSocketListenInUse(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "s")
-	ln, err := listenSocket(unix.AF_UNIX, &unix.SockaddrUnix{Name: sock}, "a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	_, sock := listenUnix(t)
 	if _, err := listenSocket(unix.AF_UNIX, &unix.SockaddrUnix{Name: sock}, "b"); !errors.Is(err, unix.EADDRINUSE) {
 		t.Fatalf("second listen: %v, want EADDRINUSE", err)
 	}
