@@ -96,6 +96,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (runner.
 	fs.StringVar(&o.CacheDir, "cache-dir", "", "cache directory (default ~/.cache/rules_go_vm)")
 	fs.StringVar(&o.ConsoleLog, "console-log", "", "write the guest console here (default: temporary)")
 	fs.StringVar(&o.Transport, "transport", "auto", "host<->guest transport: auto|vhost-vsock|vhost-user-vsock|virtio-serial (auto: kernel vhost-vsock if /dev/vhost-vsock is usable, else the vhost-device-vsock daemon, else virtio-serial)")
+	fs.BoolVar(&o.CountTranslations, "count-translations", false, "under TCG, add the number of translation blocks QEMU made by the verdict (guest code run for the first time) to the -verbose timings line")
 	fs.StringVar(&o.OutputsDir, "outputs-dir", "", "host directory receiving the files the test wrote to $TEST_UNDECLARED_OUTPUTS_DIR in the guest (default: dropped)")
 	shell := fs.Bool("shell", false, "after the test, open an interactive shell in the same guest (busybox sh from -shell-busybox) before it powers off")
 	command := fs.String("command", "", "after the test, run this command (space-separated argv, a guest path) in the same guest before it powers off")

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -103,6 +105,31 @@ func TestCommandInGuest(t *testing.T) {
 		}
 	}
 	assertClean(t, state)
+}
+
+// TestCountTranslations: -count-translations puts QEMU's translation block
+// count at the verdict into the timings line under TCG (a Linux boot makes
+// tens of thousands), and nothing under KVM.
+func TestCountTranslations(t *testing.T) {
+	needEnv(t)
+	t.Parallel()
+	o := runInvm(t, "", nil, "-verbose", "-count-translations", env.payload, "-test.run=^TestPass$")
+	if o.code != 0 {
+		t.Fatalf("exit %d\nstderr:\n%s", o.code, o.stderr)
+	}
+	m := regexp.MustCompile(`; (\d+) translation blocks at the verdict`).FindStringSubmatch(o.stderr)
+	switch {
+	case strings.Contains(o.stderr, "invm: accelerator kvm"):
+		if m != nil {
+			t.Errorf("a translation block count under KVM: %s", m[0])
+		}
+	case m == nil:
+		t.Errorf("no translation block count in the timings line:\n%s", o.stderr)
+	default:
+		if n, _ := strconv.Atoi(m[1]); n < 10000 {
+			t.Errorf("%d translation blocks at the verdict: a boot makes tens of thousands", n)
+		}
+	}
 }
 
 // TestSIGTERMStacks: SIGTERM to invm (Bazel's timeout) gets the test's
