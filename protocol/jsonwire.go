@@ -15,7 +15,6 @@ package protocol
 // results.
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -30,11 +29,9 @@ type jsonReader struct {
 	i int
 }
 
-// errJSON marks a malformed or unexpected JSON text.
-var errJSON = errors.New("json")
-
+// errf reports a malformed or unexpected JSON text at the read offset.
 func (r *jsonReader) errf(format string, a ...any) error {
-	return fmt.Errorf("%w: offset %d: %s", errJSON, r.i, fmt.Sprintf(format, a...))
+	return fmt.Errorf("json: offset %d: %s", r.i, fmt.Sprintf(format, a...))
 }
 
 // ws skips JSON whitespace.

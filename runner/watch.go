@@ -20,6 +20,8 @@ const (
 	eventDrain = 500 * time.Millisecond
 	// quitTimeout bounds a graceful quit before the kill.
 	quitTimeout = 2 * time.Second
+	// queryTimeout bounds one monitor query.
+	queryTimeout = 2 * time.Second
 )
 
 // vmWatch follows a started VM over its monitor: it records a guest panic
@@ -98,7 +100,7 @@ func (w *vmWatch) translations(ctx context.Context) int64 {
 		fmt.Fprintln(w.log, "invm: warning: no translation block count (no QEMU monitor)")
 		return 0
 	}
-	ctx, cancel := context.WithTimeout(ctx, quitTimeout)
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
 	n, err := q.TranslationBlocks(ctx)
 	if err != nil {

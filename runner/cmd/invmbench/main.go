@@ -17,6 +17,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -26,7 +27,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -330,12 +330,11 @@ func baselineLayer(root, work, kernel string) (string, error) {
 // tbStats formats the median translation block count and its spread
 // ("-" when none was counted: KVM, or no monitor).
 func tbStats(tbs []int64) string {
-	s := slices.Clone(tbs)
-	slices.Sort(s)
-	if len(s) == 0 || s[0] == 0 {
+	mn, md, mx := order(tbs)
+	if mn == 0 {
 		return "-"
 	}
-	return fmt.Sprintf("%d (%d-%d)", s[len(s)/2], s[0], s[len(s)-1])
+	return fmt.Sprintf("%d (%d-%d)", md, mn, mx)
 }
 
 func median(d []time.Duration) time.Duration {
@@ -344,11 +343,18 @@ func median(d []time.Duration) time.Duration {
 }
 
 func stats(d []time.Duration) (min, med, max time.Duration) {
-	if len(d) == 0 {
-		return 0, 0, 0
-	}
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	mn, md, mx := order(d)
 	r := func(x time.Duration) time.Duration { return x.Round(time.Millisecond) }
-	return r(s[0]), r(s[len(s)/2]), r(s[len(s)-1])
+	return r(mn), r(md), r(mx)
+}
+
+// order returns the minimum, the median (the upper one for an even count)
+// and the maximum of xs; zeros when xs is empty.
+func order[T cmp.Ordered](xs []T) (min, med, max T) {
+	if len(xs) == 0 {
+		return
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[0], s[len(s)/2], s[len(s)-1]
 }
