@@ -260,8 +260,11 @@ type Verdict struct {
 	// Pass is true when the test exited 0, left no process behind and init
 	// saw nothing wrong.
 	Pass bool `json:"pass"`
-	// ExitCode is the test process' exit code, or -1 when it was killed by a
-	// signal or never ran.
+	// ExitCode is the test process' exit code (0 to MaxExitCode), or -1
+	// (NoExitCode) when it was killed by a signal or never ran: the
+	// "signal form", with Signal naming the signal. DecodeVerdict refuses
+	// anything else, so no verdict can make a host exit with a status
+	// that wraps to 0 (os.Exit(256) is status 0).
 	ExitCode int `json:"exit_code"`
 	// Signal names the signal that killed the test ("SIGSEGV"), if any.
 	Signal string `json:"signal,omitempty"`
@@ -287,6 +290,15 @@ type Timings struct {
 	// Teardown is test exit → verdict sent (leak check, reaping, draining).
 	Teardown time.Duration `json:"teardown_ns"`
 }
+
+// Exit code bounds of a Verdict.
+const (
+	// MaxExitCode is the largest exit code a process can report.
+	MaxExitCode = 255
+	// NoExitCode is Verdict.ExitCode for a test killed by a signal or never
+	// run.
+	NoExitCode = -1
+)
 
 // maxLeaked is how many leaked process names a Verdict carries at most.
 const maxLeaked = 64
@@ -324,9 +336,9 @@ type wireVerdict struct {
 }
 
 // DecodeVerdict parses and checks a Verdict payload: one JSON object with at
-// least "pass" and "exit_code", nothing after it, and a pass only when
-// ExitCode is 0 with no Signal and no Leaked processes. Errors wrap
-// ErrBadVerdict.
+// least "pass" and "exit_code", nothing after it, an exit code from
+// NoExitCode to MaxExitCode, and a pass only when ExitCode is 0 with no
+// Signal and no Leaked processes. Errors wrap ErrBadVerdict.
 func DecodeVerdict(p []byte) (Verdict, error) {
 	var w wireVerdict
 	dec := json.NewDecoder(bytes.NewReader(p))
@@ -338,6 +350,10 @@ func DecodeVerdict(p []byte) (Verdict, error) {
 	}
 	if w.Pass == nil || w.ExitCode == nil {
 		return Verdict{}, fmt.Errorf("%w: missing \"pass\" or \"exit_code\"", ErrBadVerdict)
+	}
+	if c := *w.ExitCode; c < NoExitCode || c > MaxExitCode {
+		return Verdict{}, fmt.Errorf("%w: exit_code %d: want %d to %d (%d: killed by a signal or never ran)",
+			ErrBadVerdict, c, NoExitCode, MaxExitCode, NoExitCode)
 	}
 	v := Verdict{Pass: *w.Pass, ExitCode: *w.ExitCode, Signal: w.Signal, Reason: w.Reason, Leaked: w.Leaked, Timings: w.Timings}
 	if v.Pass && (v.ExitCode != 0 || v.Signal != "" || len(v.Leaked) > 0) {

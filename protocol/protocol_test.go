@@ -164,6 +164,12 @@ func TestDecodeVerdict(t *testing.T) {
 		{`n-it-result pass`, false, true},
 		{``, false, true},
 		{`null`, false, true},
+		{`{"pass":false,"exit_code":255}`, false, false},
+		{`{"pass":false,"exit_code":-1,"signal":"SIGKILL"}`, false, false},
+		{`{"pass":false,"exit_code":256}`, false, true},
+		{`{"pass":false,"exit_code":512}`, false, true},
+		{`{"pass":false,"exit_code":-2}`, false, true},
+		{`{"pass":false,"exit_code":4294967296}`, false, true},
 	} {
 		v, err := DecodeVerdict([]byte(tc.in))
 		if (err != nil) != tc.err {

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rules-go-vm/rules_go_vm/protocol"
 )
 
 // Sentinel errors for failures that are not the test's. Run's errors wrap
@@ -107,13 +109,17 @@ func ExitCode(res Result, err error) int {
 		return ExitBadSession
 	case v.Pass:
 		return ExitPass
-	case v.ExitCode > 0:
+	case v.ExitCode > 0 && v.ExitCode <= protocol.MaxExitCode:
 		return v.ExitCode
 	case v.Signal != "":
-		if n := unix.SignalNum(v.Signal); n != 0 {
+		// A signal number is below 128 (SIGRTMAX is 64): 128+N stays in
+		// 129..255, never 0 once the process exits with it.
+		if n := unix.SignalNum(v.Signal); n > 0 && int(n) < ExitSignalBase {
 			return ExitSignalBase + int(n)
 		}
 	}
+	// A failing verdict whose code would not fail on its own (0, -1, or
+	// out of range if a caller built it by hand).
 	return ExitVerdictFail
 }
 

@@ -39,3 +39,34 @@ func TestIsInfrastructure(t *testing.T) {
 		}
 	}
 }
+
+// FuzzVerdictExitStatus holds the whole path from verdict bytes to the
+// launcher's exit status: whatever the guest sends, a verdict that decodes
+// and does not pass never makes the process exit with status 0 (os.Exit
+// keeps the low 8 bits), and a passing one always does.
+func FuzzVerdictExitStatus(f *testing.F) {
+	for _, s := range []string{
+		`{"pass":true,"exit_code":0}`,
+		`{"pass":false,"exit_code":1}`,
+		`{"pass":false,"exit_code":256}`,
+		`{"pass":false,"exit_code":-1,"signal":"SIGKILL"}`,
+		`{"pass":false,"exit_code":-1,"signal":"SIGRTMAX"}`,
+		`{"pass":false,"exit_code":0,"leaked":["1 sleep"]}`,
+		`{"pass":false,"exit_code":-1,"signal":"SIGNOPE"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		v, err := protocol.DecodeVerdict(in)
+		if err != nil {
+			return
+		}
+		code := ExitCode(Result{Pass: v.Pass, Verdict: &v}, nil)
+		if code < 0 || code > protocol.MaxExitCode {
+			t.Fatalf("verdict %s: exit code %d outside 0..255", in, code)
+		}
+		if status := code & 0xff; (status == 0) != v.Pass {
+			t.Fatalf("verdict %s (pass %v): exit status %d", in, v.Pass, status)
+		}
+	})
+}
