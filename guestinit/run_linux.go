@@ -254,11 +254,12 @@ wait:
 const OutputsTimeout = 60 * time.Second
 
 // shipOutputs sends the regular files below dir to the host, within the
-// host's limits (protocol.DefaultMaxFiles, protocol.DefaultMaxFileBytes);
-// it returns the problems (files skipped, send errors) as failure reasons.
+// host's limits and rules (a protocol.OutputTally: names, depth, reserved
+// names, files and directories, bytes); it returns the problems (files
+// skipped, send errors) as failure reasons, each naming the file and why.
 func shipOutputs(g *protocol.Guest, dir string, diagf func(string, ...any)) []string {
 	var problems []string
-	files, total := 0, int64(0)
+	var tally protocol.OutputTally
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("outputs: %v", err))
@@ -273,12 +274,8 @@ func shipOutputs(g *protocol.Guest, dir string, diagf func(string, ...any)) []st
 			diagf("outputs: %s skipped (not a regular file)", rel)
 			return nil
 		}
-		if files+1 > protocol.DefaultMaxFiles || total+info.Size() > protocol.DefaultMaxFileBytes {
-			problems = append(problems, fmt.Sprintf("outputs: %s not sent: over %d files or %d bytes", rel, protocol.DefaultMaxFiles, protocol.DefaultMaxFileBytes))
-			return nil
-		}
-		if protocol.ValidOutputPath(rel) != nil {
-			problems = append(problems, fmt.Sprintf("outputs: %q not sent: its name cannot be sent", rel))
+		if err := tally.Add(rel, info.Size()); err != nil {
+			problems = append(problems, fmt.Sprintf("outputs: %q not sent: %v", rel, err))
 			return nil
 		}
 		f, err := os.Open(p)
@@ -287,10 +284,7 @@ func shipOutputs(g *protocol.Guest, dir string, diagf func(string, ...any)) []st
 			return nil
 		}
 		defer f.Close()
-		n, err := g.File(rel, io.LimitReader(f, info.Size()))
-		files++
-		total += n
-		if err != nil {
+		if _, err := g.File(rel, io.LimitReader(f, info.Size())); err != nil {
 			problems = append(problems, fmt.Sprintf("outputs: send %s: %v", rel, err))
 			return filepath.SkipAll
 		}
@@ -299,8 +293,8 @@ func shipOutputs(g *protocol.Guest, dir string, diagf func(string, ...any)) []st
 	if err != nil {
 		problems = append(problems, fmt.Sprintf("outputs: %v", err))
 	}
-	if files > 0 {
-		diagf("outputs: %d file(s), %d bytes sent", files, total)
+	if tally.Files > 0 {
+		diagf("outputs: %d file(s), %d bytes sent", tally.Files, tally.Bytes)
 	}
 	return problems
 }

@@ -75,6 +75,14 @@ func helperMain(mode string) int {
 		_ = os.Symlink("/etc/passwd", filepath.Join(dir, "link"))
 		fmt.Println("outputs in", dir)
 		return 0
+	case "outputs-refused":
+		dir := os.Getenv("TEST_UNDECLARED_OUTPUTS_DIR")
+		_ = os.WriteFile(filepath.Join(dir, "console.log"), []byte("mine"), 0o644)
+		deep := filepath.Join(dir, strings.Repeat("d/", 40))
+		_ = os.MkdirAll(deep, 0o755)
+		_ = os.WriteFile(filepath.Join(deep, "f"), nil, 0o644)
+		_ = os.WriteFile(filepath.Join(dir, "ok.txt"), []byte("kept"), 0o644)
+		return 0
 	case "stacks":
 		fmt.Println("ready")
 		time.Sleep(time.Hour)
@@ -398,6 +406,32 @@ func TestRunOutputs(t *testing.T) {
 	}
 	if o.res.Files != 2 {
 		t.Errorf("%d files", o.res.Files)
+	}
+}
+
+// TestRunOutputsRefused: files the host would refuse (a reserved name, a
+// path too deep) fail the test with a reason naming them and the fix; the
+// session stays well-formed (not an infrastructure failure) and the other
+// files arrive.
+func TestRunOutputsRefused(t *testing.T) {
+	o := runInit(t, "outputs-refused", "", hostCollect, nil)
+	checkShutdown(t, o)
+	if o.err != nil {
+		t.Fatalf("session error %v: a refused file must fail the test, not the session", o.err)
+	}
+	if o.res.Pass {
+		t.Fatalf("passed although two output files were not saved")
+	}
+	for _, want := range []string{`"console.log" not sent`, "runner's own file", "rename it", "levels deep"} {
+		if !strings.Contains(o.res.Reason, want) {
+			t.Errorf("reason %q lacks %q", o.res.Reason, want)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(o.outputs, "ok.txt")); err != nil || string(b) != "kept" {
+		t.Errorf("ok.txt: %q %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(o.outputs, "console.log")); err == nil {
+		t.Errorf("the reserved console.log was shipped")
 	}
 }
 

@@ -7,29 +7,88 @@ import (
 	"path"
 )
 
+// OutputTally counts a session's output files against its limits: every
+// file and every directory it needs (each path prefix, once) is one entry
+// against MaxEntries, and its bytes count against MaxBytes. The guest keeps
+// one to refuse, with a message, what the host would refuse; the host keeps
+// one to hold a guest that does not. The zero value uses DefaultMaxFiles and
+// DefaultMaxFileBytes.
+type OutputTally struct {
+	// MaxEntries bounds files plus directories (0: DefaultMaxFiles).
+	MaxEntries int
+	// MaxBytes bounds the files' total size (0: DefaultMaxFileBytes).
+	MaxBytes int64
+	// Files, Dirs and Bytes are what was counted so far.
+	Files, Dirs int
+	Bytes       int64
+	dirs        map[string]bool
+}
+
+func (t *OutputTally) limits() (int, int64) {
+	entries, bytes := t.MaxEntries, t.MaxBytes
+	if entries <= 0 {
+		entries = DefaultMaxFiles
+	}
+	if bytes <= 0 {
+		bytes = DefaultMaxFileBytes
+	}
+	return entries, bytes
+}
+
+// Add checks path p (ValidOutputPath) and counts it with size bytes, or
+// counts nothing and fails with ErrBadFile when it would go over a limit.
+func (t *OutputTally) Add(p string, size int64) error {
+	if err := ValidOutputPath(p); err != nil {
+		return err
+	}
+	maxEntries, maxBytes := t.limits()
+	var fresh []string
+	for d := path.Dir(p); d != "."; d = path.Dir(d) {
+		if !t.dirs[d] {
+			fresh = append(fresh, d)
+		}
+	}
+	if n := t.Files + t.Dirs + len(fresh) + 1; n > maxEntries {
+		return fmt.Errorf("%w: %s: more than %d files and directories", ErrBadFile, p, maxEntries)
+	}
+	if size < 0 || size > maxBytes-t.Bytes {
+		return fmt.Errorf("%w: %s: more than %d bytes in total", ErrBadFile, p, maxBytes)
+	}
+	if t.dirs == nil {
+		t.dirs = map[string]bool{}
+	}
+	for _, d := range fresh {
+		t.dirs[d] = true
+	}
+	t.Files++
+	t.Dirs += len(fresh)
+	t.Bytes += size
+	return nil
+}
+
+// AddBytes counts n more bytes of the last file, or fails with ErrBadFile
+// when the total would go over MaxBytes.
+func (t *OutputTally) AddBytes(n int64) error {
+	if _, maxBytes := t.limits(); n > maxBytes-t.Bytes {
+		return fmt.Errorf("%w: more than %d bytes in total", ErrBadFile, maxBytes)
+	}
+	t.Bytes += n
+	return nil
+}
+
 // fileState checks and writes the File frames of one session: the chunks
 // of a file are consecutive, a path comes back never, and the totals stay
-// within the limits.
+// within the limits (an OutputTally).
 type fileState struct {
-	sink     FileSink
-	maxBytes int64
-	maxFiles int
-	seen     map[string]bool
-	cur      string
-	w        io.WriteCloser
-	count    int
-	total    int64
+	sink  FileSink
+	tally OutputTally
+	seen  map[string]bool
+	cur   string
+	w     io.WriteCloser
 }
 
 func newFileState(o CollectOptions) *fileState {
-	fs := &fileState{sink: o.Files, maxBytes: o.MaxFileBytes, maxFiles: o.MaxFiles, seen: map[string]bool{}}
-	if fs.maxBytes <= 0 {
-		fs.maxBytes = DefaultMaxFileBytes
-	}
-	if fs.maxFiles <= 0 {
-		fs.maxFiles = DefaultMaxFiles
-	}
-	return fs
+	return &fileState{sink: o.Files, tally: OutputTally{MaxEntries: o.MaxFiles, MaxBytes: o.MaxFileBytes}, seen: map[string]bool{}}
 }
 
 // chunk handles one File payload.
@@ -45,8 +104,8 @@ func (fs *fileState) chunk(p []byte) error {
 		if err := fs.closeCur(); err != nil {
 			return err
 		}
-		if fs.count++; fs.count > fs.maxFiles {
-			return fmt.Errorf("%w: more than %d files", ErrBadFile, fs.maxFiles)
+		if err := fs.tally.Add(c.Path, 0); err != nil {
+			return err
 		}
 		fs.seen[c.Path] = true
 		fs.cur = c.Path
@@ -58,8 +117,8 @@ func (fs *fileState) chunk(p []byte) error {
 			fs.w = w
 		}
 	}
-	if fs.total += int64(len(c.Data)); fs.total > fs.maxBytes {
-		return fmt.Errorf("%w: more than %d bytes in total", ErrBadFile, fs.maxBytes)
+	if err := fs.tally.AddBytes(int64(len(c.Data))); err != nil {
+		return fmt.Errorf("%s: %w", c.Path, err)
 	}
 	if fs.w != nil {
 		if _, err := fs.w.Write(c.Data); err != nil {

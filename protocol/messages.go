@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -231,27 +232,56 @@ func DecodeFileChunk(p []byte) (FileChunk, error) {
 	return c, nil
 }
 
+// Output path limits.
+const (
+	// MaxPathDepth is the most elements an output file path has ("a/b/c"
+	// has 3): a path costs the host one directory per element, and depth
+	// is free for a guest to make.
+	MaxPathDepth = 32
+)
+
+// ReservedOutputNames are the names the Bazel launcher keeps for its own
+// files in the outputs directory (TEST_UNDECLARED_OUTPUTS_DIR): no output
+// path may start with one, so a test's file never collides with them.
+var ReservedOutputNames = []string{"console.log", "qemu-command.txt", "runner.log", "test.json"}
+
 // ValidOutputPath checks an output file path: 1 to MaxPath bytes of UTF-8,
-// relative, slash-separated, already clean, no "." or ".." element, no NUL
-// or backslash. Anything else (e.g. "../x", "/etc/passwd", "a//b") fails
-// with ErrBadFile.
+// relative, slash-separated, already clean, at most MaxPathDepth elements,
+// no "." or ".." element, no control character (C0, DEL, C1), no
+// backslash, and a first element that is not one of ReservedOutputNames.
+// Anything else (e.g. "../x", "/etc/passwd", "a//b", "console.log") fails
+// with ErrBadFile, naming the rule and the fix.
 func ValidOutputPath(p string) error {
 	bad := func(why string) error { return fmt.Errorf("%w: path %q: %s", ErrBadFile, clip([]byte(p)), why) }
 	switch {
 	case p == "" || len(p) > MaxPath:
 		return bad(fmt.Sprintf("want 1 to %d bytes", MaxPath))
-	case !utf8.ValidString(p) || strings.ContainsAny(p, "\x00\\"):
-		return bad("not UTF-8, or holds NUL or backslash")
+	case !utf8.ValidString(p) || strings.ContainsRune(p, '\\'):
+		return bad("not UTF-8, or holds a backslash")
+	case strings.IndexFunc(p, isControl) >= 0:
+		return bad("holds a control character; rename the file")
 	case strings.HasPrefix(p, "/") || path.Clean(p) != p || !filepath.IsLocal(p):
 		return bad("not a clean relative path inside the outputs directory")
 	}
-	for _, e := range strings.Split(p, "/") {
+	elems := strings.Split(p, "/")
+	for _, e := range elems {
 		if e == "." || e == ".." {
 			return bad("has a . or .. element")
 		}
 	}
+	if len(elems) > MaxPathDepth {
+		return bad(fmt.Sprintf("%d levels deep, at most %d allowed; write it higher up", len(elems), MaxPathDepth))
+	}
+	if slices.Contains(ReservedOutputNames, elems[0]) {
+		return bad(fmt.Sprintf("%s is the runner's own file in the outputs directory (reserved: %s); rename it",
+			elems[0], strings.Join(ReservedOutputNames, ", ")))
+	}
 	return nil
 }
+
+// isControl reports C0 controls (NUL, newline, escape, ...), DEL and C1
+// controls: bytes that would garble a log or a terminal showing the name.
+func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r < 0xa0) }
 
 // Verdict is the guest's final word on the test run. Only a Verdict with
 // Pass true, ExitCode 0, no Signal and no Leaked processes is a pass; the

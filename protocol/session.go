@@ -19,7 +19,8 @@ const (
 	DefaultDrainTimeout = 30 * time.Second
 	// DefaultMaxFileBytes bounds the total size of the output files.
 	DefaultMaxFileBytes = 256 << 20
-	// DefaultMaxFiles bounds the number of output files.
+	// DefaultMaxFiles bounds the number of output files plus the
+	// directories they need (see OutputTally).
 	DefaultMaxFiles = 1000
 	// AckWriteTimeout bounds how long Collect waits for its Ack to be
 	// written before it returns (and its connections close).
@@ -50,7 +51,8 @@ type CollectOptions struct {
 	Diag io.Writer
 	// Files receives the test's output files; nil checks and discards them.
 	Files FileSink
-	// MaxFileBytes and MaxFiles bound the output files; 0 means
+	// MaxFileBytes and MaxFiles bound the output files (MaxFiles counts
+	// their directories too, see OutputTally); 0 means
 	// DefaultMaxFileBytes and DefaultMaxFiles. Going over fails the session
 	// with ErrBadFile.
 	MaxFileBytes int64
@@ -381,7 +383,7 @@ func collect(ctx context.Context, conns <-chan io.ReadWriter, opts CollectOption
 		s.framesMu.Lock()
 		res.Frames = s.frames
 		s.framesMu.Unlock()
-		res.Files, res.FileBytes = s.files.count, s.files.total
+		res.Files, res.FileBytes = s.files.tally.Files, s.files.tally.Bytes
 	}()
 	nstreams := 0
 	stacksSent := false

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -259,8 +261,9 @@ func TestFileLimits(t *testing.T) {
 		files map[string]int
 		err   error
 	}{
-		{"within", CollectOptions{MaxFiles: 2, MaxFileBytes: 100}, map[string]int{"a": 50, "b/c": 50}, nil},
+		{"within", CollectOptions{MaxFiles: 3, MaxFileBytes: 100}, map[string]int{"a": 50, "b/c": 50}, nil},
 		{"too many files", CollectOptions{MaxFiles: 2}, map[string]int{"a": 1, "b": 1, "c": 1}, ErrBadFile},
+		{"directories count", CollectOptions{MaxFiles: 2}, map[string]int{"a": 1, "b/c": 1}, ErrBadFile},
 		{"too many bytes", CollectOptions{MaxFileBytes: 100}, map[string]int{"a": 60, "b": 41}, ErrBadFile},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -309,6 +312,121 @@ func TestValidOutputPath(t *testing.T) {
 			t.Errorf("%q: %v, want ErrBadFile", p, err)
 		}
 	}
+	// What a careless or hostile guest sends, with the words of the error.
+	deep := strings.Repeat("d/", MaxPathDepth) + "f"
+	for _, tc := range []struct{ path, want string }{
+		{deep, "33 levels deep, at most 32 allowed"},
+		{strings.Repeat("a/", 500) + "f", "501 levels deep"},
+		{"bad\nname", "control character"},
+		{"esc\x1b[2Jape", "control character"},
+		{"del\x7f", "control character"},
+		{"c1\u0085x", "control character"},
+		{"console.log", "runner's own file"},
+		{"runner.log", "runner's own file"},
+		{"test.json", "runner's own file"},
+		{"qemu-command.txt", "runner's own file"},
+		{"console.log/inner", "runner's own file"},
+	} {
+		err := ValidOutputPath(tc.path)
+		if !errors.Is(err, ErrBadFile) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want ErrBadFile saying %q", clip([]byte(tc.path)), err, tc.want)
+		}
+	}
+	for _, p := range []string{strings.Repeat("d/", MaxPathDepth-1) + "f", "logs/console.log", "console.log.txt", "tëst.json"} {
+		if err := ValidOutputPath(p); err != nil {
+			t.Errorf("%q: %v", p, err)
+		}
+	}
+}
+
+func TestOutputTally(t *testing.T) {
+	tl := OutputTally{MaxEntries: 4, MaxBytes: 10}
+	steps := []struct {
+		path string
+		size int64
+		ok   bool
+	}{
+		{"a/b/f", 3, true},  // a, a/b, f: 3 entries
+		{"a/c/g", 1, false}, // a/c and g would make 5
+		{"a/b/h", 1, true},  // a/b is known: 4 entries
+		{"i", 0, false},     // 5 entries
+	}
+	for _, st := range steps {
+		err := tl.Add(st.path, st.size)
+		if (err == nil) != st.ok {
+			t.Fatalf("Add(%q) = %v, want ok %v", st.path, err, st.ok)
+		}
+	}
+	if tl.Files != 2 || tl.Dirs != 2 || tl.Bytes != 4 {
+		t.Errorf("tally %+v, want 2 files, 2 dirs, 4 bytes (a refused Add counts nothing)", tl)
+	}
+	if err := tl.AddBytes(7); !errors.Is(err, ErrBadFile) {
+		t.Errorf("AddBytes over the limit: %v", err)
+	}
+	if err := (&OutputTally{}).Add("x", -1); !errors.Is(err, ErrBadFile) {
+		t.Errorf("negative size: %v", err)
+	}
+}
+
+// TestHostileFileFrames sends File frames no honest guest sends (its own
+// writer refuses these paths) and checks the host refuses them before it
+// makes more than a bounded number of directories.
+func TestHostileFileFrames(t *testing.T) {
+	raw := func(p string) []byte {
+		b := binary.BigEndian.AppendUint16(nil, uint16(len(p)))
+		return append(b, p...)
+	}
+	var deepFiles, dirFlood, names [][]byte
+	for i := range 20 {
+		deepFiles = append(deepFiles, raw(strings.Repeat("a/", 499)+fmt.Sprint(i)))
+	}
+	for i := range 100 { // 100 chains of 31 directories: 3,200 entries from 0 bytes
+		dirFlood = append(dirFlood, raw(fmt.Sprintf("%d/", i)+strings.Repeat("d/", MaxPathDepth-2)+"f"))
+	}
+	for _, n := range []string{"console.log", "runner.log", "x\ny"} {
+		names = append(names, raw(n))
+	}
+	for _, tc := range []struct {
+		name   string
+		chunks [][]byte
+		want   string
+	}{
+		{"20 empty files at depth 500", deepFiles, "levels deep"},
+		{"directory flood", dirFlood, "files and directories"},
+		{"reserved and control names", names, "path"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stream := appendFrame(t, nil, FrameHello, EncodeHello(Hello{Version: Version, Role: RoleControl}))
+			for _, c := range tc.chunks {
+				stream = appendFrame(t, stream, FrameFile, c)
+			}
+			vp, _ := EncodeVerdict(Verdict{Pass: true})
+			stream = appendFrame(t, stream, FrameVerdict, vp)
+			dir := t.TempDir()
+			rw := struct {
+				io.Reader
+				io.Writer
+			}{bytes.NewReader(stream), io.Discard}
+			res, err := Collect(context.Background(), rw, CollectOptions{Files: DirSink{Dir: dir}, Linger: -1})
+			if !errors.Is(err, ErrBadFile) || !strings.Contains(err.Error(), tc.want) || res.Pass {
+				t.Fatalf("Collect = pass %v, %v; want ErrBadFile saying %q", res.Pass, err, tc.want)
+			}
+			entries := 0
+			_ = filepath.WalkDir(dir, func(string, fs.DirEntry, error) error { entries++; return nil })
+			if entries-1 > DefaultMaxFiles {
+				t.Errorf("%d files and directories made on the host, limit %d", entries-1, DefaultMaxFiles)
+			}
+		})
+	}
+}
+
+func appendFrame(t *testing.T, dst []byte, ft FrameType, p []byte) []byte {
+	t.Helper()
+	b, err := AppendFrame(dst, ft, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func TestDirSinkSymlink(t *testing.T) {
