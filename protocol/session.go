@@ -68,6 +68,10 @@ type CollectOptions struct {
 	// Stacks, when it becomes ready (closed) before the verdict, makes the
 	// host send RequestStacks to the guest once.
 	Stacks <-chan struct{}
+	// OnHello, if set, is called once, when the first stream's Hello has
+	// been accepted: the guest init is up and speaking. (A connection alone
+	// says less: with virtio-serial, QEMU connects before the guest boots.)
+	OnHello func(Hello)
 	// OnVerdict, if set, is called as soon as a well-formed verdict arrives,
 	// before the data streams are drained and before the Ack.
 	OnVerdict func(Verdict)
@@ -237,6 +241,15 @@ type session struct {
 	sinkMu      sync.RWMutex
 	over        bool
 	controlGone bool
+	hello       bool // OnHello was called
+}
+
+// helloSeen calls OnHello for the session's first accepted Hello.
+func (s *session) helloSeen(h Hello) {
+	if !s.hello && s.opts.OnHello != nil {
+		s.hello = true
+		s.opts.OnHello(h)
+	}
 }
 
 func (s *session) send(e event) bool {
@@ -517,6 +530,7 @@ func (s *session) handle(e event, res *Result) error {
 				}
 			}
 			close(st.accepted)
+			s.helloSeen(e.hello)
 			return nil
 		}
 		if s.roles[e.hello.Role] != nil {
@@ -527,6 +541,7 @@ func (s *session) handle(e event, res *Result) error {
 		}
 		s.roles[e.hello.Role] = st
 		close(st.accepted)
+		s.helloSeen(e.hello)
 		return nil
 	case evEnd:
 		s.ended[st.role] = true

@@ -36,6 +36,10 @@ var (
 	// ErrBadSession reports a missing, truncated, garbled or duplicated
 	// verdict, or any other protocol violation on an open channel.
 	ErrBadSession = errors.New("no valid verdict")
+	// ErrAfterVerdict reports a guest that sent a passing verdict and then
+	// did not power off in order: it hung past the power-off timeout, its
+	// kernel panicked, or QEMU failed. The pass is not trusted.
+	ErrAfterVerdict = errors.New("guest did not power off cleanly after its verdict")
 	// ErrInternal reports any other runner failure (I/O, building init).
 	ErrInternal = errors.New("runner error")
 )
@@ -70,6 +74,9 @@ const (
 	ExitVerdictFail = 74
 	// ExitInternal: any other runner failure (ErrInternal).
 	ExitInternal = 75
+	// ExitAfterVerdict: a passing verdict, then no orderly power-off
+	// (ErrAfterVerdict).
+	ExitAfterVerdict = 76
 	// ExitSignalBase + N: the test was killed by signal N (shell style).
 	ExitSignalBase = 128
 )
@@ -89,6 +96,7 @@ var exitCodes = []struct {
 	{ErrBootFailed, ExitBootFailed},
 	{ErrNoChannel, ExitNoChannel},
 	{ErrBadSession, ExitBadSession},
+	{ErrAfterVerdict, ExitAfterVerdict},
 	{ErrInternal, ExitInternal},
 }
 

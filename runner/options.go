@@ -27,7 +27,8 @@ const (
 	// DefaultChannelTimeout bounds boot + init until the guest connects.
 	DefaultChannelTimeout = 60 * time.Second
 	// DefaultPoweroffTimeout bounds the wait for QEMU to exit after the
-	// verdict was acknowledged.
+	// verdict was acknowledged; a passing run whose guest does not power
+	// off in it fails with ErrAfterVerdict.
 	DefaultPoweroffTimeout = 10 * time.Second
 	// DefaultHostname is the guest's hostname.
 	DefaultHostname = "invm-guest"
@@ -150,9 +151,14 @@ type Options struct {
 	// Timeout bounds the whole run on the host (QEMU is killed); 0 means
 	// TestTimeout + protocol.DefaultKillGrace + BootAllowance.
 	Timeout time.Duration
-	// ChannelTimeout bounds the boot until the guest connects; 0 means
+	// ChannelTimeout bounds the boot until the guest init speaks (its
+	// first Hello; a bare connection, which QEMU makes for virtio-serial
+	// before the guest boots, does not count); 0 means
 	// DefaultChannelTimeout.
 	ChannelTimeout time.Duration
+	// PoweroffTimeout bounds the wait for QEMU to exit after the verdict;
+	// 0 means DefaultPoweroffTimeout.
+	PoweroffTimeout time.Duration
 
 	// ExternalDeadline says Timeout is a deadline set from outside (Bazel's
 	// TEST_TIMEOUT budget) that TestTimeout and a -test.timeout in Args were
@@ -257,6 +263,9 @@ func (o Options) WithDefaults() Options {
 	if o.ChannelTimeout == 0 {
 		o.ChannelTimeout = DefaultChannelTimeout
 	}
+	if o.PoweroffTimeout == 0 {
+		o.PoweroffTimeout = DefaultPoweroffTimeout
+	}
 	if o.WorkDir == "" {
 		o.WorkDir = GuestDir
 	}
@@ -327,7 +336,7 @@ func (o *Options) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"test timeout", o.TestTimeout}, {"timeout", o.Timeout}, {"channel timeout", o.ChannelTimeout}} {
+	}{{"test timeout", o.TestTimeout}, {"timeout", o.Timeout}, {"channel timeout", o.ChannelTimeout}, {"power-off timeout", o.PoweroffTimeout}} {
 		if d.v <= 0 {
 			return bad("%s %v: want > 0", d.name, d.v)
 		}

@@ -311,9 +311,10 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		return res, fmt.Errorf("%w: console log: %w", ErrInternal, err)
 	}
 	defer logFile.Close()
-	con := &console{out: logFile}
+	con := &console{file: newHeadTail(logFile, ConsoleHead, ConsoleTail)}
+	defer con.Close()
 	if o.Verbose {
-		con.out = io.MultiWriter(logFile, o.Log)
+		con.live = o.Log
 	}
 	var qerr lockedBuffer
 	cmd := exec.Command(o.QEMU, args...)
@@ -441,56 +442,41 @@ func (s *session) classify(ctx context.Context, daemonDied bool, fallback error)
 	return fallback
 }
 
-// notifyAcceptor closes first when its listener accepted a connection.
-type notifyAcceptor struct {
-	ln    net.Listener
-	once  sync.Once
-	first chan struct{}
+// Named waits of a session.
+const (
+	// vmExitGrace is how long the collector may go on after QEMU exited:
+	// the guest's EOF normally arrives within ~15 ms.
+	vmExitGrace = 500 * time.Millisecond
+	// daemonExitSettle is how long a broken session waits for the vsock
+	// daemon's exit to show: a killed daemon looks like a clean EOF, which
+	// may arrive before its exit is reaped.
+	daemonExitSettle = 300 * time.Millisecond
+)
+
+// collected is what the session's collector returns.
+type collected struct {
+	res protocol.Result
+	err error
 }
 
-func (a *notifyAcceptor) Accept() (net.Conn, error) {
-	c, err := a.ln.Accept()
-	if err == nil {
-		a.once.Do(func() { close(a.first) })
-	}
-	return c, err
-}
-
-// run drives the session: boot until the guest's first stream connects
-// (bounded by ChannelTimeout), then collect the streams until the verdict.
-// When ctx ends (host timeout, or SIGTERM in the launcher) after the guest
-// connected, the host first asks the guest for the test's goroutine stacks
-// and collects for StacksGrace more before it stops.
+// run drives the session in three phases: boot until the guest init's
+// first Hello (bounded by ChannelTimeout), collect the streams until the
+// verdict, then wait for the guest's orderly power-off (bounded by
+// PoweroffTimeout). When ctx ends (host timeout, or SIGTERM in the
+// launcher) after the guest spoke, the host first asks the guest for the
+// test's goroutine stacks and collects for StacksGrace more before it
+// stops.
 func (s *session) run(ctx context.Context, ln net.Listener) (protocol.Result, error) {
 	s.ctx = ctx
-	acc := &notifyAcceptor{ln: ln, first: make(chan struct{})}
 	// The collector runs on its own context: ctx ending asks for stacks
 	// first, the collector stops after the grace.
 	cctx, ccancel := context.WithCancel(context.Background())
 	defer ccancel()
+	hello := make(chan struct{})
 	stacks := make(chan struct{})
-	type collected struct {
-		res protocol.Result
-		err error
-	}
 	done := make(chan collected, 1)
 	go func() {
-		opts := protocol.CollectOptions{
-			Stdout: s.o.Stdout, Stderr: s.o.Stderr, Diag: diagWriter(s.o), Stacks: stacks,
-			OnVerdict: func(protocol.Verdict) {
-				s.verdictAt = s.o.Now()
-				if s.o.CountTranslations && s.accel == qemu.AccelTCG {
-					s.translations = s.watch.translations(ctx)
-				}
-			},
-		}
-		if len(s.o.Command) > 0 {
-			opts.BeforeAck = s.runDebug
-		}
-		if s.o.OutputsDir != "" {
-			opts.Files = protocol.DirSink{Dir: s.o.OutputsDir}
-		}
-		r, err := protocol.CollectStreams(cctx, acc, opts)
+		r, err := protocol.CollectStreams(cctx, ln, s.collectOptions(ctx, hello, stacks))
 		done <- collected{r, err}
 	}()
 	// Close the listener on return so the accepting goroutine ends; the
@@ -501,109 +487,158 @@ func (s *session) run(ctx context.Context, ln net.Listener) (protocol.Result, er
 		ln.Close()
 		return <-done
 	}
+	if err := s.boot(ctx, hello); err != nil {
+		stop()
+		return protocol.Result{}, err
+	}
+	s.connected = s.o.Now()
+	c, daemonDied := s.collect(ctx, done, stop, stacks, ccancel)
+	if err := s.sessionError(ctx, c, daemonDied); err != nil {
+		return c.res, err
+	}
+	return c.res, s.powerOff(ctx, c.res)
+}
 
-	// Phase 1: boot until the guest connects.
+// collectOptions wires the protocol session to the run: live output,
+// diagnostics, files, the stacks request, and the hello and verdict hooks.
+func (s *session) collectOptions(ctx context.Context, hello, stacks chan struct{}) protocol.CollectOptions {
+	opts := protocol.CollectOptions{
+		Stdout: s.o.Stdout, Stderr: s.o.Stderr, Diag: diagWriter(s.o), Stacks: stacks,
+		OnHello: func(protocol.Hello) { close(hello) },
+		OnVerdict: func(protocol.Verdict) {
+			s.verdictAt = s.o.Now()
+			if s.o.CountTranslations && s.accel == qemu.AccelTCG {
+				s.translations = s.watch.translations(ctx)
+			}
+		},
+	}
+	if len(s.o.Command) > 0 {
+		opts.BeforeAck = s.runDebug
+	}
+	if s.o.OutputsDir != "" {
+		opts.Files = protocol.DirSink{Dir: s.o.OutputsDir}
+	}
+	return opts
+}
+
+// boot waits for the guest init's first Hello; the error says why it never
+// came (QEMU exited, the daemon died, ChannelTimeout, ctx).
+func (s *session) boot(ctx context.Context, hello <-chan struct{}) error {
 	chTimer := time.NewTimer(s.o.ChannelTimeout)
 	defer chTimer.Stop()
 	select {
-	case <-acc.first:
+	case <-hello:
+		return nil
 	case <-s.vm.Done():
-		stop()
 		err := fmt.Errorf("%w: QEMU exited (%s) before the guest connected", ErrBootFailed, exitStatus(s.vm.Err()))
-		return protocol.Result{}, s.classify(ctx, false, err)
+		return s.classify(ctx, false, err)
 	case <-s.daemonDone():
 		s.vm.Kill()
-		stop()
-		return protocol.Result{}, s.classify(ctx, true, nil)
+		return s.classify(ctx, true, nil)
 	case <-chTimer.C:
 		s.vm.Kill()
-		stop()
-		return protocol.Result{}, s.classify(ctx, false, fmt.Errorf("%w within %v", ErrNoChannel, s.o.ChannelTimeout))
+		return s.classify(ctx, false, fmt.Errorf("%w within %v", ErrNoChannel, s.o.ChannelTimeout))
 	case <-ctx.Done():
 		s.vm.Kill()
-		stop()
-		return protocol.Result{}, s.classify(ctx, false, fmt.Errorf("%w: boot", ErrNoChannel))
+		return s.classify(ctx, false, fmt.Errorf("%w: boot", ErrNoChannel))
 	}
-	s.connected = s.o.Now()
+}
 
-	// Phase 2: collect the session. It ends on its own after the verdict
-	// (EOF when the guest powers off, or the linger); a daemon exit cancels
-	// it; ctx ending asks for stacks, then cancels it after StacksGrace; a
-	// QEMU exit ends it after a short grace (EOF normally arrives within
-	// ~15 ms).
-	var c collected
-	daemonDied := false
-	vmDone := s.vm.Done()
-	ctxDone := ctx.Done()
+// collect waits for the collector. It ends on its own after the verdict
+// (EOF when the guest powers off, or the linger); a daemon exit cancels
+// it; ctx ending asks for stacks, then cancels it after StacksGrace; a
+// QEMU exit ends it after vmExitGrace.
+func (s *session) collect(ctx context.Context, done <-chan collected, stop func() collected, stacks chan struct{}, cancel func()) (collected, bool) {
+	vmDone, ctxDone := s.vm.Done(), ctx.Done()
 	var grace, stacksGrace <-chan time.Time
-wait:
 	for {
 		select {
-		case c = <-done:
-			break wait
+		case c := <-done:
+			return c, false
 		case <-s.daemonDone():
-			if !s.vm.Exited() {
-				daemonDied = true
+			daemonDied := !s.vm.Exited()
+			if daemonDied {
 				s.vm.Kill()
 			}
-			c = stop()
-			break wait
+			return stop(), daemonDied
 		case <-vmDone:
 			vmDone = nil
-			grace = time.After(500 * time.Millisecond)
+			grace = time.After(vmExitGrace)
 		case <-grace:
-			ccancel()
+			cancel()
 		case <-ctxDone:
 			ctxDone = nil
 			fmt.Fprintf(s.o.Log, "invm: stopping (%v): asking the guest for the test's goroutine stacks, %v grace\n", context.Cause(ctx), s.o.StacksGrace)
 			close(stacks)
 			stacksGrace = time.After(s.o.StacksGrace)
 		case <-stacksGrace:
-			ccancel()
+			cancel()
 		}
 	}
+}
+
+// sessionError classifies a collector that ended without a good session.
+func (s *session) sessionError(ctx context.Context, c collected, daemonDied bool) error {
 	if c.err != nil && !daemonDied {
-		// A killed daemon looks like a clean EOF, which may arrive before
-		// its exit is reaped: give the exit a moment to show.
 		select {
 		case <-s.daemonDone():
 			daemonDied = !s.vm.Exited()
-		case <-time.After(300 * time.Millisecond):
+		case <-time.After(daemonExitSettle):
 		}
 	}
-	if daemonDied {
+	switch {
+	case daemonDied:
 		s.vm.Kill()
-		return c.res, s.classify(ctx, true, nil)
-	}
-	if c.err != nil && c.res.Hello.Version == 0 && s.vm.Exited() {
-		// QEMU itself connected (virtio-serial) and exited before the guest spoke.
-		return c.res, s.classify(ctx, false, fmt.Errorf("%w: QEMU exited (%s) before the guest connected", ErrBootFailed, exitStatus(s.vm.Err())))
-	}
-	if c.err != nil {
+		return s.classify(ctx, true, nil)
+	case c.err != nil && c.res.Hello.Version == 0 && s.vm.Exited():
+		// Streams opened but QEMU exited before the guest spoke.
+		return s.classify(ctx, false, fmt.Errorf("%w: QEMU exited (%s) before the guest connected", ErrBootFailed, exitStatus(s.vm.Err())))
+	case c.err != nil:
 		s.vm.Kill()
-		return c.res, s.classify(ctx, false, fmt.Errorf("%w: %v", ErrBadSession, c.err))
+		return s.classify(ctx, false, fmt.Errorf("%w: %v", ErrBadSession, c.err))
 	}
+	return nil
+}
 
-	// Phase 3: the guest powers off after the Ack.
+// powerOff waits, after the Ack, for the guest to power off (QEMU exits).
+// A passing verdict stands only after an orderly power-off: QEMU exited by
+// itself within PoweroffTimeout, with status 0, and no kernel panic was
+// seen; otherwise the run fails with ErrAfterVerdict. After a failing
+// verdict the same troubles are only logged: the test's failure says more.
+func (s *session) powerOff(ctx context.Context, res protocol.Result) error {
+	var trouble string
 	select {
 	case <-s.vm.Done():
+		switch {
+		case s.watch.panicked(true) || s.con.Contains(PanicMarker):
+			trouble = "the guest kernel panicked after the verdict"
+		case s.vm.Err() != nil:
+			trouble = fmt.Sprintf("QEMU exited (%s) after the verdict", exitStatus(s.vm.Err()))
+		}
 	case <-s.daemonDone():
 		if !s.vm.Exited() {
 			s.vm.Kill()
-			return c.res, s.classify(ctx, true, nil)
+			return s.classify(ctx, true, nil)
 		}
-	case <-time.After(DefaultPoweroffTimeout):
-		fmt.Fprintf(s.o.Log, "invm: warning: guest did not power off within %v after the verdict; killed\n", DefaultPoweroffTimeout)
+	case <-time.After(s.o.PoweroffTimeout):
+		trouble = fmt.Sprintf("the guest did not power off within %v after the verdict; killed", s.o.PoweroffTimeout)
 		s.vm.Kill()
-	case <-ctxDone:
+	case <-ctx.Done():
 		s.vm.Kill()
 	}
 	if ctx.Err() != nil {
 		// Stopped from outside: the verdict (if any, with the stacks) is
 		// kept, the run still is a host-side stop.
-		return c.res, s.classify(ctx, false, fmt.Errorf("stopped: %s", c.res.Reason))
+		return s.classify(ctx, false, fmt.Errorf("stopped: %s", res.Reason))
 	}
-	return c.res, nil
+	if trouble == "" {
+		return nil
+	}
+	if res.Pass {
+		return fmt.Errorf("%w: %s (console tail in the report)", ErrAfterVerdict, trouble)
+	}
+	fmt.Fprintf(s.o.Log, "invm: warning: %s\n", trouble)
+	return nil
 }
 
 // exitStatus describes a process exit error.

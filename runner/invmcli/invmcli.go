@@ -27,8 +27,9 @@
 // code, e.g. a leaked process); otherwise 64 usage, 65 no kernel, 66 no
 // usable QEMU, 67 no vsock daemon, 68 boot never reached init, 69 guest
 // kernel panic, 70 guest never connected, 71 timeout, 72 vsock daemon died,
-// 73 missing or garbled verdict, 75 other runner error (see package
-// runner's Exit* constants).
+// 73 missing or garbled verdict, 75 other runner error, 76 a passing
+// verdict but no orderly power-off after it (see package runner's Exit*
+// constants).
 package invmcli
 
 import (
