@@ -127,7 +127,7 @@ func (l *invmLang) Configure(c *config.Config, rel string, f *rule.File) {
 			}
 			s, err := parseSetting(name, d.Value, where)
 			if err != nil {
-				l.errorf("%s: # gazelle:%s: %v", where, d.Key, err)
+				l.errorf("%s: # gazelle:invm_%v", where, err)
 				continue
 			}
 			ic.defaults[s.attr] = s

@@ -3,154 +3,103 @@ package gazelle_invm
 import (
 	"bytes"
 	"fmt"
-	"go/ast"
 	"go/parser"
 	"go/token"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/bazelbuild/bazel-gazelle/label"
+
+	"github.com/rules-go-vm/rules_go_vm/vmspec"
 )
 
 // DirectivePrefix starts a file-level VM directive in a Go test file, e.g.
-// `//invm:memory 512M`. Directives sit outside declarations (right after the
-// package clause, or in the comment above a declaration is fine too; not inside
-// a function body).
-const DirectivePrefix = "//invm:"
+// `//invm:memory 512M` (vmspec.DirectivePrefix).
+const DirectivePrefix = vmspec.DirectivePrefix
 
-// Allowed values, the same as go_vm_test's (rules/private/vm_test.bzl) and
-// the runner's VM spec (runner/vmspec).
-var (
-	nicModels = []string{"virtio_net", "e1000", "e1000e"}
-	hostPages = []string{"4k", "2M", "1G"}
-	accels    = []string{"auto", "kvm", "tcg"}
-	backends  = []string{"qemu"}
-	hugeSizes = []string{"2M", "1G"}
-	// arches maps a guest arch to the @platforms constraint of its CPU.
-	arches = map[string]string{
-		"x86_64":  "@platforms//cpu:x86_64",
-		"aarch64": "@platforms//cpu:aarch64",
-	}
-)
-
-// defaultMemory is go_vm_test's memory default, for the hugepages check.
-const defaultMemory = "256M"
+// arches maps a guest arch (vmspec.Arches) to the @platforms constraint of
+// its CPU.
+var arches = map[string]string{
+	"x86_64":  "@platforms//cpu:x86_64",
+	"aarch64": "@platforms//cpu:aarch64",
+}
 
 // setting is one directive's value, checked and converted.
 type setting struct {
 	attr  string // go_vm_test attribute
+	field string // vmspec field name ("" for kernel and arch)
 	raw   string // canonical text, for conflict checks and messages
 	value any    // for rule.SetAttr: string, int, bool or []string
 	pos   string // "file:line"
 }
 
-// directive describes one //invm: directive (and, for memory, cpus, kernel
-// and arch, its # gazelle:invm_* default).
-type directive struct {
-	attr  string
-	parse func(v string) (raw string, value any, err error)
-}
+// Gazelle's own directives, besides the VM spec's fields (package vmspec
+// owns those: names, syntax, limits, messages).
+const (
+	// archDirective lists the guest arches a test may run on
+	// (target_compatible_with).
+	archDirective = "arch"
+	// kernelDirective names a kernel_image target.
+	kernelDirective = "kernel"
+)
 
-var directives = map[string]directive{
-	"accel":   {"accel", oneOf(accels)},
-	"arch":    {"target_compatible_with", parseArch},
-	"backend": {"backend", oneOf(backends)},
-	"cmdline": {"cmdline", func(v string) (string, any, error) {
-		f := strings.Fields(v)
-		if len(f) == 0 {
-			return "", nil, fmt.Errorf("needs kernel parameters, e.g. //invm:cmdline quiet loglevel=3")
-		}
-		return strings.Join(f, " "), f, nil
-	}},
-	"cpus":            {"cpus", intIn(1, 64)},
-	"guest_hugepages": {"guest_hugepages", parseHugepages},
-	"hugepages":       {"guest_hugepages", parseHugepages},
-	"host_pages":      {"host_pages", oneOf(hostPages)},
-	"iommu": {"iommu", func(v string) (string, any, error) {
-		if v != "" {
-			return "", nil, fmt.Errorf("takes no value (write //invm:iommu)")
-		}
-		return "true", true, nil
-	}},
-	"kernel": {"kernel", func(v string) (string, any, error) {
-		if _, err := label.Parse(v); err != nil || strings.ContainsAny(v, " \t") {
-			return "", nil, fmt.Errorf("%q is not a label of a kernel_image target", v)
-		}
-		return v, v, nil
-	}},
-	"memory": {"memory", func(v string) (string, any, error) {
-		m, err := sizeMiB(v)
-		if err != nil {
-			return "", nil, err
-		}
-		if m < 64 {
-			return "", nil, fmt.Errorf("%q is too small; give at least 64M", v)
-		}
-		return v, v, nil
-	}},
-	"mgmt_nic": {"mgmt_nic", func(v string) (string, any, error) {
-		if !slices.Contains(nicModels, v) {
-			return "", nil, fmt.Errorf("%q is not a NIC model; use one of %s, e.g. //invm:mgmt_nic virtio_net", v, strings.Join(nicModels, ", "))
-		}
-		return v, v, nil
-	}},
-	"nics": {"nics", func(v string) (string, any, error) {
-		list := splitList(v)
-		if len(list) == 0 {
-			return "", nil, fmt.Errorf("needs NIC models, one of %s, e.g. //invm:nics e1000,e1000e", strings.Join(nicModels, ", "))
-		}
-		for _, n := range list {
-			if !slices.Contains(nicModels, n) {
-				return "", nil, fmt.Errorf("%q is not a NIC model; use %s", n, strings.Join(nicModels, ", "))
-			}
-		}
-		return strings.Join(list, ","), list, nil
-	}},
-	"tcg_timeout_scale": {"tcg_timeout_scale", intIn(1, 1000)},
-}
+// ownDirective reports whether name is one of Gazelle's own directives.
+func ownDirective(name string) bool { return name == archDirective || name == kernelDirective }
 
 // directiveNames lists the //invm: directives, for messages.
 func directiveNames() string {
-	var n []string
-	for k := range directives {
-		n = append(n, k)
+	names := []string{archDirective, kernelDirective}
+	for _, f := range vmspec.Fields {
+		names = append(names, f.Name)
 	}
-	sort.Strings(n)
-	return strings.Join(n, ", ")
+	sort.Strings(names)
+	return strings.Join(names, ", ")
 }
 
+// parseSetting checks one directive (a //invm: line or a # gazelle:invm_*
+// default) and converts it to the attribute's value. Errors are vmspec's
+// "FIELD: MESSAGE" for the spec's fields.
 func parseSetting(name, value, pos string) (setting, error) {
-	d, ok := directives[name]
-	if !ok {
-		return setting{}, fmt.Errorf("unknown directive %q; known: %s", name, directiveNames())
+	switch name {
+	case archDirective:
+		raw, v, err := parseArch(value)
+		return setting{attr: "target_compatible_with", raw: raw, value: v, pos: pos}, err
+	case kernelDirective:
+		if _, err := label.Parse(value); err != nil || value == "" || strings.ContainsAny(value, " \t") {
+			return setting{}, fmt.Errorf("kernel: %q is not a label of a kernel_image target", value)
+		}
+		return setting{attr: "kernel", raw: value, value: value, pos: pos}, nil
 	}
-	raw, v, err := d.parse(value)
-	if err != nil {
+	f, ok := vmspec.Lookup(name)
+	if !ok {
+		return setting{}, fmt.Errorf("%s: unknown directive; known: %s", name, directiveNames())
+	}
+	var s vmspec.Shape
+	if err := s.Set(f.Name, value); err != nil {
 		return setting{}, err
 	}
-	return setting{attr: d.attr, raw: raw, value: v, pos: pos}, nil
+	raw := s.Get(f.Name)
+	return setting{attr: f.Name, field: f.Name, raw: raw, value: attrValue(f, s), pos: pos}, nil
 }
 
-func oneOf(allowed []string) func(string) (string, any, error) {
-	return func(v string) (string, any, error) {
-		if !slices.Contains(allowed, v) {
-			return "", nil, fmt.Errorf("%q is not allowed; use one of %s", v, strings.Join(allowed, ", "))
+// attrValue is field f of s as the rule attribute's value.
+func attrValue(f vmspec.Field, s vmspec.Shape) any {
+	raw := s.Get(f.Name)
+	switch f.Kind {
+	case vmspec.KindInt:
+		n, _ := strconv.Atoi(raw)
+		return n
+	case vmspec.KindBool:
+		return raw == "true"
+	case vmspec.KindStringList:
+		if f.Name == "nics" {
+			return append([]string{}, s.NICs...)
 		}
-		return v, v, nil
+		return append([]string{}, s.Cmdline...)
 	}
-}
-
-func intIn(lo, hi int) func(string) (string, any, error) {
-	return func(v string) (string, any, error) {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < lo || n > hi {
-			return "", nil, fmt.Errorf("%q is not a whole number from %d to %d", v, lo, hi)
-		}
-		return strconv.Itoa(n), n, nil
-	}
+	return raw
 }
 
 func splitList(v string) []string {
@@ -166,12 +115,12 @@ func splitList(v string) []string {
 func parseArch(v string) (string, any, error) {
 	list := splitList(v)
 	if len(list) == 0 {
-		return "", nil, fmt.Errorf("needs guest architectures, e.g. //invm:arch x86_64")
+		return "", nil, fmt.Errorf("arch: needs guest architectures, e.g. //invm:arch x86_64")
 	}
 	seen := map[string]bool{}
 	for _, a := range list {
-		if _, ok := arches[a]; !ok {
-			return "", nil, fmt.Errorf("%q is not a guest arch; use x86_64, aarch64", a)
+		if err := vmspec.CheckArch(a); err != nil {
+			return "", nil, err
 		}
 		seen[a] = true
 	}
@@ -191,39 +140,6 @@ func archConstraint(set []string) any {
 	}
 	// One arch (the only other case while there are two).
 	return []string{arches[set[0]]}
-}
-
-// sizeMiB parses "512M" / "1G" / "2048K" (the rule's syntax) into MiB.
-func sizeMiB(v string) (int, error) {
-	bad := fmt.Errorf("%q is not a size; write a whole number with K, M or G, e.g. 512M", v)
-	if len(v) < 2 {
-		return 0, bad
-	}
-	n, err := strconv.Atoi(v[:len(v)-1])
-	if err != nil || n <= 0 || strings.ContainsAny(v[:len(v)-1], "+-") {
-		return 0, bad
-	}
-	switch v[len(v)-1] {
-	case 'K':
-		if n%1024 != 0 {
-			return 0, fmt.Errorf("%q must be a whole number of MiB", v)
-		}
-		return n / 1024, nil
-	case 'M':
-		return n, nil
-	case 'G':
-		return n * 1024, nil
-	}
-	return 0, bad
-}
-
-func parseHugepages(v string) (string, any, error) {
-	size, count, ok := strings.Cut(v, ":")
-	n, err := strconv.Atoi(count)
-	if !ok || !slices.Contains(hugeSizes, size) || err != nil || n < 1 {
-		return "", nil, fmt.Errorf("%q: write SIZE:COUNT with SIZE 2M or 1G and COUNT > 0, e.g. 2M:64", v)
-	}
-	return size + ":" + strconv.Itoa(n), size + ":" + strconv.Itoa(n), nil
 }
 
 // testFile is what this language needs to know about one _test.go file.
@@ -260,34 +176,17 @@ func readTestFile(path, rel string, src []byte) (testFile, error) {
 			tf.guest = true
 		}
 	}
-	for _, cg := range f.Comments {
-		for _, c := range cg.List {
-			if !strings.HasPrefix(c.Text, DirectivePrefix) {
-				continue
-			}
-			line := fset.Position(c.Slash).Line
-			pos := fmt.Sprintf("%s:%d", rel, line)
-			if insideDecl(f, c.Slash) {
-				tf.errs = append(tf.errs, fmt.Sprintf("%s: %s is inside a declaration; put //invm: directives at file level (e.g. after the package clause)", pos, c.Text))
-				continue
-			}
-			name, value, _ := strings.Cut(strings.TrimPrefix(c.Text, DirectivePrefix), " ")
-			s, err := parseSetting(strings.TrimSpace(name), strings.TrimSpace(value), pos)
-			if err != nil {
-				tf.errs = append(tf.errs, fmt.Sprintf("%s: //invm:%s: %v", pos, strings.TrimSpace(name), err))
-				continue
-			}
-			tf.directives = append(tf.directives, s)
+	ds, errs := vmspec.FileDirectives(fset, f, rel)
+	for _, err := range errs {
+		tf.errs = append(tf.errs, strings.TrimSuffix(err.Error(), ": "+vmspec.ErrDirective.Error()))
+	}
+	for _, d := range ds {
+		s, err := parseSetting(d.Name, d.Value, d.Pos)
+		if err != nil {
+			tf.errs = append(tf.errs, fmt.Sprintf("%s: //invm:%v", d.Pos, err))
+			continue
 		}
+		tf.directives = append(tf.directives, s)
 	}
 	return tf, nil
-}
-
-func insideDecl(f *ast.File, p token.Pos) bool {
-	for _, d := range f.Decls {
-		if d.Pos() <= p && p < d.End() {
-			return true
-		}
-	}
-	return false
 }

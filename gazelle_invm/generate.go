@@ -12,6 +12,8 @@ import (
 
 	"github.com/bazelbuild/bazel-gazelle/language"
 	"github.com/bazelbuild/bazel-gazelle/rule"
+
+	"github.com/rules-go-vm/rules_go_vm/vmspec"
 )
 
 var (
@@ -203,26 +205,7 @@ func vmAttrs(ic *invmConfig, files []testFile) (map[string]any, []string) {
 			set[k] = s
 		}
 	}
-	// Checks across attributes, as the rule makes them at analysis time.
-	mem := defaultMemory
-	if s, ok := set["memory"]; ok {
-		mem = s.raw
-	}
-	memMiB, _ := sizeMiB(mem)
-	if s, ok := set["guest_hugepages"]; ok {
-		size, count, _ := strings.Cut(s.raw, ":")
-		sz, _ := sizeMiB(size)
-		var n int
-		fmt.Sscan(count, &n)
-		if sz*n >= memMiB {
-			errs = append(errs, fmt.Sprintf("%s: guest_hugepages = %q needs %d MiB, more than memory = %q; raise memory (//invm:memory) or lower the count", s.pos, s.raw, sz*n, mem))
-		}
-	}
-	if s, ok := set["host_pages"]; ok && s.raw != "4k" {
-		if hp, _ := sizeMiB(s.raw); memMiB%hp != 0 {
-			errs = append(errs, fmt.Sprintf("%s: memory = %q is not a multiple of host_pages = %q", s.pos, mem, s.raw))
-		}
-	}
+	errs = append(errs, crossCheck(set)...)
 	out := map[string]any{}
 	for k, s := range set {
 		v := s.value
@@ -235,6 +218,26 @@ func vmAttrs(ic *invmConfig, files []testFile) (map[string]any, []string) {
 		out[k] = v
 	}
 	return out, errs
+}
+
+// crossCheck runs package vmspec's checks across fields (hugepages within
+// memory, host-page alignment, ...) on the merged settings, as the rule
+// does at analysis time; each error names the line that set its field (or,
+// for a field left at its default, the first directive's line).
+func crossCheck(set map[string]setting) []string {
+	var shape vmspec.Shape
+	pos := map[string]string{}
+	for _, s := range set {
+		if s.field != "" {
+			_ = shape.Set(s.field, s.raw) // checked when the directive was read
+			pos[s.field] = s.pos
+		}
+	}
+	var errs []string
+	for _, e := range vmspec.Blame(shape.Defaults().Validate(), pos) {
+		errs = append(errs, e.Error())
+	}
+	return errs
 }
 
 func sortedKeys(m map[string]any) []string {

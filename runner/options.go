@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 	"github.com/rules-go-vm/rules_go_vm/runner/vmm"
 	"github.com/rules-go-vm/rules_go_vm/runner/vsock"
+	"github.com/rules-go-vm/rules_go_vm/vmspec"
 )
 
 // Defaults of Options fields left zero.
@@ -321,15 +321,6 @@ func (o *Options) Validate() error {
 			return bad("%v", err)
 		}
 	}
-	if o.Accel != "" && o.Accel != qemu.AccelKVM && o.Accel != qemu.AccelTCG {
-		return bad("accel %q: want %q or %q", o.Accel, qemu.AccelKVM, qemu.AccelTCG)
-	}
-	if o.MemoryMiB < 64 || o.MemoryMiB > 1<<20 {
-		return bad("memory %d MiB: want 64 MiB to 1 TiB", o.MemoryMiB)
-	}
-	if o.CPUs < 1 || o.CPUs > 64 {
-		return bad("cpus %d: want 1 to 64", o.CPUs)
-	}
 	if err := o.validateShape(); err != nil {
 		return err
 	}
@@ -367,9 +358,6 @@ func (o *Options) Validate() error {
 			return bad("base layer: %v", err)
 		}
 	}
-	if _, err := vsock.ParseTransport(o.Transport); err != nil {
-		return bad("transport: %v", err)
-	}
 	if o.StacksGrace < 0 {
 		return bad("stacks grace %v: want >= 0", o.StacksGrace)
 	}
@@ -384,42 +372,47 @@ func (o *Options) Validate() error {
 	return nil
 }
 
-// validateShape checks the VM shape fields (backend, NICs, management NIC,
-// pages, IOMMU).
+// validateShape checks the VM shape fields with package vmspec (limits,
+// allowed values, cross-field rules) and, once the arch is known, that the
+// shape has a machine.
 func (o *Options) validateShape() error {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: %s", ErrInvalidOptions, fmt.Sprintf(format, a...))
+	if err := o.Shape().Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
 	if _, err := vmm.For(o.Backend); err != nil {
-		return bad("backend %q: use \"qemu\"", o.Backend)
-	}
-	if len(o.NICs) > qemu.MaxNICs {
-		return bad("nics: %d NICs; at most %d", len(o.NICs), qemu.MaxNICs)
-	}
-	for i, n := range o.NICs {
-		if !slices.Contains(qemu.NICModels, n) {
-			return bad("nics[%d] %q: use one of %s", i, n, strings.Join(qemu.NICModels, ", "))
-		}
-	}
-	if o.MgmtNIC != "" && !slices.Contains(qemu.NICModels, o.MgmtNIC) {
-		return bad("mgmt_nic %q: use one of %s", o.MgmtNIC, strings.Join(qemu.NICModels, ", "))
-	}
-	pageMiB := map[string]int{"": 1, qemu.HostPages4k: 1, qemu.HostPages2M: 2, qemu.HostPages1G: 1024}[o.HostPages]
-	if pageMiB == 0 {
-		return bad("host_pages %q: use one of 4k, 2M, 1G", o.HostPages)
-	}
-	if o.MemoryMiB%pageMiB != 0 {
-		return bad("memory %d MiB: not a multiple of host_pages %s; use a multiple of %d MiB", o.MemoryMiB, o.HostPages, pageMiB)
-	}
-	if err := o.GuestHugepages.Check(o.MemoryMiB); err != nil {
-		return bad("guest_hugepages: %s", specMessage(err))
+		return fmt.Errorf("%w: backend: %w", ErrInvalidOptions, err)
 	}
 	if o.Arch != "" {
 		if _, err := o.shape().MachineType(); err != nil {
-			return bad("machine: %s", specMessage(err))
+			return fmt.Errorf("%w: machine: %s", ErrInvalidOptions, specMessage(err))
 		}
 	}
 	return nil
+}
+
+// Shape is the VM spec of o, as package vmspec sees it (defaults applied).
+func (o *Options) Shape() vmspec.Shape {
+	accel := o.Accel
+	if accel == "" {
+		accel = "auto"
+	}
+	return vmspec.Shape{
+		Arch: string(o.Arch), Backend: o.Backend, Accel: accel, CPUs: o.CPUs, MemoryMiB: o.MemoryMiB,
+		HostPages: o.HostPages, GuestHugepages: o.GuestHugepages, NICs: o.NICs, MgmtNIC: o.MgmtNIC,
+		IOMMU: o.IOMMU, Cmdline: o.ExtraCmdline, Transport: o.Transport, TCGTimeoutScale: max(o.TCGTimeoutScale, 1),
+	}.Defaults()
+}
+
+// SetShape sets o's VM shape fields from a resolved spec ("auto" accel is
+// Options' "": the runner chooses).
+func (o *Options) SetShape(s vmspec.Shape) {
+	o.Arch, o.Backend, o.CPUs, o.MemoryMiB = qemu.Arch(s.Arch), s.Backend, s.CPUs, s.MemoryMiB
+	o.Accel = s.Accel
+	if o.Accel == "auto" {
+		o.Accel = ""
+	}
+	o.HostPages, o.GuestHugepages, o.NICs, o.MgmtNIC, o.IOMMU = s.HostPages, s.GuestHugepages, s.NICs, s.MgmtNIC, s.IOMMU
+	o.ExtraCmdline, o.Transport, o.TCGTimeoutScale = s.Cmdline, s.Transport, s.TCGTimeoutScale
 }
 
 // specMessage is a qemu.ErrInvalidSpec error's message without the prefix.

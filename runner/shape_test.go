@@ -26,19 +26,19 @@ func TestValidateShape(t *testing.T) {
 		want string // "" = valid
 	}{
 		{"NICs", o(func(o *Options) { o.NICs = []string{"e1000", "virtio_net", "e1000e"}; o.Arch = qemu.X86_64 }), ""},
-		{"bad NIC", o(func(o *Options) { o.NICs = []string{"e1000", "rtl8139"} }), `nics[1] "rtl8139": use one of virtio_net, e1000, e1000e`},
+		{"bad NIC", o(func(o *Options) { o.NICs = []string{"e1000", "rtl8139"} }), `nics: "rtl8139" is not allowed; use one of virtio_net, e1000, e1000e`},
 		{"too many NICs", o(func(o *Options) { o.NICs = make([]string, 9) }), "nics: 9 NICs; at most 8"},
 		{"NICs on microvm", o(func(o *Options) { o.NICs = []string{"e1000"}; o.Arch = qemu.X86_64; o.Machine = "microvm" }), `machine: machine "microvm" has no PCI bus`},
 		{"mgmt NIC", o(func(o *Options) { o.MgmtNIC = "e1000e"; o.Arch = qemu.AArch64 }), ""},
-		{"bad mgmt NIC", o(func(o *Options) { o.MgmtNIC = "rtl8139" }), `mgmt_nic "rtl8139": use one of virtio_net, e1000, e1000e`},
+		{"bad mgmt NIC", o(func(o *Options) { o.MgmtNIC = "rtl8139" }), `mgmt_nic: "rtl8139" is not allowed; use one of virtio_net, e1000, e1000e`},
 		{"mgmt NIC on microvm", o(func(o *Options) { o.MgmtNIC = "virtio_net"; o.Arch = qemu.X86_64; o.Machine = "microvm" }), `machine: machine "microvm" has no PCI bus`},
-		{"bad backend", o(func(o *Options) { o.Backend = "firecracker" }), `backend "firecracker": use "qemu"`},
-		{"bad host pages", o(func(o *Options) { o.HostPages = "64k" }), `host_pages "64k": use one of 4k, 2M, 1G`},
-		{"unaligned 1G", o(func(o *Options) { o.HostPages = "1G"; o.MemoryMiB = 1536 }), "memory 1536 MiB: not a multiple of host_pages 1G"},
+		{"bad backend", o(func(o *Options) { o.Backend = "firecracker" }), `backend: "firecracker" is not allowed; use one of qemu`},
+		{"bad host pages", o(func(o *Options) { o.HostPages = "64k" }), `host_pages: "64k" is not allowed; use one of 4k, 2M, 1G`},
+		{"unaligned 1G", o(func(o *Options) { o.HostPages = "1G"; o.MemoryMiB = 1536 }), `memory: "1536M" is not a multiple of host_pages "1G"`},
 		{"aligned 2M", o(func(o *Options) { o.HostPages = "2M"; o.MemoryMiB = 256 }), ""},
 		{"hugepages fit", o(func(o *Options) { o.GuestHugepages = qemu.Hugepages{Size: "2M", Count: 64} }), ""},
-		{"hugepages too big", o(func(o *Options) { o.GuestHugepages = qemu.Hugepages{Size: "2M", Count: 128} }), "guest_hugepages: guest hugepages 2M:128 need 256 MiB"},
-		{"hugepage size", o(func(o *Options) { o.GuestHugepages = qemu.Hugepages{Size: "16M", Count: 1} }), `guest_hugepages: guest hugepage size "16M"; use 2M or 1G`},
+		{"hugepages too big", o(func(o *Options) { o.GuestHugepages = qemu.Hugepages{Size: "2M", Count: 128} }), `guest_hugepages: "2M:128" needs 256 MiB, leaving less than 64 MiB of memory "256M"`},
+		{"hugepage size", o(func(o *Options) { o.GuestHugepages = qemu.Hugepages{Size: "16M", Count: 1} }), `guest_hugepages: "16M:1": write SIZE:COUNT`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.o.Validate()

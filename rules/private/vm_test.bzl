@@ -2,74 +2,124 @@
 
 load("@io_bazel_rules_go//go:def.bzl", "go_test")
 load(":providers.bzl", "KernelInfo", "VmTestInfo")
+load(
+    ":spec.bzl",
+    "ACCELS",
+    "BACKENDS",
+    "FIELDS",
+    "HOST_PAGE_SIZES",
+    "HUGEPAGE_MARGIN_MIB",
+    "HUGEPAGE_SIZES",
+    "MAX_CPUS",
+    "MAX_MEMORY_MIB",
+    "MAX_NICS",
+    "MAX_TCG_TIMEOUT_SCALE",
+    "MESSAGE_HOST_PAGE_ALIGN",
+    "MESSAGE_HUGEPAGES",
+    "MESSAGE_HUGEPAGES_FIT",
+    "MESSAGE_INT_RANGE",
+    "MESSAGE_MEMORY_RANGE",
+    "MESSAGE_NIC_COUNT",
+    "MESSAGE_ONE_OF",
+    "MESSAGE_SIZE",
+    "MESSAGE_WHOLE_MIB",
+    "MIN_CPUS",
+    "MIN_MEMORY_MIB",
+    "MIN_TCG_TIMEOUT_SCALE",
+    "NIC_MODELS",
+    "TRANSPORTS",
+)
 
 VM_TOOLCHAIN = "@rules_go_vm//rules:vm_toolchain_type"
 
-NIC_MODELS = ["virtio_net", "e1000", "e1000e"]
-HOST_PAGES = ["4k", "2M", "1G"]
-ACCELS = ["auto", "kvm", "tcg"]
-BACKENDS = ["qemu"]
+_UNIT_KIB = {"G": 1024 * 1024, "K": 1, "M": 1024}
 
-_SIZE_UNITS = {"G": 1024 * 1024 * 1024, "K": 1024, "M": 1024 * 1024}
+_INT64_MAX = 9223372036854775807
 
-def _bytes(attr_name, value, label):
-    """Parses "512M" / "1G" / "2048K" into bytes, failing with the attribute's name."""
-    if len(value) < 2 or value[-1] not in _SIZE_UNITS or not value[:-1].isdigit():
-        fail("%s: %s = %r is not a size; write a whole number with K, M or G, e.g. \"512M\"" % (label, attr_name, value))
-    n = int(value[:-1]) * _SIZE_UNITS[value[-1]]
-    if n == 0:
-        fail("%s: %s = %r must be larger than 0" % (label, attr_name, value))
-    return n
+def _fail(label, field, template, args):
+    """Fails with package vmspec's words: "<label>: <field>: <message>"."""
+    fail("%s: %s: %s" % (label, field, template % args))
 
-def validate_spec(label, memory, cpus, nics, guest_hugepages, host_pages, accel, backend, mgmt_nic = ""):
-    """Checks the VM attributes at analysis time, failing with the attribute's name and the allowed values.
+def _memory_mib(label, v):
+    """Parses a memory size ("512M", "1G", "131072K") into MiB, as vmspec.ParseMemory does."""
+    unit, digits = v[-1:], v[:-1]
+    if len(v) < 2 or unit not in _UNIT_KIB or not digits.isdigit():
+        _fail(label, "memory", MESSAGE_SIZE, (v,))
+    n = int(digits)
+    if n > MAX_MEMORY_MIB * 1024:
+        _fail(label, "memory", MESSAGE_MEMORY_RANGE, (v, MIN_MEMORY_MIB, MAX_MEMORY_MIB // 1024))
+    kib = n * _UNIT_KIB[unit]
+    if kib % 1024 != 0:
+        _fail(label, "memory", MESSAGE_WHOLE_MIB, (v,))
+    mib = kib // 1024
+    if mib < MIN_MEMORY_MIB or mib > MAX_MEMORY_MIB:
+        _fail(label, "memory", MESSAGE_MEMORY_RANGE, (v, MIN_MEMORY_MIB, MAX_MEMORY_MIB // 1024))
+    return mib
+
+def _hugepages(label, v):
+    """Parses SIZE:COUNT into (page MiB, count), as vmspec.ParseHugepages does; ("", 0) for none."""
+    if not v:
+        return 0, 0
+    size, sep, count = v.partition(":")
+    if not sep or size not in HUGEPAGE_SIZES or not count.isdigit() or int(count) < 1 or int(count) > _INT64_MAX:
+        _fail(label, "guest_hugepages", MESSAGE_HUGEPAGES, (v,))
+    return _UNIT_KIB[size[-1]] * int(size[:-1]) // 1024, int(count)
+
+def _one_of(label, field, v, allowed):
+    if v not in allowed:
+        _fail(label, field, MESSAGE_ONE_OF, (v, ", ".join(allowed)))
+
+def _int_in(label, field, v, lo, hi):
+    if v < lo or v > hi:
+        _fail(label, field, MESSAGE_INT_RANGE, (str(v), lo, hi))
+
+def validate_spec(label, attr):
+    """Checks the VM attributes at analysis time with package vmspec's rules, limits and words.
+
+    Every check here mirrors vmspec.Shape.Set and Validate; the constants come from
+    rules/private/spec.bzl (generated from Go), and tests/analysis runs the table of cases
+    (vmspec/vmspectest) that Gazelle and invm are tested with too. The launcher re-checks
+    the spec with the Go code itself.
 
     Args:
       label: the target, for messages.
-      memory: guest RAM, e.g. "512M".
-      cpus: guest vCPUs.
-      nics: NIC models.
-      guest_hugepages: "SIZE:COUNT" or "".
-      host_pages: host page backing.
-      accel: accelerator policy.
-      backend: VMM.
-      mgmt_nic: management NIC model, "" for none.
-
-    Returns:
-      (memory in MiB, hugepage size or "", hugepage count)
+      attr: the rule's attributes.
     """
-    mem = _bytes("memory", memory, label)
-    if mem % (1024 * 1024) != 0:
-        fail("%s: memory = %r must be a whole number of MiB" % (label, memory))
-    if cpus < 1 or cpus > 64:
-        fail("%s: cpus = %d must be between 1 and 64" % (label, cpus))
-    for nic in nics:
-        if nic not in NIC_MODELS:
-            fail("%s: nics: %r is not a NIC model; use one of %s" % (label, nic, ", ".join(NIC_MODELS)))
-    if mgmt_nic and mgmt_nic not in NIC_MODELS:
-        fail("%s: mgmt_nic = %r is not a NIC model; use one of %s (or leave it empty for none)" % (label, mgmt_nic, ", ".join(NIC_MODELS)))
-    if host_pages not in HOST_PAGES:
-        fail("%s: host_pages = %r; use one of %s" % (label, host_pages, ", ".join(HOST_PAGES)))
-    if host_pages != "4k" and mem % _bytes("host_pages", host_pages, label) != 0:
-        fail("%s: memory = %r is not a multiple of host_pages = %r" % (label, memory, host_pages))
-    if accel not in ACCELS:
-        fail("%s: accel = %r; use one of %s" % (label, accel, ", ".join(ACCELS)))
-    if backend not in BACKENDS:
-        fail("%s: backend = %r; use one of %s" % (label, backend, ", ".join(BACKENDS)))
-    hp_size, hp_count = "", 0
-    if guest_hugepages:
-        size, sep, count = guest_hugepages.partition(":")
-        if not sep or size not in ["2M", "1G"] or not count.isdigit() or int(count) == 0:
-            fail("%s: guest_hugepages = %r; write SIZE:COUNT with SIZE 2M or 1G and COUNT > 0, e.g. \"2M:64\"" % (label, guest_hugepages))
-        hp_size, hp_count = size, int(count)
-        if _bytes("guest_hugepages", size, label) * hp_count >= mem:
-            fail("%s: guest_hugepages = %r needs %d MiB, more than memory = %r; raise memory or lower the count" % (
-                label,
-                guest_hugepages,
-                _bytes("guest_hugepages", size, label) * hp_count // (1024 * 1024),
-                memory,
-            ))
-    return mem // (1024 * 1024), hp_size, hp_count
+    _one_of(label, "accel", attr.accel, ACCELS)
+    _one_of(label, "backend", attr.backend, BACKENDS)
+    _one_of(label, "host_pages", attr.host_pages, HOST_PAGE_SIZES)
+    _one_of(label, "transport", attr.transport, TRANSPORTS)
+    _int_in(label, "cpus", attr.cpus, MIN_CPUS, MAX_CPUS)
+    _int_in(label, "tcg_timeout_scale", attr.tcg_timeout_scale, MIN_TCG_TIMEOUT_SCALE, MAX_TCG_TIMEOUT_SCALE)
+    mem = _memory_mib(label, attr.memory)
+    if len(attr.nics) > MAX_NICS:
+        _fail(label, "nics", MESSAGE_NIC_COUNT, (len(attr.nics), MAX_NICS))
+    for nic in attr.nics:
+        _one_of(label, "nics", nic, NIC_MODELS)
+    if attr.mgmt_nic:
+        _one_of(label, "mgmt_nic", attr.mgmt_nic, NIC_MODELS)
+    if attr.host_pages != "4k" and mem % (_UNIT_KIB[attr.host_pages[-1]] * int(attr.host_pages[:-1]) // 1024) != 0:
+        _fail(label, "memory", MESSAGE_HOST_PAGE_ALIGN, (attr.memory, attr.host_pages))
+    page_mib, count = _hugepages(label, attr.guest_hugepages)
+    if page_mib * count > mem - HUGEPAGE_MARGIN_MIB:
+        _fail(label, "guest_hugepages", MESSAGE_HUGEPAGES_FIT, (attr.guest_hugepages, str(page_mib * count), HUGEPAGE_MARGIN_MIB, attr.memory))
+
+def _shape(attr):
+    """The spec's shape fields in their text form (lists as lists), for the launcher's vmspec.Parse."""
+    return {
+        "accel": attr.accel,
+        "backend": attr.backend,
+        "cmdline": attr.cmdline,
+        "cpus": str(attr.cpus),
+        "guest_hugepages": attr.guest_hugepages,
+        "host_pages": attr.host_pages,
+        "iommu": "true" if attr.iommu else "false",
+        "memory": attr.memory,
+        "mgmt_nic": attr.mgmt_nic,
+        "nics": attr.nics,
+        "tcg_timeout_scale": str(attr.tcg_timeout_scale),
+        "transport": attr.transport,
+    }
 
 def _rlocation(ctx, f):
     """The runfiles path of a file ("_main/pkg/x" or "repo/x")."""
@@ -78,17 +128,7 @@ def _rlocation(ctx, f):
     return ctx.workspace_name + "/" + f.short_path
 
 def _go_vm_test_impl(ctx):
-    mem_mib, hp_size, hp_count = validate_spec(
-        ctx.label,
-        ctx.attr.memory,
-        ctx.attr.cpus,
-        ctx.attr.nics,
-        ctx.attr.guest_hugepages,
-        ctx.attr.host_pages,
-        ctx.attr.accel,
-        ctx.attr.backend,
-        mgmt_nic = ctx.attr.mgmt_nic,
-    )
+    validate_spec(ctx.label, ctx.attr)
     tc = ctx.toolchains[VM_TOOLCHAIN]
     if tc == None:
         fail("%s: the target platform's CPU has no guest kernel: rules_go_vm boots x86_64 and aarch64 guests; " % ctx.label +
@@ -129,25 +169,14 @@ def _go_vm_test_impl(ctx):
     if ctx.label.workspace_name:
         pkg_dir = ctx.label.workspace_name + "/" + ctx.label.package
     spec = {
-        "accel": ctx.attr.accel,
         "arch": tc.arch,
         "args": ctx.attr.vm_args,
-        "backend": ctx.attr.backend,
-        "cmdline": ctx.attr.cmdline,
-        "cpus": ctx.attr.cpus,
         "env": ctx.attr.vm_env,
-        "guest_hugepages": {"count": hp_count, "size": hp_size} if hp_count else None,
-        "host_pages": ctx.attr.host_pages,
-        "iommu": ctx.attr.iommu,
         "kernel": _rlocation(ctx, kernel.image),
         "kernel_manifest": _rlocation(ctx, kernel.manifest) if kernel.manifest else "",
         "layers": [_rlocation(ctx, base.archive), _rlocation(ctx, layer)],
-        "memory_mib": mem_mib,
-        "mgmt_nic": ctx.attr.mgmt_nic,
-        "nics": ctx.attr.nics,
+        "shape": _shape(ctx.attr),
         "test": "/invm/runfiles/" + _rlocation(ctx, binary),
-        "timeout_scale_tcg": ctx.attr.tcg_timeout_scale,
-        "transport": ctx.attr.transport,
         "workdir": "/invm/runfiles/" + pkg_dir,
     }
     spec_file = ctx.actions.declare_file(ctx.label.name + ".vm.json")
@@ -179,35 +208,20 @@ _go_vm_test = rule(
     toolchains = [config_common.toolchain_type(VM_TOOLCHAIN, mandatory = False)],
     doc = "Runs a test binary inside a Linux guest. Use the `go_vm_test` macro.",
     attrs = {
-        "accel": attr.string(doc = "Accelerator: \"auto\" (KVM only after a canary boot proves it works, else TCG), \"kvm\" or \"tcg\".", default = "auto"),
-        "backend": attr.string(doc = "VMM: \"qemu\" (cloud-hypervisor is planned).", default = "qemu"),
-        "cmdline": attr.string_list(doc = "Extra kernel command-line parameters."),
-        "cpus": attr.int(doc = "Guest vCPUs (1 to 64).", default = 1),
-        "guest_hugepages": attr.string(doc = "Guest hugepages as SIZE:COUNT, SIZE 2M or 1G, e.g. \"2M:64\"; empty for none. Must fit in memory."),
-        "host_pages": attr.string(doc = "Host page backing of guest RAM: \"4k\" (memfd), \"2M\" or \"1G\" (hugetlbfs).", default = "4k"),
-        "iommu": attr.bool(doc = "Give the guest a virtual IOMMU (intel-iommu on x86_64, SMMUv3 on aarch64)."),
+        "accel": attr.string(doc = FIELDS["accel"]["doc"], default = FIELDS["accel"]["default"]),
+        "backend": attr.string(doc = FIELDS["backend"]["doc"], default = FIELDS["backend"]["default"]),
+        "cmdline": attr.string_list(doc = FIELDS["cmdline"]["doc"]),
+        "cpus": attr.int(doc = FIELDS["cpus"]["doc"], default = int(FIELDS["cpus"]["default"])),
+        "guest_hugepages": attr.string(doc = FIELDS["guest_hugepages"]["doc"]),
+        "host_pages": attr.string(doc = FIELDS["host_pages"]["doc"], default = FIELDS["host_pages"]["default"]),
+        "iommu": attr.bool(doc = FIELDS["iommu"]["doc"]),
         "kernel": attr.label(doc = "A guest kernel (`kernel_image`); default: the VM toolchain's for the target arch.", providers = [KernelInfo]),
-        "memory": attr.string(doc = "Guest RAM, e.g. \"256M\" or \"1G\".", default = "256M"),
-        "mgmt_nic": attr.string(
-            doc = "A management NIC next to the `nics`: its model (\"virtio_net\", \"e1000\", \"e1000e\"), empty for none. " +
-                  "It is at PCI address 0000:00:0f.0, alone on its own QEMU hub (no host network, ever), with a deterministic " +
-                  "MAC ending in ff; the guest finds it with `invm.MgmtNIC()` ($INVM_MGMT_NIC). Makes an x86_64 guest a q35 machine.",
-        ),
-        "nics": attr.string_list(doc = "NIC models, one NIC each, in PCI order: \"virtio_net\", \"e1000\", \"e1000e\"."),
-        "tcg_timeout_scale": attr.int(
-            doc = "How much slower the test may be under TCG than under KVM. The `go_vm_test` macro raises Bazel's " +
-                  "timeout category so it holds the nominal timeout (from `timeout` or `size`) times this factor; " +
-                  "when the runner gets KVM, the guest test's own `-test.timeout` is the nominal one again.",
-            default = 3,
-        ),
+        "memory": attr.string(doc = FIELDS["memory"]["doc"], default = FIELDS["memory"]["default"]),
+        "mgmt_nic": attr.string(doc = FIELDS["mgmt_nic"]["doc"]),
+        "nics": attr.string_list(doc = FIELDS["nics"]["doc"]),
+        "tcg_timeout_scale": attr.int(doc = FIELDS["tcg_timeout_scale"]["doc"], default = int(FIELDS["tcg_timeout_scale"]["default"])),
         "test_binary": attr.label(doc = "The go_test binary built for the guest platform.", mandatory = True, executable = True, cfg = "target"),
-        "transport": attr.string(
-            doc = "Host<->guest transport of the test's streams: \"auto\" (kernel vhost-vsock when /dev/vhost-vsock is usable, " +
-                  "else the vhost-device-vsock daemon, else virtio-serial), \"vhost-vsock\", \"vhost-user-vsock\" or " +
-                  "\"virtio-serial\" (one connection for every stream; for guest kernels without vsock). The test log says which one and why.",
-            default = "auto",
-            values = ["auto", "vhost-vsock", "vhost-user-vsock", "virtio-serial"],
-        ),
+        "transport": attr.string(doc = FIELDS["transport"]["doc"], default = FIELDS["transport"]["default"]),
         "vm_args": attr.string_list(doc = "Arguments passed to the test binary in the guest."),
         "vm_env": attr.string_dict(doc = "Environment of the test in the guest."),
         "_mkinitramfs": attr.label(default = "@rules_go_vm//runner/cmd/mkinitramfs", executable = True, cfg = "exec"),
@@ -225,7 +239,7 @@ def scaled_timeout(size, timeout, scale):
     Args:
       size: the test's size ("" for the default, medium).
       timeout: the test's timeout category ("" for the size's default).
-      scale: tcg_timeout_scale (>= 1).
+      scale: tcg_timeout_scale (below 1 counts as 1).
 
     Returns:
       A timeout category ("short" ... "eternal"; "eternal" when nothing is long enough).
@@ -236,9 +250,9 @@ def scaled_timeout(size, timeout, scale):
     seconds = {name: secs for name, secs in _TIMEOUTS}
     if nominal not in seconds:
         fail("timeout = %r; use one of %s" % (timeout, ", ".join([name for name, _ in _TIMEOUTS])))
-    if scale < 1:
-        fail("tcg_timeout_scale = %r must be at least 1" % scale)
-    want = seconds[nominal] * scale
+    # A scale below 1 is reported at analysis (validate_spec), with the
+    # other attributes' errors; here it only must not break loading.
+    want = seconds[nominal] * max(scale, 1)
     for name, secs in _TIMEOUTS:
         if secs >= want:
             return name

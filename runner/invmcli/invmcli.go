@@ -44,7 +44,7 @@ import (
 	"time"
 
 	"github.com/rules-go-vm/rules_go_vm/runner"
-	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
+	"github.com/rules-go-vm/rules_go_vm/vmspec"
 )
 
 // exitError carries an exit code out of run.
@@ -52,64 +52,54 @@ type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
-// parse parses args with env defaults into runner options.
+// parse parses args with env defaults into runner options. The VM shape
+// comes from package vmspec, in this order (later wins): its defaults, the
+// //invm: directives of the test package (the working directory, as under
+// `go test`), $INVM_* variables, flags. A bad value anywhere is an error
+// naming where it came from.
 func parse(args []string, getenv func(string) string, stderr io.Writer) (runner.Options, error) {
 	fs := flag.NewFlagSet("invm", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: invm [flags] [--] test-binary [test args...]\n\nflags (defaults from $INVM_<FLAG>):\n")
+		fmt.Fprintf(stderr, "usage: invm [flags] [--] test-binary [test args...]\n\nflags (defaults from $INVM_<FLAG>; VM flags override the test package's //invm: directives):\n")
 		fs.PrintDefaults()
-	}
-	env := func(name, def string) string {
-		if v := getenv("INVM_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); v != "" {
-			return v
-		}
-		return def
 	}
 	var (
 		o        runner.Options
-		memory   = fs.Int("memory", 0, "guest RAM in MiB (default 256)")
-		cpus     = fs.Int("cpus", 0, "guest vCPUs (default 1)")
+		shape    vmspec.Shape
 		arch     = fs.String("arch", "", "guest arch x86_64|aarch64 (default: from the binary's ELF)")
 		timeout  = fs.Duration("timeout", 0, "host-side bound of the whole run (default: test timeout + 65s)")
 		testTO   = fs.Duration("test-timeout", 0, "guest-side bound of the test (default: -test.timeout + 5s, else 10m)")
-		verbose  = fs.Bool("verbose", false, "show the guest console and init diagnostics live")
+		verbose  = fs.Bool("verbose", false, "show the resolved VM spec, the guest console and init diagnostics live")
 		testdata = fs.String("testdata", "", "host directory copied to testdata/ next to the test (default ./testdata if present; \"none\" for none)")
-		appendS  = fs.String("append", "", "extra kernel command line parameters")
 		envList  = fs.String("env", "", "comma-separated NAME=value entries added to the test's environment")
 		layers   = fs.String("layer", "", "comma-separated extra initramfs archives, between the base and the test layer")
-		nics     = fs.String("nics", "", "comma-separated NIC models, one NIC each in PCI order from 0000:00:10.0: virtio_net, e1000, e1000e")
-		hugeS    = fs.String("guest-hugepages", "", "guest hugepages SIZE:COUNT, SIZE 2M or 1G, e.g. 2M:64 (mounted at /dev/hugepages)")
+		noDirs   = fs.Bool("no-directives", false, "ignore the //invm: directives of the test package in the working directory")
 	)
-	fs.Var(stringFlag{hugeS}, "hugepages", "alias of -guest-hugepages")
-	fs.StringVar(&o.HostPages, "host-pages", "", "host page backing of guest RAM: 4k (memfd, default), 2M or 1G (host hugetlbfs)")
-	fs.StringVar(&o.MgmtNIC, "mgmt-nic", "", "management NIC model (virtio_net, e1000, e1000e) at PCI 0000:00:0f.0, alone on its own QEMU hub (default none)")
-	fs.BoolVar(&o.IOMMU, "iommu", false, "give the guest a virtual IOMMU (intel-iommu on x86_64, SMMUv3 on aarch64)")
-	fs.StringVar(&o.Backend, "backend", "", "VM backend (default qemu)")
+	fs.BoolVar(verbose, "v", false, "alias of -verbose")
+	addShapeFlags(fs, &shape)
 	fs.StringVar(&o.Kernel, "kernel", "", "guest kernel image (default: newest kbuild cache entry for the arch)")
 	fs.StringVar(&o.QEMU, "qemu", "", "QEMU binary (default qemu-system-<arch> on PATH)")
 	fs.StringVar(&o.Machine, "machine", "", "QEMU machine type override (default microvm on x86_64, virt on aarch64)")
-	fs.StringVar(&o.Accel, "accel", "", "force kvm or tcg (default: KVM only if a canary boot works)")
 	fs.StringVar(&o.Daemon, "vsock-daemon", "", "vhost-device-vsock binary (default: PATH, then /var/lib/rules_go_vm)")
 	fs.StringVar(&o.InitBinary, "init", "", "prebuilt static guest init (default: build guestinit/cmd/init, cached)")
 	fs.StringVar(&o.ModuleRoot, "module-root", "", "rules_go_vm source tree to build the init from (default: found from the working directory)")
 	fs.StringVar(&o.StateDir, "state-dir", "", "private run directory (default: a temporary directory, removed)")
 	fs.StringVar(&o.CacheDir, "cache-dir", "", "cache directory (default ~/.cache/rules_go_vm)")
 	fs.StringVar(&o.ConsoleLog, "console-log", "", "write the guest console here (default: temporary)")
-	fs.StringVar(&o.Transport, "transport", "auto", "host<->guest transport: auto|vhost-vsock|vhost-user-vsock|virtio-serial (auto: kernel vhost-vsock if /dev/vhost-vsock is usable, else the vhost-device-vsock daemon, else virtio-serial)")
 	fs.BoolVar(&o.CountTranslations, "count-translations", false, "under TCG, add the number of translation blocks QEMU made by the verdict (guest code run for the first time) to the -verbose timings line")
 	fs.StringVar(&o.OutputsDir, "outputs-dir", "", "host directory receiving the files the test wrote to $TEST_UNDECLARED_OUTPUTS_DIR in the guest (default: dropped)")
 	shell := fs.Bool("shell", false, "after the test, open an interactive shell in the same guest (busybox sh from -shell-busybox) before it powers off")
 	command := fs.String("command", "", "after the test, run this command (space-separated argv, a guest path) in the same guest before it powers off")
 	fs.StringVar(&o.ShellBusybox, "shell-busybox", "", "static busybox for -shell, put at /bin/busybox in the guest (default: /bin/busybox on the host if static)")
-	// Environment defaults, then the command line.
-	fs.VisitAll(func(f *flag.Flag) {
-		if v := env(f.Name, ""); v != "" {
-			_ = f.Value.Set(v)
-		}
-	})
-	err := fs.Parse(args)
+
+	// The VM spec: directives, then $INVM_*, then the command line.
+	skipDirs := *noDirs || noDirectives(args) || getenv(vmspec.EnvName("no-directives")) != ""
+	sources, err := shapeSources(fs, args, getenv, &shape, skipDirs)
 	if err != nil {
+		return o, err
+	}
+	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, exitError{0}
 		}
@@ -119,30 +109,32 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (runner.
 		fs.Usage()
 		return o, fmt.Errorf("%w: no test binary", runner.ErrInvalidOptions)
 	}
+	if *arch != "" {
+		shape.Arch = *arch
+	}
+	shape = shape.Defaults()
+	if err := shape.Validate(); err != nil {
+		return o, fmt.Errorf("%w: %w", runner.ErrInvalidOptions, err)
+	}
+	o.SetShape(shape)
 	o.TestBinary, o.Args = fs.Arg(0), fs.Args()[1:]
 	o.Shell = *shell
 	if *command != "" {
 		o.Command = strings.Fields(*command)
 	}
-	o.MemoryMiB, o.CPUs, o.Arch, o.Verbose = *memory, *cpus, qemu.Arch(*arch), *verbose
+	o.Verbose = *verbose
+	if o.Verbose {
+		fmt.Fprintf(stderr, "invm: VM spec: %s (%s)\n", shape, strings.Join(sources, ", "))
+	}
 	o.TestTimeout, o.Timeout = *testTO, *timeout
 	if o.TestTimeout == 0 {
 		if d, ok := testTimeoutArg(o.Args); ok && d > 0 {
 			// The test binary's own timeout panic (with stacks) comes first.
-			o.TestTimeout = d + 5*time.Second
+			o.TestTimeout = d + testTimeoutGrace
 		}
-	}
-	if *appendS != "" {
-		o.ExtraCmdline = strings.Fields(*appendS)
 	}
 	if *layers != "" {
 		o.ExtraLayers = strings.Split(*layers, ",")
-	}
-	if *nics != "" {
-		o.NICs = strings.Split(*nics, ",")
-	}
-	if o.GuestHugepages, err = qemu.ParseHugepages(*hugeS); err != nil {
-		return o, fmt.Errorf("%w: -guest-hugepages: %w", runner.ErrInvalidOptions, err)
 	}
 	o.NICSeed = filepath.Base(o.TestBinary)
 	if *envList != "" {
@@ -160,17 +152,94 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (runner.
 	return o, nil
 }
 
-// stringFlag is a flag.Value setting a shared string (a flag alias).
-type stringFlag struct{ p *string }
+// testTimeoutGrace is how much longer than the test's own -test.timeout
+// the guest bound is: the test's timeout panic (with stacks) comes first.
+const testTimeoutGrace = 5 * time.Second
 
-func (f stringFlag) String() string {
-	if f.p == nil {
-		return ""
+// addShapeFlags defines one flag per VM spec field (and its aliases),
+// setting shape through package vmspec.
+func addShapeFlags(fs *flag.FlagSet, shape *vmspec.Shape) {
+	for _, f := range vmspec.Fields {
+		def := ""
+		if f.Default != "" {
+			def = " (default " + f.Default + ")"
+		}
+		v := shapeFlag{shape: shape, field: f}
+		fs.Var(v, f.Flag(), f.Doc+def)
+		for _, a := range f.Aliases {
+			fs.Var(v, strings.ReplaceAll(a, "_", "-"), "alias of -"+f.Flag())
+		}
 	}
-	return *f.p
 }
 
-func (f stringFlag) Set(v string) error { *f.p = v; return nil }
+// shapeFlag is a flag.Value setting one VM spec field.
+type shapeFlag struct {
+	shape *vmspec.Shape
+	field vmspec.Field
+}
+
+func (f shapeFlag) String() string {
+	if f.shape == nil {
+		return ""
+	}
+	return f.shape.Get(f.field.Name)
+}
+
+func (f shapeFlag) Set(v string) error { return f.shape.Set(f.field.Name, v) }
+
+// IsBoolFlag lets a boolean field be given without a value (-iommu).
+func (f shapeFlag) IsBoolFlag() bool { return f.field.Kind == vmspec.KindBool }
+
+// shapeSources applies the test package's //invm: directives (unless
+// skip), then the $INVM_* variable of every flag, and returns where the
+// spec came from (for -verbose). Every bad value is an error.
+func shapeSources(fs *flag.FlagSet, args []string, getenv func(string) string, shape *vmspec.Shape, skip bool) ([]string, error) {
+	sources := []string{"defaults"}
+	if !skip {
+		ds, err := vmspec.PackageDirectives(".")
+		if err == nil {
+			var set map[string]vmspec.Resolved
+			set, err = vmspec.Merge(shape, ds, func(name string) bool { return name == "kernel" || name == "arch" })
+			if len(set) > 0 {
+				sources = append(sources, fmt.Sprintf("%d //invm: directive(s) in ./*_test.go", len(set)))
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w (or run with -no-directives)", runner.ErrInvalidOptions, err)
+		}
+	}
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := vmspec.EnvName(f.Name)
+		v := getenv(name)
+		if v == "" {
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			errs = append(errs, fmt.Errorf("$%s=%q: %w", name, v, err))
+			return
+		}
+		sources = append(sources, "$"+name)
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("%w: %w", runner.ErrInvalidOptions, err)
+	}
+	return append(sources, "flags"), nil
+}
+
+// noDirectives reports whether args ask to skip the directives (read
+// before the flags are parsed, since the directives come first).
+func noDirectives(args []string) bool {
+	for _, a := range args {
+		if a == "--" || !strings.HasPrefix(a, "-") {
+			return false
+		}
+		if a == "-no-directives" || a == "--no-directives" || a == "-no-directives=true" {
+			return true
+		}
+	}
+	return false
+}
 
 // testTimeoutArg finds -test.timeout in the test's arguments.
 func testTimeoutArg(args []string) (time.Duration, bool) {

@@ -6,6 +6,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/rules-go-vm/rules_go_vm/vmspec"
 )
 
 // Arch is a guest architecture, named like `uname -m`.
@@ -258,6 +260,19 @@ func (s Spec) Cmdline() ([]string, error) {
 	return append(c, s.ExtraCmdline...), nil
 }
 
+// shape is the VM spec part of s, for package vmspec's checks (the one
+// owner of limits, allowed values and cross-field rules).
+func (s Spec) shape() vmspec.Shape {
+	v := vmspec.Shape{
+		Arch: string(s.Arch), CPUs: s.CPUs, MemoryMiB: s.MemoryMiB, HostPages: s.HostPages,
+		GuestHugepages: s.GuestHugepages, MgmtNIC: s.MgmtNIC.Model, IOMMU: s.IOMMU,
+	}
+	for _, n := range s.NICs {
+		v.NICs = append(v.NICs, n.Model)
+	}
+	return v.Defaults()
+}
+
 // check validates s and returns its machine type and accelerator.
 func (s Spec) check() (machine, accel string, err error) {
 	switch {
@@ -278,37 +293,21 @@ func (s Spec) check() (machine, accel string, err error) {
 	if machine, err = s.MachineType(); err != nil {
 		return "", "", err
 	}
-	if len(s.NICs) > MaxNICs {
-		return "", "", fmt.Errorf("%w: %d NICs; at most %d", ErrInvalidSpec, len(s.NICs), MaxNICs)
+	if err := s.shape().Validate(); err != nil {
+		return "", "", fmt.Errorf("%w: %w", ErrInvalidSpec, err)
 	}
 	for i, n := range s.NICs {
-		if _, ok := NICDevices[n.Model]; !ok {
-			return "", "", fmt.Errorf("%w: NIC %d model %q; use one of %s", ErrInvalidSpec, i, n.Model, strings.Join(NICModels, ", "))
-		}
 		if _, err := net.ParseMAC(n.MAC); err != nil {
 			return "", "", fmt.Errorf("%w: NIC %d MAC %q: %v", ErrInvalidSpec, i, n.MAC, err)
 		}
 	}
 	if m := s.MgmtNIC; m.Model != "" {
-		if _, ok := NICDevices[m.Model]; !ok {
-			return "", "", fmt.Errorf("%w: mgmt_nic model %q; use one of %s", ErrInvalidSpec, m.Model, strings.Join(NICModels, ", "))
-		}
 		if _, err := net.ParseMAC(m.MAC); err != nil {
 			return "", "", fmt.Errorf("%w: mgmt_nic MAC %q: %v", ErrInvalidSpec, m.MAC, err)
 		}
 	}
-	pageMiB, ok := hostPageMiB[s.HostPages]
-	if !ok {
-		return "", "", fmt.Errorf("%w: host pages %q; use one of 4k, 2M, 1G", ErrInvalidSpec, s.HostPages)
-	}
-	if s.MemoryMiB%pageMiB != 0 {
-		return "", "", fmt.Errorf("%w: memory %d MiB is not a multiple of the %s host pages", ErrInvalidSpec, s.MemoryMiB, s.HostPages)
-	}
-	if pageMiB > 1 && s.HugetlbfsDir == "" {
+	if hostPageMiB(s.HostPages) > 1 && s.HugetlbfsDir == "" {
 		return "", "", fmt.Errorf("%w: host pages %s need a hugetlbfs directory", ErrInvalidSpec, s.HostPages)
-	}
-	if err := s.GuestHugepages.Check(s.MemoryMiB); err != nil {
-		return "", "", err
 	}
 	return machine, accel, nil
 }

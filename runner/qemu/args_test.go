@@ -198,15 +198,15 @@ func TestArgsErrors(t *testing.T) {
 		{"bad MAC", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, NICs: []NIC{{NICE1000, "nope"}}}, ErrInvalidSpec, ""},
 		{"too many NICs", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, NICs: make([]NIC, MaxNICs+1)}, ErrInvalidSpec, ""},
 		{"bad mgmt NIC model", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, MgmtNIC: NIC{"rtl8139", "02:00:00:00:00:ff"}}, ErrInvalidSpec,
-			`mgmt_nic model "rtl8139"; use one of virtio_net, e1000, e1000e`},
+			`mgmt_nic: "rtl8139" is not allowed; use one of virtio_net, e1000, e1000e`},
 		{"bad mgmt NIC MAC", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, MgmtNIC: NIC{NICVirtioNet, ""}}, ErrInvalidSpec, "mgmt_nic MAC"},
 		{"mgmt NIC on microvm", Spec{Arch: X86_64, Machine: "microvm", Kernel: "k", MemoryMiB: 256, CPUs: 1,
 			MgmtNIC: NIC{NICVirtioNet, "02:00:00:00:00:ff"}}, ErrInvalidSpec, "no PCI bus"},
 		{"bad host pages", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, HostPages: "64k"}, ErrInvalidSpec, ""},
 		{"memory not aligned to 1G pages", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 1536, CPUs: 1, HostPages: HostPages1G, HugetlbfsDir: "/h"}, ErrInvalidSpec, ""},
 		{"2M pages without a mount", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, HostPages: HostPages2M}, ErrInvalidSpec, ""},
-		{"guest hugepages do not fit", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, GuestHugepages: Hugepages{"2M", 100}}, ErrInvalidSpec, ""},
-		{"guest hugepage size", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, GuestHugepages: Hugepages{"4M", 1}}, ErrInvalidSpec, ""},
+		{"guest hugepages do not fit", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, GuestHugepages: Hugepages{Size: "2M", Count: 100}}, ErrInvalidSpec, ""},
+		{"guest hugepage size", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, GuestHugepages: Hugepages{Size: "4M", Count: 1}}, ErrInvalidSpec, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Args(tc.spec)
@@ -352,33 +352,6 @@ func TestNICAddressesAndMACs(t *testing.T) {
 	for i := range MaxNICs {
 		if m == NICMAC("//pkg:a_test", i) {
 			t.Errorf("mgmt MAC %s collides with NIC %d's", m, i)
-		}
-	}
-}
-
-func TestParseHugepages(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want Hugepages
-		ok   bool
-	}{
-		{"", Hugepages{}, true},
-		{"2M:64", Hugepages{"2M", 64}, true},
-		{"1G:1", Hugepages{"1G", 1}, true},
-		{"2M", Hugepages{}, false},
-		{"4M:1", Hugepages{}, false},
-		{"2M:0", Hugepages{}, false},
-		{"2M:x", Hugepages{}, false},
-	} {
-		got, err := ParseHugepages(tc.in)
-		if got != tc.want || (err == nil) != tc.ok {
-			t.Errorf("ParseHugepages(%q) = %v, %v; want %v, ok=%v", tc.in, got, err, tc.want, tc.ok)
-		}
-		if err != nil && !errors.Is(err, ErrInvalidSpec) {
-			t.Errorf("ParseHugepages(%q) error %v does not wrap ErrInvalidSpec", tc.in, err)
-		}
-		if err == nil && got.String() != tc.in {
-			t.Errorf("String() = %q, want %q", got.String(), tc.in)
 		}
 	}
 }

@@ -4,8 +4,8 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net"
-	"strconv"
-	"strings"
+
+	"github.com/rules-go-vm/rules_go_vm/vmspec"
 )
 
 // IOMMULowering is one arch's virtual IOMMU as a single object: the device,
@@ -39,8 +39,8 @@ const (
 	SlotMgmtNIC = 0x0f
 	// SlotNIC0 is the first NIC's slot; NIC i is at SlotNIC0+i.
 	SlotNIC0 = 0x10
-	// MaxNICs is the most NICs a guest gets.
-	MaxNICs = 8
+	// MaxNICs is the most NICs a guest gets (vmspec.MaxNICs).
+	MaxNICs = vmspec.MaxNICs
 )
 
 // MgmtHub is the QEMU hub of the management NIC, alone on it: the fabric
@@ -59,8 +59,8 @@ const (
 	NICE1000E    = "e1000e"
 )
 
-// NICModels lists the NIC models in documentation order.
-var NICModels = []string{NICVirtioNet, NICE1000, NICE1000E}
+// NICModels lists the NIC models in documentation order (vmspec.NICModels).
+var NICModels = vmspec.NICModels
 
 // NICDevices maps a NIC model to its QEMU device.
 var NICDevices = map[string]string{NICVirtioNet: "virtio-net-pci", NICE1000: "e1000", NICE1000E: "e1000e"}
@@ -105,70 +105,13 @@ const (
 )
 
 // hostPageMiB is the RAM granularity of each host backing (4k: any MiB).
-var hostPageMiB = map[string]int{"": 1, HostPages4k: 1, HostPages2M: 2, HostPages1G: 1024}
-
-// Hugepages is a guest hugepage reservation: Count pages of Size ("2M" or
-// "1G"). The zero value is none.
-type Hugepages struct {
-	Size  string
-	Count int
+func hostPageMiB(size string) int {
+	if size == "" {
+		return 1
+	}
+	return vmspec.Hugepages{Size: size}.MiB()
 }
 
-// HugepageSizes are the allowed Hugepages sizes.
-var HugepageSizes = []string{"2M", "1G"}
-
-// MiB is the size of one page in MiB (0 for an unknown size).
-func (h Hugepages) MiB() int {
-	switch h.Size {
-	case "2M":
-		return 2
-	case "1G":
-		return 1024
-	}
-	return 0
-}
-
-// String is the SIZE:COUNT form ("" for none).
-func (h Hugepages) String() string {
-	if h.Count == 0 && h.Size == "" {
-		return ""
-	}
-	return h.Size + ":" + strconv.Itoa(h.Count)
-}
-
-// ParseHugepages parses SIZE:COUNT ("2M:64"); "" is none.
-func ParseHugepages(s string) (Hugepages, error) {
-	if s == "" {
-		return Hugepages{}, nil
-	}
-	size, count, ok := strings.Cut(s, ":")
-	n, err := strconv.Atoi(count)
-	h := Hugepages{Size: size, Count: n}
-	if !ok || err != nil || h.MiB() == 0 || n < 1 {
-		return Hugepages{}, fmt.Errorf("%w: guest hugepages %q: write SIZE:COUNT with SIZE 2M or 1G and COUNT > 0, e.g. 2M:64", ErrInvalidSpec, s)
-	}
-	return h, nil
-}
-
-// Check reports whether h is well-formed and fits, with room to spare, in
-// memoryMiB of guest RAM.
-func (h Hugepages) Check(memoryMiB int) error {
-	if h == (Hugepages{}) {
-		return nil
-	}
-	if h.MiB() == 0 {
-		return fmt.Errorf("%w: guest hugepage size %q; use 2M or 1G", ErrInvalidSpec, h.Size)
-	}
-	if h.Count < 1 {
-		return fmt.Errorf("%w: guest hugepage count %d; want at least 1", ErrInvalidSpec, h.Count)
-	}
-	if need := h.MiB() * h.Count; need+MinFreeMiB > memoryMiB {
-		return fmt.Errorf("%w: guest hugepages %s need %d MiB, leaving less than %d MiB of the %d MiB guest RAM; raise the memory or lower the count",
-			ErrInvalidSpec, h, need, MinFreeMiB, memoryMiB)
-	}
-	return nil
-}
-
-// MinFreeMiB is the guest RAM guest hugepages must leave to the kernel,
-// init and test.
-const MinFreeMiB = 64
+// Hugepages is a guest hugepage reservation (package vmspec owns its
+// syntax and checks).
+type Hugepages = vmspec.Hugepages

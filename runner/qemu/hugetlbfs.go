@@ -28,7 +28,7 @@ type HostHugepages struct {
 // HostPages1G) with at least memoryMiB of free pages in its pool. The error
 // wraps ErrNoHostHugepages and says how to set the host up.
 func (h HostHugepages) Find(size string, memoryMiB int) (string, error) {
-	pageMiB := hostPageMiB[size]
+	pageMiB := hostPageMiB(size)
 	if pageMiB < 2 {
 		return "", fmt.Errorf("%w: host page size %q is not a hugepage size (2M, 1G)", ErrInvalidSpec, size)
 	}

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
-	"strings"
+
+	"github.com/rules-go-vm/rules_go_vm/vmspec"
 )
 
 // Transport is how the guest's streams reach the host.
@@ -38,12 +38,9 @@ func ParseTransport(s string) (Transport, error) {
 	if s == "" {
 		return Auto, nil
 	}
-	if !slices.Contains(Transports, Transport(s)) {
-		names := make([]string, len(Transports))
-		for i, t := range Transports {
-			names[i] = string(t)
-		}
-		return "", fmt.Errorf("%w %q: want one of %s", ErrTransport, s, strings.Join(names, ", "))
+	var shape vmspec.Shape
+	if err := shape.Set("transport", s); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrTransport, err)
 	}
 	return Transport(s), nil
 }

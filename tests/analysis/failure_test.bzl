@@ -2,6 +2,7 @@
 
 load("@bazel_skylib//lib:unittest.bzl", "analysistest", "asserts")
 load("//rules:defs.bzl", "go_vm_test")
+load("//rules/private:providers.bzl", "VmTestInfo")
 
 def _failure_test_impl(ctx):
     env = analysistest.begin(ctx)
@@ -47,3 +48,33 @@ def go_vm_test_failure(name, message, riscv64 = False, **attrs):
         message = message,
         target_under_test = ":" + name + "_subject",
     )
+
+def _success_test_impl(ctx):
+    env = analysistest.begin(ctx)
+    target = analysistest.target_under_test(env)
+    asserts.true(env, VmTestInfo in target, "the go_vm_test analysed without a VmTestInfo")
+    return analysistest.end(env)
+
+success_test = analysistest.make(_success_test_impl)
+
+def spec_case_tests(cases):
+    """One analysis test per VM spec case (vmspec/vmspectest, via spec_cases.bzl).
+
+    A valid case must analyse; an invalid one must fail with the case's "FIELD: MESSAGE",
+    the words Gazelle and invm use for the same mistake.
+
+    Args:
+      cases: SPEC_CASES.
+    """
+    for case in cases:
+        name = "spec_" + case["name"] + "_test"
+        if case["error"]:
+            go_vm_test_failure(name = name, message = case["error"], **case["attrs"])
+            continue
+        go_vm_test(
+            name = name + "_subject",
+            srcs = ["//tests/hello:hello_test.go"],
+            tags = ["manual"],
+            **case["attrs"]
+        )
+        success_test(name = name, target_under_test = ":" + name + "_subject")

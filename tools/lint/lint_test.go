@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rules-go-vm/rules_go_vm/vmspec/specgen"
 )
 
 // workspace finds the source tree: through the MODULE.bazel runfile under
@@ -135,5 +137,26 @@ func TestGazelleNoDrift(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 && bytes.Contains(out, []byte("\n+")) {
 		t.Errorf("BUILD files differ from what gazelle generates; run `tools/bazel run //:gazelle` and commit:\n%s", out)
+	}
+}
+
+// TestGeneratedSpec: the Starlark files generated from package vmspec
+// (rules/private/spec.bzl, tests/analysis/spec_cases.bzl) are what `go run
+// ./vmspec/cmd/specgen` writes now, so the rule's limits and messages never
+// drift from the Go ones.
+func TestGeneratedSpec(t *testing.T) {
+	ws := workspace(t)
+	for path, render := range specgen.Files {
+		want, err := render()
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		got, err := os.ReadFile(filepath.Join(ws, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s is stale: run `go run ./vmspec/cmd/specgen` and commit the result", path)
+		}
 	}
 }

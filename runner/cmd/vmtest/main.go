@@ -43,7 +43,7 @@ import (
 
 	"github.com/rules-go-vm/rules_go_vm/runner"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
-	"github.com/rules-go-vm/rules_go_vm/runner/vmspec"
+	"github.com/rules-go-vm/rules_go_vm/vmspec"
 )
 
 // guestRunfiles is where the test layer puts the runfiles tree in the guest.
@@ -117,7 +117,7 @@ func options(args []string, getenv func(string) string) (runner.Options, error) 
 	if *runfiles == "" || *specPath == "" {
 		return runner.Options{}, fmt.Errorf("%w: -runfiles and -spec are required", runner.ErrInvalidOptions)
 	}
-	spec, err := vmspec.Read(*specPath)
+	spec, shape, err := vmspec.Read(*specPath)
 	if err != nil {
 		return runner.Options{}, fmt.Errorf("%w: %w", runner.ErrInvalidOptions, err)
 	}
@@ -129,9 +129,6 @@ func options(args []string, getenv func(string) string) (runner.Options, error) 
 		Arch:          qemu.Arch(spec.Arch),
 		Kernel:        rf(spec.Kernel),
 		BaseLayerFile: rf(spec.Layers[0]),
-		MemoryMiB:     spec.MemoryMiB,
-		CPUs:          spec.CPUs,
-		ExtraCmdline:  spec.Cmdline,
 		QEMU:          getenv("INVM_QEMU"),
 		Verbose:       getenv("INVM_VERBOSE") != "",
 	}
@@ -141,19 +138,12 @@ func options(args []string, getenv func(string) string) (runner.Options, error) 
 	for _, l := range spec.Layers[1:] {
 		o.ExtraLayers = append(o.ExtraLayers, rf(l))
 	}
-	// Bazel's timeout was raised for TCG (go_vm_test's tcg_timeout_scale):
-	// under KVM the runner narrows -test.timeout back to the nominal one.
-	o.TCGTimeoutScale = spec.TimeoutScaleTCG
-	if spec.Accel != "auto" {
-		o.Accel = spec.Accel
-	}
-	// VM shape. The MACs derive from the target's label (stable per test).
-	o.Backend, o.NICs, o.HostPages, o.IOMMU = spec.Backend, spec.NICs, spec.HostPages, spec.IOMMU
-	o.MgmtNIC = spec.MgmtNIC
+	// The VM shape, resolved by package vmspec. Bazel's timeout was raised
+	// for TCG (tcg_timeout_scale): under KVM the runner narrows
+	// -test.timeout back to the nominal one. The MACs derive from the
+	// target's label (stable per test).
+	o.SetShape(shape)
 	o.NICSeed = getenv("TEST_TARGET")
-	if h := spec.GuestHugepages; h != nil {
-		o.GuestHugepages = qemu.Hugepages{Size: h.Size, Count: h.Count}
-	}
 	names := make([]string, 0, len(spec.Env))
 	for k := range spec.Env {
 		names = append(names, k)
@@ -186,7 +176,6 @@ func options(args []string, getenv func(string) string) (runner.Options, error) 
 		o.ConsoleLog = filepath.Join(out, "console.log")
 		o.OutputsDir = out
 	}
-	o.Transport = spec.Transport
 	if *debug {
 		// `bazel run //pkg:name.debug`: watch the boot, run the test, then
 		// stay in the same VM with a shell (busybox) until it exits.

@@ -46,10 +46,10 @@ func writeSpec(t *testing.T, spec string) (runfiles, specPath string) {
 	return runfiles, specPath
 }
 
-const goodSpec = `{"arch":"x86_64","backend":"qemu","accel":"auto","kernel":"_main/k/vmlinux",
-"layers":["_main/base.cpio","_main/t.cpio"],"memory_mib":512,"cpus":2,"nics":[],"host_pages":"4k",
-"guest_hugepages":null,"iommu":false,"cmdline":["quiet"],"env":{"B":"2","A":"1"},"args":["-test.v"],
-"test":"/invm/runfiles/_main/pkg/x_test","workdir":"/invm/runfiles/_main/pkg","timeout_scale_tcg":1}`
+const goodSpec = `{"arch":"x86_64","kernel":"_main/k/vmlinux","layers":["_main/base.cpio","_main/t.cpio"],
+"shape":{"accel":"auto","backend":"qemu","memory":"512M","cpus":"2","nics":[],"host_pages":"4k","guest_hugepages":"",
+"iommu":"false","cmdline":["quiet"],"tcg_timeout_scale":"1","transport":"auto","mgmt_nic":""},
+"env":{"B":"2","A":"1"},"args":["-test.v"],"test":"/invm/runfiles/_main/pkg/x_test","workdir":"/invm/runfiles/_main/pkg"}`
 
 func TestOptions(t *testing.T) {
 	rf, spec := writeSpec(t, goodSpec)
@@ -92,8 +92,8 @@ func TestOptions(t *testing.T) {
 
 // TestOptionsShape checks the VM shape fields reach the runner options.
 func TestOptionsShape(t *testing.T) {
-	shaped := strings.NewReplacer(`"nics":[]`, `"nics":["e1000","virtio_net"],"mgmt_nic":"virtio_net"`, `"iommu":false`, `"iommu":true`,
-		`"guest_hugepages":null`, `"guest_hugepages":{"size":"2M","count":16}`, `"host_pages":"4k"`, `"host_pages":"2M"`).Replace(goodSpec)
+	shaped := strings.NewReplacer(`"nics":[]`, `"nics":["e1000","virtio_net"]`, `"mgmt_nic":""`, `"mgmt_nic":"virtio_net"`, `"iommu":"false"`, `"iommu":"true"`,
+		`"guest_hugepages":""`, `"guest_hugepages":"2M:16"`, `"host_pages":"4k"`, `"host_pages":"2M"`).Replace(goodSpec)
 	rf, spec := writeSpec(t, shaped)
 	o, err := options([]string{"-runfiles", rf, "-spec", spec}, func(k string) string {
 		return map[string]string{"TEST_TARGET": "//pkg:x_test"}[k]
@@ -129,9 +129,9 @@ func TestOptionsDebug(t *testing.T) {
 }
 
 func TestOptionsErrors(t *testing.T) {
-	rf, spec := writeSpec(t, strings.Replace(goodSpec, `"cpus":2`, `"cpus":0`, 1))
+	rf, spec := writeSpec(t, strings.Replace(goodSpec, `"cpus":"2"`, `"cpus":"0"`, 1))
 	if _, err := options([]string{"-runfiles", rf, "-spec", spec}, func(string) string { return "" }); err == nil ||
-		!strings.Contains(err.Error(), "cpus") {
+		!strings.Contains(err.Error(), `cpus: "0" is not a whole number from 1 to 64`) {
 		t.Errorf("cpus 0: got %v", err)
 	}
 	if _, err := options(nil, func(string) string { return "" }); err == nil {

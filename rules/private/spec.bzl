@@ -1,0 +1,67 @@
+"""The VM spec for Starlark: names, allowed values, limits, defaults, docs and messages (package vmspec)."""
+
+# Generated from package vmspec by `go run ./vmspec/cmd/specgen`: do not edit.
+
+ARCHES = ["x86_64", "aarch64"]
+
+BACKENDS = ["qemu"]
+
+ACCELS = ["auto", "kvm", "tcg"]
+
+NIC_MODELS = ["virtio_net", "e1000", "e1000e"]
+
+HOST_PAGE_SIZES = ["4k", "2M", "1G"]
+
+HUGEPAGE_SIZES = ["2M", "1G"]
+
+TRANSPORTS = ["auto", "vhost-vsock", "vhost-user-vsock", "virtio-serial"]
+
+MIN_MEMORY_MIB = 64
+
+MAX_MEMORY_MIB = 1048576
+
+MIN_CPUS = 1
+
+MAX_CPUS = 64
+
+MAX_NICS = 8
+
+HUGEPAGE_MARGIN_MIB = 64
+
+MIN_TCG_TIMEOUT_SCALE = 1
+
+MAX_TCG_TIMEOUT_SCALE = 1000
+
+MESSAGE_SIZE = "\"%s\" is not a size; write a whole number with K, M or G, e.g. 512M"
+
+MESSAGE_WHOLE_MIB = "\"%s\" is not a whole number of MiB"
+
+MESSAGE_MEMORY_RANGE = "\"%s\" is out of range; give %dM to %dG"
+
+MESSAGE_ONE_OF = "\"%s\" is not allowed; use one of %s"
+
+MESSAGE_INT_RANGE = "\"%s\" is not a whole number from %d to %d"
+
+MESSAGE_NIC_COUNT = "%d NICs; at most %d"
+
+MESSAGE_HUGEPAGES = "\"%s\": write SIZE:COUNT with SIZE 2M or 1G and COUNT > 0, e.g. 2M:64"
+
+MESSAGE_HUGEPAGES_FIT = "\"%s\" needs %s MiB, leaving less than %d MiB of memory \"%s\"; raise memory or lower the count"
+
+MESSAGE_HOST_PAGE_ALIGN = "\"%s\" is not a multiple of host_pages \"%s\""
+
+# Each field: its attribute type, default (text form) and doc.
+FIELDS = {
+    "accel": {"default": "auto", "doc": "Accelerator: \"auto\" (KVM only after a canary boot proves it works, else TCG), \"kvm\" or \"tcg\".", "kind": "string"},
+    "backend": {"default": "qemu", "doc": "VMM: \"qemu\" (cloud-hypervisor is planned).", "kind": "string"},
+    "cmdline": {"default": "", "doc": "Extra kernel command-line parameters (space-separated as a directive or flag).", "kind": "string_list"},
+    "cpus": {"default": "1", "doc": "Guest vCPUs (1 to 64).", "kind": "int"},
+    "guest_hugepages": {"default": "", "doc": "Guest hugepages as SIZE:COUNT, SIZE 2M or 1G, e.g. \"2M:64\", reserved at boot and mounted at /dev/hugepages-SIZE; empty for none. Must leave 64 MiB of memory.", "kind": "string"},
+    "host_pages": {"default": "4k", "doc": "Host page backing of guest RAM: \"4k\" (memfd), \"2M\" or \"1G\" (host hugetlbfs); memory must be a multiple of it.", "kind": "string"},
+    "iommu": {"default": "false", "doc": "Give the guest a virtual IOMMU (intel-iommu on x86_64, SMMUv3 on aarch64); without one, NICs use VFIO's no-IOMMU mode.", "kind": "bool"},
+    "memory": {"default": "256M", "doc": "Guest RAM, a whole number of MiB written with K, M or G, e.g. \"256M\" or \"1G\" (64M to 1024G).", "kind": "string"},
+    "mgmt_nic": {"default": "", "doc": "A management NIC next to the nics: its model (\"virtio_net\", \"e1000\", \"e1000e\"), empty for none. It is at PCI address 0000:00:0f.0, alone on its own QEMU hub (no host network, ever), with a deterministic MAC ending in ff; the guest finds it with invm.MgmtNIC() ($INVM_MGMT_NIC). Makes an x86_64 guest a q35 machine.", "kind": "string"},
+    "nics": {"default": "", "doc": "NIC models, one NIC each, in PCI order from 0000:00:10.0 (at most 8; comma-separated as a directive or flag): \"virtio_net\", \"e1000\", \"e1000e\".", "kind": "string_list"},
+    "tcg_timeout_scale": {"default": "3", "doc": "How much slower the test may be under TCG than under KVM. go_vm_test raises Bazel's timeout category so it holds the nominal timeout (from `timeout` or `size`) times this factor; when the runner gets KVM, the guest test's own -test.timeout is the nominal one again.", "kind": "int"},
+    "transport": {"default": "auto", "doc": "Host<->guest transport of the test's streams: \"auto\" (kernel vhost-vsock when /dev/vhost-vsock is usable, else the vhost-device-vsock daemon, else virtio-serial), \"vhost-vsock\", \"vhost-user-vsock\" or \"virtio-serial\" (one connection for every stream; for guest kernels without vsock). The test log says which one and why.", "kind": "string"},
+}
