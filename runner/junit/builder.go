@@ -85,10 +85,11 @@ type testCase struct {
 	hasElapsed bool
 }
 
-// tail is the end of a testcase's output: a ring of at most max bytes.
+// tail is the end of a testcase's output: a ring of at most lim.output
+// bytes.
 type tail struct {
 	buf  []byte
-	head int // the oldest byte, once len(buf) == max
+	head int // the oldest byte, once the ring is full
 	links
 }
 
@@ -389,23 +390,23 @@ func (b *Builder) release(c *testCase) {
 	c.out = nil
 }
 
-// write appends s, keeping the last max bytes; it returns how many bytes
+// write appends s, keeping the last limit bytes; it returns how many bytes
 // it dropped (of s or of what it kept).
-func (t *tail) write(s string, max int) int {
-	if len(s) >= max {
-		dropped := len(t.buf) + len(s) - max
-		t.grow(max, max)
-		t.buf = append(t.buf[:0], s[len(s)-max:]...)
+func (t *tail) write(s string, limit int) int {
+	if len(s) >= limit {
+		dropped := len(t.buf) + len(s) - limit
+		t.grow(limit, limit)
+		t.buf = append(t.buf[:0], s[len(s)-limit:]...)
 		t.head = 0
 		return dropped
 	}
-	if n := len(t.buf) + len(s); n <= max {
-		t.grow(n, max)
+	if n := len(t.buf) + len(s); n <= limit {
+		t.grow(n, limit)
 		t.buf = append(t.buf, s...)
 		return 0
 	}
-	if k := max - len(t.buf); k > 0 { // fill up, then go round
-		t.grow(max, max)
+	if k := limit - len(t.buf); k > 0 { // fill up, then go round
+		t.grow(limit, limit)
 		t.buf = append(t.buf, s[:k]...)
 		s = s[k:]
 	}
@@ -413,17 +414,17 @@ func (t *tail) write(s string, max int) int {
 	for len(s) > 0 {
 		k := copy(t.buf[t.head:], s)
 		s = s[k:]
-		t.head = (t.head + k) % max
+		t.head = (t.head + k) % limit
 	}
 	return dropped
 }
 
-// grow makes room for n bytes, doubling up to max.
-func (t *tail) grow(n, max int) {
+// grow makes room for n bytes, doubling up to limit.
+func (t *tail) grow(n, limit int) {
 	if n <= cap(t.buf) {
 		return
 	}
-	buf := make([]byte, len(t.buf), min(max, 2*cap(t.buf), n))
+	buf := make([]byte, len(t.buf), min(limit, max(2*cap(t.buf), n)))
 	copy(buf, t.buf)
 	t.buf = buf
 }

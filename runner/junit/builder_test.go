@@ -22,7 +22,7 @@ func feed(t *testing.T, b *Builder, out string) {
 }
 
 func TestTail(t *testing.T) {
-	const max = 8
+	const size = 8
 	for _, tc := range []struct {
 		writes  []string
 		want    string
@@ -39,14 +39,30 @@ func TestTail(t *testing.T) {
 		var tl tail
 		dropped := 0
 		for _, w := range tc.writes {
-			dropped += tl.write(w, max)
-			if cap(tl.buf) > max {
-				t.Errorf("%q: buffer of %d bytes, max %d", tc.writes, cap(tl.buf), max)
+			dropped += tl.write(w, size)
+			if cap(tl.buf) > size {
+				t.Errorf("%q: buffer of %d bytes, limit %d", tc.writes, cap(tl.buf), size)
 			}
 		}
 		if got := tl.String(); got != tc.want || dropped != tc.dropped {
 			t.Errorf("%q: kept %q, dropped %d; want %q, %d", tc.writes, got, dropped, tc.want, tc.dropped)
 		}
+	}
+}
+
+// A tail written a byte at a time grows by doubling, up to its limit.
+func TestTailGrowth(t *testing.T) {
+	const size = 1000
+	var tl tail
+	grown, last := 0, 0
+	for range 2 * size {
+		tl.write("x", size)
+		if c := cap(tl.buf); c != last {
+			grown, last = grown+1, c
+		}
+	}
+	if last != size || grown > 11 {
+		t.Errorf("buffer grew %d times to %d bytes; want at most 11 times, to %d", grown, last, size)
 	}
 }
 
