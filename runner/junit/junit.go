@@ -5,28 +5,41 @@
 // <failure message="Failed">, <skipped message="Skipped"> and <error> for a
 // test interrupted by its own -test.timeout, each holding the test's output.
 //
-// Unlike rules_go's, it also reports runs that ended abnormally (guest
-// kernel panic, QEMU death, a missing verdict, a host timeout): with an
-// Abort, every test that started but never finished becomes a failure
-// carrying the abort's reason and detail (the console tail), and when no
-// test could be blamed, one testcase named after the target reports it, so
-// a failed run never leaves an XML file that reads as a pass.
+// It does two things rules_go's bzltestutil cannot.
+//
+// It reports runs that ended abnormally (guest kernel panic, QEMU death, a
+// missing verdict, a host timeout): with an Abort, every test that started
+// but never finished becomes a failure carrying the abort's reason and
+// detail (the console tail), and when no test could be blamed, one testcase
+// named after the target reports it, so a failed run never leaves an XML
+// file that reads as a pass.
+//
+// Its memory is bounded whatever the test prints (bzltestutil buffers the
+// whole test2json stream, then every test's whole output): a Builder takes
+// the events as they come and keeps, per testcase, its state and timing but
+// only the end of its output (MaxOutput); at most MaxTotalOutput of output
+// over all testcases (a passed test's goes at once: a pass shows none); and
+// at most MaxCases testcases (MaxNameBytes of names), the others counted in
+// one testcase that says so. A body that lost output starts with a note
+// saying how many bytes it lost and where the full output is
+// ("[rules_go_vm: 1234 bytes of earlier output dropped; full output in
+// test.log]"). WriteXML writes the document one testcase at a time.
 package junit
 
 import (
+	"cmp"
 	"encoding/xml"
 	"fmt"
 	"io"
+	"iter"
 	"path"
-	"sort"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/rules-go-vm/rules_go_vm/runner/testjson"
 )
-
-// MaxOutput caps the output kept per testcase (its end is kept).
-const MaxOutput = 256 << 10
 
 // Suites is the document: <testsuites>.
 type Suites struct {
@@ -81,158 +94,170 @@ type Options struct {
 	Target string
 	// Abort, when set, says the run ended abnormally.
 	Abort *Abort
-}
-
-const timeoutPanic = "panic: test timed out after "
-
-type testCase struct {
-	state    string // run, pass, fail, skip, interrupt
-	output   strings.Builder
-	elapsed  *float64
-	start    time.Time
-	end      time.Time
-	timedOut bool
+	// FullOutput says where the complete output is (e.g. "test.log"), for
+	// the note in bodies that lost some; empty leaves it unsaid.
+	FullOutput string
 }
 
 // Build makes the document from the events of one test binary run.
 func Build(events []testjson.Event, o Options) *Suites {
-	cases := map[string]*testCase{}
-	get := func(name string) *testCase {
-		c := cases[name]
-		if c == nil {
-			c = &testCase{}
-			cases[name] = c
-		}
-		return c
-	}
-	var pkgOutput strings.Builder
-	inTimeout, inRunning := false, false
+	b := NewBuilder()
 	for _, e := range events {
-		switch e.Action {
-		case testjson.ActionRun:
-			if e.Test != "" {
-				c := get(e.Test)
-				c.state, c.start = e.Action, e.Time
-			}
-		case testjson.ActionPass, testjson.ActionFail, testjson.ActionSkip:
-			if e.Test != "" {
-				c := get(e.Test)
-				c.state, c.elapsed, c.end = e.Action, e.Elapsed, e.Time
-				if e.Action == testjson.ActionSkip {
-					c.output.WriteString(e.Output)
-				}
-			}
-		case testjson.ActionOutput:
-			// "panic: test timed out after 1s" then "running tests:" and
-			// one "\t\tTestX (1s)" line per test still running.
-			text := strings.TrimSpace(e.Output)
-			if strings.HasPrefix(text, timeoutPanic) {
-				inTimeout = true
-			} else if inTimeout && text == "running tests:" {
-				inRunning = true
-			} else if inRunning {
-				name, dur, ok := runningTest(text)
-				if !ok {
-					inTimeout, inRunning = false, false
-				} else if c := cases[name]; c != nil {
-					c.state, c.timedOut = "interrupt", true
-					secs := dur.Seconds()
-					c.elapsed = &secs
-				}
-			}
-			if e.Test != "" {
-				c := get(e.Test)
-				c.output.WriteString(e.Output)
-				c.end = e.Time
-			} else {
-				pkgOutput.WriteString(e.Output)
-			}
-		}
+		b.Add(e)
 	}
-	return toXML(cases, pkgOutput.String(), o)
+	return b.Doc(o)
 }
 
-// runningTest parses "TestX/sub (2s)".
-func runningTest(text string) (string, time.Duration, bool) {
-	f := strings.Fields(text)
-	if len(f) != 2 || !strings.HasPrefix(f[1], "(") || !strings.HasSuffix(f[1], ")") {
-		return "", 0, false
-	}
-	d, err := time.ParseDuration(f[1][1 : len(f[1])-1])
-	return f[0], d, err == nil
-}
-
-func toXML(cases map[string]*testCase, pkgOutput string, o Options) *Suites {
-	names := make([]string, 0, len(cases))
-	for n := range cases {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	classname := path.Base(o.Package)
+// Doc returns the whole document. It holds every body at once: WriteXML
+// writes the same in less memory.
+func (b *Builder) Doc(o Options) *Suites {
 	doc := &Suites{}
-	index := map[string]int{}
-	blamed := false
-	for _, name := range names {
-		c := cases[name]
-		top, _, _ := strings.Cut(name, "/")
-		i, ok := index[top]
-		if !ok {
-			i = len(doc.Suites)
-			index[top] = i
-			doc.Suites = append(doc.Suites, Suite{Name: o.Package + "." + top, Time: "0.000"})
+	for s, cases := range b.suites(o) {
+		for c := range cases {
+			s.Cases = append(s.Cases, c)
 		}
-		s := &doc.Suites[i]
-		tc := Case{Classname: classname, Name: name, Time: seconds(c.elapsed)}
-		if name == top {
-			d := 0.0
-			if c.elapsed != nil {
-				d = *c.elapsed
-			}
-			if !c.start.IsZero() && c.end.After(c.start) {
-				d = max(d, c.end.Sub(c.start).Seconds()) // parallel subtests
-			}
-			s.Time = fmt.Sprintf("%.3f", d)
-		}
-		out := tail(c.output.String())
-		switch c.state {
-		case testjson.ActionPass:
-		case testjson.ActionSkip:
-			s.Skipped++
-			tc.Skipped = &Message{Message: "Skipped", Contents: out}
-		case testjson.ActionFail:
-			s.Failures++
-			blamed = true
-			tc.Failure = &Message{Message: "Failed", Contents: out}
-		case "interrupt":
-			s.Errors++
-			blamed = true
-			tc.Error = &Message{Message: "Interrupted", Contents: out}
-		default: // started, never finished
-			blamed = true
-			if o.Abort != nil {
-				s.Failures++
-				tc.Failure = &Message{Message: "Interrupted: " + o.Abort.Reason, Contents: tail(out + detail(o.Abort))}
-			} else {
-				s.Errors++
-				tc.Error = &Message{Message: "No pass/skip/fail event found for test", Contents: out}
-			}
-		}
-		s.Tests++
-		s.Cases = append(s.Cases, tc)
-	}
-	if o.Abort != nil && !blamed {
-		name := o.Target
-		if name == "" {
-			name = classname
-		}
-		doc.Suites = append(doc.Suites, Suite{
-			Name: o.Package, Tests: 1, Failures: 1, Time: "0.000",
-			Cases: []Case{{Classname: classname, Name: name, Time: "0.000", Failure: &Message{
-				Message: o.Abort.Reason, Contents: tail(pkgOutput + detail(o.Abort)),
-			}}},
-		})
+		doc.Suites = append(doc.Suites, s)
 	}
 	return doc
+}
+
+// WriteXML writes the document as Write would write Doc's, making one
+// testcase at a time.
+func (b *Builder) WriteXML(w io.Writer, o Options) error {
+	return write(w, b.suites(o))
+}
+
+func topOf(name string) string {
+	top, _, _ := strings.Cut(name, "/")
+	return top
+}
+
+// suites yields the document's suites in order, each with its counts and
+// time but no testcases: ranging over the second value makes them.
+func (b *Builder) suites(o Options) iter.Seq2[Suite, iter.Seq[Case]] {
+	return func(yield func(Suite, iter.Seq[Case]) bool) {
+		names := make([]string, 0, len(b.cases))
+		for n := range b.cases {
+			names = append(names, n)
+		}
+		slices.SortFunc(names, func(x, y string) int {
+			return cmp.Or(strings.Compare(topOf(x), topOf(y)), strings.Compare(x, y))
+		})
+		classname := path.Base(o.Package)
+		blamed := false
+		for len(names) > 0 {
+			top := topOf(names[0])
+			n := 1
+			for n < len(names) && topOf(names[n]) == top {
+				n++
+			}
+			group := names[:n]
+			names = names[n:]
+			s := Suite{Name: o.Package + "." + top, Time: "0.000"}
+			for _, name := range group {
+				c := b.cases[name]
+				s.Tests++
+				switch c.state {
+				case statePass:
+				case stateSkip:
+					s.Skipped++
+				case stateFail:
+					s.Failures++
+					blamed = true
+				case stateInterrupt:
+					s.Errors++
+					blamed = true
+				default:
+					blamed = true
+					if o.Abort != nil {
+						s.Failures++
+					} else {
+						s.Errors++
+					}
+				}
+				if name == top {
+					d := 0.0
+					if c.hasElapsed {
+						d = c.elapsed
+					}
+					if c.start != 0 && c.end > c.start {
+						d = max(d, float64(c.end-c.start)/float64(time.Second)) // parallel subtests
+					}
+					s.Time = fmt.Sprintf("%.3f", d)
+				}
+			}
+			cases := func(yield func(Case) bool) {
+				for _, name := range group {
+					if !yield(b.testcase(name, classname, o)) {
+						return
+					}
+				}
+			}
+			if !yield(s, cases) {
+				return
+			}
+		}
+		// The target's own suite: the tests past MaxCases, and an abort no
+		// test was blamed for.
+		var own []Case
+		if u := b.over; u.started > 0 {
+			c := Case{Classname: classname, Name: fmt.Sprintf(UnlistedName, u.started), Time: "0.000"}
+			if u.failed > 0 || u.unfinished() > 0 {
+				blamed = true
+				msg := &Message{Message: fmt.Sprintf("%d tests past the limit of %d testcases not listed: %d passed, %d failed, %d skipped, %d unfinished; %d bytes of their output dropped",
+					u.started, b.lim.cases, u.passed, u.failed, u.skipped, u.unfinished(), u.dropped)}
+				if u.unfinished() > 0 && o.Abort != nil {
+					msg.Message = "Interrupted: " + o.Abort.Reason + "; " + msg.Message
+					msg.Contents = detail(o.Abort)
+				}
+				c.Failure = msg
+			}
+			own = append(own, c)
+		}
+		if o.Abort != nil && !blamed {
+			name := o.Target
+			if name == "" {
+				name = classname
+			}
+			own = append(own, Case{Classname: classname, Name: name, Time: "0.000", Failure: &Message{
+				Message: o.Abort.Reason, Contents: b.body(&b.pkg, detail(o.Abort), o),
+			}})
+		}
+		if len(own) > 0 {
+			s := Suite{Name: o.Package, Tests: len(own), Time: "0.000"}
+			for _, c := range own {
+				if c.Failure != nil {
+					s.Failures++
+				}
+			}
+			yield(s, slices.Values(own))
+		}
+	}
+}
+
+// testcase makes the <testcase> of a listed test.
+func (b *Builder) testcase(name, classname string, o Options) Case {
+	c := b.cases[name]
+	tc := Case{Classname: classname, Name: name, Time: "0.000"}
+	if c.hasElapsed {
+		tc.Time = fmt.Sprintf("%.3f", c.elapsed)
+	}
+	switch c.state {
+	case statePass:
+	case stateSkip:
+		tc.Skipped = &Message{Message: "Skipped", Contents: b.body(c, "", o)}
+	case stateFail:
+		tc.Failure = &Message{Message: "Failed", Contents: b.body(c, "", o)}
+	case stateInterrupt:
+		tc.Error = &Message{Message: "Interrupted", Contents: b.body(c, "", o)}
+	default: // started, never finished
+		if o.Abort != nil {
+			tc.Failure = &Message{Message: "Interrupted: " + o.Abort.Reason, Contents: b.body(c, detail(o.Abort), o)}
+		} else {
+			tc.Error = &Message{Message: "No pass/skip/fail event found for test", Contents: b.body(c, "", o)}
+		}
+	}
+	return tc
 }
 
 func detail(a *Abort) string {
@@ -243,26 +268,67 @@ func detail(a *Abort) string {
 	return s
 }
 
-func seconds(p *float64) string {
-	if p == nil {
-		return "0.000"
-	}
-	return fmt.Sprintf("%.3f", *p)
-}
-
-func tail(s string) string {
-	if len(s) <= MaxOutput {
-		return s
-	}
-	return "[... output cut ...]\n" + s[len(s)-MaxOutput:]
-}
-
 // Write writes doc as indented XML with the XML header.
 func Write(w io.Writer, doc *Suites) error {
-	b, err := xml.MarshalIndent(doc, "", "\t")
-	if err != nil {
+	return write(w, func(yield func(Suite, iter.Seq[Case]) bool) {
+		for _, s := range doc.Suites {
+			cases := s.Cases
+			s.Cases = nil
+			if !yield(s, slices.Values(cases)) {
+				return
+			}
+		}
+	})
+}
+
+// write writes the suites as xml.MarshalIndent(doc, "", "\t") would, one
+// testcase at a time.
+func write(w io.Writer, suites iter.Seq2[Suite, iter.Seq[Case]]) error {
+	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(w, "%s%s\n", xml.Header, b)
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "\t")
+	root := xml.StartElement{Name: xml.Name{Local: "testsuites"}}
+	testcase := xml.StartElement{Name: xml.Name{Local: "testcase"}}
+	err := enc.EncodeToken(root)
+	for s, cases := range suites {
+		if err != nil {
+			break
+		}
+		start := suiteElement(s)
+		err = enc.EncodeToken(start)
+		for c := range cases {
+			if err != nil {
+				break
+			}
+			err = enc.EncodeElement(c, testcase)
+		}
+		if err == nil {
+			err = enc.EncodeToken(start.End())
+		}
+	}
+	if err == nil {
+		err = enc.EncodeToken(root.End())
+	}
+	if err == nil {
+		err = enc.Flush()
+	}
+	if err == nil {
+		_, err = io.WriteString(w, "\n")
+	}
 	return err
+}
+
+// suiteElement is the start tag of s, with Suite's attributes in order.
+func suiteElement(s Suite) xml.StartElement {
+	attr := func(name, value string) xml.Attr { return xml.Attr{Name: xml.Name{Local: name}, Value: value} }
+	return xml.StartElement{Name: xml.Name{Local: "testsuite"}, Attr: []xml.Attr{
+		attr("name", s.Name),
+		attr("tests", strconv.Itoa(s.Tests)),
+		attr("failures", strconv.Itoa(s.Failures)),
+		attr("errors", strconv.Itoa(s.Errors)),
+		attr("skipped", strconv.Itoa(s.Skipped)),
+		attr("time", s.Time),
+	}}
 }

@@ -130,7 +130,7 @@ func TestInvalidXMLCharactersAndLongOutput(t *testing.T) {
 	if err := xml.Unmarshal(buf.Bytes(), &back); err != nil {
 		t.Fatalf("not XML: %v", err)
 	}
-	if c := back.Suites[0].Cases[0].Failure.Contents; len(c) > MaxOutput+100 || !strings.HasPrefix(c, "[... output cut ...]") {
+	if c := back.Suites[0].Cases[0].Failure.Contents; len(c) > MaxOutput+100 || !strings.HasPrefix(c, "[rules_go_vm: 51 bytes of earlier output dropped]\n") {
 		t.Errorf("output not cut to its tail: %d bytes", len(c))
 	}
 }

@@ -22,7 +22,9 @@
 //
 // Once one marked framing line was seen, unmarked look-alikes are treated as
 // plain output (a test printing "--- FAIL: x" does not fool it). Lines longer
-// than MaxLine are passed on as several output events.
+// than MaxLine are passed on as several output events, as `go tool
+// test2json` does (so the events match go test -json's): a Converter holds
+// at most MaxLine bytes per stream, whatever the test prints.
 package testjson
 
 import (

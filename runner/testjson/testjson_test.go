@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -223,5 +225,57 @@ func TestTimestampsAndPackage(t *testing.T) {
 	want := `{"Time":"2026-01-02T03:04:05Z","Action":"pass","Package":"pkg/x","Test":"TestA","Elapsed":1.25}`
 	if !strings.Contains(buf.String(), want+"\n") {
 		t.Errorf("JSON lines lack %s:\n%s", want, buf.String())
+	}
+}
+
+// floodChunk is the size of the writes in TestFloodKeepsNoLine: the guest's
+// output frames (protocol.MaxChunk).
+const floodChunk = 32 << 10
+
+// Whatever a test prints, a stream holds at most one MaxLine of it, and
+// every output event is at most MaxLine long.
+func TestFloodKeepsNoLine(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		size int
+		gen  func(i int) byte
+	}{
+		{"no newline", 64 << 20, func(int) byte { return 'z' }},
+		{"1 MiB lines", 64 << 20, func(i int) byte { return "\nl"[min(1, (i+1)%(1<<20))] }},
+		{"markers only", 4 << 20, func(int) byte { return Marker }},
+		{"framing-looking line without end", 16 << 20, func(i int) byte { return "\x16=== RUN   T"[min(i, 11)] }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			events, longest := 0, 0
+			c := New(Options{Emit: func(e Event) {
+				events++
+				longest = max(longest, len(e.Output))
+			}})
+			s := c.Stream(io.Discard).(*stream)
+			chunk := make([]byte, floodChunk)
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			for n := 0; n < tc.size; n += len(chunk) {
+				for i := range chunk {
+					chunk[i] = tc.gen(n + i)
+				}
+				if _, err := s.Write(chunk); err != nil {
+					t.Fatal(err)
+				}
+				if cap(s.buf) > MaxLine {
+					t.Fatalf("after %d bytes, the stream holds a %d-byte buffer (MaxLine %d)", n, cap(s.buf), MaxLine)
+				}
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			c.Close()
+			if longest > MaxLine || events < tc.size/MaxLine {
+				t.Errorf("%d events, the longest output %d bytes (MaxLine %d)", events, longest, MaxLine)
+			}
+			if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > 1<<20 {
+				t.Errorf("heap grew by %d bytes over %d bytes of output", grown, tc.size)
+			}
+		})
 	}
 }

@@ -144,18 +144,20 @@ func logSummary(w io.Writer, res runner.Result, err error, code int, infra bool)
 	}
 }
 
-// report collects the guest test's test2json events for the XML.
+// report turns the guest test's output into test2json events, written to
+// EventsFile as they come and taken by a junit.Builder, which keeps a
+// bounded part of them for the XML.
 type report struct {
 	conv           *testjson.Converter
 	stdout, stderr io.Writer
-	events         []testjson.Event
+	xml            *junit.Builder
 	jsonFile       *os.File
 	result         string
 	closed         bool
 }
 
 func newReport(b bazel, stdout, stderr io.Writer) *report {
-	r := &report{}
+	r := &report{xml: junit.NewBuilder()}
 	var enc func(testjson.Event)
 	if b.outputs != "" {
 		if f, err := os.Create(filepath.Join(b.outputs, EventsFile)); err == nil {
@@ -163,7 +165,7 @@ func newReport(b bazel, stdout, stderr io.Writer) *report {
 		}
 	}
 	r.conv = testjson.New(testjson.Options{Package: b.packageName(), Now: time.Now, Emit: func(e testjson.Event) {
-		r.events = append(r.events, e)
+		r.xml.Add(e)
 		if enc != nil {
 			enc(e)
 		}
@@ -182,14 +184,24 @@ func (r *report) close() {
 	}
 }
 
+// fullOutput says where the complete output is, for the XML's notes on
+// output it dropped: the test log, and the events file when there is one.
+func (r *report) fullOutput() string {
+	if r.jsonFile != nil {
+		return "test.log and " + EventsFile
+	}
+	return "test.log"
+}
+
 func (r *report) writeXML(b bazel, res runner.Result, err error) error {
 	r.close()
-	doc := junit.Build(r.events, junit.Options{Package: b.packageName(), Target: b.target, Abort: abortOf(res, err, r.result)})
 	f, ferr := os.Create(b.xml)
 	if ferr != nil {
 		return ferr
 	}
-	werr := junit.Write(f, doc)
+	werr := r.xml.WriteXML(f, junit.Options{
+		Package: b.packageName(), Target: b.target, Abort: abortOf(res, err, r.result), FullOutput: r.fullOutput(),
+	})
 	return errors.Join(werr, f.Close())
 }
 

@@ -16,7 +16,9 @@
 //     timings, result) and test.json (test2json events);
 //   - XML_OUTPUT_FILE: JUnit XML (package junit) from the test's output,
 //     which it frames with -test.v=test2json (package testjson); abnormal
-//     ends still give XML that fails;
+//     ends still give XML that fails; built as the output streams in, in
+//     bounded memory whatever the guest prints (the end of each test's
+//     output, junit's limits; test.json and the log keep everything);
 //   - TEST_TIMEOUT: the run's bounds and the guest's -test.timeout, earlier
 //     than Bazel's SIGTERM so goroutine stacks reach the log (timeoutBudget);
 //   - TESTBRIDGE_TEST_ONLY (--test_filter, as -test.run / -test.skip) and
