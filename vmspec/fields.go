@@ -70,7 +70,7 @@ var Fields = []Field{
 		get: func(s Shape) string { return s.Backend },
 	},
 	{
-		Name: "cmdline", Kind: KindStringList, Example: "loglevel=3",
+		Name: "cmdline", Aliases: []string{"append"}, Kind: KindStringList, Example: "loglevel=3",
 		Doc:     "Extra kernel command-line parameters (space-separated as a directive or flag).",
 		set:     func(s *Shape, v string) error { s.Cmdline = strings.Fields(v); return nil },
 		setList: func(s *Shape, items []string) error { s.Cmdline = items; return nil },

@@ -250,6 +250,7 @@ def scaled_timeout(size, timeout, scale):
     seconds = {name: secs for name, secs in _TIMEOUTS}
     if nominal not in seconds:
         fail("timeout = %r; use one of %s" % (timeout, ", ".join([name for name, _ in _TIMEOUTS])))
+
     # A scale below 1 is reported at analysis (validate_spec), with the
     # other attributes' errors; here it only must not break loading.
     want = seconds[nominal] * max(scale, 1)

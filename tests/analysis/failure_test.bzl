@@ -2,7 +2,6 @@
 
 load("@bazel_skylib//lib:unittest.bzl", "analysistest", "asserts")
 load("//rules:defs.bzl", "go_vm_test")
-load("//rules/private:providers.bzl", "VmTestInfo")
 
 def _failure_test_impl(ctx):
     env = analysistest.begin(ctx)
@@ -52,29 +51,30 @@ def go_vm_test_failure(name, message, riscv64 = False, **attrs):
 def _success_test_impl(ctx):
     env = analysistest.begin(ctx)
     target = analysistest.target_under_test(env)
-    asserts.true(env, VmTestInfo in target, "the go_vm_test analysed without a VmTestInfo")
+    asserts.true(env, target[DefaultInfo].files_to_run.executable != None, "the go_vm_test analysed without a launcher")
     return analysistest.end(env)
 
 success_test = analysistest.make(_success_test_impl)
 
-def spec_case_tests(cases):
+def spec_case_tests(name, cases):
     """One analysis test per VM spec case (vmspec/vmspectest, via spec_cases.bzl).
 
     A valid case must analyse; an invalid one must fail with the case's "FIELD: MESSAGE",
     the words Gazelle and invm use for the same mistake.
 
     Args:
+      name: prefix of the tests' names (`<name>_<case>_test`).
       cases: SPEC_CASES.
     """
     for case in cases:
-        name = "spec_" + case["name"] + "_test"
+        test = name + "_" + case["name"] + "_test"
         if case["error"]:
-            go_vm_test_failure(name = name, message = case["error"], **case["attrs"])
+            go_vm_test_failure(name = test, message = case["error"], **case["attrs"])
             continue
         go_vm_test(
-            name = name + "_subject",
+            name = test + "_subject",
             srcs = ["//tests/hello:hello_test.go"],
             tags = ["manual"],
             **case["attrs"]
         )
-        success_test(name = name, target_under_test = ":" + name + "_subject")
+        success_test(name = test, target_under_test = ":" + test + "_subject")
