@@ -226,6 +226,17 @@ func TestRemoveNeverCrossesMounts(t *testing.T) {
 			},
 		},
 		{
+			name: "the root itself a mount point (of another marked tree)",
+			mount: func(t *testing.T, root string) (string, func(*testing.T), func(string)) {
+				keep := newPrecious(t)
+				if err := os.WriteFile(filepath.Join(keep.dir, Marker), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				bindMount(t, keep.dir, root)
+				return root, keep.check, nil
+			},
+		},
+		{
 			name: "mounted after the walk looked at it",
 			mount: func(t *testing.T, root string) (string, func(*testing.T), func(string)) {
 				keep := newPrecious(t)
