@@ -4,9 +4,10 @@
 // bind-mounted at the same absolute paths.
 //
 // It holds the parts of tools/setup and tools/bazel that are worth testing:
-// reading the mount table and refusing to delete a root that still has live
-// mounts (a recursive delete would walk into the workspace, the Go SDK and
-// /tmp), the version pins, the apt mirror lookup and the local Bazel registry.
+// reading the mount table and deleting a root safely (a plain recursive delete
+// would walk through the bind mounts into the workspace, the Go SDK and /tmp;
+// see Remover), the version pins, the apt mirror lookup and the local Bazel
+// registry.
 package toolroot
 
 import (
@@ -14,11 +15,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // MountInfoPath is where the kernel publishes the calling process's mount table.
@@ -35,6 +38,26 @@ var ErrLiveMounts = errors.New("live mounts inside the root")
 
 // ErrNotARoot is returned when a directory lacks the Marker file.
 var ErrNotARoot = errors.New("not a toolchain root made by tools/setup")
+
+// ErrOtherMount is returned (wrapped, naming the path) when the delete meets a
+// file or directory on another mount or device than the root itself: a live
+// mount that the mount table did not show, or one made after it was read. The
+// delete does not enter it, leaves it intact and stops.
+var ErrOtherMount = errors.New("on another mount than the root")
+
+// ErrLockBusy is returned when the mount lock is still held by another process
+// after Remover.LockWait; nothing was unmounted or deleted.
+var ErrLockBusy = errors.New("the mount lock is held by another process")
+
+// LockName is the mount lock's file name, in the directory that holds the
+// root: tools/enter flocks "$STATE/mount.lock" while it mounts into
+// "$STATE/root", and Remover takes the same lock.
+const LockName = "mount.lock"
+
+// DefaultLockWait is how long Remove waits for the mount lock when
+// Remover.LockWait is zero. tools/enter holds the lock only while it mounts
+// (well under a second), so a longer wait means something is stuck.
+const DefaultLockWait = 30 * time.Second
 
 // Mount is one line of /proc/self/mountinfo (the fields this package uses).
 type Mount struct {
@@ -142,10 +165,13 @@ func MountTable(path string) ([]Mount, error) {
 
 // LiveMountsError lists the mounts that keep a root from being deleted.
 type LiveMountsError struct {
-	Root   string
-	Mounts []Mount
+	Root   string  // the root's real path (symlinks resolved)
+	Given  string  // the path the caller named, when it differs from Root
+	Mounts []Mount // the live mounts at or below Root
 }
 
+// Error names the root (both paths when they differ) and the mounts, and
+// says how to remove it.
 func (e *LiveMountsError) Error() string {
 	var pts []string
 	for _, m := range e.Mounts {
@@ -153,80 +179,186 @@ func (e *LiveMountsError) Error() string {
 	}
 	return fmt.Sprintf("refusing to delete %s: %d file system(s) still mounted inside it (%s); "+
 		"deleting now would also delete what they show (the workspace, the Go SDK, /tmp). "+
-		"Run `tools/setup --remove`, which unmounts first", e.Root, len(e.Mounts), strings.Join(pts, ", "))
+		"Run `tools/setup --remove`, which unmounts first", describe(e.Given, e.Root), len(e.Mounts), strings.Join(pts, ", "))
 }
 
+// Unwrap makes errors.Is(err, ErrLiveMounts) true.
 func (e *LiveMountsError) Unwrap() error { return ErrLiveMounts }
 
+// describe names a root for messages: its real path, and the path it was given
+// as when the two differ.
+func describe(given, real string) string {
+	if given == "" || given == real {
+		return real
+	}
+	return fmt.Sprintf("%s (real path %s)", given, real)
+}
+
 // Remover deletes toolchain roots safely. Its fields are injectable so tests
-// can drive it without real mounts.
+// can drive it without real mounts; the delete itself is always the
+// mount-safe walk described at Remove.
 type Remover struct {
 	// MountInfo is the mountinfo file to consult (default MountInfoPath).
 	MountInfo string
 	// Unmount detaches one mount point. Nil means "never unmount": Remove then
 	// refuses any root with live mounts.
 	Unmount func(point string) error
-	// RemoveAll deletes a tree (default os.RemoveAll).
-	RemoveAll func(path string) error
+	// LockPath is the file Remove flocks exclusively from before it unmounts
+	// until the root is gone, so that no tools/enter (tools/bazel,
+	// tools/setup) can mount into the root between the check and the delete.
+	// Default: LockName in the directory that holds the root as given, which
+	// is tools/enter's "$STATE/mount.lock" for the root "$STATE/root" (through
+	// a symlinked $STATE too: a flock belongs to the file, not the path). It is
+	// created when missing.
+	LockPath string
+	// LockWait bounds the wait for the lock (default DefaultLockWait). After
+	// it Remove fails with ErrLockBusy, having changed nothing.
+	LockWait time.Duration
+
+	// beforeEnter, when set (by tests), runs before the walk opens each
+	// directory below the root, with that directory's path.
+	beforeEnter func(path string)
 }
 
 // Remove deletes root after unmounting everything below it (when r.Unmount is
 // set) and checking, from a fresh read of the mount table, that nothing is
-// mounted there any more. It refuses directories without the Marker file.
+// mounted there any more. It refuses directories without the Marker file, and
+// a root that does not exist is no error.
+//
+// Symlinks are resolved first (filepath.EvalSymlinks): the mount table lists
+// real paths, so a root reached through a symlinked $RULES_GO_VM_STATE or
+// parent must be checked, unmounted and deleted by its real path. Messages
+// name both paths when they differ. When the root itself is a symlink, the
+// directory it points to is deleted and the symlink left dangling.
+//
+// From before the unmount until the root is gone, Remove holds the mount lock
+// that tools/enter takes while it mounts (see LockPath). It waits for the lock
+// at most LockWait, retrying every few milliseconds (a blocked flock(2) could
+// not be given up), and then fails with ErrLockBusy having changed nothing.
+//
+// The delete is a walk relative to directory file descriptors (openat with
+// O_DIRECTORY|O_NOFOLLOW, unlinkat), never by path, so a directory swapped for
+// a symlink mid-walk is not followed: symlinks are removed themselves, never
+// their targets. Every entry is compared with the root (statx: device and,
+// where the kernel reports it, the mount ID; a bind mount of the same file
+// system has the same device but another mount ID), and every directory again
+// once it is open; an entry on another mount is not entered or removed, and
+// Remove fails with ErrOtherMount naming it. The Marker file is removed last,
+// so a root whose delete stopped half-way can be removed again. Remove is
+// Linux-only: elsewhere it fails with errors.ErrUnsupported.
 func (r Remover) Remove(root string) error {
-	root, err := filepath.Abs(root)
+	given, err := filepath.Abs(root)
 	if err != nil {
 		return err
 	}
-	if root == "/" {
-		return fmt.Errorf("refusing to delete /: %w", ErrNotARoot)
+	real, err := filepath.EvalSymlinks(given)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // nothing there, or a symlink to nothing
 	}
-	if _, err := os.Lstat(root); errors.Is(err, os.ErrNotExist) {
-		return nil
+	if err != nil {
+		return fmt.Errorf("resolving %s: %w", given, err)
 	}
-	if _, err := os.Stat(filepath.Join(root, Marker)); err != nil {
-		return fmt.Errorf("refusing to delete %s: no %s file in it: %w", root, Marker, ErrNotARoot)
+	name := describe(given, real)
+	if real == "/" {
+		return fmt.Errorf("refusing to delete %s: %w", name, ErrNotARoot)
 	}
-	info := r.MountInfo
-	if info == "" {
-		info = MountInfoPath
+	if err := checkMarker(real); err != nil {
+		return fmt.Errorf("refusing to delete %s: %w", name, err)
 	}
+	unlock, err := lockFile(r.lockPath(given), r.lockWait())
+	if err != nil {
+		return fmt.Errorf("not deleting %s: %w", name, err)
+	}
+	defer unlock()
 	if r.Unmount != nil {
-		if err := r.UnmountAll(root); err != nil {
+		if err := r.unmountAll(given, real); err != nil {
 			return err
 		}
 	}
-	table, err := MountTable(info)
-	if err != nil {
+	if err := r.checkUnmounted(given, real); err != nil {
 		return err
 	}
-	if live := Under(table, root); len(live) > 0 {
-		return &LiveMountsError{Root: root, Mounts: live}
-	}
-	rm := r.RemoveAll
-	if rm == nil {
-		rm = os.RemoveAll
-	}
-	if err := rm(root); err != nil {
-		return fmt.Errorf("deleting %s: %w", root, err)
+	if err := removeTree(real, r.beforeEnter); err != nil {
+		return fmt.Errorf("deleting %s: %w", name, err)
 	}
 	return nil
 }
 
-// UnmountAll unmounts every mount point at or below root, deepest first, and
-// repeats (mounts can be stacked) until the table shows none or no progress
-// is made.
-func (r Remover) UnmountAll(root string) error {
+// checkMarker makes sure dir holds the Marker as a regular file (a symlink
+// named like it does not count).
+func checkMarker(dir string) error {
+	fi, err := os.Lstat(filepath.Join(dir, Marker))
+	if err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("no %s file in it: %w", Marker, ErrNotARoot)
+	}
+	return nil
+}
+
+// lockPath is r.LockPath or its default for the root given as given.
+func (r Remover) lockPath(given string) string {
+	if r.LockPath != "" {
+		return r.LockPath
+	}
+	return filepath.Join(filepath.Dir(given), LockName)
+}
+
+// lockWait is r.LockWait or DefaultLockWait.
+func (r Remover) lockWait() time.Duration {
+	if r.LockWait > 0 {
+		return r.LockWait
+	}
+	return DefaultLockWait
+}
+
+// mountTable reads r.MountInfo (default MountInfoPath).
+func (r Remover) mountTable() ([]Mount, error) {
 	info := r.MountInfo
 	if info == "" {
 		info = MountInfoPath
 	}
+	return MountTable(info)
+}
+
+// checkUnmounted reads the mount table afresh and fails with a
+// LiveMountsError when anything is mounted at or below real.
+func (r Remover) checkUnmounted(given, real string) error {
+	table, err := r.mountTable()
+	if err != nil {
+		return err
+	}
+	if live := Under(table, real); len(live) > 0 {
+		return &LiveMountsError{Root: real, Given: given, Mounts: live}
+	}
+	return nil
+}
+
+// UnmountAll unmounts every mount point at or below root (symlinks resolved,
+// as the mount table lists real paths), deepest first, and repeats (mounts
+// can be stacked) until the table shows none or no progress is made. It needs
+// r.Unmount and takes no lock (Remove does).
+func (r Remover) UnmountAll(root string) error {
+	if r.Unmount == nil {
+		return errors.New("UnmountAll: Remover.Unmount is nil")
+	}
+	given, err := filepath.Abs(root)
+	if err != nil {
+		return err
+	}
+	real, err := filepath.EvalSymlinks(given)
+	if err != nil {
+		return fmt.Errorf("resolving %s: %w", given, err)
+	}
+	return r.unmountAll(given, real)
+}
+
+// unmountAll is UnmountAll on a resolved path.
+func (r Remover) unmountAll(given, real string) error {
 	for round := 0; round < 8; round++ {
-		table, err := MountTable(info)
+		table, err := r.mountTable()
 		if err != nil {
 			return err
 		}
-		live := Under(table, root)
+		live := Under(table, real)
 		if len(live) == 0 {
 			return nil
 		}
@@ -240,12 +372,5 @@ func (r Remover) UnmountAll(root string) error {
 			return errors.Join(errs...)
 		}
 	}
-	table, err := MountTable(info)
-	if err != nil {
-		return err
-	}
-	if live := Under(table, root); len(live) > 0 {
-		return &LiveMountsError{Root: root, Mounts: live}
-	}
-	return nil
+	return r.checkUnmounted(given, real)
 }

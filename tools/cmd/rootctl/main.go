@@ -1,12 +1,14 @@
 // Command rootctl is the testable half of tools/setup: it finds the Debian
 // mirror, plans pinned package installs, prepares the pinned Bazel modules
-// and their local registry, and removes a toolchain root safely (unmounting
-// first, refusing while anything is still mounted inside it).
+// and their local registry, and removes a toolchain root safely (by its real
+// path, under tools/enter's mount lock, unmounting first, refusing while
+// anything is still mounted inside it, and never deleting across a mount:
+// see toolroot.Remover).
 //
 //	rootctl mirror
 //	rootctl deb-plan -pins tools/pins < madison.txt
 //	rootctl modules -pins tools/pins -root ROOT -dir /opt/rules_go_vm
-//	rootctl mounts ROOT
+//	rootctl mounts ROOT     # the mount points at or below ROOT's real path
 //	rootctl remove ROOT
 package main
 
@@ -14,6 +16,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,14 +58,7 @@ func run(args []string) error {
 		if len(args) != 2 {
 			return errors.New("usage: rootctl mounts ROOT")
 		}
-		table, err := toolroot.MountTable(toolroot.MountInfoPath)
-		if err != nil {
-			return err
-		}
-		for _, m := range toolroot.Under(table, args[1]) {
-			fmt.Println(m.Point)
-		}
-		return nil
+		return mounts(args[1])
 	case "remove":
 		if len(args) != 2 {
 			return errors.New("usage: rootctl remove ROOT")
@@ -71,6 +67,31 @@ func run(args []string) error {
 		return r.Remove(args[1])
 	}
 	return fmt.Errorf("unknown subcommand %q", args[0])
+}
+
+// mounts prints the mount points at or below dir. The mount table lists real
+// paths, so dir is resolved first (a symlinked $RULES_GO_VM_STATE would
+// otherwise show none); a dir that does not exist has none.
+func mounts(dir string) error {
+	real, err := filepath.EvalSymlinks(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("resolving %s: %w", dir, err)
+	}
+	real, err = filepath.Abs(real)
+	if err != nil {
+		return err
+	}
+	table, err := toolroot.MountTable(toolroot.MountInfoPath)
+	if err != nil {
+		return err
+	}
+	for _, m := range toolroot.Under(table, real) {
+		fmt.Println(m.Point)
+	}
+	return nil
 }
 
 // unmount detaches one mount point, lazily when it is busy.
