@@ -487,12 +487,18 @@ func (s *session) run(ctx context.Context, ln net.Listener) (protocol.Result, er
 		ln.Close()
 		return <-done
 	}
-	if err := s.boot(ctx, hello); err != nil {
+	early, err := s.boot(ctx, hello, done)
+	if err != nil {
 		stop()
 		return protocol.Result{}, err
 	}
 	s.connected = s.o.Now()
-	c, daemonDied := s.collect(ctx, done, stop, stacks, ccancel)
+	c, daemonDied := collected{}, false
+	if early != nil {
+		c = *early // the guest spoke, but the session ended at once (a bad hello)
+	} else {
+		c, daemonDied = s.collect(ctx, done, stop, stacks, ccancel)
+	}
 	if err := s.sessionError(ctx, c, daemonDied); err != nil {
 		return c.res, err
 	}
@@ -522,25 +528,37 @@ func (s *session) collectOptions(ctx context.Context, hello, stacks chan struct{
 }
 
 // boot waits for the guest init's first Hello; the error says why it never
-// came (QEMU exited, the daemon died, ChannelTimeout, ctx).
-func (s *session) boot(ctx context.Context, hello <-chan struct{}) error {
+// came (QEMU exited, the daemon died, ChannelTimeout, ctx). A collector
+// that ends first (a guest that spoke, but not a valid Hello) ends the
+// boot too: its result is returned for the session's error.
+func (s *session) boot(ctx context.Context, hello <-chan struct{}, done <-chan collected) (*collected, error) {
 	chTimer := time.NewTimer(s.o.ChannelTimeout)
 	defer chTimer.Stop()
 	select {
 	case <-hello:
-		return nil
+		return nil, nil
+	case c := <-done:
+		if c.res.Hello.Version == 0 {
+			// No hello at all: QEMU's end (a failed boot) may be what
+			// closed the stream; let its exit show.
+			select {
+			case <-s.vm.Done():
+			case <-time.After(vmExitGrace):
+			}
+		}
+		return &c, nil
 	case <-s.vm.Done():
 		err := fmt.Errorf("%w: QEMU exited (%s) before the guest connected", ErrBootFailed, exitStatus(s.vm.Err()))
-		return s.classify(ctx, false, err)
+		return nil, s.classify(ctx, false, err)
 	case <-s.daemonDone():
 		s.vm.Kill()
-		return s.classify(ctx, true, nil)
+		return nil, s.classify(ctx, true, nil)
 	case <-chTimer.C:
 		s.vm.Kill()
-		return s.classify(ctx, false, fmt.Errorf("%w within %v", ErrNoChannel, s.o.ChannelTimeout))
+		return nil, s.classify(ctx, false, fmt.Errorf("%w within %v", ErrNoChannel, s.o.ChannelTimeout))
 	case <-ctx.Done():
 		s.vm.Kill()
-		return s.classify(ctx, false, fmt.Errorf("%w: boot", ErrNoChannel))
+		return nil, s.classify(ctx, false, fmt.Errorf("%w: boot", ErrNoChannel))
 	}
 }
 

@@ -208,3 +208,26 @@ func TestConsoleLogBounded(t *testing.T) {
 		t.Errorf("console log of %d bytes, bound %d", file.Len(), max)
 	}
 }
+
+// TestSessionBadHelloEndsBoot: a guest that speaks, but not a valid Hello
+// (another protocol version), ends the boot phase at once with a bad
+// session, not a channel timeout.
+func TestSessionBadHelloEndsBoot(t *testing.T) {
+	o := Options{ChannelTimeout: 10 * time.Second}
+	_, err, log := runSession(t, o, "cat >/dev/null", func(t *testing.T, dial func() net.Conn, _ *fakeVM) {
+		c := dial()
+		if c == nil {
+			return
+		}
+		p := protocol.EncodeHello(protocol.Hello{Version: protocol.Version + 1, Role: protocol.RoleControl})
+		frame, err := protocol.AppendFrame(nil, protocol.FrameHello, p)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		_, _ = c.Write(frame)
+	})
+	if !errors.Is(err, ErrBadSession) || !strings.Contains(err.Error(), "unsupported version") {
+		t.Fatalf("err = %v, want ErrBadSession saying "unsupported version" (log: %s)", err, log)
+	}
+}
