@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -16,15 +17,25 @@ import (
 	"github.com/rules-go-vm/rules_go_vm/runner/testjson"
 )
 
-// Files the launcher writes into TEST_UNDECLARED_OUTPUTS_DIR (next to
-// console.log and qemu-command.txt).
+// Files the launcher writes into TEST_UNDECLARED_OUTPUTS_DIR, beside the
+// guest test's own output files. Each is one of
+// protocol.ReservedOutputNames, which no guest file may use.
 const (
 	// RunnerLog is the runner's diagnostics: accelerator choice, timings,
 	// the result and, on failure, the report with the console tail.
 	RunnerLog = "runner.log"
 	// EventsFile holds the test2json events, one JSON object a line.
 	EventsFile = "test.json"
+	// ConsoleFile is the guest console (its head and tail, runner.ConsoleHead
+	// and runner.ConsoleTail).
+	ConsoleFile = "console.log"
+	// CommandFile reproduces the run: the vsock daemon's and QEMU's command
+	// lines.
+	CommandFile = "qemu-command.txt"
 )
+
+// launcherFiles are the files above, for the reserved-name check.
+var launcherFiles = []string{RunnerLog, EventsFile, ConsoleFile, CommandFile}
 
 // GuestShardStatusFile is the TEST_SHARD_STATUS_FILE the guest test gets
 // (rules_go's test main touches it and dies if it cannot).
@@ -151,23 +162,22 @@ type report struct {
 	conv           *testjson.Converter
 	stdout, stderr io.Writer
 	xml            *junit.Builder
-	jsonFile       *os.File
+	jsonFile       *eventsLog
 	result         string
 	closed         bool
 }
 
 func newReport(b bazel, stdout, stderr io.Writer) *report {
 	r := &report{xml: junit.NewBuilder()}
-	var enc func(testjson.Event)
 	if b.outputs != "" {
 		if f, err := os.Create(filepath.Join(b.outputs, EventsFile)); err == nil {
-			r.jsonFile, enc = f, testjson.Encoder(f)
+			r.jsonFile = newEventsLog(f, MaxEventsFile)
 		}
 	}
 	r.conv = testjson.New(testjson.Options{Package: b.packageName(), Now: time.Now, Emit: func(e testjson.Event) {
 		r.xml.Add(e)
-		if enc != nil {
-			enc(e)
+		if r.jsonFile != nil {
+			r.jsonFile.add(e)
 		}
 	}})
 	r.stdout, r.stderr = r.conv.Stream(stdout), r.conv.Stream(stderr)
@@ -179,15 +189,69 @@ func (r *report) close() {
 		r.closed = true
 		r.result = r.conv.Close()
 		if r.jsonFile != nil {
-			r.jsonFile.Close()
+			_ = r.jsonFile.close()
 		}
 	}
+}
+
+// MaxEventsFile bounds EventsFile on disk. A test2json event costs ~120
+// bytes whatever its output, so a guest printing bare newlines would
+// otherwise write ~60 times what it printed; past the bound, output events
+// are dropped (counted in a last output event) and the others (run, pass,
+// fail: one per test) are still written.
+const MaxEventsFile = 64 << 20
+
+// eventsLog writes test2json events to a file, buffered, within a bound.
+type eventsLog struct {
+	f        *os.File
+	w        *bufio.Writer
+	enc      func(testjson.Event)
+	written  countingWriter
+	max      int64
+	dropped  int64
+	lastTime time.Time
+}
+
+func newEventsLog(f *os.File, max int64) *eventsLog {
+	l := &eventsLog{f: f, w: bufio.NewWriterSize(f, 64<<10), max: max}
+	l.written.w = l.w
+	l.enc = testjson.Encoder(&l.written)
+	return l
+}
+
+func (l *eventsLog) add(e testjson.Event) {
+	l.lastTime = e.Time
+	if e.Action == testjson.ActionOutput && l.written.n >= l.max {
+		l.dropped++
+		return
+	}
+	l.enc(e)
+}
+
+func (l *eventsLog) close() error {
+	if l.dropped > 0 {
+		l.enc(testjson.Event{Time: l.lastTime, Action: testjson.ActionOutput,
+			Output: fmt.Sprintf("[rules_go_vm: %d output events dropped: %s is capped at %d bytes; test.log has all the output]\n", l.dropped, EventsFile, l.max)})
+	}
+	return errors.Join(l.w.Flush(), l.f.Close())
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // fullOutput says where the complete output is, for the XML's notes on
 // output it dropped: the test log, and the events file when there is one.
 func (r *report) fullOutput() string {
-	if r.jsonFile != nil {
+	if r.jsonFile != nil && r.jsonFile.dropped == 0 {
 		return "test.log and " + EventsFile
 	}
 	return "test.log"

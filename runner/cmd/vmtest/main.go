@@ -98,7 +98,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	res, err := runner.Run(ctx, o)
 	if bz.outputs != "" && res.CommandLine != "" {
-		_ = os.WriteFile(filepath.Join(bz.outputs, "qemu-command.txt"), []byte(res.CommandLine+"\n"), 0o644)
+		_ = os.WriteFile(filepath.Join(bz.outputs, CommandFile), []byte(res.CommandLine+"\n"), 0o644)
 	}
 	return bz.finish(diag, res, err, rep)
 }
@@ -175,7 +175,7 @@ func options(args []string, getenv func(string) string) (runner.Options, error) 
 		o.CacheDir = c
 	}
 	if out := getenv("TEST_UNDECLARED_OUTPUTS_DIR"); out != "" {
-		o.ConsoleLog = filepath.Join(out, "console.log")
+		o.ConsoleLog = filepath.Join(out, ConsoleFile)
 		o.OutputsDir = out
 	}
 	if *debug {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rules-go-vm/rules_go_vm/protocol"
 )
 
 func TestBazelTestArgs(t *testing.T) {
@@ -136,5 +138,19 @@ func TestOptionsErrors(t *testing.T) {
 	}
 	if _, err := options(nil, func(string) string { return "" }); err == nil {
 		t.Error("no flags: want an error")
+	}
+}
+
+// TestLauncherFilesReserved: every file the launcher writes into the
+// undeclared outputs is a name no guest output file may take, so the two
+// never collide.
+func TestLauncherFilesReserved(t *testing.T) {
+	for _, f := range launcherFiles {
+		if !slices.Contains(protocol.ReservedOutputNames, f) {
+			t.Errorf("%s is not in protocol.ReservedOutputNames: a guest file could overwrite it", f)
+		}
+		if err := protocol.ValidOutputPath(f); err == nil {
+			t.Errorf("a guest may send %s", f)
+		}
 	}
 }

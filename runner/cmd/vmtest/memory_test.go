@@ -19,6 +19,7 @@ import (
 	"github.com/rules-go-vm/rules_go_vm/protocol"
 	"github.com/rules-go-vm/rules_go_vm/runner"
 	"github.com/rules-go-vm/rules_go_vm/runner/junit"
+	"github.com/rules-go-vm/rules_go_vm/runner/testjson"
 )
 
 // The launcher's memory bound, checked by TestFloodMemory.
@@ -270,5 +271,41 @@ func checkFloodXML(t *testing.T, path string) {
 	if unlisted == 0 || listed+unlisted != floodTests || noted == 0 {
 		t.Errorf("%d testcases listed, %d counted as unlisted, want some unlisted and %d in all; %d bodies say they were cut",
 			listed, unlisted, floodTests, noted)
+	}
+}
+
+// TestEventsFileBounded: test.json stops taking output events at its bound
+// (a guest printing bare newlines would otherwise make it ~60 times its
+// output), keeps every other event, and says how many it dropped.
+func TestEventsFileBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), EventsFile)
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bound = 4 << 10
+	l := newEventsLog(f, bound)
+	for i := range 1000 {
+		l.add(testjson.Event{Action: testjson.ActionOutput, Test: "TestFlood", Output: "\n"})
+		if i%100 == 0 {
+			l.add(testjson.Event{Action: testjson.ActionRun, Test: fmt.Sprintf("TestFlood/%d", i)})
+		}
+	}
+	l.add(testjson.Event{Action: testjson.ActionFail, Test: "TestFlood"})
+	if err := l.close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > 2*bound {
+		t.Errorf("%s: %d bytes, bound %d", EventsFile, len(b), bound)
+	}
+	text := string(b)
+	for _, want := range []string{`"Test":"TestFlood/900"`, `"Action":"fail"`, "output events dropped"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("%s lacks %s", EventsFile, want)
+		}
 	}
 }
