@@ -52,3 +52,24 @@ func TestGoTestExecHello(t *testing.T) {
 		})
 	}
 }
+
+// TestGoTestExecDirectives: `go test -exec invm` boots the VM the test
+// package's //invm: directives ask for (tests/nicgen says `//invm:nics
+// e1000`), as the go_vm_test Gazelle writes for it does.
+func TestGoTestExecDirectives(t *testing.T) {
+	needEnv(t)
+	vmSlots <- struct{}{}
+	defer func() { <-vmSlots }()
+	cmd := exec.Command("go", "test", "-count=1", "-v", "-exec", env.invm+" -v", "./tests/nicgen/")
+	cmd.Dir = env.root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "INVM_KERNEL="+env.kernel, "INVM_MODULE_ROOT="+env.root)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go test -exec invm ./tests/nicgen/: %v\n%s", err, out)
+	}
+	for _, w := range []string{`nics="e1000"`, "1 //invm: directive(s)", "--- PASS: TestE1000"} {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+}
