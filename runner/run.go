@@ -189,7 +189,13 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	}
 	// Channel: the host side of the transport, before the config (the
 	// guest dials its port) and before boot.
-	ch, err := openChannel(o, profile, o.Machine, state, transport)
+	// The channel's devices follow the machine the VM boots (q35 with NICs
+	// or an IOMMU), not the profile's default.
+	machine, err := shape.MachineType()
+	if err != nil {
+		return res, fmt.Errorf("%w: machine: %s", ErrInvalidOptions, specMessage(err))
+	}
+	ch, err := openChannel(o, profile, machine, state, transport)
 	if err != nil {
 		return res, err
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
+	"github.com/rules-go-vm/rules_go_vm/runner/vsock"
 )
 
 // TestValidateShape checks the VM shape fields: each error names the field
@@ -78,5 +79,38 @@ func TestShapeEnv(t *testing.T) {
 	}
 	if env := shapeEnv((&Options{TestBinary: "x"}).shape()); len(env) != 0 {
 		t.Errorf("plain VM env %q", env)
+	}
+}
+
+// TestChannelDevicesFollowMachine: a VM that becomes a PCI machine (NICs, an
+// IOMMU) gets the PCI flavour of the channel's devices; microvm keeps the
+// virtio-mmio one.
+func TestChannelDevicesFollowMachine(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*Options)
+		bus  string
+	}{
+		{"microvm", func(*Options) {}, "virtio-serial-device,id=invmser"},
+		{"NICs make q35", func(o *Options) { o.NICs = []string{"virtio_net"} }, "virtio-serial-pci,id=invmser"},
+		{"IOMMU makes q35", func(o *Options) { o.IOMMU = true }, "virtio-serial-pci,id=invmser"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := Options{TestBinary: "x.test", Arch: qemu.X86_64}
+			tc.mod(&o)
+			machine, err := o.shape().MachineType()
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, _ := qemu.ProfileFor(o.Arch)
+			ch, err := openChannel(o, p, machine, t.TempDir(), vsock.Choice{Transport: vsock.VirtioSerial})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ch.close()
+			if len(ch.qemuArgs) < 2 || ch.qemuArgs[1] != tc.bus {
+				t.Errorf("serial device args %q, want -device %s", ch.qemuArgs, tc.bus)
+			}
+		})
 	}
 }
