@@ -383,11 +383,25 @@ func (o *Options) validateShape() error {
 		return fmt.Errorf("%w: backend: %w", ErrInvalidOptions, err)
 	}
 	if o.Arch != "" {
-		if _, err := o.shape().MachineType(); err != nil {
-			return fmt.Errorf("%w: machine: %s", ErrInvalidOptions, specMessage(err))
+		if _, err := o.machineType(); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// machineType is the machine the backend boots o's VM shape on (Arch must
+// be set; the backend is valid).
+func (o *Options) machineType() (string, error) {
+	b, err := vmm.For(o.Backend)
+	if err != nil {
+		return "", fmt.Errorf("%w: backend: %w", ErrInvalidOptions, err)
+	}
+	m, err := b.Machine(o.shape())
+	if err != nil {
+		return "", fmt.Errorf("%w: machine: %s", ErrInvalidOptions, specMessage(err))
+	}
+	return m, nil
 }
 
 // Shape is the VM spec of o, as package vmspec sees it (defaults applied).
@@ -420,9 +434,10 @@ func specMessage(err error) string {
 	return strings.TrimPrefix(err.Error(), qemu.ErrInvalidSpec.Error()+": ")
 }
 
-// shape is the VM shape part of the qemu.Spec of o (Arch must be set).
-func (o *Options) shape() qemu.Spec {
-	s := qemu.Spec{
+// shape is the VM shape of o: what the plan knows before anything is
+// prepared (Arch must be set for a backend to lower it).
+func (o *Options) shape() vmm.VM {
+	s := vmm.VM{
 		Arch: o.Arch, Machine: o.Machine, MemoryMiB: o.MemoryMiB, CPUs: o.CPUs,
 		HostPages: o.HostPages, GuestHugepages: o.GuestHugepages, IOMMU: o.IOMMU,
 	}
@@ -431,10 +446,10 @@ func (o *Options) shape() qemu.Spec {
 		seed = filepath.Base(o.TestBinary)
 	}
 	for i, m := range o.NICs {
-		s.NICs = append(s.NICs, qemu.NIC{Model: m, MAC: qemu.NICMAC(seed, i)})
+		s.NICs = append(s.NICs, vmm.NIC{Model: m, MAC: qemu.NICMAC(seed, i)})
 	}
 	if o.MgmtNIC != "" {
-		s.MgmtNIC = qemu.NIC{Model: o.MgmtNIC, MAC: qemu.MgmtNICMAC(seed)}
+		s.MgmtNIC = vmm.NIC{Model: o.MgmtNIC, MAC: qemu.MgmtNICMAC(seed)}
 	}
 	return s
 }
@@ -455,7 +470,7 @@ const EnvGuestHugepages = "INVM_GUEST_HUGEPAGES"
 
 // shapeEnv returns the environment entries describing the VM shape to the
 // test.
-func shapeEnv(s qemu.Spec) []string {
+func shapeEnv(s vmm.VM) []string {
 	var env []string
 	if len(s.NICs) > 0 {
 		var nics []string

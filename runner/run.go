@@ -128,8 +128,9 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		return res, fmt.Errorf("%w: %w", ErrNoQEMU, err)
 	}
 	shape := o.shape()
-	shape.VhostUserSocket = "-" // checked for its device
-	if err := caps.CheckSpec(shape); err != nil {
+	check := vmm.QEMUSpec(shape)
+	check.VhostUserSocket = "-" // checked for its device
+	if err := caps.CheckSpec(check); err != nil {
 		return res, fmt.Errorf("%w: %w", ErrNoQEMU, err)
 	}
 	backend, err := vmm.For(o.Backend)
@@ -189,13 +190,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	}
 	// Channel: the host side of the transport, before the config (the
 	// guest dials its port) and before boot.
-	// The channel's devices follow the machine the VM boots (q35 with NICs
-	// or an IOMMU), not the profile's default.
-	machine, err := shape.MachineType()
-	if err != nil {
-		return res, fmt.Errorf("%w: machine: %s", ErrInvalidOptions, specMessage(err))
-	}
-	ch, err := openChannel(o, profile, machine, state, transport)
+	ch, err := openChannel(o, state, transport)
 	if err != nil {
 		return res, err
 	}
@@ -288,12 +283,11 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	// QEMU.
 	spec := shape
 	spec.Accel, spec.Kernel, spec.Initrd = choice.Accel, o.Kernel, initrd
-	spec.VhostUserSocket, spec.QMPSocket = ch.vhostUserSocket, filepath.Join(state, "qmp.sock")
-	spec.ExtraArgs = append(spec.ExtraArgs, ch.qemuArgs...)
-	spec.Quiet, spec.ExtraCmdline = !o.Verbose, o.ExtraCmdline
-	cleanups = append(cleanups, spec.QMPSocket)
+	spec.Channel, spec.Monitor = ch.device, filepath.Join(state, "qmp.sock")
+	spec.Quiet, spec.Cmdline = !o.Verbose, o.ExtraCmdline
+	cleanups = append(cleanups, spec.Monitor)
 	if o.NoMonitor {
-		spec.QMPSocket = ""
+		spec.Monitor = ""
 	}
 	if profile.TSCEarly && choice.Accel == qemu.AccelTCG {
 		if spec.TSCkHz, err = qemu.HostTSCkHz(o.CPUInfo); err != nil {
@@ -325,15 +319,15 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	var qerr lockedBuffer
 	cmd := exec.Command(o.QEMU, args...)
 	cmd.Stdout, cmd.Stderr = con, io.MultiWriter(&qerr, con)
-	cmd.ExtraFiles = ch.extraFiles
+	cmd.ExtraFiles = spec.Files()
 	bootStart := o.Now()
 	vm, err := proc.Start(cmd)
 	if err != nil {
 		return res, fmt.Errorf("%w: %w", ErrNoQEMU, err)
 	}
 	var watch *vmWatch
-	if spec.QMPSocket != "" {
-		watch = watchVM(ctx, backend, spec.QMPSocket, vm.Done(), o.Log)
+	if spec.Monitor != "" {
+		watch = watchVM(ctx, backend, spec.Monitor, vm.Done(), o.Log)
 	}
 	defer vm.Kill()
 	defer watch.quit(vm)

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
+	"github.com/rules-go-vm/rules_go_vm/runner/vmm"
 	"github.com/rules-go-vm/rules_go_vm/runner/vsock"
 )
 
@@ -96,20 +98,21 @@ func TestChannelDevicesFollowMachine(t *testing.T) {
 		{"IOMMU makes q35", func(o *Options) { o.IOMMU = true }, "virtio-serial-pci,id=invmser"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := Options{TestBinary: "x.test", Arch: qemu.X86_64}
+			o := Options{TestBinary: "x.test", Arch: qemu.X86_64, MemoryMiB: 256, CPUs: 1}
 			tc.mod(&o)
-			machine, err := o.shape().MachineType()
-			if err != nil {
-				t.Fatal(err)
-			}
-			p, _ := qemu.ProfileFor(o.Arch)
-			ch, err := openChannel(o, p, machine, t.TempDir(), vsock.Choice{Transport: vsock.VirtioSerial})
+			ch, err := openChannel(o, t.TempDir(), vsock.Choice{Transport: vsock.VirtioSerial})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer ch.close()
-			if len(ch.qemuArgs) < 2 || ch.qemuArgs[1] != tc.bus {
-				t.Errorf("serial device args %q, want -device %s", ch.qemuArgs, tc.bus)
+			vm := o.shape()
+			vm.Kernel, vm.Channel = "/k/vmlinux", ch.device
+			args, err := vmm.QEMU{}.Args(vm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(args, tc.bus) {
+				t.Errorf("args %q lack -device %s", args, tc.bus)
 			}
 		})
 	}

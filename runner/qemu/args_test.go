@@ -133,6 +133,45 @@ func TestArgsGolden(t *testing.T) {
 				"-netdev hubport,id=net0-drop,hubid=0",
 		},
 		{
+			name: "x86_64 microvm kernel vhost-vsock: the mmio device on the inherited fd",
+			spec: Spec{Arch: X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1, VhostVsockCID: 7, VhostVsockFD: 3, ExtraArgs: []string{"-S"}},
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off,memory-backend=mem -accel tcg " +
+				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
+				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer " +
+				"-device vhost-vsock-device,guest-cid=7,vhostfd=3 -S",
+		},
+		{
+			name: "x86_64 NICs: kernel vhost-vsock is the PCI device (q35)",
+			spec: Spec{Arch: X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1, VhostVsockCID: 9, VhostVsockFD: 3,
+				NICs: []NIC{{NICVirtioNet, "02:00:00:00:00:00"}, {NICVirtioNet, "02:00:00:00:00:01"}}},
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem -accel tcg " +
+				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
+				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer vfio.enable_unsafe_noiommu_mode=1 " +
+				"-device pvpanic-pci,addr=0x4 " +
+				"-netdev hubport,id=net0,hubid=0 -device virtio-net-pci,netdev=net0,mac=02:00:00:00:00:00,addr=0x10 " +
+				"-netdev hubport,id=net1,hubid=0 -device virtio-net-pci,netdev=net1,mac=02:00:00:00:00:01,addr=0x11 " +
+				"-device vhost-vsock-pci,guest-cid=9,vhostfd=3",
+		},
+		{
+			name: "x86_64 microvm virtio-serial",
+			spec: Spec{Arch: X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1, SerialSocket: "/s/serial.sock"},
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off,memory-backend=mem -accel tcg " +
+				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
+				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer " +
+				"-device virtio-serial-device,id=invmser -chardev socket,id=invmport,path=/s/serial.sock " +
+				"-device virtserialport,bus=invmser.0,nr=1,chardev=invmport,name=rules_go_vm.0",
+		},
+		{
+			name: "x86_64 IOMMU: virtio-serial is the PCI device (q35)",
+			spec: Spec{Arch: X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1, IOMMU: true, SerialSocket: "/s/serial.sock"},
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem,kernel-irqchip=split -accel tcg " +
+				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
+				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer intel_iommu=on " +
+				"-device intel-iommu,intremap=on -device pvpanic-pci,addr=0x4 " +
+				"-device virtio-serial-pci,id=invmser -chardev socket,id=invmport,path=/s/serial.sock " +
+				"-device virtserialport,bus=invmser.0,nr=1,chardev=invmport,name=rules_go_vm.0",
+		},
+		{
 			name: "x86_64 2M host pages and guest hugepages stay on microvm",
 			spec: Spec{Arch: X86_64, Kernel: "/k/vmlinux", MemoryMiB: 512, CPUs: 1, HostPages: HostPages2M, HugetlbfsDir: "/dev/hugepages",
 				GuestHugepages: Hugepages{Size: "2M", Count: 64}},
