@@ -1,6 +1,7 @@
 // Package lint checks the repository's hygiene from `bazel test //...`: Go
-// files are gofmt-formatted, Starlark files are buildifier-clean, and the
-// BUILD files are what `bazel run //:gazelle` generates (no drift). `go vet`
+// files are gofmt-formatted, Starlark files are buildifier-clean, the
+// BUILD files are what `bazel run //:gazelle` generates (no drift), and no
+// function of the runner is longer than maxFuncLines. `go vet`
 // runs on every compile through nogo (see MODULE.bazel), not here.
 //
 // The checks read the source tree itself, which Bazel does not declare as an
@@ -9,7 +10,11 @@ package lint
 
 import (
 	"bytes"
+	"fmt"
+	"go/ast"
 	"go/format"
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -159,4 +164,61 @@ func TestGeneratedSpec(t *testing.T) {
 			t.Errorf("%s is stale: run `go run ./vmspec/cmd/specgen` and commit the result", path)
 		}
 	}
+}
+
+// maxFuncLines is the most lines (from `func` to the closing brace) a
+// function of the runner may have: a longer one is several steps that want
+// names of their own (issue #17: the runner as phases).
+const maxFuncLines = 80
+
+// TestFuncLength: no function or method in the runner's non-test Go files
+// (runner/ and every package below it) is longer than maxFuncLines.
+func TestFuncLength(t *testing.T) {
+	ws := workspace(t)
+	files := sourceFiles(t, filepath.Join(ws, "runner"), func(n string) bool {
+		return strings.HasSuffix(n, ".go") && !strings.HasSuffix(n, "_test.go")
+	})
+	if len(files) == 0 {
+		t.Fatalf("no Go files found below %s/runner", ws)
+	}
+	var long []string
+	for _, f := range files {
+		fset := token.NewFileSet()
+		file, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range file.Decls {
+			fn, ok := d.(*ast.FuncDecl)
+			if !ok {
+				continue
+			}
+			start, end := fset.Position(fn.Pos()), fset.Position(fn.End())
+			if n := end.Line - start.Line + 1; n > maxFuncLines {
+				rel, _ := filepath.Rel(ws, f)
+				long = append(long, fmt.Sprintf("%s:%d: %s is %d lines", rel, start.Line, funcName(fn), n))
+			}
+		}
+	}
+	if len(long) > 0 {
+		t.Errorf("functions longer than %d lines (split them into named steps):\n%s", maxFuncLines, strings.Join(long, "\n"))
+	}
+}
+
+// funcName is fn's name, with its receiver type for a method.
+func funcName(fn *ast.FuncDecl) string {
+	if fn.Recv == nil || len(fn.Recv.List) == 0 {
+		return fn.Name.Name
+	}
+	typ := fn.Recv.List[0].Type
+	if star, ok := typ.(*ast.StarExpr); ok {
+		typ = star.X
+	}
+	if idx, ok := typ.(*ast.IndexExpr); ok {
+		typ = idx.X
+	}
+	if id, ok := typ.(*ast.Ident); ok {
+		return id.Name + "." + fn.Name.Name
+	}
+	return fn.Name.Name
 }
