@@ -50,7 +50,7 @@ type Result struct {
 // exit, after verdict = verdict → QEMU exit, total = the whole Run) and the
 // guest's own (kernel boot, init setup, test, teardown).
 func (r Result) Timings() string {
-	ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+	ms := func(d time.Duration) time.Duration { return d.Round(TimingsPrecision) }
 	host := fmt.Sprintf("host boot %v, VM %v, after verdict %v, total %v", ms(r.Boot), ms(r.VM), ms(r.AfterVerdict), ms(r.Total))
 	v := r.Verdict
 	if v == nil {
@@ -64,6 +64,9 @@ func (r Result) Timings() string {
 	}
 	return line
 }
+
+// TimingsPrecision is what Result.Timings rounds durations to.
+const TimingsPrecision = time.Millisecond
 
 // ConsoleTailLines is how many console lines Result.ConsoleTail keeps.
 const ConsoleTailLines = 40

@@ -58,11 +58,14 @@ func QEMUSpec(vm VM) qemu.Spec {
 // (it creates the socket during its start-up, before the guest runs).
 const attachRetry = 5 * time.Millisecond
 
+// dialTimeout bounds one connection attempt to the QMP socket.
+const dialTimeout = time.Second
+
 // Attach implements Backend: it dials the QMP socket until QEMU serves it,
 // then negotiates capabilities.
 func (QEMU) Attach(ctx context.Context, socket string, exited <-chan struct{}) (Monitor, error) {
 	for {
-		mon, err := qmp.NewSocketMonitor("unix", socket, time.Second)
+		mon, err := qmp.NewSocketMonitor("unix", socket, dialTimeout)
 		if err == nil {
 			return connect(ctx, mon)
 		}

@@ -42,6 +42,17 @@ func main() {
 	}
 }
 
+// Defaults of the sampling flags.
+const (
+	defaultDuration = 2 * time.Second
+	defaultInterval = 2 * time.Millisecond
+	defaultBucket   = 100 * time.Millisecond
+)
+
+// monitorSlack is how much longer than the sampling the monitor's work
+// (attaching, the last query) may take.
+const monitorSlack = 5 * time.Second
+
 func run(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("bootprof", flag.ContinueOnError)
 	var (
@@ -51,10 +62,10 @@ func run(args []string, out io.Writer) error {
 		initrd   = fs.String("initrd", "", "initramfs to boot with (e.g. from invm -state-dir)")
 		appendS  = fs.String("append", "", "extra kernel command line parameters")
 		qemuBin  = fs.String("qemu", "", "QEMU binary (default qemu-system-<arch> on PATH)")
-		duration = fs.Duration("duration", 2*time.Second, "how long to sample")
-		interval = fs.Duration("interval", 2*time.Millisecond, "pause between samples")
+		duration = fs.Duration("duration", defaultDuration, "how long to sample")
+		interval = fs.Duration("interval", defaultInterval, "pause between samples")
 		top      = fs.Int("top", 25, "functions listed")
-		bucket   = fs.Duration("bucket", 100*time.Millisecond, "timeline bucket (0: no timeline)")
+		bucket   = fs.Duration("bucket", defaultBucket, "timeline bucket (0: no timeline)")
 		memory   = fs.Int("memory", 256, "guest RAM in MiB")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -102,7 +113,7 @@ func run(args []string, out io.Writer) error {
 		return err
 	}
 	defer vm.Kill()
-	ctx, cancel := context.WithTimeout(context.Background(), *duration+5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), *duration+monitorSlack)
 	defer cancel()
 	mon, err := vmm.QEMU{}.Attach(ctx, spec.QMPSocket, vm.Done())
 	if err != nil {

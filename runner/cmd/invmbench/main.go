@@ -273,7 +273,8 @@ func once(ctx context.Context, s *setup, verbose bool, out io.Writer) (runner.Re
 		return res, fmt.Errorf("%w\nconsole:\n%s", err, res.ConsoleTail)
 	}
 	if verbose {
-		fmt.Fprintf(out, "%s: VM %v, run %v (boot to connect %v)\n", s.name, res.VM.Round(time.Millisecond), res.Total.Round(time.Millisecond), res.Boot.Round(time.Millisecond))
+		r := func(d time.Duration) time.Duration { return d.Round(runner.TimingsPrecision) }
+		fmt.Fprintf(out, "%s: VM %v, run %v (boot to connect %v)\n", s.name, r(res.VM), r(res.Total), r(res.Boot))
 	}
 	return res, nil
 }
@@ -401,7 +402,7 @@ func median(d []time.Duration) time.Duration {
 
 func stats(d []time.Duration) (min, med, max time.Duration) {
 	mn, md, mx := order(d)
-	r := func(x time.Duration) time.Duration { return x.Round(time.Millisecond) }
+	r := func(x time.Duration) time.Duration { return x.Round(runner.TimingsPrecision) }
 	return r(mn), r(md), r(mx)
 }
 
