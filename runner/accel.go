@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/internal/atomicfile"
 	"github.com/rules-go-vm/rules_go_vm/runner/proc"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 )
@@ -89,17 +90,14 @@ func ChooseAccel(ctx context.Context, p AccelProbe) AccelChoice {
 	return c
 }
 
-// writeCacheFile writes a cache entry atomically (a temporary file renamed
-// into place), creating its directory; a cache that cannot be written is
-// not an error, the answer is just computed again next time.
+// writeCacheFile writes a cache entry atomically (atomicfile), creating
+// its directory; a cache that cannot be written is not an error, the
+// answer is just computed again next time.
 func writeCacheFile(file string, b []byte) {
 	if os.MkdirAll(filepath.Dir(file), 0o755) != nil {
 		return
 	}
-	tmp := file + fmt.Sprintf(".tmp%d", os.Getpid())
-	if os.WriteFile(tmp, b, 0o644) == nil {
-		_ = os.Rename(tmp, file)
-	}
+	_ = atomicfile.WriteFile(file, b, 0o644)
 }
 
 func accelKey(p AccelProbe) string {

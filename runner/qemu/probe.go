@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/rules-go-vm/rules_go_vm/internal/atomicfile"
 )
 
 // Capabilities is what a QEMU binary offers, as read from its help output.
@@ -222,10 +224,7 @@ func ProbeCached(ctx context.Context, binary, cacheDir string) (Capabilities, er
 		return c, err
 	}
 	if b, err := json.Marshal(c); err == nil && os.MkdirAll(cacheDir, 0o755) == nil {
-		tmp := fmt.Sprintf("%s.tmp%d", file, os.Getpid())
-		if os.WriteFile(tmp, b, 0o644) == nil {
-			_ = os.Rename(tmp, file)
-		}
+		_ = atomicfile.WriteFile(file, b, 0o644) // a cache: recomputed when it cannot be written
 	}
 	return c, nil
 }

@@ -29,6 +29,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/rules-go-vm/rules_go_vm/internal/atomicfile"
 	"github.com/rules-go-vm/rules_go_vm/kernel"
 	"github.com/rules-go-vm/rules_go_vm/kernel/kbuild"
 	"github.com/rules-go-vm/rules_go_vm/kernel/kconfig"
@@ -183,30 +184,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // copyFile copies src to dst atomically (temporary file, then rename).
-func copyFile(src, dst string) (err error) {
+func copyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp*")
-	if err != nil {
+	return atomicfile.Write(dst, 0o644, func(w io.Writer) error {
+		_, err := io.Copy(w, in)
 		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := io.Copy(tmp, in); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
+	})
 }
