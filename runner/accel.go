@@ -11,10 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/internal/atomicfile"
 	"github.com/rules-go-vm/rules_go_vm/runner/proc"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
@@ -34,25 +34,19 @@ type AccelChoice struct {
 // injected for tests.
 type AccelProbe struct {
 	// Arch is the guest architecture.
-	Arch qemu.Arch
+	Arch arch.Arch
 	// QEMU is the QEMU binary; Kernel the guest kernel.
 	QEMU, Kernel string
 	// CacheDir holds the cached choices (<cache>/accel).
 	CacheDir string
 	// KVMDevice is /dev/kvm.
 	KVMDevice string
-	// HostArch is the host's architecture (runtime.GOARCH as uname -m).
-	HostArch qemu.Arch
+	// HostArch is the host's architecture (arch.Host).
+	HostArch arch.Arch
 	// Canary boots the kernel under KVM and reports whether it got far
 	// enough; nil means CanaryBoot.
 	Canary func(ctx context.Context, p AccelProbe) error
 }
-
-// hostArches maps runtime.GOARCH to guest arch names.
-var hostArches = map[string]qemu.Arch{"amd64": qemu.X86_64, "arm64": qemu.AArch64}
-
-// HostArch returns the running host's architecture.
-func HostArch() qemu.Arch { return hostArches[runtime.GOARCH] }
 
 // ChooseAccel returns KVM only when a canary boot of p.Kernel under KVM
 // with p.QEMU worked on this host; the answer is cached in p.CacheDir per

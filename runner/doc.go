@@ -29,7 +29,7 @@
 //     VM's description to QEMU's command line; QEMU starts with a
 //     parent-death signal, its console to a log file, and the VM monitor
 //     is watched for a guest panic.
-//  4. Session (session.go: session.run): the guest init connects;
+//  4. Session (session.go: vmSession.run): the guest init connects;
 //     protocol.CollectStreams streams the test's output live to
 //     Options.Stdout/Stderr and checks the verdict (it must be positive to
 //     pass), then acks it; the guest powers off.

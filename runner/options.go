@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/protocol"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 	"github.com/rules-go-vm/rules_go_vm/runner/vmm"
@@ -65,7 +66,7 @@ type Options struct {
 	TestdataDir string
 
 	// Arch is the guest architecture; "" means the test binary's (ELF).
-	Arch qemu.Arch
+	Arch arch.Arch
 	// Kernel is the guest kernel image; "" means FindKernel in
 	// KernelDirs(CacheDir).
 	Kernel string
@@ -111,7 +112,7 @@ type Options struct {
 	// GuestHugepages reserves guest hugepages (kernel command line) and
 	// has the guest init mount hugetlbfs for them at /dev/hugepages and
 	// /dev/hugepages-SIZE.
-	GuestHugepages qemu.Hugepages
+	GuestHugepages vmspec.Hugepages
 	// IOMMU gives the guest a virtual IOMMU (intel-iommu on x86_64, SMMUv3
 	// on aarch64); without it, a guest with NICs gets VFIO's no-IOMMU
 	// mode.
@@ -420,7 +421,7 @@ func (o *Options) Shape() vmspec.Shape {
 // SetShape sets o's VM shape fields from a resolved spec ("auto" accel is
 // Options' "": the runner chooses).
 func (o *Options) SetShape(s vmspec.Shape) {
-	o.Arch, o.Backend, o.CPUs, o.MemoryMiB = qemu.Arch(s.Arch), s.Backend, s.CPUs, s.MemoryMiB
+	o.Arch, o.Backend, o.CPUs, o.MemoryMiB = arch.Arch(s.Arch), s.Backend, s.CPUs, s.MemoryMiB
 	o.Accel = s.Accel
 	if o.Accel == "auto" {
 		o.Accel = ""

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/protocol"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 	"github.com/rules-go-vm/rules_go_vm/runner/vmm"
@@ -131,7 +132,7 @@ func (p *runPlan) chooseAccel(ctx context.Context) AccelChoice {
 		return AccelChoice{Accel: o.Accel, Reason: "forced by options"}
 	}
 	return ChooseAccel(ctx, AccelProbe{Arch: o.Arch, QEMU: o.QEMU, Kernel: o.Kernel,
-		CacheDir: filepath.Join(o.CacheDir, "accel"), KVMDevice: o.KVMDevice, HostArch: HostArch()})
+		CacheDir: filepath.Join(o.CacheDir, "accel"), KVMDevice: o.KVMDevice, HostArch: arch.Host()})
 }
 
 // guestConfig plans the guest's side of the run (protocol.GuestConfig): the

@@ -9,11 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/protocol"
 	"github.com/rules-go-vm/rules_go_vm/runner/proc"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 	"github.com/rules-go-vm/rules_go_vm/runner/vmm"
 	"github.com/rules-go-vm/rules_go_vm/runner/vsock"
+	"github.com/rules-go-vm/rules_go_vm/vmspec"
 )
 
 // TestPlanOptions: the plan phase's host-free part reads the arch from the
@@ -30,13 +32,13 @@ func TestPlanOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.o.Arch != qemu.AArch64 || res.Arch != qemu.AArch64 || p.profile.Binary != "qemu-system-aarch64" || p.start != start {
+	if p.o.Arch != arch.AArch64 || res.Arch != arch.AArch64 || p.profile.Binary != "qemu-system-aarch64" || p.start != start {
 		t.Errorf("plan: arch %q (result %q), profile %q, start %v", p.o.Arch, res.Arch, p.profile.Binary, p.start)
 	}
 	if !slices.Equal(p.o.Command, []string{GuestBusybox, "sh", "-i"}) {
 		t.Errorf("shell command %q", p.o.Command)
 	}
-	if len(p.shape.NICs) != 1 || p.shape.NICs[0].MAC != qemu.NICMAC("a.test", 0) || p.shape.Arch != qemu.AArch64 {
+	if len(p.shape.NICs) != 1 || p.shape.NICs[0].MAC != qemu.NICMAC("a.test", 0) || p.shape.Arch != arch.AArch64 {
 		t.Errorf("shape %+v", p.shape)
 	}
 	// The machine check needs the arch from the binary.
@@ -53,7 +55,7 @@ func TestPlanOptions(t *testing.T) {
 
 func TestGuestConfig(t *testing.T) {
 	o := Options{TestBinary: "/b/x.test", Args: []string{"-test.v"}, Env: []string{"A=1"}, TestTimeout: time.Minute,
-		GuestHugepages: qemu.Hugepages{Size: "2M", Count: 4}, NICs: []string{"e1000"}, Arch: qemu.X86_64}.WithDefaults()
+		GuestHugepages: vmspec.Hugepages{Size: "2M", Count: 4}, NICs: []string{"e1000"}, Arch: arch.X86_64}.WithDefaults()
 	ch := protocol.Channel{Kind: protocol.ChannelVsock, CID: protocol.HostCID, Port: 1234}
 	cfg := guestConfig(o, o.shape(), ch, qemu.AccelTCG, 0, []string{"H=2"})
 	wantEnv := []string{"A=1", "H=2", EnvNICs + "=e1000 0000:00:10.0 " + qemu.NICMAC("x.test", 0), EnvGuestHugepages + "=2M:4"}
@@ -100,7 +102,7 @@ func TestGuestTimeouts(t *testing.T) {
 }
 
 func TestVMDescription(t *testing.T) {
-	o := Options{TestBinary: "x.test", Arch: qemu.X86_64, Kernel: "/k/vmlinux", ExtraCmdline: []string{"loglevel=7"}}.WithDefaults()
+	o := Options{TestBinary: "x.test", Arch: arch.X86_64, Kernel: "/k/vmlinux", ExtraCmdline: []string{"loglevel=7"}}.WithDefaults()
 	p := &runPlan{o: o, shape: o.shape()}
 	pr := &prepared{state: "/s", initrd: "/s/initrd.cpio", accel: AccelChoice{Accel: qemu.AccelKVM},
 		ch: &channel{device: vmm.Channel{Transport: vsock.VirtioSerial, Socket: "/s/serial.sock"}}}
@@ -122,10 +124,10 @@ func TestCollectResult(t *testing.T) {
 	}
 	<-vp.Done()
 	start := vp.ExitTime().Add(-time.Second)
-	s := &session{connected: start.Add(300 * time.Millisecond), verdictAt: start.Add(800 * time.Millisecond), translations: 7}
+	s := &vmSession{connected: start.Add(300 * time.Millisecond), verdictAt: start.Add(800 * time.Millisecond), translations: 7}
 	var res Result
 	v := &protocol.Verdict{Pass: true}
-	collectResult(&res, protocol.Result{Pass: true, Verdict: v}, s, &bootedVM{proc: vp, start: start})
+	collectResult(&res, protocol.SessionResult{Pass: true, Verdict: v}, s, &bootedVM{proc: vp, start: start})
 	if !res.Pass || res.Verdict != v || res.Translations != 7 || res.Boot != 300*time.Millisecond || res.VM != time.Second ||
 		res.AfterVerdict != 200*time.Millisecond || !res.VerdictAt.Equal(s.verdictAt) {
 		t.Errorf("result %+v", res)

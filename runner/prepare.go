@@ -129,7 +129,7 @@ func baseLayer(o Options) (string, error) {
 			return "", err
 		}
 	}
-	return BaseLayer(o.CacheDir, GOARCHes[o.Arch], o.InitBinary, root)
+	return BaseLayer(o.CacheDir, o.Arch.GOARCH(), o.InitBinary, root)
 }
 
 // writeInitrd writes initrd.cpio in the state directory (removed on
@@ -167,7 +167,7 @@ func addBusybox(test *initramfs.Layer, o Options) error {
 	if a, err := ArchOfELF(bb); err != nil || a != o.Arch {
 		return fmt.Errorf("%w: shell busybox %s is for %s, the guest is %s: pass a static %s busybox "+
 			"(-shell-busybox / $INVM_SHELL_BUSYBOX; e.g. from `apt-get download busybox-static:%s`)",
-			ErrInvalidOptions, bb, a, o.Arch, o.Arch, GOARCHes[o.Arch])
+			ErrInvalidOptions, bb, a, o.Arch, o.Arch, o.Arch.GOARCH())
 	}
 	if err := test.AddFile(strings.TrimPrefix(GuestBusybox, "/"), bb, 0o755); err != nil {
 		return fmt.Errorf("%w: %w", ErrInternal, err)

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/protocol"
-	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 )
 
 // Result is the outcome of a run.
@@ -19,7 +19,7 @@ type Result struct {
 	Reason string
 	// Arch, Kernel, QEMU and Accel say what ran; AccelReason why that
 	// accelerator.
-	Arch                qemu.Arch
+	Arch                arch.Arch
 	Kernel, QEMU, Accel string
 	AccelReason         string
 	// CommandLine reproduces the run: the vsock daemon's command, then
@@ -79,7 +79,7 @@ const ConsoleTailLines = 40
 // host: planOptions, findHost), prepare (state directory, initrd, the
 // channel's host side and daemon: prepare), boot (the backend starts the VM:
 // boot), session (the guest's streams until its verdict and power-off:
-// session.run) and collect (the verdict and timings into the Result:
+// vmSession.run) and collect (the verdict and timings into the Result:
 // collectResult). Each phase fills in what it learnt in res as it goes, so a
 // failed run still says how far it got.
 func Run(ctx context.Context, o Options) (res Result, err error) {
@@ -105,7 +105,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		return res, err
 	}
 	defer vm.stop(&res)
-	s := newSession(p, pr, vm)
+	s := newVMSession(p, pr, vm)
 	out, err := s.run(ctx, pr.ch.ln)
 	collectResult(&res, out, s, vm)
 	return res, err
@@ -114,7 +114,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 // collectResult is the collect phase: the session's verdict and
 // translation block count, and the host's timings (QEMU start → guest
 // connected, → QEMU exit; verdict → QEMU exit), into res.
-func collectResult(res *Result, out protocol.Result, s *session, vm *bootedVM) {
+func collectResult(res *Result, out protocol.SessionResult, s *vmSession, vm *bootedVM) {
 	res.Translations = s.translations
 	res.Pass, res.Verdict, res.Reason = out.Pass, out.Verdict, out.Reason
 	if !s.connected.IsZero() {

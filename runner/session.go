@@ -15,8 +15,8 @@ import (
 	"github.com/rules-go-vm/rules_go_vm/runner/vsock"
 )
 
-// session drives one booted VM to its verdict.
-type session struct {
+// vmSession drives one booted VM to its verdict.
+type vmSession struct {
 	o         Options
 	vm        *proc.Process
 	daemon    *vsock.Daemon // nil unless vhost-user-vsock
@@ -34,14 +34,14 @@ type session struct {
 	translations int64
 }
 
-// newSession is the session phase's state for the booted vm.
-func newSession(p *runPlan, pr *prepared, vm *bootedVM) *session {
-	return &session{o: p.o, vm: vm.proc, daemon: pr.ch.daemon, con: vm.con, watch: vm.watch, state: pr.state,
+// newVMSession is the session phase's state for the booted vm.
+func newVMSession(p *runPlan, pr *prepared, vm *bootedVM) *vmSession {
+	return &vmSession{o: p.o, vm: vm.proc, daemon: pr.ch.daemon, con: vm.con, watch: vm.watch, state: pr.state,
 		dial: pr.ch.dial, transport: string(pr.ch.choice.Transport), accel: pr.accel.Accel}
 }
 
 // daemonDone fires when the vsock daemon exited; never without a daemon.
-func (s *session) daemonDone() <-chan struct{} {
+func (s *vmSession) daemonDone() <-chan struct{} {
 	if s.daemon == nil {
 		return nil
 	}
@@ -50,7 +50,7 @@ func (s *session) daemonDone() <-chan struct{} {
 
 // classify turns a failure into the error of the highest-precedence cause:
 // the daemon died while QEMU ran, the host timeout, a guest panic.
-func (s *session) classify(ctx context.Context, daemonDied bool, fallback error) error {
+func (s *vmSession) classify(ctx context.Context, daemonDied bool, fallback error) error {
 	switch {
 	case daemonDied:
 		return fmt.Errorf("%w (vhost-device-vsock exited while the VM ran: %v): %s", ErrDaemonDied, s.daemon.ExitErr(), strings.TrimSpace(s.daemon.Log()))
@@ -80,7 +80,7 @@ const (
 
 // collected is what the session's collector returns.
 type collected struct {
-	res protocol.Result
+	res protocol.SessionResult
 	err error
 }
 
@@ -91,7 +91,7 @@ type collected struct {
 // launcher) after the guest spoke, the host first asks the guest for the
 // test's goroutine stacks and collects for StacksGrace more before it
 // stops.
-func (s *session) run(ctx context.Context, ln net.Listener) (protocol.Result, error) {
+func (s *vmSession) run(ctx context.Context, ln net.Listener) (protocol.SessionResult, error) {
 	s.ctx = ctx
 	// The collector runs on its own context: ctx ending asks for stacks
 	// first, the collector stops after the grace.
@@ -115,7 +115,7 @@ func (s *session) run(ctx context.Context, ln net.Listener) (protocol.Result, er
 	early, err := s.boot(ctx, hello, done)
 	if err != nil {
 		stop()
-		return protocol.Result{}, err
+		return protocol.SessionResult{}, err
 	}
 	s.connected = s.o.Now()
 	c, daemonDied := collected{}, false
@@ -132,7 +132,7 @@ func (s *session) run(ctx context.Context, ln net.Listener) (protocol.Result, er
 
 // collectOptions wires the protocol session to the run: live output,
 // diagnostics, files, the stacks request, and the hello and verdict hooks.
-func (s *session) collectOptions(ctx context.Context, hello, stacks chan struct{}) protocol.CollectOptions {
+func (s *vmSession) collectOptions(ctx context.Context, hello, stacks chan struct{}) protocol.CollectOptions {
 	opts := protocol.CollectOptions{
 		Stdout: s.o.Stdout, Stderr: s.o.Stderr, Diag: diagWriter(s.o), Stacks: stacks,
 		OnHello: func(protocol.Hello) { close(hello) },
@@ -156,7 +156,7 @@ func (s *session) collectOptions(ctx context.Context, hello, stacks chan struct{
 // came (QEMU exited, the daemon died, ChannelTimeout, ctx). A collector
 // that ends first (a guest that spoke, but not a valid Hello) ends the
 // boot too: its result is returned for the session's error.
-func (s *session) boot(ctx context.Context, hello <-chan struct{}, done <-chan collected) (*collected, error) {
+func (s *vmSession) boot(ctx context.Context, hello <-chan struct{}, done <-chan collected) (*collected, error) {
 	chTimer := time.NewTimer(s.o.ChannelTimeout)
 	defer chTimer.Stop()
 	select {
@@ -191,7 +191,7 @@ func (s *session) boot(ctx context.Context, hello <-chan struct{}, done <-chan c
 // (EOF when the guest powers off, or the linger); a daemon exit cancels
 // it; ctx ending asks for stacks, then cancels it after StacksGrace; a
 // QEMU exit ends it after vmExitGrace.
-func (s *session) collect(ctx context.Context, done <-chan collected, stop func() collected, stacks chan struct{}, cancel func()) (collected, bool) {
+func (s *vmSession) collect(ctx context.Context, done <-chan collected, stop func() collected, stacks chan struct{}, cancel func()) (collected, bool) {
 	vmDone, ctxDone := s.vm.Done(), ctx.Done()
 	var grace, stacksGrace <-chan time.Time
 	for {
@@ -221,7 +221,7 @@ func (s *session) collect(ctx context.Context, done <-chan collected, stop func(
 }
 
 // sessionError classifies a collector that ended without a good session.
-func (s *session) sessionError(ctx context.Context, c collected, daemonDied bool) error {
+func (s *vmSession) sessionError(ctx context.Context, c collected, daemonDied bool) error {
 	if c.err != nil && !daemonDied {
 		select {
 		case <-s.daemonDone():
@@ -248,7 +248,7 @@ func (s *session) sessionError(ctx context.Context, c collected, daemonDied bool
 // itself within PoweroffTimeout, with status 0, and no kernel panic was
 // seen; otherwise the run fails with ErrAfterVerdict. After a failing
 // verdict the same troubles are only logged: the test's failure says more.
-func (s *session) powerOff(ctx context.Context, res protocol.Result) error {
+func (s *vmSession) powerOff(ctx context.Context, res protocol.SessionResult) error {
 	var trouble string
 	select {
 	case <-s.vm.Done():

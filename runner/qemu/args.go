@@ -7,16 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/vmspec"
-)
-
-// Arch is a guest architecture, named like `uname -m`.
-type Arch string
-
-// Guest architectures.
-const (
-	X86_64  Arch = "x86_64"
-	AArch64 Arch = "aarch64"
 )
 
 // Accelerators.
@@ -69,8 +61,8 @@ type Profile struct {
 }
 
 // Profiles is the per-arch lowering table.
-var Profiles = map[Arch]Profile{
-	X86_64: {
+var Profiles = map[arch.Arch]Profile{
+	arch.X86_64: {
 		Binary: "qemu-system-x86_64",
 		// No ACPI: QEMU 11's microvm with a vhost-user vsock device and an
 		// initrd hangs the guest at "ACPI: Core revision" (measured with
@@ -110,7 +102,7 @@ var Profiles = map[Arch]Profile{
 			Cmdline:        []string{"intel_iommu=on"},
 		},
 	},
-	AArch64: {
+	arch.AArch64: {
 		Binary:      "qemu-system-aarch64",
 		Machine:     "virt",
 		CPU:         "max,pauth=off",
@@ -128,11 +120,11 @@ var Profiles = map[Arch]Profile{
 // BaseCmdline is the architecture-independent kernel command line.
 var BaseCmdline = []string{"panic=-1", "oops=panic", "rdinit=/init"}
 
-// ProfileFor returns the Profile of arch.
-func ProfileFor(arch Arch) (Profile, error) {
-	p, ok := Profiles[arch]
+// ProfileFor returns the Profile of a.
+func ProfileFor(a arch.Arch) (Profile, error) {
+	p, ok := Profiles[a]
 	if !ok {
-		return Profile{}, fmt.Errorf("%w: %q (want %s or %s)", ErrUnknownArch, arch, X86_64, AArch64)
+		return Profile{}, fmt.Errorf("%w: %q (want %s or %s)", ErrUnknownArch, a, arch.X86_64, arch.AArch64)
 	}
 	return p, nil
 }
@@ -153,7 +145,7 @@ func machineBase(m string) string {
 // Spec describes one guest for lowering to QEMU arguments.
 type Spec struct {
 	// Arch is the guest architecture.
-	Arch Arch
+	Arch arch.Arch
 	// Machine overrides the machine type ("q35" for a baseline); "" picks
 	// the profile's, or its PCI machine when a device needs PCI (see
 	// MachineType).
@@ -198,7 +190,7 @@ type Spec struct {
 	HugetlbfsDir string
 	// GuestHugepages reserves guest hugepages on the kernel command line;
 	// zero means none.
-	GuestHugepages Hugepages
+	GuestHugepages vmspec.Hugepages
 	// IOMMU gives the guest a virtual IOMMU (the arch's IOMMULowering);
 	// without it, a guest with NICs gets VFIO's no-IOMMU mode.
 	IOMMU bool

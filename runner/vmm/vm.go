@@ -3,7 +3,7 @@ package vmm
 import (
 	"os"
 
-	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/runner/vsock"
 	"github.com/rules-go-vm/rules_go_vm/vmspec"
 )
@@ -15,7 +15,7 @@ import (
 // the guest console is always the hypervisor's standard output.
 type VM struct {
 	// Arch is the guest architecture.
-	Arch qemu.Arch
+	Arch arch.Arch
 	// Machine overrides the backend's machine type; "" lets the backend
 	// choose (one with a PCI bus when a device needs it, see
 	// Backend.Machine).

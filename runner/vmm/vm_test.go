@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 	"github.com/rules-go-vm/rules_go_vm/runner/vsock"
 	"github.com/rules-go-vm/rules_go_vm/vmspec"
@@ -15,14 +16,14 @@ import (
 // transport becomes its own device field.
 func TestQEMUSpec(t *testing.T) {
 	vm := VM{
-		Arch: qemu.X86_64, Machine: "q35", Accel: qemu.AccelKVM, CPUs: 2, MemoryMiB: 512,
+		Arch: arch.X86_64, Machine: "q35", Accel: qemu.AccelKVM, CPUs: 2, MemoryMiB: 512,
 		HostPages: qemu.HostPages2M, HugetlbfsDir: "/dev/hugepages", GuestHugepages: vmspec.Hugepages{Size: "2M", Count: 8},
 		NICs: []NIC{{"e1000", "02:00:00:00:00:00"}}, MgmtNIC: NIC{"virtio_net", "02:00:00:00:00:ff"}, IOMMU: true,
 		Kernel: "/k", Initrd: "/i", Cmdline: []string{"loglevel=7"}, Quiet: true, TSCkHz: 1000, Monitor: "/s/qmp",
 		Channel: Channel{Transport: vsock.VhostUserVsock, Socket: "/s/vhost"},
 	}
 	want := qemu.Spec{
-		Arch: qemu.X86_64, Machine: "q35", Accel: qemu.AccelKVM, CPUs: 2, MemoryMiB: 512,
+		Arch: arch.X86_64, Machine: "q35", Accel: qemu.AccelKVM, CPUs: 2, MemoryMiB: 512,
 		HostPages: qemu.HostPages2M, HugetlbfsDir: "/dev/hugepages", GuestHugepages: vmspec.Hugepages{Size: "2M", Count: 8},
 		NICs: []qemu.NIC{{Model: "e1000", MAC: "02:00:00:00:00:00"}}, MgmtNIC: qemu.NIC{Model: "virtio_net", MAC: "02:00:00:00:00:ff"}, IOMMU: true,
 		Kernel: "/k", Initrd: "/i", ExtraCmdline: []string{"loglevel=7"}, Quiet: true, TSCkHz: 1000, QMPSocket: "/s/qmp",
@@ -59,16 +60,16 @@ func TestQEMUMachine(t *testing.T) {
 		vm   VM
 		want string
 	}{
-		{VM{Arch: qemu.X86_64}, "microvm,acpi=off"},
-		{VM{Arch: qemu.X86_64, NICs: []NIC{{"e1000", "02:00:00:00:00:00"}}}, "q35"},
-		{VM{Arch: qemu.X86_64, IOMMU: true}, "q35"},
-		{VM{Arch: qemu.AArch64}, "virt"},
+		{VM{Arch: arch.X86_64}, "microvm,acpi=off"},
+		{VM{Arch: arch.X86_64, NICs: []NIC{{"e1000", "02:00:00:00:00:00"}}}, "q35"},
+		{VM{Arch: arch.X86_64, IOMMU: true}, "q35"},
+		{VM{Arch: arch.AArch64}, "virt"},
 	} {
 		if got, err := (QEMU{}).Machine(tc.vm); err != nil || got != tc.want {
 			t.Errorf("Machine(%+v) = %q, %v; want %q", tc.vm, got, err, tc.want)
 		}
 	}
-	if _, err := (QEMU{}).Machine(VM{Arch: qemu.X86_64, Machine: "microvm", IOMMU: true}); err == nil {
+	if _, err := (QEMU{}).Machine(VM{Arch: arch.X86_64, Machine: "microvm", IOMMU: true}); err == nil {
 		t.Error("an IOMMU on microvm: no error")
 	}
 }

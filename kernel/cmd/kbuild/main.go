@@ -29,6 +29,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/internal/atomicfile"
 	"github.com/rules-go-vm/rules_go_vm/kernel"
 	"github.com/rules-go-vm/rules_go_vm/kernel/kbuild"
@@ -105,7 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset := flag.NewFlagSet("kbuild", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	var (
-		arch      = fset.String("arch", "x86_64", "guest architecture: x86_64 or aarch64")
+		archName  = fset.String("arch", "x86_64", "guest architecture: x86_64 or aarch64")
 		source    = fset.String("source", "", "kernel source tarball, e.g. /usr/src/linux-source-7.2.tar.xz")
 		fragments = fset.String("fragments", "", "fragment directory or comma-separated files (default: embedded kernel/fragments)")
 		patches   = fset.String("patches", "", "source patch directory, comma-separated files in order, or none (default: embedded kernel/patches)")
@@ -136,7 +137,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	opts := &kbuild.Options{
-		Arch:         kbuild.Arch(*arch),
+		Arch:         arch.Arch(*archName),
 		Source:       *source,
 		Fragments:    frags,
 		Patches:      ps,

@@ -30,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/runner/proc"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 	"github.com/rules-go-vm/rules_go_vm/runner/vmm"
@@ -56,7 +57,7 @@ const monitorSlack = 5 * time.Second
 func run(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("bootprof", flag.ContinueOnError)
 	var (
-		arch     = fs.String("arch", "x86_64", "guest arch: x86_64 or aarch64")
+		archName = fs.String("arch", "x86_64", "guest arch: x86_64 or aarch64")
 		kernel   = fs.String("kernel", "", "guest kernel image (required)")
 		symbols  = fs.String("symbols", "", "ELF with the kernel's symbols (default: -kernel, if it is an ELF)")
 		initrd   = fs.String("initrd", "", "initramfs to boot with (e.g. from invm -state-dir)")
@@ -81,7 +82,7 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-symbols: %w (pass the kernel's vmlinux with -symbols)", err)
 	}
-	p, err := qemu.ProfileFor(qemu.Arch(*arch))
+	p, err := qemu.ProfileFor(arch.Arch(*archName))
 	if err != nil {
 		return fmt.Errorf("-arch: %w", err)
 	}
@@ -90,7 +91,7 @@ func run(args []string, out io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	spec := qemu.Spec{Arch: qemu.Arch(*arch), Accel: qemu.AccelTCG, Kernel: *kernel, Initrd: *initrd, MemoryMiB: *memory, CPUs: 1,
+	spec := qemu.Spec{Arch: arch.Arch(*archName), Accel: qemu.AccelTCG, Kernel: *kernel, Initrd: *initrd, MemoryMiB: *memory, CPUs: 1,
 		QMPSocket: filepath.Join(dir, "qmp.sock"), Quiet: true, ExtraCmdline: strings.Fields(*appendS)}
 	if p.TSCEarly {
 		spec.TSCkHz, _ = qemu.HostTSCkHz("/proc/cpuinfo")

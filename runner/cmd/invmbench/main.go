@@ -31,6 +31,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/runner"
 	"github.com/rules-go-vm/rules_go_vm/runner/initramfs"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
@@ -118,23 +119,23 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 func ourSetups(f flags, work string, hello map[string]string) ([]*setup, error) {
 	cache := runner.DefaultCacheDir()
 	var setups []*setup
-	for _, a := range strings.Split(f.arches, ",") {
-		arch := qemu.Arch(strings.TrimSpace(a))
-		if arch == "" {
+	for _, name := range strings.Split(f.arches, ",") {
+		a := arch.Arch(strings.TrimSpace(name))
+		if a == "" {
 			continue
 		}
-		kernel, err := runner.FindKernel(arch, runner.KernelDirs(cache)...)
+		kernel, err := runner.FindKernel(a, runner.KernelDirs(cache)...)
 		if err != nil {
 			return nil, err
 		}
-		bin, err := buildHello(f.root, work, runner.GOARCHes[arch], hello)
+		bin, err := buildHello(f.root, work, a.GOARCH(), hello)
 		if err != nil {
 			return nil, err
 		}
 		ours := runner.Options{TestBinary: bin, Kernel: kernel, ModuleRoot: f.root, TestdataDir: filepath.Join(f.root, "tests/hello/testdata"),
 			CountTranslations: true}
-		setups = append(setups, &setup{name: fmt.Sprintf("%s ours (%s)", arch, qemu.Profiles[arch].Machine), opts: ours})
-		variants, err := variantSetups(f, arch, ours)
+		setups = append(setups, &setup{name: fmt.Sprintf("%s ours (%s)", a, qemu.Profiles[a].Machine), opts: ours})
+		variants, err := variantSetups(f, a, ours)
 		if err != nil {
 			return nil, err
 		}
@@ -145,33 +146,33 @@ func ourSetups(f flags, work string, hello map[string]string) ([]*setup, error) 
 
 // variantSetups are ours with another init (-compare-init), another kernel
 // (-compare-kernel) and, for -shapes, under q35 and without the monitor.
-func variantSetups(f flags, arch qemu.Arch, ours runner.Options) ([]*setup, error) {
+func variantSetups(f flags, a arch.Arch, ours runner.Options) ([]*setup, error) {
 	var setups []*setup
 	for _, init := range strings.Split(f.inits, ",") {
 		if init == "" {
 			continue
 		}
-		a, err := runner.ArchOfELF(init)
+		got, err := runner.ArchOfELF(init)
 		if err != nil {
 			return nil, fmt.Errorf("-compare-init: %w", err)
 		}
-		if a == arch {
+		if got == a {
 			other := ours
 			other.InitBinary = init
-			setups = append(setups, &setup{name: fmt.Sprintf("%s -compare-init %s", arch, filepath.Base(init)), opts: other})
+			setups = append(setups, &setup{name: fmt.Sprintf("%s -compare-init %s", a, filepath.Base(init)), opts: other})
 		}
 	}
-	if f.compare != "" && arch == qemu.X86_64 {
+	if f.compare != "" && a == arch.X86_64 {
 		other := ours
 		other.Kernel = f.compare
 		setups = append(setups, &setup{name: "x86_64 -compare-kernel", opts: other})
 	}
-	if f.shapes && arch == qemu.X86_64 {
+	if f.shapes && a == arch.X86_64 {
 		q35, noQMP := ours, ours
 		q35.Machine, noQMP.NoMonitor = "q35", true
 		setups = append(setups,
 			&setup{name: "x86_64 ours (q35)", opts: q35},
-			&setup{name: fmt.Sprintf("x86_64 ours (%s, no QMP)", qemu.Profiles[arch].Machine), opts: noQMP})
+			&setup{name: fmt.Sprintf("x86_64 ours (%s, no QMP)", qemu.Profiles[a].Machine), opts: noQMP})
 	}
 	return setups, nil
 }
@@ -255,7 +256,7 @@ func report(out io.Writer, setups []*setup, n int, shapes bool) error {
 		for _, s := range setups {
 			byName[s.name] = median(s.vm)
 		}
-		micro := fmt.Sprintf("x86_64 ours (%s)", qemu.Profiles[qemu.X86_64].Machine)
+		micro := fmt.Sprintf("x86_64 ours (%s)", qemu.Profiles[arch.X86_64].Machine)
 		if m := byName[micro]; m > 0 {
 			fmt.Fprintf(out, "VM median ratios: q35 / microvm = %.2f; with QMP / without = %.2f\n",
 				float64(byName["x86_64 ours (q35)"])/float64(m), float64(m)/float64(byName[micro[:len(micro)-1]+", no QMP)"]))

@@ -43,8 +43,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/runner"
-	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 	"github.com/rules-go-vm/rules_go_vm/vmspec"
 )
 
@@ -128,7 +128,7 @@ func options(args []string, getenv func(string) string) (runner.Options, error) 
 		TestBinary:    rf(strings.TrimPrefix(spec.Test, guestRunfiles)),
 		GuestTestPath: spec.Test,
 		WorkDir:       spec.WorkDir,
-		Arch:          qemu.Arch(spec.Arch),
+		Arch:          arch.Arch(spec.Arch),
 		Kernel:        rf(spec.Kernel),
 		BaseLayerFile: rf(spec.Layers[0]),
 		QEMU:          getenv("INVM_QEMU"),

@@ -1,5 +1,6 @@
-// Package invmcli is the `invm` command: it runs a Go test binary inside a Linux guest under QEMU and
-// exits with the test's exit code. It is meant for `go test -exec`:
+// Package cli is the host side of the `invm` command (runner/cmd/invm):
+// it runs a Go test binary inside a Linux guest under QEMU and exits with
+// the test's exit code. It is meant for `go test -exec`:
 //
 //	go install ./runner/cmd/invm
 //	go test -exec invm ./tests/hello/...
@@ -30,7 +31,7 @@
 // 73 missing or garbled verdict, 75 other runner error, 76 a passing
 // verdict but no orderly power-off after it (see package runner's Exit*
 // constants).
-package invmcli
+package cli
 
 import (
 	"context"
