@@ -228,6 +228,6 @@ func TestSessionBadHelloEndsBoot(t *testing.T) {
 		_, _ = c.Write(frame)
 	})
 	if !errors.Is(err, ErrBadSession) || !strings.Contains(err.Error(), "unsupported version") {
-		t.Fatalf("err = %v, want ErrBadSession saying "unsupported version" (log: %s)", err, log)
+		t.Fatalf("err = %v, want ErrBadSession saying \"unsupported version\" (log: %s)", err, log)
 	}
 }
