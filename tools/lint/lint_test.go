@@ -171,8 +171,15 @@ func TestGeneratedSpec(t *testing.T) {
 // names of their own (issue #17: the runner as phases).
 const maxFuncLines = 80
 
+// longFuncs are the functions TestFuncLength lets be longer, each with
+// why; an entry whose function got short again must go.
+var longFuncs = map[string]string{
+	"runner/junit/junit.go: Builder.suites": "runner/junit belongs to another change in flight (issue #17 left it alone): split it there",
+}
+
 // TestFuncLength: no function or method in the runner's non-test Go files
-// (runner/ and every package below it) is longer than maxFuncLines.
+// (runner/ and every package below it) is longer than maxFuncLines, but
+// for the longFuncs.
 func TestFuncLength(t *testing.T) {
 	ws := workspace(t)
 	files := sourceFiles(t, filepath.Join(ws, "runner"), func(n string) bool {
@@ -182,6 +189,7 @@ func TestFuncLength(t *testing.T) {
 		t.Fatalf("no Go files found below %s/runner", ws)
 	}
 	var long []string
+	seen := map[string]bool{}
 	for _, f := range files {
 		fset := token.NewFileSet()
 		file, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
@@ -194,10 +202,24 @@ func TestFuncLength(t *testing.T) {
 				continue
 			}
 			start, end := fset.Position(fn.Pos()), fset.Position(fn.End())
-			if n := end.Line - start.Line + 1; n > maxFuncLines {
-				rel, _ := filepath.Rel(ws, f)
+			rel, _ := filepath.Rel(ws, f)
+			key := filepath.ToSlash(rel) + ": " + funcName(fn)
+			n := end.Line - start.Line + 1
+			switch why, excepted := longFuncs[key]; {
+			case excepted && n > maxFuncLines:
+				t.Logf("%s:%d: %s is %d lines, let be: %s", rel, start.Line, funcName(fn), n, why)
+				seen[key] = true
+			case excepted:
+				seen[key] = true
+				t.Errorf("%s is %d lines now: remove it from longFuncs", key, n)
+			case n > maxFuncLines:
 				long = append(long, fmt.Sprintf("%s:%d: %s is %d lines", rel, start.Line, funcName(fn), n))
 			}
+		}
+	}
+	for key := range longFuncs {
+		if !seen[key] {
+			t.Errorf("longFuncs names %s, which is gone: remove it", key)
 		}
 	}
 	if len(long) > 0 {
