@@ -112,7 +112,7 @@ const (
 )
 
 type outcome struct {
-	res       protocol.Result
+	res       protocol.SessionResult
 	err       error  // from Collect
 	stdout    string // forwarded stdout
 	stderr    string

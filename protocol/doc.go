@@ -78,7 +78,7 @@
 // known version, well-formed streams that were declared, each once, each
 // ended, then exactly one well-formed Verdict saying pass with exit code 0,
 // and nothing garbled anywhere: otherwise CollectStreams returns an error
-// wrapping one of the sentinel errors below, and Result.Pass is false.
+// wrapping one of the sentinel errors below, and SessionResult.Pass is false.
 //
 // Host side: CollectStreams (Collect for one connection). Guest side:
 // NewGuestStreams (NewGuest for one connection), Guest.Stdout, Guest.Stderr,

@@ -308,7 +308,7 @@ func FuzzCollectStreams(f *testing.F) {
 
 // passed checks the invariants every fuzzed session keeps — no pass with an
 // error, no failure without a reason — and reports whether it passed.
-func passed(t *testing.T, res Result, err error) bool {
+func passed(t *testing.T, res SessionResult, err error) bool {
 	t.Helper()
 	if err != nil && res.Pass {
 		t.Fatalf("pass with error %v", err)

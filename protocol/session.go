@@ -80,8 +80,9 @@ type CollectOptions struct {
 	BeforeAck func()
 }
 
-// Result is the outcome of a session as seen by the host.
-type Result struct {
+// SessionResult is the outcome of a session as seen by the host (the
+// collector's result; the runner's whole run is runner.Result).
+type SessionResult struct {
 	// Pass is true only when the session was well-formed and the guest's
 	// Verdict said pass.
 	Pass bool
@@ -102,7 +103,7 @@ type Result struct {
 
 // ExitCode returns the test's exit code from the verdict, or -1 when there
 // is no verdict.
-func (r Result) ExitCode() int {
+func (r SessionResult) ExitCode() int {
 	if r.Verdict == nil {
 		return -1
 	}
@@ -119,7 +120,7 @@ type Acceptor[C io.ReadWriteCloser] interface {
 // Collect runs the host side of a one-connection session on rw: every frame
 // travels on the control stream (the guest's Hello declares no data
 // streams). See CollectStreams for the rules; the caller owns rw.
-func Collect(ctx context.Context, rw io.ReadWriter, opts CollectOptions) (Result, error) {
+func Collect(ctx context.Context, rw io.ReadWriter, opts CollectOptions) (SessionResult, error) {
 	conns := make(chan io.ReadWriter, 1)
 	conns <- rw
 	res, err := collect(ctx, conns, opts, true)
@@ -141,13 +142,13 @@ func Collect(ctx context.Context, rw io.ReadWriter, opts CollectOptions) (Result
 // ErrNoVerdict (streams ended or ctx done before a verdict), ErrTruncated,
 // ErrBadFrame, ErrFrameTooLarge, ErrUnknownFrame, ErrBadHello, ErrVersion,
 // ErrUnexpectedFrame, ErrBadVerdict, ErrDuplicateVerdict,
-// ErrFrameAfterVerdict, ErrStream or ErrBadFile; Result.Pass is then
-// false. A well-formed failing verdict is not an error: Result.Pass is
-// false and Result.Verdict says why.
+// ErrFrameAfterVerdict, ErrStream or ErrBadFile; SessionResult.Pass is then
+// false. A well-formed failing verdict is not an error: SessionResult.Pass is
+// false and SessionResult.Verdict says why.
 //
 // CollectStreams closes every connection it accepted before it returns;
 // the caller closes ln (which ends the accepting goroutine).
-func CollectStreams[C io.ReadWriteCloser](ctx context.Context, ln Acceptor[C], opts CollectOptions) (Result, error) {
+func CollectStreams[C io.ReadWriteCloser](ctx context.Context, ln Acceptor[C], opts CollectOptions) (SessionResult, error) {
 	conns := make(chan io.ReadWriter)
 	var mu sync.Mutex
 	var accepted []C
@@ -179,7 +180,7 @@ func CollectStreams[C io.ReadWriteCloser](ctx context.Context, ln Acceptor[C], o
 	return finishResult(res, err)
 }
 
-func finishResult(res Result, err error) (Result, error) {
+func finishResult(res SessionResult, err error) (SessionResult, error) {
 	switch {
 	case err != nil:
 		res.Pass = false
@@ -195,7 +196,7 @@ func finishResult(res Result, err error) (Result, error) {
 	return res, err
 }
 
-// event is what a stream goroutine tells the session loop.
+// event is what a stream goroutine tells the collector's loop.
 type event struct {
 	stream *stream
 	kind   eventKind
@@ -221,8 +222,9 @@ type stream struct {
 	accepted chan struct{} // closed when the loop accepted the Hello
 }
 
-// session is the host-side state of one Collect.
-type session struct {
+// collector is the host-side state of one Collect (the protocol's
+// session, seen from the host).
+type collector struct {
 	opts     CollectOptions
 	single   bool
 	events   chan event
@@ -245,14 +247,14 @@ type session struct {
 }
 
 // helloSeen calls OnHello for the session's first accepted Hello.
-func (s *session) helloSeen(h Hello) {
+func (s *collector) helloSeen(h Hello) {
 	if !s.hello && s.opts.OnHello != nil {
 		s.hello = true
 		s.opts.OnHello(h)
 	}
 }
 
-func (s *session) send(e event) bool {
+func (s *collector) send(e event) bool {
 	select {
 	case s.events <- e:
 		return true
@@ -261,7 +263,7 @@ func (s *session) send(e event) bool {
 	}
 }
 
-func (s *session) countFrame() {
+func (s *collector) countFrame() {
 	s.framesMu.Lock()
 	s.frames++
 	s.framesMu.Unlock()
@@ -270,7 +272,7 @@ func (s *session) countFrame() {
 // read runs one stream: its Hello, then its frames. Data streams forward
 // their frames themselves (so each stream is read concurrently and a slow
 // sink holds up only its own stream); control frames go to the loop.
-func (s *session) read(st *stream) {
+func (s *collector) read(st *stream) {
 	r := NewReader(st.rw)
 	f, err := r.ReadFrame()
 	if err != nil {
@@ -357,7 +359,7 @@ func (s *session) read(st *stream) {
 }
 
 // forward delivers a data frame to its sink.
-func (s *session) forward(f Frame) error {
+func (s *collector) forward(f Frame) error {
 	s.sinkMu.RLock()
 	defer s.sinkMu.RUnlock()
 	if s.over {
@@ -378,8 +380,8 @@ func (s *session) forward(f Frame) error {
 	return nil
 }
 
-func collect(ctx context.Context, conns <-chan io.ReadWriter, opts CollectOptions, single bool) (res Result, err error) {
-	s := &session{
+func collect(ctx context.Context, conns <-chan io.ReadWriter, opts CollectOptions, single bool) (res SessionResult, err error) {
+	s := &collector{
 		opts: opts, single: single,
 		events: make(chan event), done: make(chan struct{}),
 		roles: map[Role]*stream{}, ended: map[Role]bool{},
@@ -509,7 +511,7 @@ var closedTime = func() <-chan time.Time {
 }()
 
 // handle applies one stream event to the session; a non-nil error ends it.
-func (s *session) handle(e event, res *Result) error {
+func (s *collector) handle(e event, res *SessionResult) error {
 	st := e.stream
 	switch e.kind {
 	case evHello:

@@ -11,10 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
+	"github.com/rules-go-vm/rules_go_vm/internal/atomicfile"
 	"github.com/rules-go-vm/rules_go_vm/runner/proc"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 )
@@ -33,25 +34,19 @@ type AccelChoice struct {
 // injected for tests.
 type AccelProbe struct {
 	// Arch is the guest architecture.
-	Arch qemu.Arch
+	Arch arch.Arch
 	// QEMU is the QEMU binary; Kernel the guest kernel.
 	QEMU, Kernel string
 	// CacheDir holds the cached choices (<cache>/accel).
 	CacheDir string
 	// KVMDevice is /dev/kvm.
 	KVMDevice string
-	// HostArch is the host's architecture (runtime.GOARCH as uname -m).
-	HostArch qemu.Arch
+	// HostArch is the host's architecture (arch.Host).
+	HostArch arch.Arch
 	// Canary boots the kernel under KVM and reports whether it got far
 	// enough; nil means CanaryBoot.
 	Canary func(ctx context.Context, p AccelProbe) error
 }
-
-// hostArches maps runtime.GOARCH to guest arch names.
-var hostArches = map[string]qemu.Arch{"amd64": qemu.X86_64, "arm64": qemu.AArch64}
-
-// HostArch returns the running host's architecture.
-func HostArch() qemu.Arch { return hostArches[runtime.GOARCH] }
 
 // ChooseAccel returns KVM only when a canary boot of p.Kernel under KVM
 // with p.QEMU worked on this host; the answer is cached in p.CacheDir per
@@ -89,17 +84,14 @@ func ChooseAccel(ctx context.Context, p AccelProbe) AccelChoice {
 	return c
 }
 
-// writeCacheFile writes a cache entry atomically (a temporary file renamed
-// into place), creating its directory; a cache that cannot be written is
-// not an error, the answer is just computed again next time.
+// writeCacheFile writes a cache entry atomically (atomicfile), creating
+// its directory; a cache that cannot be written is not an error, the
+// answer is just computed again next time.
 func writeCacheFile(file string, b []byte) {
 	if os.MkdirAll(filepath.Dir(file), 0o755) != nil {
 		return
 	}
-	tmp := file + fmt.Sprintf(".tmp%d", os.Getpid())
-	if os.WriteFile(tmp, b, 0o644) == nil {
-		_ = os.Rename(tmp, file)
-	}
+	_ = atomicfile.WriteFile(file, b, 0o644)
 }
 
 func accelKey(p AccelProbe) string {

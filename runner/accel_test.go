@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 )
 
@@ -23,7 +24,7 @@ func TestChooseAccel(t *testing.T) {
 	os.WriteFile(kernel, []byte("k"), 0o644)
 	calls := 0
 	probe := func(canaryErr error) AccelProbe {
-		return AccelProbe{Arch: qemu.X86_64, HostArch: qemu.X86_64, QEMU: qemuBin, Kernel: kernel,
+		return AccelProbe{Arch: arch.X86_64, HostArch: arch.X86_64, QEMU: qemuBin, Kernel: kernel,
 			CacheDir: filepath.Join(dir, "cache"), KVMDevice: kvm,
 			Canary: func(context.Context, AccelProbe) error { calls++; return canaryErr }}
 	}
@@ -31,7 +32,7 @@ func TestChooseAccel(t *testing.T) {
 
 	// Cross-arch and no device: TCG without a canary.
 	p := probe(nil)
-	p.HostArch = qemu.AArch64
+	p.HostArch = arch.AArch64
 	if c := ChooseAccel(ctx, p); c.Accel != qemu.AccelTCG || calls != 0 {
 		t.Errorf("cross-arch: %+v, %d canaries", c, calls)
 	}

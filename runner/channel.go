@@ -7,10 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 
 	"github.com/rules-go-vm/rules_go_vm/protocol"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
+	"github.com/rules-go-vm/rules_go_vm/runner/vmm"
 	"github.com/rules-go-vm/rules_go_vm/runner/vsock"
 )
 
@@ -19,7 +19,7 @@ import (
 const serialSocket = "serial.sock"
 
 // GuestSerialDevice is the guest's virtio-serial port (port 1 of the first
-// virtio-serial device).
+// virtio-serial device, named qemu.SerialPortName).
 const GuestSerialDevice = "/dev/vport0p1"
 
 // channel is the host side of the chosen transport, set up before boot.
@@ -29,12 +29,10 @@ type channel struct {
 	ln net.Listener
 	// guest is what the guest init dials.
 	guest protocol.Channel
-	// vhostUserSocket is the daemon's vhost-user socket (vhost-user-vsock).
-	vhostUserSocket string
-	// qemuArgs are extra QEMU arguments (vhost-vsock, virtio-serial).
-	qemuArgs []string
-	// extraFiles are passed to QEMU (fd 3: the reserved vhost-vsock fd).
-	extraFiles []*os.File
+	// device is the guest's channel device: the daemon's vhost-user
+	// socket, the reserved vhost-vsock device and CID, or the serial
+	// port's socket.
+	device vmm.Channel
 	// daemon runs for vhost-user-vsock once started (startDaemon).
 	daemon *vsock.Daemon
 	// dial connects to a guest vsock port (nil: not possible).
@@ -77,11 +75,8 @@ func chooseTransport(o Options) (vsock.Choice, error) {
 // openChannel sets up the host side of the transport before the guest
 // config is written (the guest must know the port) and before boot (the
 // listener must exist when the guest dials).
-func openChannel(o Options, profile qemu.Profile, machine, state string, choice vsock.Choice) (*channel, error) {
-	c := &channel{choice: choice}
-	if machine == "" {
-		machine = profile.Machine
-	}
+func openChannel(o Options, state string, choice vsock.Choice) (*channel, error) {
+	c := &channel{choice: choice, device: vmm.Channel{Transport: choice.Transport}}
 	fail := func(err error) (*channel, error) {
 		c.close()
 		return nil, err
@@ -95,7 +90,7 @@ func openChannel(o Options, profile qemu.Profile, machine, state string, choice 
 		c.ln = ln
 		c.closers = append(c.closers, func() { ln.Close() })
 		c.guest = protocol.Channel{Kind: protocol.ChannelVsock, CID: protocol.HostCID, Port: protocol.DefaultVsockPort}
-		c.vhostUserSocket = vsock.SocketPath(state)
+		c.device.Socket = vsock.SocketPath(state)
 		c.dial = func(ctx context.Context, port uint32) (net.Conn, error) { return vsock.DialGuest(ctx, state, port) }
 		c.daemonCmd = qemu.CommandLine(choice.Daemon, vsock.Args(state, vsock.DefaultGuestCID)) + " &\n"
 	case vsock.VhostVsock:
@@ -115,10 +110,8 @@ func openChannel(o Options, profile qemu.Profile, machine, state string, choice 
 		c.ln = kl
 		c.closers = append(c.closers, func() { kl.Close() })
 		c.guest = protocol.Channel{Kind: protocol.ChannelVsock, CID: protocol.HostCID, Port: kl.Port()}
-		c.extraFiles = []*os.File{vd.File()}
+		c.device.CID, c.device.Device = cid, vd.File()
 		c.dial = func(_ context.Context, port uint32) (net.Conn, error) { return vsock.DialKernel(cid, port) }
-		device := strings.Replace(profile.VsockDeviceFor(machine), "vhost-user-vsock", "vhost-vsock", 1)
-		c.qemuArgs = []string{"-device", fmt.Sprintf("%s,guest-cid=%d,vhostfd=3", device, cid)}
 		c.choice.Reason += fmt.Sprintf("; guest CID %d, host port %d", cid, kl.Port())
 	case vsock.VirtioSerial:
 		path := filepath.Join(state, serialSocket)
@@ -129,15 +122,7 @@ func openChannel(o Options, profile qemu.Profile, machine, state string, choice 
 		c.ln = ln
 		c.closers = append(c.closers, func() { ln.Close(); os.Remove(path) })
 		c.guest = protocol.Channel{Kind: protocol.ChannelSerial, Device: GuestSerialDevice}
-		bus := "virtio-serial-pci"
-		if strings.HasSuffix(profile.VsockDeviceFor(machine), "-device") {
-			bus = "virtio-serial-device" // virtio-mmio machines (microvm)
-		}
-		c.qemuArgs = []string{
-			"-device", bus + ",id=invmser",
-			"-chardev", "socket,id=invmport,path=" + path,
-			"-device", "virtserialport,bus=invmser.0,nr=1,chardev=invmport,name=rules_go_vm.0",
-		}
+		c.device.Socket = path
 	default:
 		return fail(fmt.Errorf("%w: transport %q", ErrInvalidOptions, choice.Transport))
 	}

@@ -49,7 +49,7 @@ func FindBusybox(explicit string) (string, error) {
 // runDebug runs o.Command in the guest over the debug connection, with the
 // host's Stdin as input (raw mode when Shell and a terminal) and Stdout as
 // output; the guest waits for the Ack until it returns.
-func (s *session) runDebug() {
+func (s *vmSession) runDebug() {
 	o := s.o
 	ctx, cancel := context.WithTimeout(context.Background(), DebugDialTimeout)
 	c, err := s.dialGuest(ctx, protocol.DefaultDebugPort)
@@ -98,7 +98,7 @@ func (s *session) runDebug() {
 }
 
 // dialGuest connects to a vsock port of the guest over the transport.
-func (s *session) dialGuest(ctx context.Context, port uint32) (net.Conn, error) {
+func (s *vmSession) dialGuest(ctx context.Context, port uint32) (net.Conn, error) {
 	if s.dial == nil {
 		return nil, fmt.Errorf("the %s transport cannot connect to the guest", s.transport)
 	}

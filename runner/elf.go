@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
+	"github.com/rules-go-vm/rules_go_vm/arch"
 )
 
 // ErrUnsupportedBinary reports a test binary that is not a 64-bit Linux ELF
@@ -14,19 +14,13 @@ import (
 var ErrUnsupportedBinary = errors.New("unsupported test binary")
 
 // elfArches maps ELF machines to guest architectures.
-var elfArches = map[elf.Machine]qemu.Arch{
-	elf.EM_X86_64:  qemu.X86_64,
-	elf.EM_AARCH64: qemu.AArch64,
-}
-
-// GOARCHes maps guest architectures to Go's GOARCH.
-var GOARCHes = map[qemu.Arch]string{
-	qemu.X86_64:  "amd64",
-	qemu.AArch64: "arm64",
+var elfArches = map[elf.Machine]arch.Arch{
+	elf.EM_X86_64:  arch.X86_64,
+	elf.EM_AARCH64: arch.AArch64,
 }
 
 // ArchOfELF returns the guest architecture of the ELF executable at path.
-func ArchOfELF(path string) (qemu.Arch, error) {
+func ArchOfELF(path string) (arch.Arch, error) {
 	f, err := elf.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("%w: %s: %w", ErrUnsupportedBinary, path, err)

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/rules-go-vm/rules_go_vm/internal/atomicfile"
 	"github.com/rules-go-vm/rules_go_vm/protocol"
 	"github.com/rules-go-vm/rules_go_vm/runner/initramfs"
 )
@@ -161,16 +162,8 @@ func BaseLayer(cacheDir, goarch, initBinary, moduleRoot string) (string, error) 
 		key = "src-" + goarch + "-" + k
 		initBinary = filepath.Join(dir, key+".init")
 		if _, err := os.Stat(initBinary); err != nil {
-			tmp := initBinary + fmt.Sprintf(".tmp%d", os.Getpid())
-			cmd := exec.Command(goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", tmp, InitPackage)
-			cmd.Dir = moduleRoot
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				os.Remove(tmp)
-				return "", fmt.Errorf("%w: building the guest init: %w\n%s", ErrInternal, err, out)
-			}
-			if err := os.Rename(tmp, initBinary); err != nil {
-				return "", fmt.Errorf("%w: %w", ErrInternal, err)
+			if err := buildInit(goBin, goarch, moduleRoot, initBinary); err != nil {
+				return "", err
 			}
 		}
 	}
@@ -186,6 +179,24 @@ func BaseLayer(cacheDir, goarch, initBinary, moduleRoot string) (string, error) 
 		return "", fmt.Errorf("%w: %w", ErrInternal, err)
 	}
 	return out, nil
+}
+
+// buildInit builds the guest init for goarch from moduleRoot into path,
+// atomically (go build writes a temporary file, renamed into place).
+func buildInit(goBin, goarch, moduleRoot, path string) error {
+	err := atomicfile.Produce(path, 0o755, func(tmp string) error {
+		cmd := exec.Command(goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", tmp, InitPackage)
+		cmd.Dir = moduleRoot
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("%w: building the guest init: %w\n%s", ErrInternal, err, out)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrInternal) {
+		err = fmt.Errorf("%w: %w", ErrInternal, err)
+	}
+	return err
 }
 
 // NewBaseLayer returns the base initramfs layer around the static guest
@@ -208,27 +219,20 @@ func NewBaseLayer(initBinary string) (*initramfs.Layer, error) {
 	return l, nil
 }
 
+// writeAtomic writes w to path atomically (mode 0600, as before: only the
+// runner's own user reads the cached layers).
 func writeAtomic(path string, w io.WriterTo) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	_, err = w.WriteTo(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
+	return atomicfile.Write(path, 0o600, func(f io.Writer) error {
+		bw := bufio.NewWriterSize(f, writeBuffer)
+		if _, err := w.WriteTo(bw); err != nil {
+			return err
+		}
+		return bw.Flush()
+	})
 }
+
+// writeBuffer is the buffer size of the layers' writes.
+const writeBuffer = 1 << 20
 
 // TestLayer returns the per-run layer: the test binary (unless
 // testBinary is "", when another layer carries it) at GuestDir/<base name>, testdataDir (if not empty) at GuestDir/testdata and
@@ -300,7 +304,7 @@ func writeInitrd(f *os.File, layers []string, test *initramfs.Layer) error {
 			return err
 		}
 	}
-	bw := bufio.NewWriterSize(f, 1<<20)
+	bw := bufio.NewWriterSize(f, writeBuffer)
 	if _, err := test.WriteTo(bw); err != nil {
 		return fmt.Errorf("test layer: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 )
 
@@ -37,7 +38,7 @@ func KernelDirs(cacheDir string) []string {
 // whose manifest.json names arch, in the first directory that has one. The
 // image is the arch profile's KernelImage (vmlinux for x86_64 microvm,
 // Image for aarch64).
-func FindKernel(arch qemu.Arch, kernelsDirs ...string) (string, error) {
+func FindKernel(arch arch.Arch, kernelsDirs ...string) (string, error) {
 	for _, d := range kernelsDirs {
 		if k, err := findKernel(d, arch); err == nil {
 			return k, nil
@@ -47,7 +48,7 @@ func FindKernel(arch qemu.Arch, kernelsDirs ...string) (string, error) {
 		ErrNoKernel, arch, strings.Join(kernelsDirs, " or "), SharedKernelDir, arch)
 }
 
-func findKernel(kernelsDir string, arch qemu.Arch) (string, error) {
+func findKernel(kernelsDir string, arch arch.Arch) (string, error) {
 	p, err := qemu.ProfileFor(arch)
 	if err != nil {
 		return "", err

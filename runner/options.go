@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/protocol"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 	"github.com/rules-go-vm/rules_go_vm/runner/vmm"
@@ -65,7 +66,7 @@ type Options struct {
 	TestdataDir string
 
 	// Arch is the guest architecture; "" means the test binary's (ELF).
-	Arch qemu.Arch
+	Arch arch.Arch
 	// Kernel is the guest kernel image; "" means FindKernel in
 	// KernelDirs(CacheDir).
 	Kernel string
@@ -111,7 +112,7 @@ type Options struct {
 	// GuestHugepages reserves guest hugepages (kernel command line) and
 	// has the guest init mount hugetlbfs for them at /dev/hugepages and
 	// /dev/hugepages-SIZE.
-	GuestHugepages qemu.Hugepages
+	GuestHugepages vmspec.Hugepages
 	// IOMMU gives the guest a virtual IOMMU (intel-iommu on x86_64, SMMUv3
 	// on aarch64); without it, a guest with NICs gets VFIO's no-IOMMU
 	// mode.
@@ -383,11 +384,25 @@ func (o *Options) validateShape() error {
 		return fmt.Errorf("%w: backend: %w", ErrInvalidOptions, err)
 	}
 	if o.Arch != "" {
-		if _, err := o.shape().MachineType(); err != nil {
-			return fmt.Errorf("%w: machine: %s", ErrInvalidOptions, specMessage(err))
+		if _, err := o.machineType(); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// machineType is the machine the backend boots o's VM shape on (Arch must
+// be set; the backend is valid).
+func (o *Options) machineType() (string, error) {
+	b, err := vmm.For(o.Backend)
+	if err != nil {
+		return "", fmt.Errorf("%w: backend: %w", ErrInvalidOptions, err)
+	}
+	m, err := b.Machine(o.shape())
+	if err != nil {
+		return "", fmt.Errorf("%w: machine: %s", ErrInvalidOptions, specMessage(err))
+	}
+	return m, nil
 }
 
 // Shape is the VM spec of o, as package vmspec sees it (defaults applied).
@@ -406,7 +421,7 @@ func (o *Options) Shape() vmspec.Shape {
 // SetShape sets o's VM shape fields from a resolved spec ("auto" accel is
 // Options' "": the runner chooses).
 func (o *Options) SetShape(s vmspec.Shape) {
-	o.Arch, o.Backend, o.CPUs, o.MemoryMiB = qemu.Arch(s.Arch), s.Backend, s.CPUs, s.MemoryMiB
+	o.Arch, o.Backend, o.CPUs, o.MemoryMiB = arch.Arch(s.Arch), s.Backend, s.CPUs, s.MemoryMiB
 	o.Accel = s.Accel
 	if o.Accel == "auto" {
 		o.Accel = ""
@@ -420,9 +435,10 @@ func specMessage(err error) string {
 	return strings.TrimPrefix(err.Error(), qemu.ErrInvalidSpec.Error()+": ")
 }
 
-// shape is the VM shape part of the qemu.Spec of o (Arch must be set).
-func (o *Options) shape() qemu.Spec {
-	s := qemu.Spec{
+// shape is the VM shape of o: what the plan knows before anything is
+// prepared (Arch must be set for a backend to lower it).
+func (o *Options) shape() vmm.VM {
+	s := vmm.VM{
 		Arch: o.Arch, Machine: o.Machine, MemoryMiB: o.MemoryMiB, CPUs: o.CPUs,
 		HostPages: o.HostPages, GuestHugepages: o.GuestHugepages, IOMMU: o.IOMMU,
 	}
@@ -431,10 +447,10 @@ func (o *Options) shape() qemu.Spec {
 		seed = filepath.Base(o.TestBinary)
 	}
 	for i, m := range o.NICs {
-		s.NICs = append(s.NICs, qemu.NIC{Model: m, MAC: qemu.NICMAC(seed, i)})
+		s.NICs = append(s.NICs, vmm.NIC{Model: m, MAC: qemu.NICMAC(seed, i)})
 	}
 	if o.MgmtNIC != "" {
-		s.MgmtNIC = qemu.NIC{Model: o.MgmtNIC, MAC: qemu.MgmtNICMAC(seed)}
+		s.MgmtNIC = vmm.NIC{Model: o.MgmtNIC, MAC: qemu.MgmtNICMAC(seed)}
 	}
 	return s
 }
@@ -455,7 +471,7 @@ const EnvGuestHugepages = "INVM_GUEST_HUGEPAGES"
 
 // shapeEnv returns the environment entries describing the VM shape to the
 // test.
-func shapeEnv(s qemu.Spec) []string {
+func shapeEnv(s vmm.VM) []string {
 	var env []string
 	if len(s.NICs) > 0 {
 		var nics []string

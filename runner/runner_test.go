@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/protocol"
 	"github.com/rules-go-vm/rules_go_vm/runner/initramfs"
-	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 )
 
 func TestExitCode(t *testing.T) {
@@ -89,7 +89,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"missing binary", ok(func(o *Options) { o.TestBinary = filepath.Join(dir, "nope") }), ErrInvalidOptions},
 		{"binary is a dir", ok(func(o *Options) { o.TestBinary = dir }), ErrInvalidOptions},
 		{"bad arch", ok(func(o *Options) { o.Arch = "mips" }), ErrInvalidOptions},
-		{"aarch64", ok(func(o *Options) { o.Arch = qemu.AArch64 }), nil},
+		{"aarch64", ok(func(o *Options) { o.Arch = arch.AArch64 }), nil},
 		{"bad accel", ok(func(o *Options) { o.Accel = "hax" }), ErrInvalidOptions},
 		{"tiny memory", ok(func(o *Options) { o.MemoryMiB = 16 }), ErrInvalidOptions},
 		{"too many cpus", ok(func(o *Options) { o.CPUs = 65 }), ErrInvalidOptions},
@@ -145,11 +145,11 @@ func TestArchOfELF(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		data []byte
-		want qemu.Arch
+		want arch.Arch
 		ok   bool
 	}{
-		{"x86_64", elfHeader(2, 62), qemu.X86_64, true},
-		{"aarch64", elfHeader(2, 183), qemu.AArch64, true},
+		{"x86_64", elfHeader(2, 62), arch.X86_64, true},
+		{"aarch64", elfHeader(2, 183), arch.AArch64, true},
 		{"riscv64", elfHeader(2, 243), "", false},
 		{"i386", elfHeader(1, 3), "", false},
 		{"not ELF", []byte("#!/bin/sh\necho hi\n"), "", false},
@@ -168,8 +168,8 @@ func TestArchOfELF(t *testing.T) {
 	}
 	// The running test binary itself.
 	self, _ := os.Executable()
-	if got, err := ArchOfELF(self); err != nil || got != HostArch() {
-		t.Errorf("ArchOfELF(self) = %q, %v; want %q", got, err, HostArch())
+	if got, err := ArchOfELF(self); err != nil || got != arch.Host() {
+		t.Errorf("ArchOfELF(self) = %q, %v; want %q", got, err, arch.Host())
 	}
 }
 
@@ -209,16 +209,16 @@ func TestFindKernel(t *testing.T) {
 	newX := mk("new", "x86_64", "vmlinux", time.Minute)
 	arm := mk("arm", "aarch64", "Image", time.Hour)
 	mk("incomplete", "aarch64", "bzImage", 0) // no Image: skipped
-	if got, err := FindKernel(qemu.X86_64, dir); err != nil || got != newX {
+	if got, err := FindKernel(arch.X86_64, dir); err != nil || got != newX {
 		t.Errorf("x86_64: %q, %v; want %q", got, err, newX)
 	}
-	if got, err := FindKernel(qemu.AArch64, dir); err != nil || got != arm {
+	if got, err := FindKernel(arch.AArch64, dir); err != nil || got != arm {
 		t.Errorf("aarch64: %q, %v; want %q", got, err, arm)
 	}
 	if got := KernelRelease(newX); got != "6.1-new" {
 		t.Errorf("KernelRelease = %q", got)
 	}
-	if _, err := FindKernel(qemu.X86_64, t.TempDir()); !errors.Is(err, ErrNoKernel) || !strings.Contains(err.Error(), "kbuild") || !strings.Contains(err.Error(), "tools/setup") {
+	if _, err := FindKernel(arch.X86_64, t.TempDir()); !errors.Is(err, ErrNoKernel) || !strings.Contains(err.Error(), "kbuild") || !strings.Contains(err.Error(), "tools/setup") {
 		t.Errorf("empty cache: %v", err)
 	}
 }

@@ -47,8 +47,8 @@ func (f *fakeVM) exit() { f.stdin.Close() }
 // guestFunc plays the guest on the session's listener.
 type guestFunc func(t *testing.T, dial func() net.Conn, vm *fakeVM)
 
-// runSession runs session.run against a fake VM and a scripted guest.
-func runSession(t *testing.T, o Options, script string, guest guestFunc) (protocol.Result, error, *bytes.Buffer) {
+// runSession runs vmSession.run against a fake VM and a scripted guest.
+func runSession(t *testing.T, o Options, script string, guest guestFunc) (protocol.SessionResult, error, *bytes.Buffer) {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "s")
 	ln, err := net.Listen("unix", sock)
@@ -59,7 +59,7 @@ func runSession(t *testing.T, o Options, script string, guest guestFunc) (protoc
 	o.Log = &log
 	o = o.WithDefaults()
 	vm := startFakeVM(t, script)
-	s := &session{o: o, vm: vm.vm, con: vm.console}
+	s := &vmSession{o: o, vm: vm.vm, con: vm.console}
 	dial := func() net.Conn {
 		c, err := net.Dial("unix", sock)
 		if err != nil {

@@ -4,10 +4,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
+	"github.com/rules-go-vm/rules_go_vm/runner/vmm"
+	"github.com/rules-go-vm/rules_go_vm/runner/vsock"
+	"github.com/rules-go-vm/rules_go_vm/vmspec"
 )
 
 // TestValidateShape checks the VM shape fields: each error names the field
@@ -25,20 +30,20 @@ func TestValidateShape(t *testing.T) {
 		o    Options
 		want string // "" = valid
 	}{
-		{"NICs", o(func(o *Options) { o.NICs = []string{"e1000", "virtio_net", "e1000e"}; o.Arch = qemu.X86_64 }), ""},
+		{"NICs", o(func(o *Options) { o.NICs = []string{"e1000", "virtio_net", "e1000e"}; o.Arch = arch.X86_64 }), ""},
 		{"bad NIC", o(func(o *Options) { o.NICs = []string{"e1000", "rtl8139"} }), `nics: "rtl8139" is not allowed; use one of virtio_net, e1000, e1000e`},
 		{"too many NICs", o(func(o *Options) { o.NICs = make([]string, 9) }), "nics: 9 NICs; at most 8"},
-		{"NICs on microvm", o(func(o *Options) { o.NICs = []string{"e1000"}; o.Arch = qemu.X86_64; o.Machine = "microvm" }), `machine: machine "microvm" has no PCI bus`},
-		{"mgmt NIC", o(func(o *Options) { o.MgmtNIC = "e1000e"; o.Arch = qemu.AArch64 }), ""},
+		{"NICs on microvm", o(func(o *Options) { o.NICs = []string{"e1000"}; o.Arch = arch.X86_64; o.Machine = "microvm" }), `machine: machine "microvm" has no PCI bus`},
+		{"mgmt NIC", o(func(o *Options) { o.MgmtNIC = "e1000e"; o.Arch = arch.AArch64 }), ""},
 		{"bad mgmt NIC", o(func(o *Options) { o.MgmtNIC = "rtl8139" }), `mgmt_nic: "rtl8139" is not allowed; use one of virtio_net, e1000, e1000e`},
-		{"mgmt NIC on microvm", o(func(o *Options) { o.MgmtNIC = "virtio_net"; o.Arch = qemu.X86_64; o.Machine = "microvm" }), `machine: machine "microvm" has no PCI bus`},
+		{"mgmt NIC on microvm", o(func(o *Options) { o.MgmtNIC = "virtio_net"; o.Arch = arch.X86_64; o.Machine = "microvm" }), `machine: machine "microvm" has no PCI bus`},
 		{"bad backend", o(func(o *Options) { o.Backend = "firecracker" }), `backend: "firecracker" is not allowed; use one of qemu`},
 		{"bad host pages", o(func(o *Options) { o.HostPages = "64k" }), `host_pages: "64k" is not allowed; use one of 4k, 2M, 1G`},
 		{"unaligned 1G", o(func(o *Options) { o.HostPages = "1G"; o.MemoryMiB = 1536 }), `memory: "1536M" is not a multiple of host_pages "1G"`},
 		{"aligned 2M", o(func(o *Options) { o.HostPages = "2M"; o.MemoryMiB = 256 }), ""},
-		{"hugepages fit", o(func(o *Options) { o.GuestHugepages = qemu.Hugepages{Size: "2M", Count: 64} }), ""},
-		{"hugepages too big", o(func(o *Options) { o.GuestHugepages = qemu.Hugepages{Size: "2M", Count: 128} }), `guest_hugepages: "2M:128" needs 256 MiB, leaving less than 64 MiB of memory "256M"`},
-		{"hugepage size", o(func(o *Options) { o.GuestHugepages = qemu.Hugepages{Size: "16M", Count: 1} }), `guest_hugepages: "16M:1": write SIZE:COUNT`},
+		{"hugepages fit", o(func(o *Options) { o.GuestHugepages = vmspec.Hugepages{Size: "2M", Count: 64} }), ""},
+		{"hugepages too big", o(func(o *Options) { o.GuestHugepages = vmspec.Hugepages{Size: "2M", Count: 128} }), `guest_hugepages: "2M:128" needs 256 MiB, leaving less than 64 MiB of memory "256M"`},
+		{"hugepage size", o(func(o *Options) { o.GuestHugepages = vmspec.Hugepages{Size: "16M", Count: 1} }), `guest_hugepages: "16M:1": write SIZE:COUNT`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.o.Validate()
@@ -53,8 +58,8 @@ func TestValidateShape(t *testing.T) {
 }
 
 func TestShapeEnv(t *testing.T) {
-	o := Options{TestBinary: "/x/a.test", Arch: qemu.X86_64, NICs: []string{"e1000", "virtio_net"},
-		GuestHugepages: qemu.Hugepages{Size: "2M", Count: 8}}
+	o := Options{TestBinary: "/x/a.test", Arch: arch.X86_64, NICs: []string{"e1000", "virtio_net"},
+		GuestHugepages: vmspec.Hugepages{Size: "2M", Count: 8}}
 	got := strings.Join(shapeEnv(o.shape()), "|")
 	want := EnvNICs + "=e1000 0000:00:10.0 " + qemu.NICMAC("a.test", 0) + ",virtio_net 0000:00:11.0 " + qemu.NICMAC("a.test", 1) +
 		"|" + EnvGuestHugepages + "=2M:8"
@@ -78,5 +83,39 @@ func TestShapeEnv(t *testing.T) {
 	}
 	if env := shapeEnv((&Options{TestBinary: "x"}).shape()); len(env) != 0 {
 		t.Errorf("plain VM env %q", env)
+	}
+}
+
+// TestChannelDevicesFollowMachine: a VM that becomes a PCI machine (NICs, an
+// IOMMU) gets the PCI flavour of the channel's devices; microvm keeps the
+// virtio-mmio one.
+func TestChannelDevicesFollowMachine(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*Options)
+		bus  string
+	}{
+		{"microvm", func(*Options) {}, "virtio-serial-device,id=invmser"},
+		{"NICs make q35", func(o *Options) { o.NICs = []string{"virtio_net"} }, "virtio-serial-pci,id=invmser"},
+		{"IOMMU makes q35", func(o *Options) { o.IOMMU = true }, "virtio-serial-pci,id=invmser"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := Options{TestBinary: "x.test", Arch: arch.X86_64, MemoryMiB: 256, CPUs: 1}
+			tc.mod(&o)
+			ch, err := openChannel(o, t.TempDir(), vsock.Choice{Transport: vsock.VirtioSerial})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ch.close()
+			vm := o.shape()
+			vm.Kernel, vm.Channel = "/k/vmlinux", ch.device
+			args, err := vmm.QEMU{}.Args(vm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(args, tc.bus) {
+				t.Errorf("args %q lack -device %s", args, tc.bus)
+			}
+		})
 	}
 }

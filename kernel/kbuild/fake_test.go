@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/kernel/kconfig"
 )
 
@@ -55,7 +56,7 @@ mkdir -p include/config && echo 9.9.0-rules-go-vm > include/config/kernel.releas
 		frag(t, "90-disable.config", "# CONFIG_MODULES is not set\n"),
 	}
 	return &Options{
-		Arch: X86_64, Source: src, Fragments: frags, CacheDir: filepath.Join(dir, "cache"),
+		Arch: arch.X86_64, Source: src, Fragments: frags, CacheDir: filepath.Join(dir, "cache"),
 		CrossCompile: filepath.Join(dir, "fake-"), Make: mk, Tar: tar, Jobs: 2,
 	}, dir
 }

@@ -35,24 +35,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/kernel/kconfig"
-)
-
-// Arch is a guest architecture, named as in GNU triplets.
-type Arch string
-
-// Supported architectures.
-const (
-	X86_64  Arch = "x86_64"
-	Aarch64 Arch = "aarch64"
 )
 
 // archSpec is how to build one arch: data, not code.
 type archSpec struct {
 	// kernelArch is the kernel's ARCH= value.
 	kernelArch string
-	// goarch is the Go name of the arch (to tell native from cross).
-	goarch string
 	// crossPrefix is the default CROSS_COMPILE when building on another arch.
 	crossPrefix string
 	// outputs maps output names to their path in the build tree; the
@@ -60,29 +50,27 @@ type archSpec struct {
 	outputs map[string]string
 }
 
-var archSpecs = map[Arch]archSpec{
-	X86_64: {
+var archSpecs = map[arch.Arch]archSpec{
+	arch.X86_64: {
 		kernelArch:  "x86_64",
-		goarch:      "amd64",
 		crossPrefix: "x86_64-linux-gnu-",
 		outputs:     map[string]string{"vmlinux": "vmlinux", "bzImage": "arch/x86/boot/bzImage"},
 	},
-	Aarch64: {
+	arch.AArch64: {
 		kernelArch:  "arm64",
-		goarch:      "arm64",
 		crossPrefix: "aarch64-linux-gnu-",
 		outputs:     map[string]string{"Image": "arch/arm64/boot/Image"},
 	},
 }
 
 // Arches returns the supported architectures.
-func Arches() []Arch { return []Arch{X86_64, Aarch64} }
+func Arches() []arch.Arch { return arch.All() }
 
 // Outputs returns the names of the files a build of arch produces, besides
 // "config" and "manifest.json".
-func Outputs(arch Arch) []string {
+func Outputs(a arch.Arch) []string {
 	var names []string
-	for n := range archSpecs[arch].outputs {
+	for n := range archSpecs[a].outputs {
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -101,7 +89,7 @@ var (
 // Options configures Build.
 type Options struct {
 	// Arch is the guest architecture.
-	Arch Arch
+	Arch arch.Arch
 	// Source is a kernel source tarball, e.g.
 	// /usr/src/linux-source-7.2.tar.xz (one top-level directory).
 	Source string
@@ -188,11 +176,10 @@ func (o *Options) crossCompile() string {
 	case "-":
 		return ""
 	case "":
-		spec := archSpecs[o.Arch]
-		if spec.goarch == runtime.GOARCH {
+		if o.Arch.GOARCH() == runtime.GOARCH { // native
 			return ""
 		}
-		return spec.crossPrefix
+		return archSpecs[o.Arch].crossPrefix
 	}
 	return o.CrossCompile
 }
@@ -211,7 +198,7 @@ type KeyInputs struct {
 	// SourceSHA256 is the hex SHA-256 of the source tarball.
 	SourceSHA256 string
 	// Arch is the guest architecture.
-	Arch Arch
+	Arch arch.Arch
 	// Fragments are the applicable fragments, in merge order.
 	Fragments []*kconfig.Fragment
 	// Patches are the source patches, in order.
@@ -249,7 +236,7 @@ func Key(in KeyInputs) string {
 // Manifest describes a cache entry; it is stored as manifest.json.
 type Manifest struct {
 	Key             string            `json:"key"`
-	Arch            Arch              `json:"arch"`
+	Arch            arch.Arch         `json:"arch"`
 	Source          string            `json:"source"`
 	SourceSHA256    string            `json:"source_sha256"`
 	Fragments       []string          `json:"fragments"`

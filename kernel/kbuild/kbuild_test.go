@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/kernel"
 	"github.com/rules-go-vm/rules_go_vm/kernel/kconfig"
 )
@@ -24,7 +25,7 @@ func frag(t *testing.T, name, text string) *kconfig.Fragment {
 func TestKey(t *testing.T) {
 	base := frag(t, "base.config", "CONFIG_A=y\n")
 	virtio := frag(t, "virtio.config", "CONFIG_B=y\n")
-	in := KeyInputs{SourceSHA256: "aa", Arch: X86_64, Fragments: []*kconfig.Fragment{base, virtio}, CompilerVersion: "gcc 12"}
+	in := KeyInputs{SourceSHA256: "aa", Arch: arch.X86_64, Fragments: []*kconfig.Fragment{base, virtio}, CompilerVersion: "gcc 12"}
 	k := Key(in)
 	if len(k) != 64 {
 		t.Fatalf("key %q is not hex SHA-256", k)
@@ -43,7 +44,7 @@ func TestKey(t *testing.T) {
 
 	mutations := map[string]func(*KeyInputs){
 		"source":   func(in *KeyInputs) { in.SourceSHA256 = "bb" },
-		"arch":     func(in *KeyInputs) { in.Arch = Aarch64 },
+		"arch":     func(in *KeyInputs) { in.Arch = arch.AArch64 },
 		"compiler": func(in *KeyInputs) { in.CompilerVersion = "gcc 16" },
 		"fragment content": func(in *KeyInputs) {
 			in.Fragments = []*kconfig.Fragment{base, frag(t, "virtio.config", "CONFIG_B=n\n")}
@@ -80,20 +81,20 @@ func TestValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	x86only := frag(t, "x.config", "# arch: x86_64\nCONFIG_PVH=y\n")
-	good := Options{Arch: X86_64, Source: src, Fragments: all, CacheDir: filepath.Join(dir, "cache")}
+	good := Options{Arch: arch.X86_64, Source: src, Fragments: all, CacheDir: filepath.Join(dir, "cache")}
 	tests := []struct {
 		name   string
 		mutate func(*Options)
 		want   string // substring of the error; "" = valid
 	}{
 		{"valid", func(*Options) {}, ""},
-		{"valid aarch64", func(o *Options) { o.Arch = Aarch64 }, ""},
+		{"valid aarch64", func(o *Options) { o.Arch = arch.AArch64 }, ""},
 		{"bad arch", func(o *Options) { o.Arch = "riscv64" }, `arch "riscv64"`},
 		{"no source", func(o *Options) { o.Source = "" }, "no source"},
 		{"missing source", func(o *Options) { o.Source = filepath.Join(dir, "nope.tar.xz") }, "no such file"},
 		{"source is a dir", func(o *Options) { o.Source = dir }, "not a regular file"},
 		{"no fragments", func(o *Options) { o.Fragments = nil }, "no configuration fragments"},
-		{"no fragment for arch", func(o *Options) { o.Arch, o.Fragments = Aarch64, []*kconfig.Fragment{x86only} }, "no fragment applies"},
+		{"no fragment for arch", func(o *Options) { o.Arch, o.Fragments = arch.AArch64, []*kconfig.Fragment{x86only} }, "no fragment applies"},
 		{"no cache", func(o *Options) { o.CacheDir = "" }, "no cache directory"},
 		{"negative jobs", func(o *Options) { o.Jobs = -1 }, "jobs"},
 	}
@@ -121,12 +122,12 @@ func TestEmbeddedFragmentsPerArch(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		arch      Arch
+		arch      arch.Arch
 		must      []string
 		mustNotBe []string
 	}{
-		{X86_64, []string{"PVH", "SERIAL_8250_CONSOLE", "VIRTIO_VSOCKETS", "E1000E", "VFIO_PCI", "HUGETLBFS", "PVPANIC", "INTEL_IOMMU"}, []string{"SERIAL_AMBA_PL011", "ARM_SMMU_V3"}},
-		{Aarch64, []string{"ARM_GIC_V3", "ARM_PSCI_FW", "SERIAL_AMBA_PL011_CONSOLE", "PCI_HOST_GENERIC", "ARM_SMMU_V3", "RTC_DRV_PL031", "VIRTIO_VSOCKETS"}, []string{"PVH", "SERIAL_8250"}},
+		{arch.X86_64, []string{"PVH", "SERIAL_8250_CONSOLE", "VIRTIO_VSOCKETS", "E1000E", "VFIO_PCI", "HUGETLBFS", "PVPANIC", "INTEL_IOMMU"}, []string{"SERIAL_AMBA_PL011", "ARM_SMMU_V3"}},
+		{arch.AArch64, []string{"ARM_GIC_V3", "ARM_PSCI_FW", "SERIAL_AMBA_PL011_CONSOLE", "PCI_HOST_GENERIC", "ARM_SMMU_V3", "RTC_DRV_PL031", "VIRTIO_VSOCKETS"}, []string{"PVH", "SERIAL_8250"}},
 	} {
 		o := Options{Arch: tc.arch, Fragments: all}
 		m := kconfig.Merge(o.applicable()...)
@@ -194,9 +195,9 @@ func TestBuildIntegration(t *testing.T) {
 		}
 		src = matches[len(matches)-1]
 	}
-	arch := Arch(os.Getenv("KBUILD_ARCH"))
-	if arch == "" {
-		arch = X86_64
+	a := arch.Arch(os.Getenv("KBUILD_ARCH"))
+	if a == "" {
+		a = arch.X86_64
 	}
 	cache := os.Getenv("KBUILD_CACHE")
 	if cache == "" {
@@ -206,12 +207,12 @@ func TestBuildIntegration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := &Options{Arch: arch, Source: src, Fragments: all, CacheDir: cache}
+	o := &Options{Arch: a, Source: src, Fragments: all, CacheDir: cache}
 	r, err := Build(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range append(Outputs(arch), "config", "manifest.json") {
+	for _, name := range append(Outputs(a), "config", "manifest.json") {
 		if fi, err := os.Stat(r.Path(name)); err != nil || fi.Size() == 0 {
 			t.Errorf("%s: %v", name, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/kernel"
 )
 
@@ -89,7 +90,7 @@ func TestEmbeddedPatches(t *testing.T) {
 }
 
 func TestKeyPatches(t *testing.T) {
-	base := KeyInputs{SourceSHA256: "s", Arch: X86_64, CompilerVersion: "gcc"}
+	base := KeyInputs{SourceSHA256: "s", Arch: arch.X86_64, CompilerVersion: "gcc"}
 	p1, _ := ParsePatch("0001-a.patch", []byte(goodPatch))
 	p2, _ := ParsePatch("0002-b.patch", []byte(goodPatch))
 	with := base

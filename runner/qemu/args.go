@@ -7,16 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/vmspec"
-)
-
-// Arch is a guest architecture, named like `uname -m`.
-type Arch string
-
-// Guest architectures.
-const (
-	X86_64  Arch = "x86_64"
-	AArch64 Arch = "aarch64"
 )
 
 // Accelerators.
@@ -69,8 +61,8 @@ type Profile struct {
 }
 
 // Profiles is the per-arch lowering table.
-var Profiles = map[Arch]Profile{
-	X86_64: {
+var Profiles = map[arch.Arch]Profile{
+	arch.X86_64: {
 		Binary: "qemu-system-x86_64",
 		// No ACPI: QEMU 11's microvm with a vhost-user vsock device and an
 		// initrd hangs the guest at "ACPI: Core revision" (measured with
@@ -110,7 +102,7 @@ var Profiles = map[Arch]Profile{
 			Cmdline:        []string{"intel_iommu=on"},
 		},
 	},
-	AArch64: {
+	arch.AArch64: {
 		Binary:      "qemu-system-aarch64",
 		Machine:     "virt",
 		CPU:         "max,pauth=off",
@@ -128,11 +120,11 @@ var Profiles = map[Arch]Profile{
 // BaseCmdline is the architecture-independent kernel command line.
 var BaseCmdline = []string{"panic=-1", "oops=panic", "rdinit=/init"}
 
-// ProfileFor returns the Profile of arch.
-func ProfileFor(arch Arch) (Profile, error) {
-	p, ok := Profiles[arch]
+// ProfileFor returns the Profile of a.
+func ProfileFor(a arch.Arch) (Profile, error) {
+	p, ok := Profiles[a]
 	if !ok {
-		return Profile{}, fmt.Errorf("%w: %q (want %s or %s)", ErrUnknownArch, arch, X86_64, AArch64)
+		return Profile{}, fmt.Errorf("%w: %q (want %s or %s)", ErrUnknownArch, a, arch.X86_64, arch.AArch64)
 	}
 	return p, nil
 }
@@ -153,7 +145,7 @@ func machineBase(m string) string {
 // Spec describes one guest for lowering to QEMU arguments.
 type Spec struct {
 	// Arch is the guest architecture.
-	Arch Arch
+	Arch arch.Arch
 	// Machine overrides the machine type ("q35" for a baseline); "" picks
 	// the profile's, or its PCI machine when a device needs PCI (see
 	// MachineType).
@@ -174,6 +166,15 @@ type Spec struct {
 	// QMPSocket is where QEMU serves QMP (a unix socket it creates); empty
 	// means no monitor.
 	QMPSocket string
+	// VhostVsockCID, when not 0, adds the host kernel's vhost-vsock device
+	// with this guest CID, on the vhost device QEMU inherits as file
+	// descriptor VhostVsockFD.
+	VhostVsockCID uint32
+	VhostVsockFD  int
+	// SerialSocket, when set, adds a virtio-serial port named
+	// SerialPortName whose host end is this unix socket (QEMU connects to
+	// it as a client).
+	SerialSocket string
 	// NICs are the guest's network cards, in PCI slot order (see
 	// NICPCIAddress). They are cabled in back-to-back pairs inside QEMU.
 	NICs []NIC
@@ -189,7 +190,7 @@ type Spec struct {
 	HugetlbfsDir string
 	// GuestHugepages reserves guest hugepages on the kernel command line;
 	// zero means none.
-	GuestHugepages Hugepages
+	GuestHugepages vmspec.Hugepages
 	// IOMMU gives the guest a virtual IOMMU (the arch's IOMMULowering);
 	// without it, a guest with NICs gets VFIO's no-IOMMU mode.
 	IOMMU bool
@@ -312,7 +313,13 @@ func (s Spec) check() (machine, accel string, err error) {
 	return machine, accel, nil
 }
 
-// Args lowers s to QEMU arguments (without the binary).
+// SerialPortName is the name of the virtio-serial port of
+// Spec.SerialSocket (the guest sees it as /dev/vport0p1).
+const SerialPortName = "rules_go_vm.0"
+
+// Args lowers s to QEMU arguments (without the binary): the machine and
+// accelerator, the memory and kernel, the monitor, the devices, the
+// host-guest channel, then s.ExtraArgs.
 func Args(s Spec) ([]string, error) {
 	p, err := ProfileFor(s.Arch)
 	if err != nil {
@@ -322,39 +329,13 @@ func Args(s Spec) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	pci := PCIMachines[machineBase(machine)]
-	cpu := p.CPU
-	if accel == AccelKVM {
-		cpu = p.KVMCPU
-	}
 	cmdline, err := s.Cmdline()
 	if err != nil {
 		return nil, err
 	}
-	machineOpts := []string{machine, "memory-backend=mem"}
-	if s.IOMMU {
-		machineOpts = append(machineOpts, p.IOMMU.MachineOptions...)
-	}
-	mem := strconv.Itoa(s.MemoryMiB) + "M"
-	a := []string{
-		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-		"-machine", strings.Join(machineOpts, ","),
-		"-accel", accel,
-	}
-	if cpu != "" {
-		a = append(a, "-cpu", cpu)
-	}
-	backend := "memory-backend-memfd,id=mem,size=" + mem + ",share=on"
-	if s.HostPages == HostPages2M || s.HostPages == HostPages1G {
-		backend = "memory-backend-file,id=mem,size=" + mem + ",mem-path=" + s.HugetlbfsDir + ",share=on"
-	}
-	a = append(a,
-		"-m", mem,
-		"-smp", strconv.Itoa(s.CPUs),
-		"-object", backend,
-		"-serial", "stdio",
-		"-kernel", s.Kernel,
-	)
+	a := machineArgs(p, s, machine, accel)
+	a = append(a, memoryArgs(s)...)
+	a = append(a, "-serial", "stdio", "-kernel", s.Kernel)
 	if s.Initrd != "" {
 		a = append(a, "-initrd", s.Initrd)
 	}
@@ -362,15 +343,64 @@ func Args(s Spec) ([]string, error) {
 	if s.QMPSocket != "" {
 		a = append(a, "-qmp", "unix:"+s.QMPSocket+",server=on,wait=off")
 	}
-	// The vIOMMU comes before the PCI devices it translates for.
-	if s.IOMMU && p.IOMMU.Device != "" {
-		a = append(a, "-device", p.IOMMU.Device)
+	a = append(a, deviceArgs(p, s, machine)...)
+	a = append(a, channelArgs(p, s, machine)...)
+	return append(a, s.ExtraArgs...), nil
+}
+
+// machineArgs are the fixed options, the machine (with the IOMMU's
+// options), the accelerator and the CPU model.
+func machineArgs(p Profile, s Spec, machine, accel string) []string {
+	machineOpts := []string{machine, "memory-backend=mem"}
+	if s.IOMMU {
+		machineOpts = append(machineOpts, p.IOMMU.MachineOptions...)
 	}
-	slot := func(n int) string {
+	a := []string{
+		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+		"-machine", strings.Join(machineOpts, ","),
+		"-accel", accel,
+	}
+	cpu := p.CPU
+	if accel == AccelKVM {
+		cpu = p.KVMCPU
+	}
+	if cpu != "" {
+		a = append(a, "-cpu", cpu)
+	}
+	return a
+}
+
+// memoryArgs are the RAM size, the vCPUs and the RAM's shared backend
+// (memfd, or a file on hugetlbfs for 2M/1G host pages).
+func memoryArgs(s Spec) []string {
+	mem := strconv.Itoa(s.MemoryMiB) + "M"
+	backend := "memory-backend-memfd,id=mem,size=" + mem + ",share=on"
+	if s.HostPages == HostPages2M || s.HostPages == HostPages1G {
+		backend = "memory-backend-file,id=mem,size=" + mem + ",mem-path=" + s.HugetlbfsDir + ",share=on"
+	}
+	return []string{"-m", mem, "-smp", strconv.Itoa(s.CPUs), "-object", backend}
+}
+
+// slotter returns the ",addr=" suffix of a fixed PCI slot (nothing on a
+// machine without PCI).
+func slotter(machine string) func(n int) string {
+	pci := PCIMachines[machineBase(machine)]
+	return func(n int) string {
 		if !pci {
 			return ""
 		}
 		return fmt.Sprintf(",addr=0x%x", n)
+	}
+}
+
+// deviceArgs are the vIOMMU, the vhost-user vsock device, pvpanic and the
+// NICs, on their fixed slots.
+func deviceArgs(p Profile, s Spec, machine string) []string {
+	var a []string
+	slot := slotter(machine)
+	// The vIOMMU comes before the PCI devices it translates for.
+	if s.IOMMU && p.IOMMU.Device != "" {
+		a = append(a, "-device", p.IOMMU.Device)
 	}
 	if s.VhostUserSocket != "" {
 		a = append(a,
@@ -378,10 +408,16 @@ func Args(s Spec) ([]string, error) {
 			"-device", p.VsockDeviceFor(machine)+",chardev=vsock0"+slot(SlotVsock),
 		)
 	}
-	if pci {
+	if PCIMachines[machineBase(machine)] {
 		// A guest panic becomes a QMP GUEST_PANICKED event.
 		a = append(a, "-device", "pvpanic-pci"+slot(SlotPvpanic))
 	}
+	return append(a, nicArgs(s, slot)...)
+}
+
+// nicArgs are the management NIC and the fabric NICs with their hubs.
+func nicArgs(s Spec, slot func(int) string) []string {
+	var a []string
 	if m := s.MgmtNIC; m.Model != "" {
 		// The management NIC has a hub of its own: nothing else, and no
 		// host network, is on it.
@@ -402,7 +438,29 @@ func Args(s Spec) ([]string, error) {
 			a = append(a, dropPort(fmt.Sprintf("net%d", i), i/2)...)
 		}
 	}
-	return append(a, s.ExtraArgs...), nil
+	return a
+}
+
+// channelArgs are the kernel vhost-vsock device and the virtio-serial port,
+// in the flavour of machine (virtio-mmio on microvm, PCI otherwise).
+func channelArgs(p Profile, s Spec, machine string) []string {
+	var a []string
+	if s.VhostVsockCID != 0 {
+		device := strings.Replace(p.VsockDeviceFor(machine), "vhost-user-vsock", "vhost-vsock", 1)
+		a = append(a, "-device", fmt.Sprintf("%s,guest-cid=%d,vhostfd=%d", device, s.VhostVsockCID, s.VhostVsockFD))
+	}
+	if s.SerialSocket != "" {
+		bus := "virtio-serial-pci"
+		if strings.HasSuffix(p.VsockDeviceFor(machine), "-device") {
+			bus = "virtio-serial-device" // virtio-mmio machines (microvm)
+		}
+		a = append(a,
+			"-device", bus+",id=invmser",
+			"-chardev", "socket,id=invmport,path="+s.SerialSocket,
+			"-device", "virtserialport,bus=invmser.0,nr=1,chardev=invmport,name="+SerialPortName,
+		)
+	}
+	return a
 }
 
 // dropPort returns the arguments of a hub port without a peer on hub hub:

@@ -7,6 +7,9 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/rules-go-vm/rules_go_vm/arch"
+	"github.com/rules-go-vm/rules_go_vm/vmspec"
 )
 
 func TestArgsGolden(t *testing.T) {
@@ -17,7 +20,7 @@ func TestArgsGolden(t *testing.T) {
 	}{
 		{
 			name: "x86_64 microvm TCG",
-			spec: Spec{Arch: X86_64, Kernel: "/k/vmlinux", Initrd: "/s/initrd.cpio", MemoryMiB: 256, CPUs: 1,
+			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", Initrd: "/s/initrd.cpio", MemoryMiB: 256, CPUs: 1,
 				VhostUserSocket: "/s/vhost.sock", TSCkHz: 2249998, Quiet: true},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off,memory-backend=mem -accel tcg " +
 				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
@@ -26,7 +29,7 @@ func TestArgsGolden(t *testing.T) {
 		},
 		{
 			name: "x86_64 q35 KVM drops tsc_early_khz",
-			spec: Spec{Arch: X86_64, Machine: "q35", Accel: AccelKVM, Kernel: "/boot/vmlinuz", Initrd: "/i", MemoryMiB: 512, CPUs: 2,
+			spec: Spec{Arch: arch.X86_64, Machine: "q35", Accel: AccelKVM, Kernel: "/boot/vmlinuz", Initrd: "/i", MemoryMiB: 512, CPUs: 2,
 				VhostUserSocket: "/s/v", TSCkHz: 1000},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem -accel kvm -cpu host " +
 				"-m 512M -smp 2 -object memory-backend-memfd,id=mem,size=512M,share=on -serial stdio -kernel /boot/vmlinuz " +
@@ -35,7 +38,7 @@ func TestArgsGolden(t *testing.T) {
 		},
 		{
 			name: "aarch64 virt TCG",
-			spec: Spec{Arch: AArch64, Kernel: "/k/Image", Initrd: "/i", MemoryMiB: 256, CPUs: 1, VhostUserSocket: "/s/v",
+			spec: Spec{Arch: arch.AArch64, Kernel: "/k/Image", Initrd: "/i", MemoryMiB: 256, CPUs: 1, VhostUserSocket: "/s/v",
 				TSCkHz: 1000, ExtraCmdline: []string{"loglevel=7"}},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine virt,memory-backend=mem -accel tcg -cpu max,pauth=off " +
 				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/Image " +
@@ -44,14 +47,14 @@ func TestArgsGolden(t *testing.T) {
 		},
 		{
 			name: "no vsock, no initrd",
-			spec: Spec{Arch: AArch64, Kernel: "/k/Image", MemoryMiB: 128, CPUs: 1, ExtraArgs: []string{"-S"}},
+			spec: Spec{Arch: arch.AArch64, Kernel: "/k/Image", MemoryMiB: 128, CPUs: 1, ExtraArgs: []string{"-S"}},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine virt,memory-backend=mem -accel tcg -cpu max,pauth=off " +
 				"-m 128M -smp 1 -object memory-backend-memfd,id=mem,size=128M,share=on -serial stdio -kernel /k/Image " +
 				"-append console=ttyAMA0 panic=-1 oops=panic rdinit=/init -device pvpanic-pci,addr=0x4 -S",
 		},
 		{
 			name: "x86_64 NICs pick q35, pairs on hubs, noiommu",
-			spec: Spec{Arch: X86_64, Kernel: "/k/vmlinux", Initrd: "/i", MemoryMiB: 256, CPUs: 1, VhostUserSocket: "/s/v",
+			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", Initrd: "/i", MemoryMiB: 256, CPUs: 1, VhostUserSocket: "/s/v",
 				QMPSocket: "/s/qmp", TSCkHz: 1000, Quiet: true,
 				NICs: []NIC{{NICE1000, "02:00:00:00:00:00"}, {NICVirtioNet, "02:00:00:00:00:01"}, {NICE1000E, "02:00:00:00:00:02"}}},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem -accel tcg " +
@@ -66,7 +69,7 @@ func TestArgsGolden(t *testing.T) {
 		},
 		{
 			name: "x86_64 IOMMU: q35, split irqchip, intel-iommu first",
-			spec: Spec{Arch: X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 2, VhostUserSocket: "/s/v", IOMMU: true,
+			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 2, VhostUserSocket: "/s/v", IOMMU: true,
 				NICs: []NIC{{NICVirtioNet, "02:00:00:00:00:00"}}},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem,kernel-irqchip=split -accel tcg " +
 				"-m 256M -smp 2 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
@@ -78,7 +81,7 @@ func TestArgsGolden(t *testing.T) {
 		},
 		{
 			name: "x86_64 IOMMU alone also needs q35",
-			spec: Spec{Arch: X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1, IOMMU: true},
+			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1, IOMMU: true},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem,kernel-irqchip=split -accel tcg " +
 				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
 				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer intel_iommu=on " +
@@ -86,7 +89,7 @@ func TestArgsGolden(t *testing.T) {
 		},
 		{
 			name: "aarch64 SMMUv3 is a machine option, e1000e",
-			spec: Spec{Arch: AArch64, Kernel: "/k/Image", MemoryMiB: 512, CPUs: 1, IOMMU: true,
+			spec: Spec{Arch: arch.AArch64, Kernel: "/k/Image", MemoryMiB: 512, CPUs: 1, IOMMU: true,
 				NICs: []NIC{{NICE1000E, "02:00:00:00:00:00"}, {NICE1000E, "02:00:00:00:00:01"}}},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine virt,memory-backend=mem,iommu=smmuv3 -accel tcg -cpu max,pauth=off " +
 				"-m 512M -smp 1 -object memory-backend-memfd,id=mem,size=512M,share=on -serial stdio -kernel /k/Image " +
@@ -96,7 +99,7 @@ func TestArgsGolden(t *testing.T) {
 		},
 		{
 			name: "x86_64 mgmt NIC alone picks q35, own hub, slot 0f, no noiommu",
-			spec: Spec{Arch: X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1, VhostUserSocket: "/s/v",
+			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1, VhostUserSocket: "/s/v",
 				MgmtNIC: NIC{NICVirtioNet, "02:00:00:00:00:ff"}},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem -accel tcg " +
 				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
@@ -107,7 +110,7 @@ func TestArgsGolden(t *testing.T) {
 		},
 		{
 			name: "x86_64 mgmt NIC next to a pair",
-			spec: Spec{Arch: X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1,
+			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1,
 				NICs:    []NIC{{NICE1000, "02:00:00:00:00:00"}, {NICE1000, "02:00:00:00:00:01"}},
 				MgmtNIC: NIC{NICE1000E, "02:00:00:00:00:ff"}},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem -accel tcg " +
@@ -121,7 +124,7 @@ func TestArgsGolden(t *testing.T) {
 		},
 		{
 			name: "aarch64 mgmt NIC on virt",
-			spec: Spec{Arch: AArch64, Kernel: "/k/Image", MemoryMiB: 256, CPUs: 1,
+			spec: Spec{Arch: arch.AArch64, Kernel: "/k/Image", MemoryMiB: 256, CPUs: 1,
 				NICs:    []NIC{{NICVirtioNet, "02:00:00:00:00:00"}},
 				MgmtNIC: NIC{NICE1000, "02:00:00:00:00:ff"}},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine virt,memory-backend=mem -accel tcg -cpu max,pauth=off " +
@@ -133,17 +136,56 @@ func TestArgsGolden(t *testing.T) {
 				"-netdev hubport,id=net0-drop,hubid=0",
 		},
 		{
+			name: "x86_64 microvm kernel vhost-vsock: the mmio device on the inherited fd",
+			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1, VhostVsockCID: 7, VhostVsockFD: 3, ExtraArgs: []string{"-S"}},
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off,memory-backend=mem -accel tcg " +
+				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
+				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer " +
+				"-device vhost-vsock-device,guest-cid=7,vhostfd=3 -S",
+		},
+		{
+			name: "x86_64 NICs: kernel vhost-vsock is the PCI device (q35)",
+			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1, VhostVsockCID: 9, VhostVsockFD: 3,
+				NICs: []NIC{{NICVirtioNet, "02:00:00:00:00:00"}, {NICVirtioNet, "02:00:00:00:00:01"}}},
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem -accel tcg " +
+				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
+				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer vfio.enable_unsafe_noiommu_mode=1 " +
+				"-device pvpanic-pci,addr=0x4 " +
+				"-netdev hubport,id=net0,hubid=0 -device virtio-net-pci,netdev=net0,mac=02:00:00:00:00:00,addr=0x10 " +
+				"-netdev hubport,id=net1,hubid=0 -device virtio-net-pci,netdev=net1,mac=02:00:00:00:00:01,addr=0x11 " +
+				"-device vhost-vsock-pci,guest-cid=9,vhostfd=3",
+		},
+		{
+			name: "x86_64 microvm virtio-serial",
+			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1, SerialSocket: "/s/serial.sock"},
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off,memory-backend=mem -accel tcg " +
+				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
+				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer " +
+				"-device virtio-serial-device,id=invmser -chardev socket,id=invmport,path=/s/serial.sock " +
+				"-device virtserialport,bus=invmser.0,nr=1,chardev=invmport,name=rules_go_vm.0",
+		},
+		{
+			name: "x86_64 IOMMU: virtio-serial is the PCI device (q35)",
+			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1, IOMMU: true, SerialSocket: "/s/serial.sock"},
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem,kernel-irqchip=split -accel tcg " +
+				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
+				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer intel_iommu=on " +
+				"-device intel-iommu,intremap=on -device pvpanic-pci,addr=0x4 " +
+				"-device virtio-serial-pci,id=invmser -chardev socket,id=invmport,path=/s/serial.sock " +
+				"-device virtserialport,bus=invmser.0,nr=1,chardev=invmport,name=rules_go_vm.0",
+		},
+		{
 			name: "x86_64 2M host pages and guest hugepages stay on microvm",
-			spec: Spec{Arch: X86_64, Kernel: "/k/vmlinux", MemoryMiB: 512, CPUs: 1, HostPages: HostPages2M, HugetlbfsDir: "/dev/hugepages",
-				GuestHugepages: Hugepages{Size: "2M", Count: 64}},
+			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", MemoryMiB: 512, CPUs: 1, HostPages: HostPages2M, HugetlbfsDir: "/dev/hugepages",
+				GuestHugepages: vmspec.Hugepages{Size: "2M", Count: 64}},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off,memory-backend=mem -accel tcg " +
 				"-m 512M -smp 1 -object memory-backend-file,id=mem,size=512M,mem-path=/dev/hugepages,share=on -serial stdio -kernel /k/vmlinux " +
 				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer hugepagesz=2M hugepages=64",
 		},
 		{
 			name: "aarch64 1G host pages, 1G guest pages",
-			spec: Spec{Arch: AArch64, Kernel: "/k/Image", MemoryMiB: 3072, CPUs: 4, HostPages: HostPages1G, HugetlbfsDir: "/mnt/huge 1G",
-				GuestHugepages: Hugepages{Size: "1G", Count: 2}},
+			spec: Spec{Arch: arch.AArch64, Kernel: "/k/Image", MemoryMiB: 3072, CPUs: 4, HostPages: HostPages1G, HugetlbfsDir: "/mnt/huge 1G",
+				GuestHugepages: vmspec.Hugepages{Size: "1G", Count: 2}},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine virt,memory-backend=mem -accel tcg -cpu max,pauth=off " +
 				"-m 3072M -smp 4 -object memory-backend-file,id=mem,size=3072M,mem-path=/mnt/huge 1G,share=on -serial stdio -kernel /k/Image " +
 				"-append console=ttyAMA0 panic=-1 oops=panic rdinit=/init hugepagesz=1G hugepages=2 -device pvpanic-pci,addr=0x4",
@@ -188,25 +230,25 @@ func TestArgsErrors(t *testing.T) {
 		msg  string // a substring of the message, when it matters
 	}{
 		{"unknown arch", Spec{Arch: "riscv64", Kernel: "k", MemoryMiB: 1, CPUs: 1}, ErrUnknownArch, ""},
-		{"no kernel", Spec{Arch: X86_64, MemoryMiB: 1, CPUs: 1}, ErrInvalidSpec, ""},
-		{"no memory", Spec{Arch: X86_64, Kernel: "k", CPUs: 1}, ErrInvalidSpec, ""},
-		{"no cpus", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 1}, ErrInvalidSpec, ""},
-		{"bad accel", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 1, CPUs: 1, Accel: "hvf"}, ErrInvalidSpec, ""},
-		{"NICs on microvm", Spec{Arch: X86_64, Machine: "microvm", Kernel: "k", MemoryMiB: 256, CPUs: 1,
+		{"no kernel", Spec{Arch: arch.X86_64, MemoryMiB: 1, CPUs: 1}, ErrInvalidSpec, ""},
+		{"no memory", Spec{Arch: arch.X86_64, Kernel: "k", CPUs: 1}, ErrInvalidSpec, ""},
+		{"no cpus", Spec{Arch: arch.X86_64, Kernel: "k", MemoryMiB: 1}, ErrInvalidSpec, ""},
+		{"bad accel", Spec{Arch: arch.X86_64, Kernel: "k", MemoryMiB: 1, CPUs: 1, Accel: "hvf"}, ErrInvalidSpec, ""},
+		{"NICs on microvm", Spec{Arch: arch.X86_64, Machine: "microvm", Kernel: "k", MemoryMiB: 256, CPUs: 1,
 			NICs: []NIC{{NICE1000, "02:00:00:00:00:00"}}}, ErrInvalidSpec, ""},
-		{"bad NIC model", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, NICs: []NIC{{"rtl8139", "02:00:00:00:00:00"}}}, ErrInvalidSpec, ""},
-		{"bad MAC", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, NICs: []NIC{{NICE1000, "nope"}}}, ErrInvalidSpec, ""},
-		{"too many NICs", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, NICs: make([]NIC, MaxNICs+1)}, ErrInvalidSpec, ""},
-		{"bad mgmt NIC model", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, MgmtNIC: NIC{"rtl8139", "02:00:00:00:00:ff"}}, ErrInvalidSpec,
+		{"bad NIC model", Spec{Arch: arch.X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, NICs: []NIC{{"rtl8139", "02:00:00:00:00:00"}}}, ErrInvalidSpec, ""},
+		{"bad MAC", Spec{Arch: arch.X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, NICs: []NIC{{NICE1000, "nope"}}}, ErrInvalidSpec, ""},
+		{"too many NICs", Spec{Arch: arch.X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, NICs: make([]NIC, MaxNICs+1)}, ErrInvalidSpec, ""},
+		{"bad mgmt NIC model", Spec{Arch: arch.X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, MgmtNIC: NIC{"rtl8139", "02:00:00:00:00:ff"}}, ErrInvalidSpec,
 			`mgmt_nic: "rtl8139" is not allowed; use one of virtio_net, e1000, e1000e`},
-		{"bad mgmt NIC MAC", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, MgmtNIC: NIC{NICVirtioNet, ""}}, ErrInvalidSpec, "mgmt_nic MAC"},
-		{"mgmt NIC on microvm", Spec{Arch: X86_64, Machine: "microvm", Kernel: "k", MemoryMiB: 256, CPUs: 1,
+		{"bad mgmt NIC MAC", Spec{Arch: arch.X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, MgmtNIC: NIC{NICVirtioNet, ""}}, ErrInvalidSpec, "mgmt_nic MAC"},
+		{"mgmt NIC on microvm", Spec{Arch: arch.X86_64, Machine: "microvm", Kernel: "k", MemoryMiB: 256, CPUs: 1,
 			MgmtNIC: NIC{NICVirtioNet, "02:00:00:00:00:ff"}}, ErrInvalidSpec, "no PCI bus"},
-		{"bad host pages", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, HostPages: "64k"}, ErrInvalidSpec, ""},
-		{"memory not aligned to 1G pages", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 1536, CPUs: 1, HostPages: HostPages1G, HugetlbfsDir: "/h"}, ErrInvalidSpec, ""},
-		{"2M pages without a mount", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, HostPages: HostPages2M}, ErrInvalidSpec, ""},
-		{"guest hugepages do not fit", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, GuestHugepages: Hugepages{Size: "2M", Count: 100}}, ErrInvalidSpec, ""},
-		{"guest hugepage size", Spec{Arch: X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, GuestHugepages: Hugepages{Size: "4M", Count: 1}}, ErrInvalidSpec, ""},
+		{"bad host pages", Spec{Arch: arch.X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, HostPages: "64k"}, ErrInvalidSpec, ""},
+		{"memory not aligned to 1G pages", Spec{Arch: arch.X86_64, Kernel: "k", MemoryMiB: 1536, CPUs: 1, HostPages: HostPages1G, HugetlbfsDir: "/h"}, ErrInvalidSpec, ""},
+		{"2M pages without a mount", Spec{Arch: arch.X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, HostPages: HostPages2M}, ErrInvalidSpec, ""},
+		{"guest hugepages do not fit", Spec{Arch: arch.X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, GuestHugepages: vmspec.Hugepages{Size: "2M", Count: 100}}, ErrInvalidSpec, ""},
+		{"guest hugepage size", Spec{Arch: arch.X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, GuestHugepages: vmspec.Hugepages{Size: "4M", Count: 1}}, ErrInvalidSpec, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Args(tc.spec)
@@ -239,14 +281,14 @@ func TestParseCapabilitiesAndCheck(t *testing.T) {
 		t.Errorf("version %q", c.Version)
 	}
 	for _, tc := range []struct {
-		arch    Arch
+		arch    arch.Arch
 		machine string
 		ok      bool
 	}{
-		{X86_64, "", true},
-		{X86_64, "q35", true},
-		{X86_64, "pc", false},
-		{AArch64, "", false}, // no virt machine
+		{arch.X86_64, "", true},
+		{arch.X86_64, "q35", true},
+		{arch.X86_64, "pc", false},
+		{arch.AArch64, "", false}, // no virt machine
 	} {
 		err := c.Check(tc.arch, tc.machine)
 		if (err == nil) != tc.ok {
@@ -256,20 +298,20 @@ func TestParseCapabilitiesAndCheck(t *testing.T) {
 			t.Errorf("Check error %v does not wrap ErrMissingFeature", err)
 		}
 	}
-	if err := c.CheckSpec(Spec{Arch: X86_64, NICs: []NIC{{NICE1000, ""}}}); err != nil {
+	if err := c.CheckSpec(Spec{Arch: arch.X86_64, NICs: []NIC{{NICE1000, ""}}}); err != nil {
 		t.Errorf("CheckSpec(e1000) = %v", err)
 	}
-	if err := c.CheckSpec(Spec{Arch: X86_64, NICs: []NIC{{NICE1000E, ""}}}); !errors.Is(err, ErrMissingFeature) || !strings.Contains(err.Error(), `"e1000e"`) {
+	if err := c.CheckSpec(Spec{Arch: arch.X86_64, NICs: []NIC{{NICE1000E, ""}}}); !errors.Is(err, ErrMissingFeature) || !strings.Contains(err.Error(), `"e1000e"`) {
 		t.Errorf("CheckSpec(e1000e) = %v, want a missing e1000e", err)
 	}
-	if err := c.CheckSpec(Spec{Arch: X86_64, IOMMU: true}); !errors.Is(err, ErrMissingFeature) || !strings.Contains(err.Error(), `"intel-iommu"`) {
+	if err := c.CheckSpec(Spec{Arch: arch.X86_64, IOMMU: true}); !errors.Is(err, ErrMissingFeature) || !strings.Contains(err.Error(), `"intel-iommu"`) {
 		t.Errorf("CheckSpec(IOMMU) = %v, want a missing intel-iommu", err)
 	}
-	if err := c.CheckSpec(Spec{Arch: X86_64, HostPages: HostPages2M}); !errors.Is(err, ErrMissingFeature) || !strings.Contains(err.Error(), "memory-backend-file") {
+	if err := c.CheckSpec(Spec{Arch: arch.X86_64, HostPages: HostPages2M}); !errors.Is(err, ErrMissingFeature) || !strings.Contains(err.Error(), "memory-backend-file") {
 		t.Errorf("CheckSpec(2M) = %v, want a missing memory-backend-file", err)
 	}
 	c.Objects = map[string]bool{}
-	if err := c.Check(X86_64, ""); !errors.Is(err, ErrMissingFeature) || !strings.Contains(err.Error(), "memory-backend-memfd") {
+	if err := c.Check(arch.X86_64, ""); !errors.Is(err, ErrMissingFeature) || !strings.Contains(err.Error(), "memory-backend-memfd") {
 		t.Errorf("Check without memfd = %v", err)
 	}
 }

@@ -111,7 +111,3 @@ func hostPageMiB(size string) int {
 	}
 	return vmspec.Hugepages{Size: size}.MiB()
 }
-
-// Hugepages is a guest hugepage reservation (package vmspec owns its
-// syntax and checks).
-type Hugepages = vmspec.Hugepages

@@ -15,6 +15,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/rules-go-vm/rules_go_vm/arch"
+	"github.com/rules-go-vm/rules_go_vm/internal/atomicfile"
 )
 
 // Capabilities is what a QEMU binary offers, as read from its help output.
@@ -29,10 +32,10 @@ type Capabilities struct {
 	Objects map[string]bool
 }
 
-// Requirements returns the machine, devices and objects a Spec on arch with
-// machine type machine ("" = profile default) needs.
-func Requirements(arch Arch, machine string) (machines, devices, objects []string, err error) {
-	return SpecRequirements(Spec{Arch: arch, Machine: machine, VhostUserSocket: "-"})
+// Requirements returns the machine, devices and objects a Spec on arch a
+// with machine type machine ("" = profile default) needs.
+func Requirements(a arch.Arch, machine string) (machines, devices, objects []string, err error) {
+	return SpecRequirements(Spec{Arch: a, Machine: machine, VhostUserSocket: "-"})
 }
 
 // SpecRequirements returns the machine, devices and objects s needs.
@@ -69,9 +72,9 @@ func SpecRequirements(s Spec) (machines, devices, objects []string, err error) {
 }
 
 // Check reports, wrapping ErrMissingFeature, the first requirement of
-// (arch, machine) that c lacks.
-func (c Capabilities) Check(arch Arch, machine string) error {
-	return c.CheckSpec(Spec{Arch: arch, Machine: machine, VhostUserSocket: "-"})
+// (a, machine) that c lacks.
+func (c Capabilities) Check(a arch.Arch, machine string) error {
+	return c.CheckSpec(Spec{Arch: a, Machine: machine, VhostUserSocket: "-"})
 }
 
 // CheckSpec reports, wrapping ErrMissingFeature, the first requirement of s
@@ -222,10 +225,7 @@ func ProbeCached(ctx context.Context, binary, cacheDir string) (Capabilities, er
 		return c, err
 	}
 	if b, err := json.Marshal(c); err == nil && os.MkdirAll(cacheDir, 0o755) == nil {
-		tmp := fmt.Sprintf("%s.tmp%d", file, os.Getpid())
-		if os.WriteFile(tmp, b, 0o644) == nil {
-			_ = os.Rename(tmp, file)
-		}
+		_ = atomicfile.WriteFile(file, b, 0o644) // a cache: recomputed when it cannot be written
 	}
 	return c, nil
 }

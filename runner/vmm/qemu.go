@@ -12,26 +12,60 @@ import (
 	"github.com/digitalocean/go-qemu/qmp"
 
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
+	"github.com/rules-go-vm/rules_go_vm/runner/vsock"
 )
 
-// QEMU is the QEMU backend: arguments from qemu.Args, monitor over QMP.
+// QEMU is the QEMU backend: a VM is lowered to a qemu.Spec (QEMUSpec),
+// then to arguments by qemu.Args; the monitor is QMP.
 type QEMU struct{}
 
 // Name implements Backend.
 func (QEMU) Name() string { return "qemu" }
 
 // Args implements Backend.
-func (QEMU) Args(spec qemu.Spec) ([]string, error) { return qemu.Args(spec) }
+func (QEMU) Args(vm VM) ([]string, error) { return qemu.Args(QEMUSpec(vm)) }
+
+// Machine implements Backend: the machine type of the arch's profile (see
+// qemu.Spec.MachineType).
+func (QEMU) Machine(vm VM) (string, error) { return QEMUSpec(vm).MachineType() }
+
+// QEMUSpec lowers vm to QEMU's own model of a guest.
+func QEMUSpec(vm VM) qemu.Spec {
+	s := qemu.Spec{
+		Arch: vm.Arch, Machine: vm.Machine, Accel: vm.Accel, Kernel: vm.Kernel, Initrd: vm.Initrd,
+		MemoryMiB: vm.MemoryMiB, CPUs: vm.CPUs, QMPSocket: vm.Monitor,
+		HostPages: vm.HostPages, HugetlbfsDir: vm.HugetlbfsDir, GuestHugepages: vm.GuestHugepages, IOMMU: vm.IOMMU,
+		TSCkHz: vm.TSCkHz, Quiet: vm.Quiet, ExtraCmdline: vm.Cmdline,
+	}
+	for _, n := range vm.NICs {
+		s.NICs = append(s.NICs, qemu.NIC{Model: n.Model, MAC: n.MAC})
+	}
+	if vm.MgmtNIC.Model != "" {
+		s.MgmtNIC = qemu.NIC{Model: vm.MgmtNIC.Model, MAC: vm.MgmtNIC.MAC}
+	}
+	switch c := vm.Channel; c.Transport {
+	case vsock.VhostUserVsock:
+		s.VhostUserSocket = c.Socket
+	case vsock.VhostVsock:
+		s.VhostVsockCID, s.VhostVsockFD = c.CID, firstInheritedFD
+	case vsock.VirtioSerial:
+		s.SerialSocket = c.Socket
+	}
+	return s
+}
 
 // attachRetry is the pause between connection attempts while QEMU starts
 // (it creates the socket during its start-up, before the guest runs).
 const attachRetry = 5 * time.Millisecond
 
+// dialTimeout bounds one connection attempt to the QMP socket.
+const dialTimeout = time.Second
+
 // Attach implements Backend: it dials the QMP socket until QEMU serves it,
 // then negotiates capabilities.
 func (QEMU) Attach(ctx context.Context, socket string, exited <-chan struct{}) (Monitor, error) {
 	for {
-		mon, err := qmp.NewSocketMonitor("unix", socket, time.Second)
+		mon, err := qmp.NewSocketMonitor("unix", socket, dialTimeout)
 		if err == nil {
 			return connect(ctx, mon)
 		}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"time"
-
-	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 )
 
 // Sentinel errors.
@@ -23,8 +21,12 @@ type Backend interface {
 	// Name is the backend's name (the go_vm_test `backend` value).
 	Name() string
 	// Args returns the hypervisor's arguments (without the binary) for
-	// spec, with its monitor socket at spec.QMPSocket.
-	Args(spec qemu.Spec) ([]string, error)
+	// vm, with its monitor socket at vm.Monitor; the process inherits
+	// vm.Files().
+	Args(vm VM) ([]string, error)
+	// Machine returns the machine type vm boots (vm.Machine, else the
+	// backend's choice for its devices), or why vm cannot boot on it.
+	Machine(vm VM) (string, error)
 	// Attach connects to the monitor socket of a VM whose process was just
 	// started; exited closes when that process exits (Attach then gives
 	// up). It retries until ctx ends.

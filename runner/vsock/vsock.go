@@ -50,6 +50,14 @@ var DaemonFallbacks = []string{
 // DefaultGuestCID is the guest's context ID; private to the VM's daemon.
 const DefaultGuestCID = 3
 
+// Polls for the daemon's socket while it starts: the first pause, doubled
+// up to the longest (the daemon is usually ready within a few
+// milliseconds).
+const (
+	readyPollFirst = 200 * time.Microsecond
+	readyPollMax   = 20 * time.Millisecond
+)
+
 // DefaultReadyTimeout bounds the wait for the daemon's socket (it normally
 // appears 1.5–3 ms after spawn).
 const DefaultReadyTimeout = 5 * time.Second
@@ -147,7 +155,7 @@ func Start(ctx context.Context, c Config) (*Daemon, error) {
 	}
 	d := &Daemon{dir: c.Dir, proc: p, log: log}
 	deadline := time.Now().Add(c.ReadyTimeout)
-	for delay := 200 * time.Microsecond; ; delay = min(2*delay, 20*time.Millisecond) {
+	for delay := readyPollFirst; ; delay = min(2*delay, readyPollMax) {
 		if fi, err := os.Stat(SocketPath(c.Dir)); err == nil && fi.Mode().Type() == fs.ModeSocket {
 			return d, nil
 		}

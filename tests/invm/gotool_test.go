@@ -13,8 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/runner"
-	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 )
 
 // TestGoTestExecHello runs tests/hello the way users do, `go test -exec
@@ -22,13 +22,13 @@ import (
 func TestGoTestExecHello(t *testing.T) {
 	needEnv(t)
 	for _, tc := range []struct {
-		arch   qemu.Arch
+		arch   arch.Arch
 		goarch string
-	}{{qemu.X86_64, "amd64"}, {qemu.AArch64, "arm64"}} {
+	}{{arch.X86_64, "amd64"}, {arch.AArch64, "arm64"}} {
 		t.Run(string(tc.arch), func(t *testing.T) {
 			t.Parallel()
 			kernel := env.kernel
-			if tc.arch != qemu.X86_64 {
+			if tc.arch != arch.X86_64 {
 				k, err := runner.FindKernel(tc.arch, runner.KernelDirs(env.cache)...)
 				if err != nil {
 					t.Fatalf("no %s kernel: %v", tc.arch, err)

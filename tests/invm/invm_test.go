@@ -30,8 +30,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/runner"
-	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 )
 
 // env is what TestMain prepared.
@@ -167,7 +167,7 @@ func setup(dir string) error {
 	env.cache = runner.DefaultCacheDir()
 	env.kernel = os.Getenv("INVM_KERNEL")
 	if env.kernel == "" {
-		k, err := runner.FindKernel(qemu.X86_64, runner.KernelDirs(env.cache)...)
+		k, err := runner.FindKernel(arch.X86_64, runner.KernelDirs(env.cache)...)
 		if err != nil {
 			return fmt.Errorf("these tests boot real guests and need an x86_64 guest kernel: %w", err)
 		}

@@ -1,6 +1,7 @@
 // Package lint checks the repository's hygiene from `bazel test //...`: Go
-// files are gofmt-formatted, Starlark files are buildifier-clean, and the
-// BUILD files are what `bazel run //:gazelle` generates (no drift). `go vet`
+// files are gofmt-formatted, Starlark files are buildifier-clean, the
+// BUILD files are what `bazel run //:gazelle` generates (no drift), and no
+// function of the runner is longer than maxFuncLines. `go vet`
 // runs on every compile through nogo (see MODULE.bazel), not here.
 //
 // The checks read the source tree itself, which Bazel does not declare as an
@@ -9,7 +10,11 @@ package lint
 
 import (
 	"bytes"
+	"fmt"
+	"go/ast"
 	"go/format"
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -159,4 +164,83 @@ func TestGeneratedSpec(t *testing.T) {
 			t.Errorf("%s is stale: run `go run ./vmspec/cmd/specgen` and commit the result", path)
 		}
 	}
+}
+
+// maxFuncLines is the most lines (from `func` to the closing brace) a
+// function of the runner may have: a longer one is several steps that want
+// names of their own (issue #17: the runner as phases).
+const maxFuncLines = 80
+
+// longFuncs are the functions TestFuncLength lets be longer, each with
+// why; an entry whose function got short again must go.
+var longFuncs = map[string]string{
+	"runner/junit/junit.go: Builder.suites": "runner/junit belongs to another change in flight (issue #17 left it alone): split it there",
+}
+
+// TestFuncLength: no function or method in the runner's non-test Go files
+// (runner/ and every package below it) is longer than maxFuncLines, but
+// for the longFuncs.
+func TestFuncLength(t *testing.T) {
+	ws := workspace(t)
+	files := sourceFiles(t, filepath.Join(ws, "runner"), func(n string) bool {
+		return strings.HasSuffix(n, ".go") && !strings.HasSuffix(n, "_test.go")
+	})
+	if len(files) == 0 {
+		t.Fatalf("no Go files found below %s/runner", ws)
+	}
+	var long []string
+	seen := map[string]bool{}
+	for _, f := range files {
+		fset := token.NewFileSet()
+		file, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range file.Decls {
+			fn, ok := d.(*ast.FuncDecl)
+			if !ok {
+				continue
+			}
+			start, end := fset.Position(fn.Pos()), fset.Position(fn.End())
+			rel, _ := filepath.Rel(ws, f)
+			key := filepath.ToSlash(rel) + ": " + funcName(fn)
+			n := end.Line - start.Line + 1
+			switch why, excepted := longFuncs[key]; {
+			case excepted && n > maxFuncLines:
+				t.Logf("%s:%d: %s is %d lines, let be: %s", rel, start.Line, funcName(fn), n, why)
+				seen[key] = true
+			case excepted:
+				seen[key] = true
+				t.Errorf("%s is %d lines now: remove it from longFuncs", key, n)
+			case n > maxFuncLines:
+				long = append(long, fmt.Sprintf("%s:%d: %s is %d lines", rel, start.Line, funcName(fn), n))
+			}
+		}
+	}
+	for key := range longFuncs {
+		if !seen[key] {
+			t.Errorf("longFuncs names %s, which is gone: remove it", key)
+		}
+	}
+	if len(long) > 0 {
+		t.Errorf("functions longer than %d lines (split them into named steps):\n%s", maxFuncLines, strings.Join(long, "\n"))
+	}
+}
+
+// funcName is fn's name, with its receiver type for a method.
+func funcName(fn *ast.FuncDecl) string {
+	if fn.Recv == nil || len(fn.Recv.List) == 0 {
+		return fn.Name.Name
+	}
+	typ := fn.Recv.List[0].Type
+	if star, ok := typ.(*ast.StarExpr); ok {
+		typ = star.X
+	}
+	if idx, ok := typ.(*ast.IndexExpr); ok {
+		typ = idx.X
+	}
+	if id, ok := typ.(*ast.Ident); ok {
+		return id.Name + "." + fn.Name.Name
+	}
+	return fn.Name.Name
 }

@@ -29,6 +29,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
+	"github.com/rules-go-vm/rules_go_vm/internal/atomicfile"
 	"github.com/rules-go-vm/rules_go_vm/kernel"
 	"github.com/rules-go-vm/rules_go_vm/kernel/kbuild"
 	"github.com/rules-go-vm/rules_go_vm/kernel/kconfig"
@@ -104,7 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset := flag.NewFlagSet("kbuild", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	var (
-		arch      = fset.String("arch", "x86_64", "guest architecture: x86_64 or aarch64")
+		archName  = fset.String("arch", "x86_64", "guest architecture: x86_64 or aarch64")
 		source    = fset.String("source", "", "kernel source tarball, e.g. /usr/src/linux-source-7.2.tar.xz")
 		fragments = fset.String("fragments", "", "fragment directory or comma-separated files (default: embedded kernel/fragments)")
 		patches   = fset.String("patches", "", "source patch directory, comma-separated files in order, or none (default: embedded kernel/patches)")
@@ -135,7 +137,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	opts := &kbuild.Options{
-		Arch:         kbuild.Arch(*arch),
+		Arch:         arch.Arch(*archName),
 		Source:       *source,
 		Fragments:    frags,
 		Patches:      ps,
@@ -183,30 +185,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // copyFile copies src to dst atomically (temporary file, then rename).
-func copyFile(src, dst string) (err error) {
+func copyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp*")
-	if err != nil {
+	return atomicfile.Write(dst, 0o644, func(w io.Writer) error {
+		_, err := io.Copy(w, in)
 		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := io.Copy(tmp, in); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
+	})
 }

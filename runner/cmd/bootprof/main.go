@@ -30,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/runner/proc"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 	"github.com/rules-go-vm/rules_go_vm/runner/vmm"
@@ -42,19 +43,30 @@ func main() {
 	}
 }
 
+// Defaults of the sampling flags.
+const (
+	defaultDuration = 2 * time.Second
+	defaultInterval = 2 * time.Millisecond
+	defaultBucket   = 100 * time.Millisecond
+)
+
+// monitorSlack is how much longer than the sampling the monitor's work
+// (attaching, the last query) may take.
+const monitorSlack = 5 * time.Second
+
 func run(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("bootprof", flag.ContinueOnError)
 	var (
-		arch     = fs.String("arch", "x86_64", "guest arch: x86_64 or aarch64")
+		archName = fs.String("arch", "x86_64", "guest arch: x86_64 or aarch64")
 		kernel   = fs.String("kernel", "", "guest kernel image (required)")
 		symbols  = fs.String("symbols", "", "ELF with the kernel's symbols (default: -kernel, if it is an ELF)")
 		initrd   = fs.String("initrd", "", "initramfs to boot with (e.g. from invm -state-dir)")
 		appendS  = fs.String("append", "", "extra kernel command line parameters")
 		qemuBin  = fs.String("qemu", "", "QEMU binary (default qemu-system-<arch> on PATH)")
-		duration = fs.Duration("duration", 2*time.Second, "how long to sample")
-		interval = fs.Duration("interval", 2*time.Millisecond, "pause between samples")
+		duration = fs.Duration("duration", defaultDuration, "how long to sample")
+		interval = fs.Duration("interval", defaultInterval, "pause between samples")
 		top      = fs.Int("top", 25, "functions listed")
-		bucket   = fs.Duration("bucket", 100*time.Millisecond, "timeline bucket (0: no timeline)")
+		bucket   = fs.Duration("bucket", defaultBucket, "timeline bucket (0: no timeline)")
 		memory   = fs.Int("memory", 256, "guest RAM in MiB")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -70,7 +82,7 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-symbols: %w (pass the kernel's vmlinux with -symbols)", err)
 	}
-	p, err := qemu.ProfileFor(qemu.Arch(*arch))
+	p, err := qemu.ProfileFor(arch.Arch(*archName))
 	if err != nil {
 		return fmt.Errorf("-arch: %w", err)
 	}
@@ -79,7 +91,7 @@ func run(args []string, out io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	spec := qemu.Spec{Arch: qemu.Arch(*arch), Accel: qemu.AccelTCG, Kernel: *kernel, Initrd: *initrd, MemoryMiB: *memory, CPUs: 1,
+	spec := qemu.Spec{Arch: arch.Arch(*archName), Accel: qemu.AccelTCG, Kernel: *kernel, Initrd: *initrd, MemoryMiB: *memory, CPUs: 1,
 		QMPSocket: filepath.Join(dir, "qmp.sock"), Quiet: true, ExtraCmdline: strings.Fields(*appendS)}
 	if p.TSCEarly {
 		spec.TSCkHz, _ = qemu.HostTSCkHz("/proc/cpuinfo")
@@ -102,7 +114,7 @@ func run(args []string, out io.Writer) error {
 		return err
 	}
 	defer vm.Kill()
-	ctx, cancel := context.WithTimeout(context.Background(), *duration+5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), *duration+monitorSlack)
 	defer cancel()
 	mon, err := vmm.QEMU{}.Attach(ctx, spec.QMPSocket, vm.Done())
 	if err != nil {

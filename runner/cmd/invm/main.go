@@ -1,6 +1,6 @@
 // Command invm runs a Go test binary inside a Linux guest under QEMU and
 // exits with the test's exit code; it is meant for `go test -exec invm`.
-// See package invmcli for the flags and exit codes.
+// See package runner/cli for the flags and exit codes.
 package main
 
 import (
@@ -9,12 +9,12 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/rules-go-vm/rules_go_vm/runner/invmcli"
+	"github.com/rules-go-vm/rules_go_vm/runner/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := invmcli.Run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	code := cli.Run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }

@@ -31,6 +31,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/runner"
 	"github.com/rules-go-vm/rules_go_vm/runner/initramfs"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
@@ -51,118 +52,170 @@ type setup struct {
 	tbs     []int64 // TCG translation blocks at the verdict
 }
 
-func run(ctx context.Context, args []string, out io.Writer) error {
+// flags are invmbench's command line.
+type flags struct {
+	n                                        int
+	arches, baseline, root, writeBL, compare string
+	inits                                    string
+	verbose, shapes                          bool
+}
+
+func parseFlags(args []string) (flags, error) {
 	fs := flag.NewFlagSet("invmbench", flag.ContinueOnError)
-	var (
-		n        = fs.Int("n", 10, "boots per setup")
-		arches   = fs.String("arch", "x86_64,aarch64", "comma-separated guest arches of our kernel")
-		baseline = fs.String("baseline-kernel", "/boot/vmlinuz-*-cloud-amd64", "Debian cloud kernel (glob); \"\" for no baseline")
-		rootFlag = fs.String("module-root", "", "rules_go_vm source tree (default: found from the working directory)")
-		verbose  = fs.Bool("v", false, "print every boot")
-		writeBL  = fs.String("write-baseline-layer", "", "only write the baseline's extra initramfs layer to this file (for invm -layer)")
-		shapes   = fs.Bool("shapes", false, "also boot our x86_64 kernel under q35 and without the QMP monitor (ratios printed)")
-		compare  = fs.String("compare-kernel", "", "also boot this x86_64 kernel (e.g. a previous kbuild entry's vmlinux) the same way as ours")
-		inits    = fs.String("compare-init", "", "comma-separated prebuilt guest inits (e.g. a previous commit's; arch from the ELF): also boot ours with each")
-	)
+	var f flags
+	fs.IntVar(&f.n, "n", 10, "boots per setup")
+	fs.StringVar(&f.arches, "arch", "x86_64,aarch64", "comma-separated guest arches of our kernel")
+	fs.StringVar(&f.baseline, "baseline-kernel", "/boot/vmlinuz-*-cloud-amd64", "Debian cloud kernel (glob); \"\" for no baseline")
+	fs.StringVar(&f.root, "module-root", "", "rules_go_vm source tree (default: found from the working directory)")
+	fs.BoolVar(&f.verbose, "v", false, "print every boot")
+	fs.StringVar(&f.writeBL, "write-baseline-layer", "", "only write the baseline's extra initramfs layer to this file (for invm -layer)")
+	fs.BoolVar(&f.shapes, "shapes", false, "also boot our x86_64 kernel under q35 and without the QMP monitor (ratios printed)")
+	fs.StringVar(&f.compare, "compare-kernel", "", "also boot this x86_64 kernel (e.g. a previous kbuild entry's vmlinux) the same way as ours")
+	fs.StringVar(&f.inits, "compare-init", "", "comma-separated prebuilt guest inits (e.g. a previous commit's; arch from the ELF): also boot ours with each")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return f, err
 	}
-	root := *rootFlag
-	if root == "" {
+	if f.root == "" {
 		wd, _ := os.Getwd()
 		r, err := runner.FindModuleRoot(wd)
 		if err != nil {
-			return err
+			return f, err
 		}
-		root = r
+		f.root = r
+	}
+	return f, nil
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	f, err := parseFlags(args)
+	if err != nil {
+		return err
 	}
 	work, err := os.MkdirTemp("", "invmbench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
-	cache := runner.DefaultCacheDir()
-
-	var setups []*setup
 	hello := map[string]string{}
-	for _, a := range strings.Split(*arches, ",") {
-		arch := qemu.Arch(strings.TrimSpace(a))
-		if arch == "" {
+	setups, err := ourSetups(f, work, hello)
+	if err != nil {
+		return err
+	}
+	if f.baseline != "" {
+		s, err := baselineSetup(f, work, hello)
+		if err != nil || s == nil {
+			return err // or only the layer was asked for
+		}
+		setups = append(setups, s)
+	}
+	if err := measure(ctx, setups, f.n, f.verbose, out); err != nil {
+		return err
+	}
+	return report(out, setups, f.n, f.shapes)
+}
+
+// ourSetups are the setups of our kernel for each of f.arches, with the
+// -compare-init, -compare-kernel and -shapes variants.
+func ourSetups(f flags, work string, hello map[string]string) ([]*setup, error) {
+	cache := runner.DefaultCacheDir()
+	var setups []*setup
+	for _, name := range strings.Split(f.arches, ",") {
+		a := arch.Arch(strings.TrimSpace(name))
+		if a == "" {
 			continue
 		}
-		kernel, err := runner.FindKernel(arch, runner.KernelDirs(cache)...)
+		kernel, err := runner.FindKernel(a, runner.KernelDirs(cache)...)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		bin, err := buildHello(root, work, runner.GOARCHes[arch], hello)
+		bin, err := buildHello(f.root, work, a.GOARCH(), hello)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		ours := runner.Options{TestBinary: bin, Kernel: kernel, ModuleRoot: root, TestdataDir: filepath.Join(root, "tests/hello/testdata"),
+		ours := runner.Options{TestBinary: bin, Kernel: kernel, ModuleRoot: f.root, TestdataDir: filepath.Join(f.root, "tests/hello/testdata"),
 			CountTranslations: true}
-		setups = append(setups, &setup{name: fmt.Sprintf("%s ours (%s)", arch, qemu.Profiles[arch].Machine), opts: ours})
-		for _, init := range strings.Split(*inits, ",") {
-			if init == "" {
-				continue
-			}
-			a, err := runner.ArchOfELF(init)
-			if err != nil {
-				return fmt.Errorf("-compare-init: %w", err)
-			}
-			if a == arch {
-				other := ours
-				other.InitBinary = init
-				setups = append(setups, &setup{name: fmt.Sprintf("%s -compare-init %s", arch, filepath.Base(init)), opts: other})
-			}
-		}
-		if *compare != "" && arch == qemu.X86_64 {
-			other := ours
-			other.Kernel = *compare
-			setups = append(setups, &setup{name: "x86_64 -compare-kernel", opts: other})
-		}
-		if *shapes && arch == qemu.X86_64 {
-			q35, noQMP := ours, ours
-			q35.Machine, noQMP.NoMonitor = "q35", true
-			setups = append(setups,
-				&setup{name: "x86_64 ours (q35)", opts: q35},
-				&setup{name: fmt.Sprintf("x86_64 ours (%s, no QMP)", qemu.Profiles[arch].Machine), opts: noQMP})
-		}
-	}
-	if *baseline != "" {
-		matches, _ := filepath.Glob(*baseline)
-		if len(matches) == 0 {
-			return fmt.Errorf("no baseline kernel %s (apt-get install linux-image-cloud-amd64, or -baseline-kernel \"\")", *baseline)
-		}
-		kernel := matches[len(matches)-1]
-		bin, err := buildHello(root, work, "amd64", hello)
+		setups = append(setups, &setup{name: fmt.Sprintf("%s ours (%s)", a, qemu.Profiles[a].Machine), opts: ours})
+		variants, err := variantSetups(f, a, ours)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		layer, err := baselineLayer(root, work, kernel)
-		if err != nil {
-			return err
-		}
-		if *writeBL != "" {
-			b, err := os.ReadFile(layer)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(*writeBL, b, 0o644)
-		}
-		setups = append(setups, &setup{name: "x86_64 baseline (q35, Debian cloud kernel)",
-			opts: runner.Options{TestBinary: bin, Kernel: kernel, Machine: "q35", ModuleRoot: root, ExtraLayers: []string{layer},
-				TestdataDir: filepath.Join(root, "tests/hello/testdata"), CountTranslations: true}})
+		setups = append(setups, variants...)
 	}
+	return setups, nil
+}
 
-	// One warm-up run each (builds the cached base layers, the accel choice).
+// variantSetups are ours with another init (-compare-init), another kernel
+// (-compare-kernel) and, for -shapes, under q35 and without the monitor.
+func variantSetups(f flags, a arch.Arch, ours runner.Options) ([]*setup, error) {
+	var setups []*setup
+	for _, init := range strings.Split(f.inits, ",") {
+		if init == "" {
+			continue
+		}
+		got, err := runner.ArchOfELF(init)
+		if err != nil {
+			return nil, fmt.Errorf("-compare-init: %w", err)
+		}
+		if got == a {
+			other := ours
+			other.InitBinary = init
+			setups = append(setups, &setup{name: fmt.Sprintf("%s -compare-init %s", a, filepath.Base(init)), opts: other})
+		}
+	}
+	if f.compare != "" && a == arch.X86_64 {
+		other := ours
+		other.Kernel = f.compare
+		setups = append(setups, &setup{name: "x86_64 -compare-kernel", opts: other})
+	}
+	if f.shapes && a == arch.X86_64 {
+		q35, noQMP := ours, ours
+		q35.Machine, noQMP.NoMonitor = "q35", true
+		setups = append(setups,
+			&setup{name: "x86_64 ours (q35)", opts: q35},
+			&setup{name: fmt.Sprintf("x86_64 ours (%s, no QMP)", qemu.Profiles[a].Machine), opts: noQMP})
+	}
+	return setups, nil
+}
+
+// baselineSetup is the Debian cloud kernel under q35 with the module
+// loader's layer; nil (after writing the layer) for -write-baseline-layer.
+func baselineSetup(f flags, work string, hello map[string]string) (*setup, error) {
+	matches, _ := filepath.Glob(f.baseline)
+	if len(matches) == 0 {
+		return nil, fmt.Errorf("no baseline kernel %s (apt-get install linux-image-cloud-amd64, or -baseline-kernel \"\")", f.baseline)
+	}
+	kernel := matches[len(matches)-1]
+	bin, err := buildHello(f.root, work, "amd64", hello)
+	if err != nil {
+		return nil, err
+	}
+	layer, err := baselineLayer(f.root, work, kernel)
+	if err != nil {
+		return nil, err
+	}
+	if f.writeBL != "" {
+		b, err := os.ReadFile(layer)
+		if err != nil {
+			return nil, err
+		}
+		return nil, os.WriteFile(f.writeBL, b, 0o644)
+	}
+	return &setup{name: "x86_64 baseline (q35, Debian cloud kernel)",
+		opts: runner.Options{TestBinary: bin, Kernel: kernel, Machine: "q35", ModuleRoot: f.root, ExtraLayers: []string{layer},
+			TestdataDir: filepath.Join(f.root, "tests/hello/testdata"), CountTranslations: true}}, nil
+}
+
+// measure boots each setup once to warm up (the cached base layers, the
+// accel choice), then n times, interleaved.
+func measure(ctx context.Context, setups []*setup, n int, verbose bool, out io.Writer) error {
 	for _, s := range setups {
-		if _, err := once(ctx, s, *verbose, out); err != nil {
+		if _, err := once(ctx, s, verbose, out); err != nil {
 			return fmt.Errorf("%s: warm-up: %w", s.name, err)
 		}
 	}
-	for i := 0; i < *n; i++ {
+	for i := 0; i < n; i++ {
 		for _, s := range setups {
-			res, err := once(ctx, s, *verbose, out)
+			res, err := once(ctx, s, verbose, out)
 			if err != nil {
 				return fmt.Errorf("%s: boot %d: %w", s.name, i, err)
 			}
@@ -171,8 +224,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			s.tbs = append(s.tbs, res.Translations)
 		}
 	}
+	return nil
+}
+
+// report prints the table and, for -shapes, the ratios.
+func report(out io.Writer, setups []*setup, n int, shapes bool) error {
 	host, _ := os.Hostname()
-	fmt.Fprintf(out, "invmbench: %d boots per setup, interleaved, host %s, %s\n", *n, host, time.Now().Format(time.RFC3339))
+	fmt.Fprintf(out, "invmbench: %d boots per setup, interleaved, host %s, %s\n", n, host, time.Now().Format(time.RFC3339))
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "setup\tVM min\tmedian\tmax\trun min\tmedian\tmax\tVM median / baseline\tTBs at verdict")
 	var base time.Duration
@@ -193,12 +251,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if *shapes {
+	if shapes {
 		byName := map[string]time.Duration{}
 		for _, s := range setups {
 			byName[s.name] = median(s.vm)
 		}
-		micro := fmt.Sprintf("x86_64 ours (%s)", qemu.Profiles[qemu.X86_64].Machine)
+		micro := fmt.Sprintf("x86_64 ours (%s)", qemu.Profiles[arch.X86_64].Machine)
 		if m := byName[micro]; m > 0 {
 			fmt.Fprintf(out, "VM median ratios: q35 / microvm = %.2f; with QMP / without = %.2f\n",
 				float64(byName["x86_64 ours (q35)"])/float64(m), float64(m)/float64(byName[micro[:len(micro)-1]+", no QMP)"]))
@@ -216,7 +274,8 @@ func once(ctx context.Context, s *setup, verbose bool, out io.Writer) (runner.Re
 		return res, fmt.Errorf("%w\nconsole:\n%s", err, res.ConsoleTail)
 	}
 	if verbose {
-		fmt.Fprintf(out, "%s: VM %v, run %v (boot to connect %v)\n", s.name, res.VM.Round(time.Millisecond), res.Total.Round(time.Millisecond), res.Boot.Round(time.Millisecond))
+		r := func(d time.Duration) time.Duration { return d.Round(runner.TimingsPrecision) }
+		fmt.Fprintf(out, "%s: VM %v, run %v (boot to connect %v)\n", s.name, r(res.VM), r(res.Total), r(res.Boot))
 	}
 	return res, nil
 }
@@ -344,7 +403,7 @@ func median(d []time.Duration) time.Duration {
 
 func stats(d []time.Duration) (min, med, max time.Duration) {
 	mn, md, mx := order(d)
-	r := func(x time.Duration) time.Duration { return x.Round(time.Millisecond) }
+	r := func(x time.Duration) time.Duration { return x.Round(runner.TimingsPrecision) }
 	return r(mn), r(md), r(mx)
 }
 

@@ -24,9 +24,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
+	"github.com/rules-go-vm/rules_go_vm/internal/atomicfile"
 	"github.com/rules-go-vm/rules_go_vm/runner/initramfs"
 	"github.com/u-root/u-root/pkg/cpio"
 )
@@ -163,30 +163,11 @@ func writerToReader(wt io.WriterTo) io.Reader {
 
 // writeOutput writes via fill to path atomically (temporary file in the
 // same directory, then rename), or to stdout for "-".
-func writeOutput(path string, stdout io.Writer, fill func(io.Writer) error) (err error) {
+func writeOutput(path string, stdout io.Writer, fill func(io.Writer) error) error {
 	if path == "-" {
 		return fill(stdout)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := fill(tmp); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, 0o644, fill)
 }
 
 func listImage(path string, stdout io.Writer) error {

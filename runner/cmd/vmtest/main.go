@@ -43,8 +43,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/runner"
-	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 	"github.com/rules-go-vm/rules_go_vm/vmspec"
 )
 
@@ -128,7 +128,7 @@ func options(args []string, getenv func(string) string) (runner.Options, error) 
 		TestBinary:    rf(strings.TrimPrefix(spec.Test, guestRunfiles)),
 		GuestTestPath: spec.Test,
 		WorkDir:       spec.WorkDir,
-		Arch:          qemu.Arch(spec.Arch),
+		Arch:          arch.Arch(spec.Arch),
 		Kernel:        rf(spec.Kernel),
 		BaseLayerFile: rf(spec.Layers[0]),
 		QEMU:          getenv("INVM_QEMU"),
@@ -160,7 +160,7 @@ func options(args []string, getenv func(string) string) (runner.Options, error) 
 	if t, err := strconv.Atoi(getenv("TEST_TIMEOUT")); err == nil && t > 0 {
 		// Bazel sends SIGTERM at TEST_TIMEOUT: stop the guest test earlier
 		// so its own timeout panic (with goroutine stacks) is logged.
-		b := timeoutBudget(time.Duration(t) * time.Second)
+		b := timeoutBudget(time.Duration(t) * testTimeoutUnit)
 		o.Timeout, o.TestTimeout = b.Host, b.Guest
 		o.ExternalDeadline = true
 		o.Args = append(o.Args, "-test.timeout="+b.TestFlag.String())
@@ -187,6 +187,9 @@ func options(args []string, getenv func(string) string) (runner.Options, error) 
 	}
 	return o, nil
 }
+
+// testTimeoutUnit is the unit of Bazel's TEST_TIMEOUT (whole seconds).
+const testTimeoutUnit = time.Second
 
 // DebugTimeout bounds a -debug session (boot, test and the interactive shell).
 const DebugTimeout = 8 * time.Hour

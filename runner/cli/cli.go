@@ -1,5 +1,6 @@
-// Package invmcli is the `invm` command: it runs a Go test binary inside a Linux guest under QEMU and
-// exits with the test's exit code. It is meant for `go test -exec`:
+// Package cli is the host side of the `invm` command (runner/cmd/invm):
+// it runs a Go test binary inside a Linux guest under QEMU and exits with
+// the test's exit code. It is meant for `go test -exec`:
 //
 //	go install ./runner/cmd/invm
 //	go test -exec invm ./tests/hello/...
@@ -30,7 +31,7 @@
 // 73 missing or garbled verdict, 75 other runner error, 76 a passing
 // verdict but no orderly power-off after it (see package runner's Exit*
 // constants).
-package invmcli
+package cli
 
 import (
 	"context"
@@ -52,6 +53,46 @@ type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
+// cliFlags are the flags that are not runner.Options fields or VM spec
+// fields (those are set in place).
+type cliFlags struct {
+	arch, testdata, envList, layers, command *string
+	timeout, testTO                          *time.Duration
+	verbose, noDirs, shell                   *bool
+}
+
+// defineFlags defines every flag of invm on fs: the VM spec's into shape,
+// the runner's into o, the rest into the returned cliFlags.
+func defineFlags(fs *flag.FlagSet, o *runner.Options, shape *vmspec.Shape) cliFlags {
+	f := cliFlags{
+		arch:     fs.String("arch", "", "guest arch x86_64|aarch64 (default: from the binary's ELF)"),
+		timeout:  fs.Duration("timeout", 0, "host-side bound of the whole run (default: test timeout + 65s)"),
+		testTO:   fs.Duration("test-timeout", 0, "guest-side bound of the test (default: -test.timeout + 5s, else 10m)"),
+		verbose:  fs.Bool("verbose", false, "show the resolved VM spec, the guest console and init diagnostics live"),
+		testdata: fs.String("testdata", "", "host directory copied to testdata/ next to the test (default ./testdata if present; \"none\" for none)"),
+		envList:  fs.String("env", "", "comma-separated NAME=value entries added to the test's environment"),
+		layers:   fs.String("layer", "", "comma-separated extra initramfs archives, between the base and the test layer"),
+		noDirs:   fs.Bool("no-directives", false, "ignore the //invm: directives of the test package in the working directory"),
+	}
+	fs.BoolVar(f.verbose, "v", false, "alias of -verbose")
+	addShapeFlags(fs, shape)
+	fs.StringVar(&o.Kernel, "kernel", "", "guest kernel image (default: newest kbuild cache entry for the arch)")
+	fs.StringVar(&o.QEMU, "qemu", "", "QEMU binary (default qemu-system-<arch> on PATH)")
+	fs.StringVar(&o.Machine, "machine", "", "QEMU machine type override (default microvm on x86_64, virt on aarch64)")
+	fs.StringVar(&o.Daemon, "vsock-daemon", "", "vhost-device-vsock binary (default: PATH, then /var/lib/rules_go_vm)")
+	fs.StringVar(&o.InitBinary, "init", "", "prebuilt static guest init (default: build guestinit/cmd/init, cached)")
+	fs.StringVar(&o.ModuleRoot, "module-root", "", "rules_go_vm source tree to build the init from (default: found from the working directory)")
+	fs.StringVar(&o.StateDir, "state-dir", "", "private run directory (default: a temporary directory, removed)")
+	fs.StringVar(&o.CacheDir, "cache-dir", "", "cache directory (default ~/.cache/rules_go_vm)")
+	fs.StringVar(&o.ConsoleLog, "console-log", "", "write the guest console here (default: temporary)")
+	fs.BoolVar(&o.CountTranslations, "count-translations", false, "under TCG, add the number of translation blocks QEMU made by the verdict (guest code run for the first time) to the -verbose timings line")
+	fs.StringVar(&o.OutputsDir, "outputs-dir", "", "host directory receiving the files the test wrote to $TEST_UNDECLARED_OUTPUTS_DIR in the guest (default: dropped)")
+	f.shell = fs.Bool("shell", false, "after the test, open an interactive shell in the same guest (busybox sh from -shell-busybox) before it powers off")
+	f.command = fs.String("command", "", "after the test, run this command (space-separated argv, a guest path) in the same guest before it powers off")
+	fs.StringVar(&o.ShellBusybox, "shell-busybox", "", "static busybox for -shell, put at /bin/busybox in the guest (default: /bin/busybox on the host if static)")
+	return f
+}
+
 // parse parses args with env defaults into runner options. The VM shape
 // comes from package vmspec, in this order (later wins): its defaults, the
 // //invm: directives of the test package (the working directory, as under
@@ -65,36 +106,13 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (runner.
 		fs.PrintDefaults()
 	}
 	var (
-		o        runner.Options
-		shape    vmspec.Shape
-		arch     = fs.String("arch", "", "guest arch x86_64|aarch64 (default: from the binary's ELF)")
-		timeout  = fs.Duration("timeout", 0, "host-side bound of the whole run (default: test timeout + 65s)")
-		testTO   = fs.Duration("test-timeout", 0, "guest-side bound of the test (default: -test.timeout + 5s, else 10m)")
-		verbose  = fs.Bool("verbose", false, "show the resolved VM spec, the guest console and init diagnostics live")
-		testdata = fs.String("testdata", "", "host directory copied to testdata/ next to the test (default ./testdata if present; \"none\" for none)")
-		envList  = fs.String("env", "", "comma-separated NAME=value entries added to the test's environment")
-		layers   = fs.String("layer", "", "comma-separated extra initramfs archives, between the base and the test layer")
-		noDirs   = fs.Bool("no-directives", false, "ignore the //invm: directives of the test package in the working directory")
+		o     runner.Options
+		shape vmspec.Shape
 	)
-	fs.BoolVar(verbose, "v", false, "alias of -verbose")
-	addShapeFlags(fs, &shape)
-	fs.StringVar(&o.Kernel, "kernel", "", "guest kernel image (default: newest kbuild cache entry for the arch)")
-	fs.StringVar(&o.QEMU, "qemu", "", "QEMU binary (default qemu-system-<arch> on PATH)")
-	fs.StringVar(&o.Machine, "machine", "", "QEMU machine type override (default microvm on x86_64, virt on aarch64)")
-	fs.StringVar(&o.Daemon, "vsock-daemon", "", "vhost-device-vsock binary (default: PATH, then /var/lib/rules_go_vm)")
-	fs.StringVar(&o.InitBinary, "init", "", "prebuilt static guest init (default: build guestinit/cmd/init, cached)")
-	fs.StringVar(&o.ModuleRoot, "module-root", "", "rules_go_vm source tree to build the init from (default: found from the working directory)")
-	fs.StringVar(&o.StateDir, "state-dir", "", "private run directory (default: a temporary directory, removed)")
-	fs.StringVar(&o.CacheDir, "cache-dir", "", "cache directory (default ~/.cache/rules_go_vm)")
-	fs.StringVar(&o.ConsoleLog, "console-log", "", "write the guest console here (default: temporary)")
-	fs.BoolVar(&o.CountTranslations, "count-translations", false, "under TCG, add the number of translation blocks QEMU made by the verdict (guest code run for the first time) to the -verbose timings line")
-	fs.StringVar(&o.OutputsDir, "outputs-dir", "", "host directory receiving the files the test wrote to $TEST_UNDECLARED_OUTPUTS_DIR in the guest (default: dropped)")
-	shell := fs.Bool("shell", false, "after the test, open an interactive shell in the same guest (busybox sh from -shell-busybox) before it powers off")
-	command := fs.String("command", "", "after the test, run this command (space-separated argv, a guest path) in the same guest before it powers off")
-	fs.StringVar(&o.ShellBusybox, "shell-busybox", "", "static busybox for -shell, put at /bin/busybox in the guest (default: /bin/busybox on the host if static)")
+	f := defineFlags(fs, &o, &shape)
 
 	// The VM spec: directives, then $INVM_*, then the command line.
-	skipDirs := *noDirs || noDirectives(args) || getenv(vmspec.EnvName("no-directives")) != ""
+	skipDirs := *f.noDirs || noDirectives(args) || getenv(vmspec.EnvName("no-directives")) != ""
 	sources, err := shapeSources(fs, args, getenv, &shape, skipDirs)
 	if err != nil {
 		return o, err
@@ -109,8 +127,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (runner.
 		fs.Usage()
 		return o, fmt.Errorf("%w: no test binary", runner.ErrInvalidOptions)
 	}
-	if *arch != "" {
-		shape.Arch = *arch
+	if *f.arch != "" {
+		shape.Arch = *f.arch
 	}
 	shape = shape.Defaults()
 	if err := shape.Validate(); err != nil {
@@ -118,38 +136,44 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (runner.
 	}
 	o.SetShape(shape)
 	o.TestBinary, o.Args = fs.Arg(0), fs.Args()[1:]
-	o.Shell = *shell
-	if *command != "" {
-		o.Command = strings.Fields(*command)
-	}
-	o.Verbose = *verbose
+	o.Verbose = *f.verbose
 	if o.Verbose {
 		fmt.Fprintf(stderr, "invm: VM spec: %s (%s)\n", shape, strings.Join(sources, ", "))
 	}
-	o.TestTimeout, o.Timeout = *testTO, *timeout
+	f.apply(&o)
+	return o, nil
+}
+
+// apply sets the options that come from the cliFlags, once the test binary
+// and its arguments are known.
+func (f cliFlags) apply(o *runner.Options) {
+	o.Shell = *f.shell
+	if *f.command != "" {
+		o.Command = strings.Fields(*f.command)
+	}
+	o.TestTimeout, o.Timeout = *f.testTO, *f.timeout
 	if o.TestTimeout == 0 {
 		if d, ok := testTimeoutArg(o.Args); ok && d > 0 {
 			// The test binary's own timeout panic (with stacks) comes first.
 			o.TestTimeout = d + testTimeoutGrace
 		}
 	}
-	if *layers != "" {
-		o.ExtraLayers = strings.Split(*layers, ",")
+	if *f.layers != "" {
+		o.ExtraLayers = strings.Split(*f.layers, ",")
 	}
 	o.NICSeed = filepath.Base(o.TestBinary)
-	if *envList != "" {
-		o.Env = strings.Split(*envList, ",")
+	if *f.envList != "" {
+		o.Env = strings.Split(*f.envList, ",")
 	}
-	switch *testdata {
+	switch *f.testdata {
 	case "none":
 	case "":
 		if fi, err := os.Stat("testdata"); err == nil && fi.IsDir() {
 			o.TestdataDir, _ = filepath.Abs("testdata")
 		}
 	default:
-		o.TestdataDir = *testdata
+		o.TestdataDir = *f.testdata
 	}
-	return o, nil
 }
 
 // testTimeoutGrace is how much longer than the test's own -test.timeout

@@ -1,4 +1,4 @@
-package invmcli
+package cli
 
 import (
 	"bytes"

@@ -1,0 +1,176 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rules-go-vm/rules_go_vm/protocol"
+	"github.com/rules-go-vm/rules_go_vm/runner/initramfs"
+)
+
+// prepared is what the prepare phase made for one run: the state
+// directory, the host side of the channel (with its daemon), the
+// accelerator choice and the initrd. release undoes it.
+type prepared struct {
+	// state is the run's private directory; keep says it is
+	// Options.StateDir, which keeps the initrd and console log.
+	state string
+	keep  bool
+	// releaseState unlocks and removes a temporary state directory.
+	releaseState func()
+	ch           *channel
+	accel        AccelChoice
+	initrd       string
+	// cleanups are files removed on release, before the state directory.
+	cleanups []string
+}
+
+// prepare is the prepare phase, in this order: the state directory, the
+// base layer (built and cached when needed), the channel's host side (the
+// guest's config names it, and it must listen before boot), the
+// accelerator (a KVM canary boot, whose time comes off the guest's bounds
+// under an external deadline), the guest config and the initrd, then the
+// vsock daemon. What it made is released on error.
+func prepare(ctx context.Context, p *runPlan, res *Result) (_ *prepared, err error) {
+	o := p.o
+	pr := &prepared{}
+	defer func() {
+		if err != nil {
+			pr.release()
+		}
+	}()
+	if err := pr.makeStateDir(o); err != nil {
+		return nil, err
+	}
+	base, err := baseLayer(o)
+	if err != nil {
+		return nil, err
+	}
+	if pr.ch, err = openChannel(o, pr.state, p.transport); err != nil {
+		return nil, err
+	}
+	res.Transport, res.TransportReason = string(pr.ch.choice.Transport), pr.ch.choice.Reason
+	fmt.Fprintf(o.Log, "invm: transport %s (%s)\n", pr.ch.choice.Transport, pr.ch.choice.Reason)
+	pr.accel = p.chooseAccel(ctx)
+	res.Accel, res.AccelReason = pr.accel.Accel, pr.accel.Reason
+	fmt.Fprintf(o.Log, "invm: accelerator %s (%s)\n", pr.accel.Accel, pr.accel.Reason)
+	var spent time.Duration
+	if o.ExternalDeadline {
+		spent = o.Now().Sub(p.start)
+	}
+	cfg := guestConfig(o, p.shape, pr.ch.guest, pr.accel.Accel, spent, hostHints(o.Kernel))
+	if err := pr.writeInitrd(o, base, cfg); err != nil {
+		return nil, err
+	}
+	// The vsock daemon (vhost-user-vsock), after the listener.
+	if err := pr.ch.startDaemon(ctx, pr.state); err != nil {
+		return nil, err
+	}
+	return pr, nil
+}
+
+// release closes the channel (stopping the daemon), removes the run's
+// files and the temporary state directory.
+func (pr *prepared) release() {
+	if pr.ch != nil {
+		pr.ch.close()
+	}
+	for _, f := range pr.cleanups {
+		os.Remove(f)
+	}
+	if pr.releaseState != nil {
+		pr.releaseState()
+	}
+}
+
+// removeLater has release remove file.
+func (pr *prepared) removeLater(file string) { pr.cleanups = append(pr.cleanups, file) }
+
+// makeStateDir makes the run's private directory: Options.StateDir (kept;
+// only the run's sockets and daemon log go), else a new locked temporary
+// directory, removed on release, after removing those of killed runners.
+func (pr *prepared) makeStateDir(o Options) error {
+	if o.StateDir != "" {
+		if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
+			return fmt.Errorf("%w: %w", ErrInternal, err)
+		}
+		pr.state, pr.keep = o.StateDir, true
+		return nil
+	}
+	// Runners killed by SIGKILL cannot clean up: the next one does.
+	if removed, _ := CleanStale(os.TempDir(), o.Now()); len(removed) > 0 {
+		fmt.Fprintf(o.Log, "invm: removed %d stale state directories of killed runners\n", len(removed))
+	}
+	state, release, err := newStateDir("")
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInternal, err)
+	}
+	pr.state, pr.releaseState = state, release
+	return nil
+}
+
+// baseLayer returns the base initramfs layer: Options.BaseLayerFile, else
+// the cached one around Options.InitBinary, else around the init built from
+// the module root (Options.ModuleRoot, else found from the working
+// directory).
+func baseLayer(o Options) (string, error) {
+	if o.BaseLayerFile != "" {
+		return o.BaseLayerFile, nil
+	}
+	root := o.ModuleRoot
+	if o.InitBinary == "" && root == "" {
+		wd, _ := os.Getwd()
+		var err error
+		if root, err = FindModuleRoot(wd); err != nil {
+			return "", err
+		}
+	}
+	return BaseLayer(o.CacheDir, o.Arch.GOARCH(), o.InitBinary, root)
+}
+
+// writeInitrd writes initrd.cpio in the state directory (removed on
+// release unless kept): the base layer, the extra layers, then the test
+// layer with cfg, the test binary (unless a layer carries it), its
+// testdata and, for Shell, a static busybox.
+func (pr *prepared) writeInitrd(o Options, base string, cfg protocol.GuestConfig) error {
+	layerBinary := o.TestBinary
+	if o.GuestTestPath != "" {
+		layerBinary = "" // already in an extra layer
+	}
+	test, err := TestLayer(layerBinary, o.TestdataDir, cfg)
+	if err != nil {
+		return err
+	}
+	if o.Shell {
+		if err := addBusybox(test, o); err != nil {
+			return err
+		}
+	}
+	pr.initrd = filepath.Join(pr.state, "initrd.cpio")
+	if !pr.keep {
+		pr.removeLater(pr.initrd)
+	}
+	return WriteInitrd(pr.initrd, base, o.ExtraLayers, test)
+}
+
+// addBusybox puts a static busybox for the guest's arch at GuestBusybox in
+// the test layer, for Shell.
+func addBusybox(test *initramfs.Layer, o Options) error {
+	bb, err := FindBusybox(o.ShellBusybox)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidOptions, err)
+	}
+	if a, err := ArchOfELF(bb); err != nil || a != o.Arch {
+		return fmt.Errorf("%w: shell busybox %s is for %s, the guest is %s: pass a static %s busybox "+
+			"(-shell-busybox / $INVM_SHELL_BUSYBOX; e.g. from `apt-get download busybox-static:%s`)",
+			ErrInvalidOptions, bb, a, o.Arch, o.Arch, o.Arch.GOARCH())
+	}
+	if err := test.AddFile(strings.TrimPrefix(GuestBusybox, "/"), bb, 0o755); err != nil {
+		return fmt.Errorf("%w: %w", ErrInternal, err)
+	}
+	return nil
+}

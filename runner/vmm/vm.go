@@ -1,0 +1,92 @@
+package vmm
+
+import (
+	"os"
+
+	"github.com/rules-go-vm/rules_go_vm/arch"
+	"github.com/rules-go-vm/rules_go_vm/runner/vsock"
+	"github.com/rules-go-vm/rules_go_vm/vmspec"
+)
+
+// VM describes one guest to boot, whatever the hypervisor: the shape the
+// runner planned (CPUs, memory and its page backing, NICs, IOMMU), what it
+// prepared (kernel, initrd, the host-guest channel, the monitor socket) and
+// the accelerator it chose. A Backend lowers it to its own command line;
+// the guest console is always the hypervisor's standard output.
+type VM struct {
+	// Arch is the guest architecture.
+	Arch arch.Arch
+	// Machine overrides the backend's machine type; "" lets the backend
+	// choose (one with a PCI bus when a device needs it, see
+	// Backend.Machine).
+	Machine string
+	// Accel is the accelerator, "kvm" or "tcg" ("" means tcg).
+	Accel string
+	// CPUs is the number of vCPUs; MemoryMiB the guest RAM.
+	CPUs, MemoryMiB int
+	// HostPages is the host page backing of guest RAM: "" or "4k"
+	// (shared anonymous memory), "2M" or "1G" (a file on HugetlbfsDir, a
+	// host hugetlbfs mount of that page size).
+	HostPages, HugetlbfsDir string
+	// GuestHugepages reserves guest hugepages at boot; zero means none.
+	GuestHugepages vmspec.Hugepages
+	// NICs are the guest's network cards, in PCI slot order; NICs 2k and
+	// 2k+1 are cabled back to back, none reaches the host.
+	NICs []NIC
+	// MgmtNIC is the management NIC (Model "" for none), alone on its own
+	// network.
+	MgmtNIC NIC
+	// IOMMU gives the guest a virtual IOMMU.
+	IOMMU bool
+	// Kernel is the guest kernel image; Initrd the initramfs ("" for none).
+	Kernel, Initrd string
+	// Cmdline is appended to the kernel command line the backend makes
+	// (console, architecture, accelerator and device parameters).
+	Cmdline []string
+	// Quiet asks the kernel for a quiet console ("quiet").
+	Quiet bool
+	// TSCkHz is the host's TSC frequency, for a guest that cannot
+	// calibrate its own (QEMU's x86 microvm under TCG); 0 when unknown.
+	TSCkHz int
+	// Channel is the host-guest channel device (Transport "" for none).
+	Channel Channel
+	// Monitor is the unix socket the hypervisor serves its monitor on (it
+	// creates it); "" means no monitor.
+	Monitor string
+}
+
+// NIC is one guest network card.
+type NIC struct {
+	// Model is one of vmspec.NICModels.
+	Model string
+	// MAC is its address.
+	MAC string
+}
+
+// Channel is the guest's device of a host-guest transport.
+type Channel struct {
+	// Transport is the kind: vsock.VhostUserVsock, vsock.VhostVsock or
+	// vsock.VirtioSerial ("" for no channel device).
+	Transport vsock.Transport
+	// Socket is the vhost-user daemon's socket (VhostUserVsock), or the
+	// unix socket the host listens on for the port (VirtioSerial).
+	Socket string
+	// CID is the guest's vsock CID (VhostVsock, reserved on Device).
+	CID uint32
+	// Device is the host's open vhost-vsock device (VhostVsock): the
+	// hypervisor inherits it (see Files).
+	Device *os.File
+}
+
+// Files are the open files the hypervisor process inherits, in order from
+// file descriptor 3; a backend's arguments refer to them by those numbers.
+func (vm VM) Files() []*os.File {
+	if vm.Channel.Transport == vsock.VhostVsock && vm.Channel.Device != nil {
+		return []*os.File{vm.Channel.Device}
+	}
+	return nil
+}
+
+// firstInheritedFD is the file descriptor of Files()[0] in the hypervisor
+// (after stdin, stdout and stderr).
+const firstInheritedFD = 3
