@@ -31,7 +31,7 @@ VmTestInfo = provider(
     doc = "What a go_vm_test boots, for its `.debug` target: the launcher's runner and VM spec.",
     fields = {
         "runner": "File: the vmtest launcher binary (exec configuration).",
-        "spec": "File: the VM spec JSON (see runner/vmspec).",
+        "spec": "File: the launch file (VM spec and what to boot) the launcher reads (see package vmspec, vmspec.Launch).",
     },
 )
 
