@@ -9,7 +9,9 @@
 // # EAL
 //
 // rte_acl allocates from DPDK's heap, so the EAL must be up. [InitEAL]
-// initialises it once per process (later calls return the first result).
+// starts it through package dpdk, the process's one EAL, unless it already
+// runs (a program that started it with NICs needs no second start; a
+// failed first start is returned again).
 // Defaults that work on the development machines (no hugepages, no devices,
 // run as root or not): --no-huge --no-pci --no-shconf --no-telemetry -l 0
 // -m <MemoryMB>; when free hugepages exist and [EALOptions.PreferHugepages]

@@ -3,37 +3,15 @@
 package dpdkacl
 
 /*
-#define _GNU_SOURCE
-#include <stdlib.h>
-#include <sched.h>
-#include <pthread.h>
-#include <rte_eal.h>
 #include <rte_errno.h>
-#include <rte_version.h>
-
-static int goacl_eal_init(int argc, char **argv) {
-	cpu_set_t saved;
-	int have = pthread_getaffinity_np(pthread_self(), sizeof(saved), &saved) == 0;
-	int rc = rte_eal_init(argc, argv);
-	if (have)
-		pthread_setaffinity_np(pthread_self(), sizeof(saved), &saved);
-	return rc;
-}
-
-static int goacl_errno(void) { return rte_errno; }
 */
 import "C"
 
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"runtime"
-	"strconv"
-	"strings"
-	"sync"
-	"unsafe"
+
+	"github.com/rules-go-vm/rules_go_vm/dpdk"
 )
 
 // Sentinel errors of this package.
@@ -89,68 +67,41 @@ func (o EALOptions) Validate() error {
 	return nil
 }
 
-// Args returns the EAL argument vector (without argv[0]) these options
-// produce on this machine.
-func (o EALOptions) Args() []string {
+// eal is the package dpdk EAL these options ask for: no devices, one
+// lcore, heap memory unless hugepages are preferred and free.
+func (o EALOptions) eal() dpdk.EALOptions {
 	mem := o.MemoryMB
 	if mem == 0 {
 		mem = 1024
 	}
-	args := []string{"--no-pci", "--no-shconf", "--no-telemetry", "-l", "0", "--log-level=error", "-m", strconv.Itoa(mem)}
-	if !o.PreferHugepages || !freeHugepages() {
-		args = append([]string{"--no-huge"}, args...)
-	}
-	return append(args, o.Extra...)
+	return dpdk.EALOptions{MemoryMB: mem, Hugepages: o.PreferHugepages && dpdk.FreeHugepages(), Extra: o.Extra}
 }
 
-func freeHugepages() bool {
-	dirs, _ := filepath.Glob("/sys/kernel/mm/hugepages/hugepages-*")
-	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, "free_hugepages"))
-		if n, _ := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n > 0 {
-			return true
-		}
-	}
-	return false
-}
+// Args returns the EAL argument vector (without argv[0]) these options
+// produce on this machine.
+func (o EALOptions) Args() []string { return o.eal().Args() }
 
-var (
-	ealOnce sync.Once
-	ealErr  error
-	ealArgs []string
-)
-
-// InitEAL initialises the DPDK EAL once per process. Later calls (with any
-// options) return the first call's result.
+// InitEAL makes sure the DPDK EAL is up: it starts it with package dpdk
+// (the one EAL of the process) unless it already runs, e.g. because the
+// program started it itself with NICs for a dataplane test. A failure of
+// the first start is returned again by later calls.
 func InitEAL(o EALOptions) error {
-	ealOnce.Do(func() {
-		if err := o.Validate(); err != nil {
-			ealErr = err
-			return
-		}
-		ealArgs = append([]string{"rules_go_vm-acl"}, o.Args()...)
-		argv := make([]*C.char, len(ealArgs)+1)
-		for i, a := range ealArgs {
-			argv[i] = C.CString(a)
-		}
-		// argv is Go memory holding C pointers only; rte_eal_init may
-		// permute it, the strings are C memory and are kept for the
-		// process lifetime (DPDK may keep references).
-		cargv := (**C.char)(C.malloc(C.size_t(len(argv)) * C.size_t(unsafe.Sizeof(argv[0]))))
-		copy(unsafe.Slice(cargv, len(argv)), argv)
-		runtime.LockOSThread()
-		rc := C.goacl_eal_init(C.int(len(ealArgs)), cargv)
-		runtime.UnlockOSThread()
-		if rc < 0 {
-			ealErr = fmt.Errorf("%w: args %q: %w", ErrEAL, ealArgs[1:], dpdkErr("rte_eal_init", int(C.goacl_errno())))
-		}
-	})
-	return ealErr
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	err := dpdk.InitEAL(o.eal())
+	if errors.Is(err, dpdk.ErrEALTwice) && dpdk.EALRunning() {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrEAL, err)
+	}
+	return nil
 }
 
-// EALArgs returns the arguments InitEAL used (nil before the first call).
-func EALArgs() []string { return append([]string(nil), ealArgs...) }
+// EALArgs returns the arguments the EAL was started with (nil before).
+func EALArgs() []string { return dpdk.EALArgs() }
 
 // Version returns the linked DPDK's version string (rte_version), e.g.
 // "DPDK 25.11.4". It does not need the EAL.
-func Version() string { return C.GoString(C.rte_version()) }
+func Version() string { return dpdk.Version() }
