@@ -202,6 +202,10 @@ func Version() string { return C.GoString(C.rte_version()) }
 // lastErr is rte_errno as an *Error of op.
 func lastErr(op string) error { return dpdkErr(op, int(C.rgv_errno())) }
 
+// Errno is errno (either sign) of the DPDK call op as an *Error, with
+// rte_strerror's text: for other cgo packages' DPDK calls (acl/dpdkacl).
+func Errno(op string, errno int) error { return dpdkErr(op, errno) }
+
 // dpdkErr is errno (either sign) as an *Error of op.
 func dpdkErr(op string, errno int) error {
 	if errno < 0 {

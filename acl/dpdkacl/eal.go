@@ -2,11 +2,6 @@
 
 package dpdkacl
 
-/*
-#include <rte_errno.h>
-*/
-import "C"
-
 import (
 	"errors"
 	"fmt"
@@ -19,35 +14,19 @@ var (
 	// ErrEAL reports an EAL initialisation failure.
 	ErrEAL = errors.New("dpdk EAL init failed")
 	// ErrDPDK reports a failing DPDK call; the *Error carries rte_errno.
-	ErrDPDK = errors.New("dpdk call failed")
+	ErrDPDK = dpdk.ErrDPDK
 	// ErrClosed reports use of a closed table.
 	ErrClosed = errors.New("table closed")
 	// ErrOptions reports invalid options.
 	ErrOptions = errors.New("invalid options")
 )
 
-// Error is a failed DPDK call with its errno and rte_strerror text.
-type Error struct {
-	// Op is the DPDK function that failed.
-	Op string
-	// Errno is the (positive) error number.
-	Errno int
-	// Msg is rte_strerror(Errno).
-	Msg string
-}
+// Error is a failed DPDK call with its errno and rte_strerror text
+// (package dpdk's).
+type Error = dpdk.Error
 
-// Error implements error.
-func (e *Error) Error() string { return fmt.Sprintf("dpdk: %s: %s (errno %d)", e.Op, e.Msg, e.Errno) }
-
-// Unwrap returns ErrDPDK.
-func (e *Error) Unwrap() error { return ErrDPDK }
-
-func dpdkErr(op string, code int) error {
-	if code < 0 {
-		code = -code
-	}
-	return &Error{Op: op, Errno: code, Msg: C.GoString(C.rte_strerror(C.int(code)))}
-}
+// dpdkErr is errno (either sign) of the call op as an *Error.
+func dpdkErr(op string, code int) error { return dpdk.Errno(op, code) }
 
 // EALOptions configures [InitEAL].
 type EALOptions struct {
