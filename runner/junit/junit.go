@@ -136,13 +136,7 @@ func topOf(name string) string {
 // time but no testcases: ranging over the second value makes them.
 func (b *Builder) suites(o Options) iter.Seq2[Suite, iter.Seq[Case]] {
 	return func(yield func(Suite, iter.Seq[Case]) bool) {
-		names := make([]string, 0, len(b.cases))
-		for n := range b.cases {
-			names = append(names, n)
-		}
-		slices.SortFunc(names, func(x, y string) int {
-			return cmp.Or(strings.Compare(topOf(x), topOf(y)), strings.Compare(x, y))
-		})
+		names := b.sortedNames()
 		classname := path.Base(o.Package)
 		blamed := false
 		for len(names) > 0 {
@@ -153,39 +147,8 @@ func (b *Builder) suites(o Options) iter.Seq2[Suite, iter.Seq[Case]] {
 			}
 			group := names[:n]
 			names = names[n:]
-			s := Suite{Name: o.Package + "." + top, Time: "0.000"}
-			for _, name := range group {
-				c := b.cases[name]
-				s.Tests++
-				switch c.state {
-				case statePass:
-				case stateSkip:
-					s.Skipped++
-				case stateFail:
-					s.Failures++
-					blamed = true
-				case stateInterrupt:
-					s.Errors++
-					blamed = true
-				default:
-					blamed = true
-					if o.Abort != nil {
-						s.Failures++
-					} else {
-						s.Errors++
-					}
-				}
-				if name == top {
-					d := 0.0
-					if c.hasElapsed {
-						d = c.elapsed
-					}
-					if c.start != 0 && c.end > c.start {
-						d = max(d, float64(c.end-c.start)/float64(time.Second)) // parallel subtests
-					}
-					s.Time = fmt.Sprintf("%.3f", d)
-				}
-			}
+			s, blames := b.suite(o, top, group)
+			blamed = blamed || blames
 			cases := func(yield func(Case) bool) {
 				for _, name := range group {
 					if !yield(b.testcase(name, classname, o)) {
@@ -197,42 +160,98 @@ func (b *Builder) suites(o Options) iter.Seq2[Suite, iter.Seq[Case]] {
 				return
 			}
 		}
-		// The target's own suite: the tests past MaxCases, and an abort no
-		// test was blamed for.
-		var own []Case
-		if u := b.over; u.started > 0 {
-			c := Case{Classname: classname, Name: fmt.Sprintf(UnlistedName, u.started), Time: "0.000"}
-			if u.failed > 0 || u.unfinished() > 0 {
-				blamed = true
-				msg := &Message{Message: fmt.Sprintf("%d tests past the limit of %d testcases not listed: %d passed, %d failed, %d skipped, %d unfinished; %d bytes of their output dropped",
-					u.started, b.lim.cases, u.passed, u.failed, u.skipped, u.unfinished(), u.dropped)}
-				if u.unfinished() > 0 && o.Abort != nil {
-					msg.Message = "Interrupted: " + o.Abort.Reason + "; " + msg.Message
-					msg.Contents = detail(o.Abort)
-				}
-				c.Failure = msg
-			}
-			own = append(own, c)
-		}
-		if o.Abort != nil && !blamed {
-			name := o.Target
-			if name == "" {
-				name = classname
-			}
-			own = append(own, Case{Classname: classname, Name: name, Time: "0.000", Failure: &Message{
-				Message: o.Abort.Reason, Contents: b.body(&b.pkg, detail(o.Abort), o),
-			}})
-		}
-		if len(own) > 0 {
-			s := Suite{Name: o.Package, Tests: len(own), Time: "0.000"}
-			for _, c := range own {
-				if c.Failure != nil {
-					s.Failures++
-				}
-			}
+		if s, own := b.ownSuite(o, classname, blamed); len(own) > 0 {
 			yield(s, slices.Values(own))
 		}
 	}
+}
+
+// sortedNames lists the testcases by top-level test, then name.
+func (b *Builder) sortedNames() []string {
+	names := make([]string, 0, len(b.cases))
+	for n := range b.cases {
+		names = append(names, n)
+	}
+	slices.SortFunc(names, func(x, y string) int {
+		return cmp.Or(strings.Compare(topOf(x), topOf(y)), strings.Compare(x, y))
+	})
+	return names
+}
+
+// suite counts the <testsuite> of top-level test top (its testcases are
+// group) and reports whether it blames a test for the run's end.
+func (b *Builder) suite(o Options, top string, group []string) (Suite, bool) {
+	s := Suite{Name: o.Package + "." + top, Time: "0.000"}
+	blamed := false
+	for _, name := range group {
+		c := b.cases[name]
+		s.Tests++
+		switch c.state {
+		case statePass:
+		case stateSkip:
+			s.Skipped++
+		case stateFail:
+			s.Failures++
+			blamed = true
+		case stateInterrupt:
+			s.Errors++
+			blamed = true
+		default:
+			blamed = true
+			if o.Abort != nil {
+				s.Failures++
+			} else {
+				s.Errors++
+			}
+		}
+		if name == top {
+			d := 0.0
+			if c.hasElapsed {
+				d = c.elapsed
+			}
+			if c.start != 0 && c.end > c.start {
+				d = max(d, float64(c.end-c.start)/float64(time.Second)) // parallel subtests
+			}
+			s.Time = fmt.Sprintf("%.3f", d)
+		}
+	}
+	return s, blamed
+}
+
+// ownSuite is the target's own suite: the tests past MaxCases, and an
+// abort no test was blamed for (none when both are absent).
+func (b *Builder) ownSuite(o Options, classname string, blamed bool) (Suite, []Case) {
+	var own []Case
+	if u := b.over; u.started > 0 {
+		c := Case{Classname: classname, Name: fmt.Sprintf(UnlistedName, u.started), Time: "0.000"}
+		if u.failed > 0 || u.unfinished() > 0 {
+			blamed = true
+			msg := &Message{Message: fmt.Sprintf("%d tests past the limit of %d testcases not listed: %d passed, %d failed, %d skipped, %d unfinished; %d bytes of their output dropped",
+				u.started, b.lim.cases, u.passed, u.failed, u.skipped, u.unfinished(), u.dropped)}
+			if u.unfinished() > 0 && o.Abort != nil {
+				msg.Message = "Interrupted: " + o.Abort.Reason + "; " + msg.Message
+				msg.Contents = detail(o.Abort)
+			}
+			c.Failure = msg
+		}
+		own = append(own, c)
+	}
+	if o.Abort != nil && !blamed {
+		name := o.Target
+		if name == "" {
+			name = classname
+		}
+		own = append(own, Case{Classname: classname, Name: name, Time: "0.000", Failure: &Message{
+			Message: o.Abort.Reason, Contents: b.body(&b.pkg, detail(o.Abort), o),
+		}})
+	}
+	s := Suite{Name: o.Package, Tests: len(own), Time: "0.000"}
+	for _, c := range own {
+		if c.Failure != nil {
+			s.Failures++
+		}
+	}
+	return s, own
 }
 
 // testcase makes the <testcase> of a listed test.

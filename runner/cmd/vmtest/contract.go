@@ -349,6 +349,20 @@ type budget struct {
 	TestFlag time.Duration
 }
 
+// The margins timeoutBudget leaves, each clamped to a range.
+const (
+	// minHostMargin..maxHostMargin (a 20th of TEST_TIMEOUT) is left after
+	// the host's bound for the XML and the cleanup before Bazel's SIGTERM.
+	minHostMargin, maxHostMargin = time.Second, 10 * time.Second
+	// minBootAllowance..maxBootAllowance (a 5th) is the boot's share.
+	minBootAllowance, maxBootAllowance = time.Second, 30 * time.Second
+	// guestTeardown is init's time after the kill grace (verdict, power-off).
+	guestTeardown = time.Second
+	// minStacksMargin..maxStacksMargin (a 10th of the guest bound) lets the
+	// test's own timeout panic print its stacks before init kills it.
+	minStacksMargin, maxStacksMargin = time.Second, 5 * time.Second
+)
+
 // timeoutBudget returns the budget for a TEST_TIMEOUT of total. For the
 // usual sizes under TCG (boot ~2.5 s): 60 s (small) -> test.timeout 35 s,
 // guest 39 s, host 57 s; 300 s (moderate) -> 249 s, 254 s, 290 s. Below
@@ -357,9 +371,9 @@ type budget struct {
 func timeoutBudget(total time.Duration) budget {
 	clamp := func(d, lo, hi time.Duration) time.Duration { return max(lo, min(d, hi)) }
 	var b budget
-	b.Host = max(total-clamp(total/20, time.Second, 10*time.Second), total/2)
-	boot := clamp(total/5, time.Second, 30*time.Second)
-	b.Guest = max(b.Host-boot-protocol.DefaultKillGrace-time.Second, b.Host/2)
-	b.TestFlag = max(b.Guest-clamp(b.Guest/10, time.Second, 5*time.Second), b.Guest/2)
+	b.Host = max(total-clamp(total/20, minHostMargin, maxHostMargin), total/2)
+	boot := clamp(total/5, minBootAllowance, maxBootAllowance)
+	b.Guest = max(b.Host-boot-protocol.DefaultKillGrace-guestTeardown, b.Host/2)
+	b.TestFlag = max(b.Guest-clamp(b.Guest/10, minStacksMargin, maxStacksMargin), b.Guest/2)
 	return b
 }
