@@ -387,7 +387,7 @@ func Args(s Spec) ([]string, error) {
 		// host network, is on it.
 		a = append(a,
 			"-netdev", fmt.Sprintf("hubport,id=mgmt,hubid=%d", MgmtHub),
-			"-device", fmt.Sprintf("%s,netdev=mgmt,mac=%s%s", NICDevices[m.Model], m.MAC, slot(SlotMgmtNIC)),
+			"-device", fmt.Sprintf("%s,netdev=mgmt,mac=%s%s", nicDevice(m.Model, s.IOMMU), m.MAC, slot(SlotMgmtNIC)),
 		)
 		a = append(a, dropPort("mgmt", MgmtHub)...)
 	}
@@ -396,7 +396,7 @@ func Args(s Spec) ([]string, error) {
 		// with no way out to the host.
 		a = append(a,
 			"-netdev", fmt.Sprintf("hubport,id=net%d,hubid=%d", i, i/2),
-			"-device", fmt.Sprintf("%s,netdev=net%d,mac=%s%s", NICDevices[n.Model], i, n.MAC, slot(SlotNIC0+i)),
+			"-device", fmt.Sprintf("%s,netdev=net%d,mac=%s%s", nicDevice(n.Model, s.IOMMU), i, n.MAC, slot(SlotNIC0+i)),
 		)
 		if i%2 == 0 && i == len(s.NICs)-1 {
 			a = append(a, dropPort(fmt.Sprintf("net%d", i), i/2)...)
