@@ -232,6 +232,9 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		Verbose:  o.Verbose,
 	}
 	cfg.Env = append(cfg.Env, shapeEnv(shape)...)
+	if cfg.VFIONICs = o.vfioNICs(); len(cfg.VFIONICs) > 0 {
+		cfg.Env = append(cfg.Env, EnvVFIONICs+"="+strings.Join(cfg.VFIONICs, ","))
+	}
 	if o.GuestHugepages.Count > 0 {
 		cfg.HugePageSizes = []string{o.GuestHugepages.Size}
 	}
