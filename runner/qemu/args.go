@@ -120,8 +120,13 @@ var Profiles = map[Arch]Profile{
 		KernelImage: "Image",
 		PCIMachine:  "virt",
 		// The SMMUv3 is part of the virt machine; the device tree tells the
-		// kernel about it.
-		IOMMU: IOMMULowering{MachineOptions: []string{"iommu=smmuv3"}},
+		// kernel about it. VFIO's type-1 IOMMU (what DPDK opens) refuses a
+		// group whose MSIs are not isolated ("No interrupt remapping
+		// support", EPERM on VFIO_SET_IOMMU): on Arm that isolation is the
+		// GICv3 ITS, and virt's default GICv2 (with v2m) has none, so a
+		// guest with an IOMMU gets a GICv3 (and its ITS). Under KVM the
+		// host needs a GICv3 too.
+		IOMMU: IOMMULowering{MachineOptions: []string{"iommu=smmuv3", "gic-version=3"}},
 	},
 }
 

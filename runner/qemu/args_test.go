@@ -89,7 +89,7 @@ func TestArgsGolden(t *testing.T) {
 			spec: Spec{Arch: AArch64, Kernel: "/k/Image", MemoryMiB: 512, CPUs: 1, IOMMU: true,
 				NICs:    []NIC{{NICE1000E, "02:00:00:00:00:00"}, {NICE1000E, "02:00:00:00:00:01"}},
 				MgmtNIC: NIC{NICVirtioNet, "02:00:00:00:00:ff"}},
-			want: "-nodefaults -no-user-config -display none -no-reboot -machine virt,memory-backend=mem,iommu=smmuv3 -accel tcg -cpu max,pauth=off " +
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine virt,memory-backend=mem,iommu=smmuv3,gic-version=3 -accel tcg -cpu max,pauth=off " +
 				"-m 512M -smp 1 -object memory-backend-memfd,id=mem,size=512M,share=on -serial stdio -kernel /k/Image " +
 				"-append console=ttyAMA0 panic=-1 oops=panic rdinit=/init -device pvpanic-pci,addr=0x4 " +
 				"-netdev hubport,id=mgmt,hubid=8 -device virtio-net-pci,disable-legacy=on,iommu_platform=on,netdev=mgmt,mac=02:00:00:00:00:ff,addr=0xf " +
