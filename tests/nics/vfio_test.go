@@ -175,9 +175,9 @@ func checkIOMMU(t *testing.T, n invm.NIC) {
 }
 
 // TestBindVFIO binds every NIC with invm.BindVFIO and checks what it
-// reports against sysfs and /dev, then that binding again changes nothing,
-// and that VFIO accepts each group in a container of the right IOMMU type
-// (what DPDK's EAL does next).
+// reports against sysfs and /dev, that VFIO accepts each group in a
+// container of the right IOMMU type (what DPDK's EAL does next), and that
+// binding again (BindVFIO, BindAllVFIO) changes nothing.
 func TestBindVFIO(t *testing.T) {
 	invm.Require(t)
 	nics, err := invm.NICs()
@@ -230,6 +230,17 @@ func TestBindVFIO(t *testing.T) {
 			t.Errorf("NIC %s: binding again = %+v, %v; want the same binding, already bound", n.PCIAddress, again, err)
 		}
 		checkContainer(t, b)
+	}
+	// BindAllVFIO over NICs that are all bound already: each reported as
+	// such, in PCI order.
+	all, err := invm.BindAllVFIO()
+	if err != nil || len(all) != len(nics) {
+		t.Fatalf("BindAllVFIO = %d bindings, %v; want %d", len(all), err, len(nics))
+	}
+	for i, b := range all {
+		if b.PCIAddress != nics[i].PCIAddress || !b.AlreadyBound {
+			t.Errorf("BindAllVFIO[%d] = %+v, want %s already bound", i, b, nics[i].PCIAddress)
+		}
 	}
 }
 
