@@ -94,10 +94,10 @@ func attrValue(f vmspec.Field, s vmspec.Shape) any {
 	case vmspec.KindBool:
 		return raw == "true"
 	case vmspec.KindStringList:
-		if f.Name == "nics" {
-			return append([]string{}, s.NICs...)
+		if f.Name == "cmdline" {
+			return append([]string{}, s.Cmdline...)
 		}
-		return append([]string{}, s.Cmdline...)
+		return append([]string{}, splitList(raw)...) // nics, vfio_nics
 	}
 	return raw
 }

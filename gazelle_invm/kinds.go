@@ -27,6 +27,7 @@ var generatedVMAttrs = []string{
 	"nics",
 	"target_compatible_with",
 	"tcg_timeout_scale",
+	"vfio_nics",
 }
 
 // Kinds describes go_vm_test to Gazelle's merger:

@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/invm/vfio"
 	"github.com/rules-go-vm/rules_go_vm/protocol"
 )
 
@@ -79,6 +80,9 @@ type Init struct {
 	Listen func(port uint32) (Listener, error)
 	// SetHostname sets the hostname; nil skips it.
 	SetHostname func(name string) error
+	// BindVFIO binds the NIC at a PCI address to vfio-pci (vfio.Bind), for
+	// GuestConfig.VFIONICs; nil fails a config that asks for it.
+	BindVFIO func(pciAddr string) (vfio.Binding, error)
 	// Sync flushes filesystems (unix.Sync); nil skips it.
 	Sync func()
 	// PowerOff turns the machine off; in the guest it does not return.

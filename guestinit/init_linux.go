@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rules-go-vm/rules_go_vm/invm/vfio"
 	"github.com/rules-go-vm/rules_go_vm/protocol"
 )
 
@@ -34,6 +35,7 @@ func Linux() *Init {
 		Sleep:       time.Sleep,
 		Open:        OpenChannel,
 		SetHostname: func(name string) error { return unix.Sethostname([]byte(name)) },
+		BindVFIO:    vfio.Bind,
 		Listen:      ListenVsock,
 		Sync:        unix.Sync,
 		// A reset, not a power-off: the runner always starts QEMU with
@@ -339,10 +341,33 @@ func (s *session) main(wd *time.Timer) protocol.Verdict {
 			return failed("set hostname %q: %v", cfg.Hostname, err)
 		}
 	}
+	if err := s.bindVFIO(cfg.VFIONICs); err != nil {
+		return failed("%v", err)
+	}
 	wd.Reset(time.Duration(cfg.Timeout) + time.Duration(cfg.KillGrace) + orDefault(in.WatchdogMargin, WatchdogMargin))
 	v := in.RunTest(cfg, g, s.start)
 	v.Timings.Boot = s.boot
 	return v
+}
+
+// bindVFIO binds the NICs at addrs to vfio-pci (go_vm_test vfio_nics)
+// before the test, reporting each binding as a diagnostic; the first that
+// fails fails the test, naming the NIC and why.
+func (s *session) bindVFIO(addrs []string) error {
+	if len(addrs) == 0 {
+		return nil
+	}
+	if s.in.BindVFIO == nil {
+		return fmt.Errorf("vfio_nics: this init cannot bind NICs to vfio-pci")
+	}
+	for _, a := range addrs {
+		b, err := s.in.BindVFIO(a)
+		if err != nil {
+			return fmt.Errorf("vfio_nics: binding NIC %s to vfio-pci before the test failed: %w", a, err)
+		}
+		s.diagf("vfio: %s", b)
+	}
+	return nil
 }
 
 // finish sends the verdict, waits for the Ack, syncs, unmounts and powers

@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rules-go-vm/rules_go_vm/invm/vfio"
 	"github.com/rules-go-vm/rules_go_vm/protocol"
 )
 
@@ -167,6 +168,7 @@ func runInitStacks(t *testing.T, mode string, cfgText string, host hostMode, onS
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	var bind func(string) (vfio.Binding, error)
 	if cfgText == "" {
 		cfg := protocol.GuestConfig{
 			Path:          self,
@@ -179,6 +181,17 @@ func runInitStacks(t *testing.T, mode string, cfgText string, host hostMode, onS
 			HugePageSizes: []string{"2M"},
 		}
 		switch mode {
+		case "vfio-pass", "vfio-fail":
+			// Init binds two NICs before the test; the second one fails
+			// in vfio-fail.
+			cfg.VFIONICs = []string{"0000:00:10.0", "0000:00:11.0"}
+			cfg.Env[0] = helperEnv + "=pass"
+			bind = func(a string) (vfio.Binding, error) {
+				if mode == "vfio-fail" && a == "0000:00:11.0" {
+					return vfio.Binding{}, fmt.Errorf("vfio: %s: %w; the guest's PCI NICs: 0000:00:10.0 (e1000)", a, vfio.ErrNoDevice)
+				}
+				return vfio.Binding{PCIAddress: a, PreviousDriver: "e1000", Group: 3, NoIOMMU: true, Node: "/dev/vfio/noiommu-3"}, nil
+			}
 		case "hang":
 			cfg.Timeout = protocol.Duration(300 * time.Millisecond)
 			cfg.KillGrace = protocol.Duration(300 * time.Millisecond)
@@ -228,6 +241,7 @@ func runInitStacks(t *testing.T, mode string, cfgText string, host hostMode, onS
 		Console:      &console,
 		Subreaper:    true,
 		SetupTimeout: time.Minute,
+		BindVFIO:     bind,
 	}
 	var noAck atomic.Bool
 	hostDone := make(chan struct{})
@@ -449,6 +463,34 @@ func TestRunStacksRequest(t *testing.T) {
 	}
 	if !strings.Contains(o.res.Reason, "asked for the test's goroutine stacks") || !strings.Contains(o.stderr, "goroutine ") {
 		t.Errorf("reason %q, stderr %q", o.res.Reason, o.stderr)
+	}
+}
+
+// TestRunVFIONICs: init binds the config's vfio_nics before the test and
+// reports each binding; a NIC that does not bind fails the test (a
+// well-formed FAIL verdict naming the NIC and why), which never runs.
+func TestRunVFIONICs(t *testing.T) {
+	o := runInit(t, "vfio-pass", "", hostCollect, nil)
+	checkShutdown(t, o)
+	if o.err != nil || !o.res.Pass {
+		t.Fatalf("pass=%v err=%v reason=%q", o.res.Pass, o.err, o.res.Reason)
+	}
+	for _, want := range []string{"vfio: 0000:00:10.0: e1000 -> vfio-pci, IOMMU group 3 (no-IOMMU), /dev/vfio/noiommu-3", "vfio: 0000:00:11.0: e1000 -> vfio-pci"} {
+		if !strings.Contains(o.diag, want) {
+			t.Errorf("diag lacks %q", want)
+		}
+	}
+	o = runInit(t, "vfio-fail", "", hostCollect, nil)
+	checkShutdown(t, o)
+	if o.err != nil || o.res.Pass || o.res.Verdict == nil {
+		t.Fatalf("pass=%v err=%v (want a well-formed FAIL verdict)", o.res.Pass, o.err)
+	}
+	want := "vfio_nics: binding NIC 0000:00:11.0 to vfio-pci before the test failed: vfio: 0000:00:11.0: no such PCI device; the guest's PCI NICs: 0000:00:10.0 (e1000)"
+	if o.res.Reason != want {
+		t.Errorf("reason %q, want %q", o.res.Reason, want)
+	}
+	if strings.Contains(o.stdout, "end of stdout") {
+		t.Errorf("the test ran after a failed binding")
 	}
 }
 

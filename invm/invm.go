@@ -15,7 +15,9 @@
 //
 // A test of the VM's shape finds its NICs by their fixed PCI addresses
 // (NICs, NICByPCI: interface name, bound driver, MAC) and its hugetlbfs
-// mounts (Hugepages, HugepageMount).
+// mounts (Hugepages, HugepageMount). BindVFIO hands a NIC to vfio-pci for a
+// user-space driver such as DPDK (VFIOStatus, VFIONICs: those the guest
+// init bound before the test, go_vm_test vfio_nics).
 package invm
 
 import (

@@ -13,6 +13,20 @@ func TestEnvNamesMatchRunner(t *testing.T) {
 	if EnvNICs != runner.EnvNICs || EnvGuestHugepages != runner.EnvGuestHugepages || EnvMgmtNIC != runner.EnvMgmtNIC {
 		t.Fatalf("invm %s/%s/%s != runner %s/%s/%s", EnvNICs, EnvGuestHugepages, EnvMgmtNIC, runner.EnvNICs, runner.EnvGuestHugepages, runner.EnvMgmtNIC)
 	}
+	if EnvVFIONICs != runner.EnvVFIONICs {
+		t.Fatalf("invm %s != runner %s", EnvVFIONICs, runner.EnvVFIONICs)
+	}
+}
+
+func TestVFIONICs(t *testing.T) {
+	t.Setenv(EnvVFIONICs, "")
+	if got := VFIONICs(); got != nil {
+		t.Errorf("VFIONICs() without $%s = %q", EnvVFIONICs, got)
+	}
+	t.Setenv(EnvVFIONICs, "0000:00:10.0,0000:00:12.0")
+	if got := VFIONICs(); len(got) != 2 || got[0] != "0000:00:10.0" || got[1] != "0000:00:12.0" {
+		t.Errorf("VFIONICs() = %q", got)
+	}
 }
 
 // fakeSysfs builds a sysfs with an e1000 at 00:10.0 (eth1), a virtio-net at

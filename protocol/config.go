@@ -126,6 +126,12 @@ type GuestConfig struct {
 	// DebugPort, when not 0, makes init listen on this vsock port for
 	// debug commands (see DebugRequest) until it powers off.
 	DebugPort uint32 `json:"debug_port,omitempty"`
+	// VFIONICs are the PCI addresses ("0000:00:10.0") of the NICs init
+	// binds to vfio-pci before it starts the test (package invm/vfio); a
+	// NIC that does not bind fails the test with the reason. Added after
+	// version 2 of the frames, optional: a config without it is what it
+	// was (the host and the guest init always come from one build).
+	VFIONICs []string `json:"vfio_nics,omitempty"`
 }
 
 // DefaultDebugPort is the vsock port of the guest's debug command server.
@@ -207,6 +213,20 @@ func validEnvName(s string) bool {
 	return true
 }
 
+// validPCIAddress reports whether s matches ^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$
+// (a PCI address as sysfs names it).
+func validPCIAddress(s string) bool {
+	if len(s) != 12 || s[4] != ':' || s[7] != ':' || s[10] != '.' || s[8] > '1' || s[11] < '0' || s[11] > '7' {
+		return false
+	}
+	for i := 0; i < 10; i++ {
+		if i != 4 && i != 7 && !isDigit(s[i]) && (s[i] < 'a' || s[i] > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 func isAlnum(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
@@ -267,6 +287,16 @@ func (c *GuestConfig) Validate() error {
 	}
 	if c.Hostname != "" && !validHostname(c.Hostname) {
 		return bad("hostname %q", c.Hostname)
+	}
+	for i, a := range c.VFIONICs {
+		if !validPCIAddress(a) {
+			return bad("vfio_nics %q: want a PCI address like 0000:00:10.0", a)
+		}
+		for _, b := range c.VFIONICs[:i] {
+			if a == b {
+				return bad("vfio_nics %q twice", a)
+			}
+		}
 	}
 	return nil
 }

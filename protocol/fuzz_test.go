@@ -135,6 +135,7 @@ func FuzzDecodeVerdict(f *testing.F) {
 func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(`{"path":"/t","channel":{"kind":"vsock","port":1}}`))
 	f.Add([]byte(`{"path":"/t","dir":"/","env":["A=b"],"timeout":"1s","channel":{"kind":"serial","device":"/dev/vport0p1"},"hugepage_sizes":["2M"]}`))
+	f.Add([]byte(`{"path":"/t","channel":{"kind":"vsock","port":1},"vfio_nics":["0000:00:10.0","0000:00:1f.7"]}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		ref, refErr := referenceParseConfig(in)
 		if refErr == nil {

@@ -350,6 +350,8 @@ func decodeConfig(b []byte) (GuestConfig, error) {
 			c.Verbose, err = r.boolean()
 		case "debug_port":
 			c.DebugPort, err = r.uint32()
+		case "vfio_nics":
+			c.VFIONICs, err = r.strings()
 		default:
 			return r.errf("unknown field %q", key)
 		}

@@ -40,7 +40,8 @@ func TestParseConfigLikeEncodingJSON(t *testing.T) {
   "hugepage_sizes": ["2M", "1G"],
   "hostname": "vm-1",
   "verbose": true,
-  "debug_port": 1025
+  "debug_port": 1025,
+  "vfio_nics": ["0000:00:10.0", "0000:00:11.0"]
 }`
 	for _, in := range []string{
 		full,
@@ -82,6 +83,10 @@ func TestParseConfigStrict(t *testing.T) {
 		{`{` + ok + `,"timeout":1.5}`, `want a duration string`},
 		{`{` + ok + `,"timeout":99999999999999999999}`, `want a duration string`},
 		{`{` + ok + `,"verbose":1}`, `want true or false`},
+		{`{` + ok + `,"vfio_nics":"0000:00:10.0"}`, `field "vfio_nics"`},
+		{`{` + ok + `,"vfio_nics":["0000:00:10"]}`, `vfio_nics "0000:00:10": want a PCI address`},
+		{`{` + ok + `,"vfio_nics":["0000:00:10.0","0000:00:10.0"]}`, `vfio_nics "0000:00:10.0" twice`},
+		{`{` + ok + `,"vfio_nics":["0000:00:20.0"]}`, `want a PCI address`},
 		{`{` + ok + `,"hostname":"a` + "\x01" + `"}`, `control character`},
 		{`{` + ok + `,"hostname":"a\q"}`, `bad escape`},
 		{`{` + ok + `,"hostname":"\ud800"}`, `lone surrogate`},

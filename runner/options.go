@@ -117,6 +117,10 @@ type Options struct {
 	// on aarch64); without it, a guest with NICs gets VFIO's no-IOMMU
 	// mode.
 	IOMMU bool
+	// VFIONICs selects the NICs the guest init binds to vfio-pci before
+	// the test (through their IOMMU group with IOMMU, in VFIO's no-IOMMU
+	// mode without); the test finds their addresses in EnvVFIONICs.
+	VFIONICs vmspec.VFIONICs
 	// NoMonitor boots without the VM monitor (QMP): a guest panic is then
 	// only seen on the console. For measuring the monitor's cost.
 	NoMonitor bool
@@ -414,7 +418,7 @@ func (o *Options) Shape() vmspec.Shape {
 	return vmspec.Shape{
 		Arch: string(o.Arch), Backend: o.Backend, Accel: accel, CPUs: o.CPUs, MemoryMiB: o.MemoryMiB,
 		HostPages: o.HostPages, GuestHugepages: o.GuestHugepages, NICs: o.NICs, MgmtNIC: o.MgmtNIC,
-		IOMMU: o.IOMMU, Cmdline: o.ExtraCmdline, Transport: o.Transport, TCGTimeoutScale: max(o.TCGTimeoutScale, 1),
+		IOMMU: o.IOMMU, VFIONICs: o.VFIONICs, Cmdline: o.ExtraCmdline, Transport: o.Transport, TCGTimeoutScale: max(o.TCGTimeoutScale, 1),
 	}.Defaults()
 }
 
@@ -427,6 +431,7 @@ func (o *Options) SetShape(s vmspec.Shape) {
 		o.Accel = ""
 	}
 	o.HostPages, o.GuestHugepages, o.NICs, o.MgmtNIC, o.IOMMU = s.HostPages, s.GuestHugepages, s.NICs, s.MgmtNIC, s.IOMMU
+	o.VFIONICs = s.VFIONICs
 	o.ExtraCmdline, o.Transport, o.TCGTimeoutScale = s.Cmdline, s.Transport, s.TCGTimeoutScale
 }
 
@@ -464,6 +469,20 @@ const EnvNICs = "INVM_NICS"
 // a management NIC: "MODEL PCI-ADDRESS MAC" (invm.MgmtNIC). INVM_NICS never
 // lists it.
 const EnvMgmtNIC = "INVM_MGMT_NIC"
+
+// EnvVFIONICs is the variable the runner sets for the test when the guest
+// init bound NICs to vfio-pci before it (Options.VFIONICs): their PCI
+// addresses, comma-separated (invm.VFIONICs).
+const EnvVFIONICs = "INVM_VFIO_NICS"
+
+// vfioNICs returns the PCI addresses of the NICs o.VFIONICs selects.
+func (o *Options) vfioNICs() []string {
+	var out []string
+	for _, i := range o.VFIONICs.Resolve(len(o.NICs)) {
+		out = append(out, qemu.NICPCIAddress(i))
+	}
+	return out
+}
 
 // EnvGuestHugepages is the variable the runner sets for the test when the
 // guest has hugepages: SIZE:COUNT, e.g. "2M:64" (see invm.Hugepages).

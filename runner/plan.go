@@ -153,6 +153,9 @@ func guestConfig(o Options, shape vmm.VM, ch protocol.Channel, accel string, spe
 		Hostname: o.Hostname,
 		Verbose:  o.Verbose,
 	}
+	if cfg.VFIONICs = o.vfioNICs(); len(cfg.VFIONICs) > 0 {
+		cfg.Env = append(cfg.Env, EnvVFIONICs+"="+strings.Join(cfg.VFIONICs, ","))
+	}
 	if o.GuestHugepages.Count > 0 {
 		cfg.HugePageSizes = []string{o.GuestHugepages.Size}
 	}

@@ -119,3 +119,24 @@ func TestChannelDevicesFollowMachine(t *testing.T) {
 		})
 	}
 }
+
+func TestVFIONICAddresses(t *testing.T) {
+	for _, tc := range []struct {
+		v    vmspec.VFIONICs
+		want string
+	}{
+		{vmspec.VFIONICs{}, ""},
+		{vmspec.VFIONICs{All: true}, "0000:00:10.0,0000:00:11.0,0000:00:12.0"},
+		{vmspec.VFIONICs{Indexes: []int{2, 0}}, "0000:00:12.0,0000:00:10.0"},
+	} {
+		o := Options{NICs: []string{"e1000", "virtio_net", "e1000e"}, VFIONICs: tc.v}
+		if got := strings.Join(o.vfioNICs(), ","); got != tc.want {
+			t.Errorf("vfio_nics %s: %s, want %s", tc.v, got, tc.want)
+		}
+		var back Options
+		back.SetShape(o.Shape())
+		if back.VFIONICs.String() != tc.v.String() {
+			t.Errorf("Shape/SetShape lost vfio_nics %s: %s", tc.v, back.VFIONICs)
+		}
+	}
+}

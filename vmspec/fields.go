@@ -145,6 +145,16 @@ var Fields = []Field{
 		set: enum("transport", Transports, func(s *Shape) *string { return &s.Transport }),
 		get: func(s Shape) string { return s.Transport },
 	},
+	{
+		Name: "vfio_nics", Kind: KindStringList, Example: "all",
+		Doc: `NICs the guest init binds to vfio-pci before the test starts (for DPDK): their indexes in nics ("0" for ` +
+			`the first, at 0000:00:10.0), or "all" (comma-separated as a directive or flag); never the management NIC. ` +
+			`Through an IOMMU group with iommu = True, in VFIO's no-IOMMU mode otherwise. A NIC that does not bind ` +
+			`fails the test, saying why; the test finds the bound NICs' addresses in $INVM_VFIO_NICS (invm.VFIONICs).`,
+		set:     func(s *Shape, v string) error { return setVFIONICs(s, splitList(v)) },
+		setList: setVFIONICs,
+		get:     func(s Shape) string { return s.VFIONICs.String() },
+	},
 }
 
 // Lookup finds a field by its name, an alias or its flag name.
@@ -189,6 +199,11 @@ func (s *Shape) SetList(name string, items []string) error {
 		return fmt.Errorf("%w: %q is not a list field", ErrInvalid, name)
 	}
 	return f.setList(s, items)
+}
+
+func setVFIONICs(s *Shape, items []string) (err error) {
+	s.VFIONICs, err = ParseVFIONICs(items)
+	return err
 }
 
 func setNICs(s *Shape, nics []string) error {

@@ -93,3 +93,26 @@ func allDigits(s string) bool {
 
 // CheckArch checks a guest arch name.
 func CheckArch(a string) error { return oneOf("arch", a, Arches) }
+
+// ParseVFIONICs reads the vfio_nics items: "all" alone, or NIC indexes
+// (whole numbers of at most two digits below MaxNICs, each once). No items is none. Whether the indexes exist
+// is Validate's check (it needs the NICs).
+func ParseVFIONICs(items []string) (VFIONICs, error) {
+	if len(items) == 1 && items[0] == "all" {
+		return VFIONICs{All: true}, nil
+	}
+	var v VFIONICs
+	seen := map[int]bool{}
+	for _, it := range items {
+		n, err := strconv.Atoi(it)
+		if !allDigits(it) || len(it) > 2 || err != nil || n >= MaxNICs {
+			return VFIONICs{}, fieldErr("vfio_nics", MessageVFIONIC, it, MaxNICs-1)
+		}
+		if seen[n] {
+			return VFIONICs{}, fieldErr("vfio_nics", MessageVFIONICTwice, n)
+		}
+		seen[n] = true
+		v.Indexes = append(v.Indexes, n)
+	}
+	return v, nil
+}

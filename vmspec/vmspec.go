@@ -1,7 +1,7 @@
 // Package vmspec owns the VM spec: the shape of the guest a test asks for
 // (arch, backend, accelerator, cpus, memory, host page backing, guest
-// hugepages, NICs, management NIC, IOMMU, kernel command line, transport,
-// TCG timeout scale). Field names, value syntax, defaults, limits and every
+// hugepages, NICs, management NIC, IOMMU, NICs bound to vfio-pci, kernel
+// command line, transport, TCG timeout scale). Field names, value syntax, defaults, limits and every
 // cross-field check live here, and every front door calls it:
 //
 //   - go_vm_test attributes: rules/private/spec.bzl is generated from this
@@ -90,6 +90,10 @@ const (
 	MessageHugepagesFit  = `"%s" needs %s MiB, leaving less than %d MiB of memory "%s"; raise memory or lower the count`
 	MessageHostPageAlign = `"%s" is not a multiple of host_pages "%s"`
 	MessageBool          = `"%s" is not a boolean; use true or false`
+	MessageVFIONIC       = `"%s" is not a NIC index from 0 to %d; write indexes into nics (0 for the first NIC), or all alone`
+	MessageVFIONICRange  = `NIC %d does not exist: nics has %d NICs`
+	MessageVFIONICTwice  = `NIC %d twice`
+	MessageVFIONICsNone  = `"all" needs NICs; nics is empty`
 )
 
 // Hugepages is a guest hugepage reservation: Count pages of Size ("2M" or
@@ -136,12 +140,62 @@ type Shape struct {
 	MgmtNIC string
 	// IOMMU gives the guest a virtual IOMMU.
 	IOMMU bool
+	// VFIONICs are the NICs the guest init binds to vfio-pci before the
+	// test starts.
+	VFIONICs VFIONICs
 	// Cmdline is extra kernel command-line parameters.
 	Cmdline []string
 	// Transport is the host<->guest transport (Transports).
 	Transport string
 	// TCGTimeoutScale is how much slower the test may be under TCG.
 	TCGTimeoutScale int
+}
+
+// VFIONICs selects the NICs (of Shape.NICs, never the management NIC) the
+// guest init binds to vfio-pci before the test: All of them, or those at
+// Indexes. The zero value is none. Its text form is "all" or the indexes
+// comma-separated ("0,1").
+type VFIONICs struct {
+	All     bool
+	Indexes []int
+}
+
+// String is the text form: "all", "0,1", or "" for none.
+func (v VFIONICs) String() string {
+	if v.All {
+		return "all"
+	}
+	items := make([]string, len(v.Indexes))
+	for i, n := range v.Indexes {
+		items[i] = fmt.Sprint(n)
+	}
+	return strings.Join(items, ",")
+}
+
+// Resolve returns the NIC indexes v selects in a VM with n NICs, in the
+// order given (All: 0 to n-1).
+func (v VFIONICs) Resolve(n int) []int {
+	if !v.All {
+		return v.Indexes
+	}
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// check checks the indexes against a VM with n NICs.
+func (v VFIONICs) check(n int) error {
+	for _, i := range v.Indexes {
+		if i >= n {
+			return fieldErr("vfio_nics", MessageVFIONICRange, i, n)
+		}
+	}
+	if v.All && n == 0 {
+		return fieldErr("vfio_nics", MessageVFIONICsNone)
+	}
+	return nil
 }
 
 // Defaults returns s with every unset field at its default.
@@ -201,6 +255,7 @@ func (s Shape) Validate() error {
 		add(fieldErr("memory", MessageHostPageAlign, FormatMiB(s.MemoryMiB), s.HostPages))
 	}
 	add(s.GuestHugepages.fits(s.MemoryMiB))
+	add(s.VFIONICs.check(len(s.NICs)))
 	return errors.Join(errs...)
 }
 

@@ -50,6 +50,14 @@ MESSAGE_HUGEPAGES_FIT = "\"%s\" needs %s MiB, leaving less than %d MiB of memory
 
 MESSAGE_HOST_PAGE_ALIGN = "\"%s\" is not a multiple of host_pages \"%s\""
 
+MESSAGE_VFIO_NIC = "\"%s\" is not a NIC index from 0 to %d; write indexes into nics (0 for the first NIC), or all alone"
+
+MESSAGE_VFIO_NIC_RANGE = "NIC %d does not exist: nics has %d NICs"
+
+MESSAGE_VFIO_NIC_TWICE = "NIC %d twice"
+
+MESSAGE_VFIO_NICS_NONE = "\"all\" needs NICs; nics is empty"
+
 # Each field: its attribute type, default (text form) and doc.
 FIELDS = {
     "accel": {"default": "auto", "doc": "Accelerator: \"auto\" (KVM only after a canary boot proves it works, else TCG), \"kvm\" or \"tcg\".", "kind": "string"},
@@ -64,4 +72,5 @@ FIELDS = {
     "nics": {"default": "", "doc": "NIC models, one NIC each, in PCI order from 0000:00:10.0 (at most 8; comma-separated as a directive or flag): \"virtio_net\", \"e1000\", \"e1000e\".", "kind": "string_list"},
     "tcg_timeout_scale": {"default": "3", "doc": "How much slower the test may be under TCG than under KVM. go_vm_test raises Bazel's timeout category so it holds the nominal timeout (from `timeout` or `size`) times this factor; when the runner gets KVM, the guest test's own -test.timeout is the nominal one again.", "kind": "int"},
     "transport": {"default": "auto", "doc": "Host<->guest transport of the test's streams: \"auto\" (kernel vhost-vsock when /dev/vhost-vsock is usable, else the vhost-device-vsock daemon, else virtio-serial), \"vhost-vsock\", \"vhost-user-vsock\" or \"virtio-serial\" (one connection for every stream; for guest kernels without vsock). The test log says which one and why.", "kind": "string"},
+    "vfio_nics": {"default": "", "doc": "NICs the guest init binds to vfio-pci before the test starts (for DPDK): their indexes in nics (\"0\" for the first, at 0000:00:10.0), or \"all\" (comma-separated as a directive or flag); never the management NIC. Through an IOMMU group with iommu = True, in VFIO's no-IOMMU mode otherwise. A NIC that does not bind fails the test, saying why; the test finds the bound NICs' addresses in $INVM_VFIO_NICS (invm.VFIONICs).", "kind": "string_list"},
 }

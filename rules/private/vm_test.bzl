@@ -22,6 +22,10 @@ load(
     "MESSAGE_NIC_COUNT",
     "MESSAGE_ONE_OF",
     "MESSAGE_SIZE",
+    "MESSAGE_VFIO_NIC",
+    "MESSAGE_VFIO_NICS_NONE",
+    "MESSAGE_VFIO_NIC_RANGE",
+    "MESSAGE_VFIO_NIC_TWICE",
     "MESSAGE_WHOLE_MIB",
     "MIN_CPUS",
     "MIN_MEMORY_MIB",
@@ -65,6 +69,23 @@ def _hugepages(label, v):
         _fail(label, "guest_hugepages", MESSAGE_HUGEPAGES, (v,))
     return _UNIT_KIB[size[-1]] * int(size[:-1]) // 1024, int(count)
 
+def _vfio_nics(label, items, nics):
+    """Checks vfio_nics as vmspec.ParseVFIONICs and its Validate check do."""
+    if items == ["all"]:
+        if not nics:
+            _fail(label, "vfio_nics", MESSAGE_VFIO_NICS_NONE, ())
+        return
+    seen = {}
+    for it in items:
+        if not it.isdigit() or len(it) > 2 or int(it) >= MAX_NICS:
+            _fail(label, "vfio_nics", MESSAGE_VFIO_NIC, (it, MAX_NICS - 1))
+        if int(it) in seen:
+            _fail(label, "vfio_nics", MESSAGE_VFIO_NIC_TWICE, (int(it),))
+        seen[int(it)] = True
+    for it in items:
+        if int(it) >= len(nics):
+            _fail(label, "vfio_nics", MESSAGE_VFIO_NIC_RANGE, (int(it), len(nics)))
+
 def _one_of(label, field, v, allowed):
     if v not in allowed:
         _fail(label, field, MESSAGE_ONE_OF, (v, ", ".join(allowed)))
@@ -103,6 +124,7 @@ def validate_spec(label, attr):
     page_mib, count = _hugepages(label, attr.guest_hugepages)
     if page_mib * count > mem - HUGEPAGE_MARGIN_MIB:
         _fail(label, "guest_hugepages", MESSAGE_HUGEPAGES_FIT, (attr.guest_hugepages, str(page_mib * count), HUGEPAGE_MARGIN_MIB, attr.memory))
+    _vfio_nics(label, attr.vfio_nics, attr.nics)
 
 def _shape(attr):
     """The spec's shape fields in their text form (lists as lists), for the launcher's vmspec.Parse."""
@@ -119,6 +141,7 @@ def _shape(attr):
         "nics": attr.nics,
         "tcg_timeout_scale": str(attr.tcg_timeout_scale),
         "transport": attr.transport,
+        "vfio_nics": attr.vfio_nics,
     }
 
 def _rlocation(ctx, f):
@@ -222,6 +245,7 @@ _go_vm_test = rule(
         "tcg_timeout_scale": attr.int(doc = FIELDS["tcg_timeout_scale"]["doc"], default = int(FIELDS["tcg_timeout_scale"]["default"])),
         "test_binary": attr.label(doc = "The go_test binary built for the guest platform.", mandatory = True, executable = True, cfg = "target"),
         "transport": attr.string(doc = FIELDS["transport"]["doc"], default = FIELDS["transport"]["default"]),
+        "vfio_nics": attr.string_list(doc = FIELDS["vfio_nics"]["doc"]),
         "vm_args": attr.string_list(doc = "Arguments passed to the test binary in the guest."),
         "vm_env": attr.string_dict(doc = "Environment of the test in the guest."),
         "_mkinitramfs": attr.label(default = "@rules_go_vm//runner/cmd/mkinitramfs", executable = True, cfg = "exec"),
@@ -283,7 +307,7 @@ _go_vm_debug = rule(
     },
 )
 
-_VM_ATTRS = ["accel", "backend", "cmdline", "cpus", "guest_hugepages", "host_pages", "iommu", "kernel", "memory", "mgmt_nic", "nics", "tcg_timeout_scale", "transport"]
+_VM_ATTRS = ["accel", "backend", "cmdline", "cpus", "guest_hugepages", "host_pages", "iommu", "kernel", "memory", "mgmt_nic", "nics", "tcg_timeout_scale", "transport", "vfio_nics"]
 
 def go_vm_test(name, **kwargs):
     """A go_test that runs inside a Linux guest.
@@ -293,8 +317,8 @@ def go_vm_test(name, **kwargs):
 
     Every go_test attribute (srcs, embed, deps, data, ...) passes through to an inner go_test
     `<name>_guest_binary`, built for the target platform and never run on the host. The VM attributes
-    (memory, cpus, nics, mgmt_nic, guest_hugepages, host_pages, iommu, kernel, cmdline, accel, backend,
-    tcg_timeout_scale, transport) shape the guest; `args` and `env` reach the test inside it.
+    (memory, cpus, nics, mgmt_nic, guest_hugepages, host_pages, iommu, vfio_nics, kernel, cmdline, accel,
+    backend, tcg_timeout_scale, transport) shape the guest; `args` and `env` reach the test inside it.
 
     Args:
       name: the test's name.

@@ -112,8 +112,13 @@ var Profiles = map[arch.Arch]Profile{
 		KernelImage: "Image",
 		PCIMachine:  "virt",
 		// The SMMUv3 is part of the virt machine; the device tree tells the
-		// kernel about it.
-		IOMMU: IOMMULowering{MachineOptions: []string{"iommu=smmuv3"}},
+		// kernel about it. VFIO's type-1 IOMMU (what DPDK opens) refuses a
+		// group whose MSIs are not isolated ("No interrupt remapping
+		// support", EPERM on VFIO_SET_IOMMU): on Arm that isolation is the
+		// GICv3 ITS, and virt's default GICv2 (with v2m) has none, so a
+		// guest with an IOMMU gets a GICv3 (and its ITS). Under KVM the
+		// host needs a GICv3 too.
+		IOMMU: IOMMULowering{MachineOptions: []string{"iommu=smmuv3", "gic-version=3"}},
 	},
 }
 
@@ -423,7 +428,7 @@ func nicArgs(s Spec, slot func(int) string) []string {
 		// host network, is on it.
 		a = append(a,
 			"-netdev", fmt.Sprintf("hubport,id=mgmt,hubid=%d", MgmtHub),
-			"-device", fmt.Sprintf("%s,netdev=mgmt,mac=%s%s", NICDevices[m.Model], m.MAC, slot(SlotMgmtNIC)),
+			"-device", fmt.Sprintf("%s,netdev=mgmt,mac=%s%s", nicDevice(m.Model, s.IOMMU), m.MAC, slot(SlotMgmtNIC)),
 		)
 		a = append(a, dropPort("mgmt", MgmtHub)...)
 	}
@@ -432,7 +437,7 @@ func nicArgs(s Spec, slot func(int) string) []string {
 		// with no way out to the host.
 		a = append(a,
 			"-netdev", fmt.Sprintf("hubport,id=net%d,hubid=%d", i, i/2),
-			"-device", fmt.Sprintf("%s,netdev=net%d,mac=%s%s", NICDevices[n.Model], i, n.MAC, slot(SlotNIC0+i)),
+			"-device", fmt.Sprintf("%s,netdev=net%d,mac=%s%s", nicDevice(n.Model, s.IOMMU), i, n.MAC, slot(SlotNIC0+i)),
 		)
 		if i%2 == 0 && i == len(s.NICs)-1 {
 			a = append(a, dropPort(fmt.Sprintf("net%d", i), i/2)...)

@@ -76,7 +76,7 @@ func TestArgsGolden(t *testing.T) {
 				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer intel_iommu=on " +
 				"-device intel-iommu,intremap=on " +
 				"-chardev socket,id=vsock0,path=/s/v -device vhost-user-vsock-pci,chardev=vsock0,addr=0x3 -device pvpanic-pci,addr=0x4 " +
-				"-netdev hubport,id=net0,hubid=0 -device virtio-net-pci,netdev=net0,mac=02:00:00:00:00:00,addr=0x10 " +
+				"-netdev hubport,id=net0,hubid=0 -device virtio-net-pci,disable-legacy=on,iommu_platform=on,netdev=net0,mac=02:00:00:00:00:00,addr=0x10 " +
 				"-netdev hubport,id=net0-drop,hubid=0",
 		},
 		{
@@ -88,12 +88,15 @@ func TestArgsGolden(t *testing.T) {
 				"-device intel-iommu,intremap=on -device pvpanic-pci,addr=0x4",
 		},
 		{
-			name: "aarch64 SMMUv3 is a machine option, e1000e",
+			name: "aarch64 SMMUv3 is a machine option, e1000e; virtio behind it takes iommu_platform",
 			spec: Spec{Arch: arch.AArch64, Kernel: "/k/Image", MemoryMiB: 512, CPUs: 1, IOMMU: true,
-				NICs: []NIC{{NICE1000E, "02:00:00:00:00:00"}, {NICE1000E, "02:00:00:00:00:01"}}},
-			want: "-nodefaults -no-user-config -display none -no-reboot -machine virt,memory-backend=mem,iommu=smmuv3 -accel tcg -cpu max,pauth=off " +
+				NICs:    []NIC{{NICE1000E, "02:00:00:00:00:00"}, {NICE1000E, "02:00:00:00:00:01"}},
+				MgmtNIC: NIC{NICVirtioNet, "02:00:00:00:00:ff"}},
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine virt,memory-backend=mem,iommu=smmuv3,gic-version=3 -accel tcg -cpu max,pauth=off " +
 				"-m 512M -smp 1 -object memory-backend-memfd,id=mem,size=512M,share=on -serial stdio -kernel /k/Image " +
 				"-append console=ttyAMA0 panic=-1 oops=panic rdinit=/init -device pvpanic-pci,addr=0x4 " +
+				"-netdev hubport,id=mgmt,hubid=8 -device virtio-net-pci,disable-legacy=on,iommu_platform=on,netdev=mgmt,mac=02:00:00:00:00:ff,addr=0xf " +
+				"-netdev hubport,id=mgmt-drop,hubid=8 " +
 				"-netdev hubport,id=net0,hubid=0 -device e1000e,netdev=net0,mac=02:00:00:00:00:00,addr=0x10 " +
 				"-netdev hubport,id=net1,hubid=0 -device e1000e,netdev=net1,mac=02:00:00:00:00:01,addr=0x11",
 		},

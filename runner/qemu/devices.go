@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net"
+	"strings"
 
 	"github.com/rules-go-vm/rules_go_vm/vmspec"
 )
@@ -64,6 +65,25 @@ var NICModels = vmspec.NICModels
 
 // NICDevices maps a NIC model to its QEMU device.
 var NICDevices = map[string]string{NICVirtioNet: "virtio-net-pci", NICE1000: "e1000", NICE1000E: "e1000e"}
+
+// VirtioIOMMUOptions are added to a virtio NIC's device behind a virtual
+// IOMMU. Without iommu_platform=on a virtio device bypasses the IOMMU (its
+// DMA addresses are guest-physical), so a user-space driver that gets the
+// NIC through VFIO would program IOVAs the device does not translate; with
+// it the guest's driver must use the DMA API (VIRTIO_F_ACCESS_PLATFORM,
+// feature bit 33) and every DMA goes through the IOMMU. QEMU accepts
+// iommu_platform only on a modern-only device, hence disable-legacy=on
+// (the root bus of q35 and virt would otherwise make it transitional).
+var VirtioIOMMUOptions = []string{"disable-legacy=on", "iommu_platform=on"}
+
+// nicDevice is the -device driver and options of a NIC model.
+func nicDevice(model string, iommu bool) string {
+	d := NICDevices[model]
+	if iommu && model == NICVirtioNet {
+		d += "," + strings.Join(VirtioIOMMUOptions, ",")
+	}
+	return d
+}
 
 // NIC is one guest network card.
 type NIC struct {

@@ -4,7 +4,9 @@
 
 SPEC_CASES = [
     {"attrs": {}, "error": "", "name": "defaults"},
-    {"attrs": {"accel": "tcg", "backend": "qemu", "cmdline": ["loglevel=3", "quiet"], "cpus": 2, "guest_hugepages": "2M:64", "host_pages": "2M", "iommu": True, "memory": "512M", "mgmt_nic": "virtio_net", "nics": ["e1000", "virtio_net"], "tcg_timeout_scale": 5, "transport": "virtio-serial"}, "error": "", "name": "full"},
+    {"attrs": {"accel": "tcg", "backend": "qemu", "cmdline": ["loglevel=3", "quiet"], "cpus": 2, "guest_hugepages": "2M:64", "host_pages": "2M", "iommu": True, "memory": "512M", "mgmt_nic": "virtio_net", "nics": ["e1000", "virtio_net"], "tcg_timeout_scale": 5, "transport": "virtio-serial", "vfio_nics": ["1"]}, "error": "", "name": "full"},
+    {"attrs": {"nics": ["e1000", "virtio_net"], "vfio_nics": ["all"]}, "error": "", "name": "vfio_all"},
+    {"attrs": {"iommu": True, "nics": ["e1000", "virtio_net", "e1000e"], "vfio_nics": ["2", "0"]}, "error": "", "name": "vfio_indexes"},
     {"attrs": {"host_pages": "1G", "memory": "1G"}, "error": "", "name": "memory_in_g"},
     {"attrs": {"memory": "131072K"}, "error": "", "name": "memory_in_k"},
     {"attrs": {"guest_hugepages": "2M:96", "memory": "256M"}, "error": "", "name": "hugepages_at_the_margin"},
@@ -28,5 +30,12 @@ SPEC_CASES = [
     {"attrs": {"transport": "vsock"}, "error": "transport: \"vsock\" is not allowed; use one of auto, vhost-vsock, vhost-user-vsock, virtio-serial", "name": "bad_transport"},
     {"attrs": {"host_pages": "64k"}, "error": "host_pages: \"64k\" is not allowed; use one of 4k, 2M, 1G", "name": "bad_host_pages"},
     {"attrs": {"host_pages": "1G", "memory": "512M"}, "error": "memory: \"512M\" is not a multiple of host_pages \"1G\"", "name": "host_pages_misaligned"},
+    {"attrs": {"nics": ["e1000", "virtio_net"], "vfio_nics": ["0", "2"]}, "error": "vfio_nics: NIC 2 does not exist: nics has 2 NICs", "name": "vfio_index_beyond_nics"},
+    {"attrs": {"vfio_nics": ["0"]}, "error": "vfio_nics: NIC 0 does not exist: nics has 0 NICs", "name": "vfio_without_nics"},
+    {"attrs": {"vfio_nics": ["all"]}, "error": "vfio_nics: \"all\" needs NICs; nics is empty", "name": "vfio_all_without_nics"},
+    {"attrs": {"nics": ["e1000"], "vfio_nics": ["0000:00:10.0"]}, "error": "vfio_nics: \"0000:00:10.0\" is not a NIC index from 0 to 7; write indexes into nics (0 for the first NIC), or all alone", "name": "vfio_not_an_index"},
+    {"attrs": {"nics": ["e1000"], "vfio_nics": ["8"]}, "error": "vfio_nics: \"8\" is not a NIC index from 0 to 7", "name": "vfio_index_past_max"},
+    {"attrs": {"nics": ["e1000"], "vfio_nics": ["all", "0"]}, "error": "vfio_nics: \"all\" is not a NIC index from 0 to 7", "name": "vfio_all_and_index"},
+    {"attrs": {"nics": ["e1000", "e1000"], "vfio_nics": ["1", "1"]}, "error": "vfio_nics: NIC 1 twice", "name": "vfio_twice"},
     {"attrs": {"tcg_timeout_scale": 0}, "error": "tcg_timeout_scale: \"0\" is not a whole number from 1 to 1000", "name": "scale_zero"},
 ]

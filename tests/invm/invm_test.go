@@ -313,6 +313,11 @@ func TestScenarios(t *testing.T) {
 			[]string{"no valid verdict", "duplicate"}},
 		{"no verdict", []string{"-init", env.badinit, "-append", "BADINIT_MODE=none", env.payload}, runner.ExitBadSession,
 			[]string{"no valid verdict"}},
+		{"vfio bind fails", []string{"-nics", "e1000", "-vfio-nics", "0",
+			"-cmdline", "vfio.enable_unsafe_noiommu_mode=0", env.payload, "-test.run=^TestPass$"}, runner.ExitVerdictFail,
+			[]string{"vfio_nics: binding NIC 0000:00:10.0 to vfio-pci before the test failed", "no IOMMU group and VFIO no-IOMMU mode is off"}},
+		{"vfio no NIC", []string{"-nics", "e1000", "-vfio-nics", "1", env.payload}, runner.ExitUsage,
+			[]string{"vfio_nics: NIC 1 does not exist: nics has 1 NICs"}},
 		{"old protocol version", []string{"-init", env.badinit, "-append", "BADINIT_MODE=oldversion", env.payload}, runner.ExitBadSession,
 			[]string{"no valid verdict", "unsupported version"}},
 	} {

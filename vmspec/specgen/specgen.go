@@ -60,6 +60,8 @@ func SpecBzl() ([]byte, error) {
 		{"MESSAGE_INT_RANGE", vmspec.MessageIntRange}, {"MESSAGE_NIC_COUNT", vmspec.MessageNICCount},
 		{"MESSAGE_HUGEPAGES", vmspec.MessageHugepages}, {"MESSAGE_HUGEPAGES_FIT", vmspec.MessageHugepagesFit},
 		{"MESSAGE_HOST_PAGE_ALIGN", vmspec.MessageHostPageAlign},
+		{"MESSAGE_VFIO_NIC", vmspec.MessageVFIONIC}, {"MESSAGE_VFIO_NIC_RANGE", vmspec.MessageVFIONICRange},
+		{"MESSAGE_VFIO_NIC_TWICE", vmspec.MessageVFIONICTwice}, {"MESSAGE_VFIO_NICS_NONE", vmspec.MessageVFIONICsNone},
 	}
 	for _, m := range msgs {
 		fmt.Fprintf(&b, "%s = %s\n\n", m.name, strconv.Quote(m.v))
