@@ -1,6 +1,12 @@
 package gazelle_invm
 
-import "github.com/bazelbuild/bazel-gazelle/rule"
+import (
+	"slices"
+
+	"github.com/bazelbuild/bazel-gazelle/rule"
+
+	"github.com/rules-go-vm/rules_go_vm/vmspec"
+)
 
 // vmTestKind is the rule this language generates.
 const vmTestKind = "go_vm_test"
@@ -12,23 +18,16 @@ const goTestKind = "go_test"
 // //invm: directives and # gazelle:invm_* defaults. They are mergeable: Gazelle
 // rewrites them on every run (the directives are their source of truth), and
 // deletes them when no directive asks for them. A hand edit of one of them
-// survives only with a `# keep` comment.
-var generatedVMAttrs = []string{
-	"accel",
-	"backend",
-	"cmdline",
-	"cpus",
-	"guest_hugepages",
-	"host_pages",
-	"iommu",
-	"kernel",
-	"memory",
-	"mgmt_nic",
-	"nics",
-	"target_compatible_with",
-	"tcg_timeout_scale",
-	"vfio_nics",
-}
+// survives only with a `# keep` comment. They are the VM spec's fields
+// (package vmspec) and Gazelle's kernel and arch (target_compatible_with).
+var generatedVMAttrs = func() []string {
+	attrs := []string{"kernel", "target_compatible_with"} // Gazelle's own directives
+	for _, f := range vmspec.Fields {
+		attrs = append(attrs, f.Name)
+	}
+	slices.Sort(attrs)
+	return attrs
+}()
 
 // Kinds describes go_vm_test to Gazelle's merger:
 //   - mergeable (regenerated every run): srcs, embed and generatedVMAttrs;
