@@ -134,9 +134,13 @@ func ExitCode(res Result, err error) int {
 // WriteReport prints why a run failed for a reason other than a plain test
 // failure: the error, the console tail and a reproducer.
 func WriteReport(w io.Writer, res Result, err error) {
-	if err != nil {
+	switch {
+	case err != nil && IsInfrastructure(res, err):
 		fmt.Fprintf(w, "invm: FAIL (infrastructure, not the test): %v\n", err)
-	} else {
+	case err != nil:
+		// A host timeout or stop, or a kernel panic, while the test ran.
+		fmt.Fprintf(w, "invm: FAIL: %v\n", err)
+	default:
 		fmt.Fprintf(w, "invm: FAIL: %s\n", res.Reason)
 		if res.Verdict != nil && len(res.Verdict.Leaked) > 0 {
 			fmt.Fprintf(w, "invm: leaked processes: %s\n", strings.Join(res.Verdict.Leaked, "; "))

@@ -166,15 +166,17 @@ type Options struct {
 	PoweroffTimeout time.Duration
 
 	// ExternalDeadline says Timeout is a deadline set from outside (Bazel's
-	// TEST_TIMEOUT budget) that TestTimeout and a -test.timeout in Args were
-	// fitted under: the host time spent before the guest boots is then taken
-	// off both, so they still fire first. Without it they are left as given.
+	// TEST_TIMEOUT budget) that TestTimeout was fitted under: the host time
+	// spent before the guest boots is then taken off TestTimeout, so the
+	// order of the bounds holds. Without it TestTimeout is left as given.
 	ExternalDeadline bool
 	// TCGTimeoutScale is how much longer than under KVM the test's
-	// timeouts were made for TCG (go_vm_test's tcg_timeout_scale): when
-	// the guest gets KVM, a -test.timeout in Args is divided by it. 0 or 1
-	// leaves Args alone.
+	// timeouts were made for TCG (go_vm_test's tcg_timeout_scale).
 	TCGTimeoutScale int
+	// KVMTestTimeout, when the guest gets KVM, is given to the test as its
+	// -test.timeout (unless Args has one): the nominal timeout of a test
+	// whose Bazel timeout was raised for TCG. 0: none.
+	KVMTestTimeout time.Duration
 
 	// ConsoleLog is where the guest console (kernel log) is written; ""
 	// means a file in StateDir, removed with it.

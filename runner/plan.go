@@ -168,55 +168,36 @@ func guestConfig(o Options, shape vmm.VM, ch protocol.Channel, accel string, spe
 }
 
 // guestTimeouts returns the test's arguments and the guest's bound of the
-// test. Under KVM, a -test.timeout sized for TCG gets its nominal value
-// back (Options.TCGTimeoutScale). Under an external deadline, the host time
-// spent so far (a KVM canary boot takes up to CanaryTimeout) comes off
-// both: they count from the test's start and must still fire before the
-// host's deadline, which counts from the run's.
+// test. A -test.timeout in Args is the user's and stays as given. Under KVM,
+// a test whose timeout was raised for TCG gets the nominal one back as its
+// own -test.timeout (Options.KVMTestTimeout), unless Args has one. Under an
+// external deadline, the host time spent so far (a KVM canary boot takes up
+// to CanaryTimeout) comes off the guest's bound: it counts from the test's
+// start and must still fire before the host's, which counts from the run's.
 func guestTimeouts(o Options, accel string, spent time.Duration) ([]string, time.Duration) {
-	args := o.Args
-	if accel == qemu.AccelKVM && o.TCGTimeoutScale > 1 {
-		args = scaleTestTimeout(args, o.TCGTimeoutScale)
+	args := append([]string(nil), o.Args...)
+	if accel == qemu.AccelKVM && o.KVMTestTimeout > 0 && !hasTestTimeout(args) {
+		args = append(args, "-test.timeout="+o.KVMTestTimeout.String())
 	}
 	timeout := o.TestTimeout
 	if o.ExternalDeadline {
-		args = shortenTestTimeout(args, spent)
 		timeout = max(o.TestTimeout-spent, MinTestTimeout)
 	}
 	return args, timeout
 }
 
-// scaleTestTimeout divides the value of a -test.timeout argument by scale.
-func scaleTestTimeout(args []string, scale int) []string {
-	return mapTestTimeout(args, func(d time.Duration) time.Duration { return d / time.Duration(scale) })
-}
-
-// MinTestTimeout is the least a guest test's timeouts are shortened to.
+// MinTestTimeout is the least the guest's bound of a test is shortened to.
 const MinTestTimeout = time.Second
 
-// shortenTestTimeout takes the host time already spent (e.g. a KVM canary
-// boot) off a -test.timeout in args: the host's own deadline runs from the
-// runner's start, the test's from the test's start, and the test's must come
-// first so its goroutine stacks reach the log.
-func shortenTestTimeout(args []string, spent time.Duration) []string {
-	return mapTestTimeout(args, func(d time.Duration) time.Duration { return max(d-spent, MinTestTimeout) })
-}
-
-// mapTestTimeout applies f to the value of each -test.timeout argument.
-func mapTestTimeout(args []string, f func(time.Duration) time.Duration) []string {
-	out := append([]string(nil), args...)
-	for i, a := range out {
-		for _, prefix := range []string{"-test.timeout=", "--test.timeout="} {
-			v, ok := strings.CutPrefix(a, prefix)
-			if !ok {
-				continue
-			}
-			if d, err := time.ParseDuration(v); err == nil && d > 0 {
-				out[i] = prefix + f(d).String()
-			}
+// hasTestTimeout reports whether args set -test.timeout.
+func hasTestTimeout(args []string) bool {
+	for _, a := range args {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && name == "test.timeout" {
+			return true
 		}
 	}
-	return out
+	return false
 }
 
 // guestTestPath is where the test binary is in the guest.

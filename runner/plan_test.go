@@ -74,30 +74,27 @@ func TestGuestConfig(t *testing.T) {
 }
 
 func TestGuestTimeouts(t *testing.T) {
-	o := Options{Args: []string{"-test.timeout=90s"}, TestTimeout: 100 * time.Second, TCGTimeoutScale: 3}
 	for _, tc := range []struct {
 		name     string
+		args     []string
 		external bool
 		accel    string
 		spent    time.Duration
-		wantArg  string
+		wantArgs []string
 		wantTime time.Duration
 	}{
-		{"TCG as given", false, qemu.AccelTCG, 10 * time.Second, "-test.timeout=90s", 100 * time.Second},
-		{"KVM: the nominal -test.timeout", false, qemu.AccelKVM, 10 * time.Second, "-test.timeout=30s", 100 * time.Second},
-		{"external deadline: time spent comes off", true, qemu.AccelTCG, 10 * time.Second, "-test.timeout=1m20s", 90 * time.Second},
-		{"external deadline, KVM", true, qemu.AccelKVM, 10 * time.Second, "-test.timeout=20s", 90 * time.Second},
-		{"never below MinTestTimeout", true, qemu.AccelTCG, 200 * time.Second, "-test.timeout=1s", MinTestTimeout},
+		{"TCG: no timeout of ours", nil, false, qemu.AccelTCG, 10 * time.Second, nil, 100 * time.Second},
+		{"KVM: the nominal timeout", []string{"-test.v"}, false, qemu.AccelKVM, 10 * time.Second, []string{"-test.v", "-test.timeout=30s"}, 100 * time.Second},
+		{"the user's -test.timeout stays, TCG", []string{"-test.timeout=90s"}, true, qemu.AccelTCG, 10 * time.Second, []string{"-test.timeout=90s"}, 90 * time.Second},
+		{"the user's -test.timeout stays, KVM", []string{"--test.timeout", "90s"}, false, qemu.AccelKVM, 0, []string{"--test.timeout", "90s"}, 100 * time.Second},
+		{"external deadline: time spent comes off the guest's bound", nil, true, qemu.AccelTCG, 10 * time.Second, nil, 90 * time.Second},
+		{"never below MinTestTimeout", nil, true, qemu.AccelTCG, 200 * time.Second, nil, MinTestTimeout},
 	} {
-		o := o
-		o.ExternalDeadline = tc.external
+		o := Options{Args: tc.args, TestTimeout: 100 * time.Second, TCGTimeoutScale: 3, KVMTestTimeout: 30 * time.Second, ExternalDeadline: tc.external}
 		args, timeout := guestTimeouts(o, tc.accel, tc.spent)
-		if !slices.Equal(args, []string{tc.wantArg}) || timeout != tc.wantTime {
-			t.Errorf("%s: %q, %v; want %s, %v", tc.name, args, timeout, tc.wantArg, tc.wantTime)
+		if !slices.Equal(args, tc.wantArgs) || timeout != tc.wantTime {
+			t.Errorf("%s: %q, %v; want %q, %v", tc.name, args, timeout, tc.wantArgs, tc.wantTime)
 		}
-	}
-	if o.Args[0] != "-test.timeout=90s" {
-		t.Errorf("options' args changed: %q", o.Args)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -262,41 +261,6 @@ func TestNewBaseLayer(t *testing.T) {
 	for _, d := range []string{"proc", "sys", "dev", "run"} {
 		if _, ok := files[d]; !ok {
 			t.Errorf("no %s", d)
-		}
-	}
-}
-
-func TestScaleTestTimeout(t *testing.T) {
-	for _, tc := range []struct {
-		args  []string
-		scale int
-		want  []string
-	}{
-		{[]string{"-test.v", "-test.timeout=15m0s"}, 3, []string{"-test.v", "-test.timeout=5m0s"}},
-		{[]string{"--test.timeout=90s", "x"}, 2, []string{"--test.timeout=45s", "x"}},
-		{[]string{"-test.timeout=bogus"}, 3, []string{"-test.timeout=bogus"}},
-		{[]string{"-test.run=X"}, 3, []string{"-test.run=X"}},
-		{nil, 3, nil},
-	} {
-		got := scaleTestTimeout(tc.args, tc.scale)
-		if !slices.Equal(got, tc.want) {
-			t.Errorf("scaleTestTimeout(%q, %d) = %q, want %q", tc.args, tc.scale, got, tc.want)
-		}
-	}
-}
-
-func TestShortenTestTimeout(t *testing.T) {
-	for _, tc := range []struct {
-		args  []string
-		spent time.Duration
-		want  []string
-	}{
-		{[]string{"-test.v", "-test.timeout=35s"}, 10 * time.Second, []string{"-test.v", "-test.timeout=25s"}},
-		{[]string{"-test.timeout=5s"}, 10 * time.Second, []string{"-test.timeout=1s"}}, // never below MinTestTimeout
-		{[]string{"-test.run=X"}, time.Second, []string{"-test.run=X"}},
-	} {
-		if got := shortenTestTimeout(tc.args, tc.spent); !slices.Equal(got, tc.want) {
-			t.Errorf("shortenTestTimeout(%q, %v) = %q, want %q", tc.args, tc.spent, got, tc.want)
 		}
 	}
 }

@@ -20,6 +20,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -58,6 +60,7 @@ type run struct {
 	dir            string // holds test.xml, outputs/, infra, shard, tmp/
 	xml            suites
 	xmlRaw         string
+	sigtermed      bool // the launcher got the SIGTERM launchOpts asked for
 }
 
 type suites struct {
@@ -124,6 +127,21 @@ var cacheDir string
 // launch runs a launcher with a Bazel-like test environment plus extra.
 func launch(t *testing.T, name string, extra map[string]string) *run {
 	t.Helper()
+	return launchWith(t, name, extra, launchOpts{})
+}
+
+// launchOpts are what a Bazel test run may add: test arguments, and
+// Bazel's SIGTERM at TEST_TIMEOUT.
+type launchOpts struct {
+	args []string
+	// sigterm, if set, is when the launcher gets SIGTERM, as Bazel sends
+	// it at TEST_TIMEOUT.
+	sigterm time.Duration
+}
+
+// launchWith is launch with test arguments and a SIGTERM.
+func launchWith(t *testing.T, name string, extra map[string]string, lo launchOpts) *run {
+	t.Helper()
 	exe := launcher(t, name)
 	cacheOnce.Do(func() {
 		// Host facts (QEMU capabilities, accelerator canary) shared by the
@@ -154,15 +172,31 @@ func launch(t *testing.T, name string, extra map[string]string) *run {
 	for k, v := range extra {
 		env[k] = v
 	}
-	cmd := exec.Command(exe)
+	cmd := exec.Command(exe, lo.args...)
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
-	err := cmd.Run()
-	r := &run{stdout: stdout.String(), stderr: stderr.String(), dir: dir}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", exe, err)
+	}
+	exited := make(chan struct{})
+	var termed atomic.Bool
+	if lo.sigterm > 0 {
+		go func() {
+			select {
+			case <-time.After(lo.sigterm):
+				termed.Store(true)
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+			case <-exited:
+			}
+		}()
+	}
+	err := cmd.Wait()
+	close(exited)
+	r := &run{stdout: stdout.String(), stderr: stderr.String(), dir: dir, sigtermed: termed.Load()}
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()
 	} else if err != nil {
@@ -279,16 +313,47 @@ func TestPanic(t *testing.T) {
 	}
 }
 
-// The test's own -test.timeout (from TEST_TIMEOUT) fires in the guest: a
-// test failure (exit 2), the hanging tests reported as interrupted.
+// Bazel's timeout, as a go_test meets it: the hanging test has the whole
+// TEST_TIMEOUT (the launcher sets no -test.timeout of its own), Bazel's
+// SIGTERM at TEST_TIMEOUT (which Bazel reports as TIMEOUT) makes the guest
+// test dump its goroutine stacks into the log, and the XML says the hanging
+// tests were interrupted. Not an infrastructure failure.
+func TestBazelTimeout(t *testing.T) {
+	t.Parallel()
+	const timeout = 20 * time.Second
+	r := launchWith(t, "hang", map[string]string{"TEST_TIMEOUT": "20"}, launchOpts{sigterm: timeout})
+	if !r.sigtermed {
+		t.Fatalf("the launcher exited (%d) before Bazel's SIGTERM at TEST_TIMEOUT: the test did not get its whole timeout\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r.check(t, r.code, []string{"TestHangs=fail", "TestHangs/forever=fail", "TestQuick=pass"}, false)
+	if r.code == 0 {
+		t.Errorf("exit code 0 after a SIGTERM")
+	}
+	out := r.stdout + r.stderr
+	for _, want := range []string{"SIGQUIT: quit", "goroutine ", ".TestHangs.func1(", "asking the guest for the test's goroutine stacks"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the log lacks %q (the guest test's goroutine stacks):\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "panic: test timed out") {
+		t.Errorf("a -test.timeout fired before Bazel's timeout:\n%s", out)
+	}
+	if m := r.message("TestHangs/forever"); !strings.Contains(m, "Interrupted") {
+		t.Errorf("TestHangs/forever: %q", m)
+	}
+}
+
+// An explicit -test.timeout in the test's args behaves as the user asked:
+// the test's own timeout panic, a test failure (exit 2), the hanging tests
+// reported as interrupted.
 func TestOwnTimeout(t *testing.T) {
 	t.Parallel()
-	r := launch(t, "hang", map[string]string{"TEST_TIMEOUT": "30"})
+	r := launchWith(t, "hang", map[string]string{"TEST_TIMEOUT": "60"}, launchOpts{args: []string{"-test.timeout=8s"}})
 	r.check(t, exitTestPanic, []string{"TestHangs=error", "TestHangs/forever=error", "TestQuick=pass"}, false)
 	if m := r.message("TestHangs/forever"); !strings.Contains(m, "Interrupted") {
 		t.Errorf("TestHangs/forever: %q", m)
 	}
-	if !strings.Contains(r.stderr+r.stdout, "panic: test timed out after") {
+	if !strings.Contains(r.stderr+r.stdout, "panic: test timed out after 8s") {
 		t.Errorf("no timeout panic in the output")
 	}
 }

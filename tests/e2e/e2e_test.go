@@ -27,6 +27,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +124,34 @@ func TestUserModule(t *testing.T) {
 		}
 		testlogs = lastLine(info)
 		checkGuestLine(t, filepath.Join(testlogs, "pass_vm_test/test.log"), "goarch=amd64 machine=x86_64", "edit=original")
+	})
+
+	t.Run("a hanging test ends TIMEOUT with its stacks", func(t *testing.T) {
+		const timeout = 20 // seconds: as a go_test, the test gets all of it
+		out, code := b.run("test", "--symlink_prefix=/", "--test_output=errors", "--nocache_test_results",
+			fmt.Sprintf("--test_timeout=%d", timeout), "//:hang_vm_test")
+		if code != exitTestsFailed {
+			t.Fatalf("bazel test //:hang_vm_test exited %d, want %d:\n%s", code, exitTestsFailed, tail(out))
+		}
+		if !regexp.MustCompile(`//:hang_vm_test\s+TIMEOUT in ` + strconv.Itoa(timeout)).MatchString(out) {
+			t.Errorf("//:hang_vm_test is not reported TIMEOUT after %d s:\n%s", timeout, tail(out))
+		}
+		info, code := b.run("info", "bazel-testlogs")
+		if code != exitOK {
+			t.Fatalf("bazel info: exit %d\n%s", code, info)
+		}
+		log, err := os.ReadFile(filepath.Join(lastLine(info), "hang_vm_test/test.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"E2E-HANG", "SIGQUIT: quit", ".TestHangs(", "goroutine "} {
+			if !strings.Contains(string(log), want) {
+				t.Errorf("test.log lacks %q (the guest test's goroutine stacks):\n%s", want, tail(string(log)))
+			}
+		}
+		if strings.Contains(string(log), "panic: test timed out") {
+			t.Errorf("a -test.timeout fired before Bazel's timeout:\n%s", tail(string(log)))
+		}
 	})
 
 	t.Run("edit rebuilds no kernel or base layer", func(t *testing.T) {

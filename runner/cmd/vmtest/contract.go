@@ -334,46 +334,44 @@ func withTest2JSON(args []string) []string {
 	return out
 }
 
-// budget splits Bazel's TEST_TIMEOUT into the bounds of the run's phases.
+// budget maps Bazel's TEST_TIMEOUT to the run's bounds the way a rules_go
+// go_test meets it: the test gets the whole TEST_TIMEOUT (no -test.timeout
+// of the launcher's own), Bazel's SIGTERM at TEST_TIMEOUT ends it (status
+// TIMEOUT) and the launcher answers the SIGTERM by having the guest test
+// dump its goroutine stacks (SIGQUIT) into the log within StacksGrace,
+// before Bazel's SIGKILL. The guest's and the host's own bounds only fire
+// when no SIGTERM comes (the launcher run by hand), and in that order.
 type budget struct {
-	// Host bounds the whole run (QEMU is killed): Bazel's SIGTERM minus
-	// time to write the XML and clean up.
-	Host time.Duration
-	// Guest bounds the test process in the guest (init sends SIGQUIT, then
-	// SIGKILL after protocol.DefaultKillGrace): Host minus a boot
-	// allowance, the kill grace and the teardown.
+	// Guest bounds the test process in the guest from its start (init
+	// sends SIGQUIT, then SIGKILL after protocol.DefaultKillGrace):
+	// TEST_TIMEOUT plus guestAfterTimeout, so Bazel's SIGTERM comes first.
 	Guest time.Duration
-	// TestFlag is -test.timeout: the test's own timeout panic (with
-	// goroutine stacks and the list of running tests) fires before init
-	// has to kill it.
-	TestFlag time.Duration
+	// Host bounds the whole run (QEMU is killed): TEST_TIMEOUT plus
+	// hostAfterTimeout, after the guest's bound and its kill grace.
+	Host time.Duration
+	// Stacks is how long the run goes on after the SIGTERM, collecting the
+	// stacks, the verdict and writing the XML: inside Bazel's grace.
+	Stacks time.Duration
 }
 
-// The margins timeoutBudget leaves, each clamped to a range.
+// What timeoutBudget adds to TEST_TIMEOUT.
 const (
-	// minHostMargin..maxHostMargin (a 20th of TEST_TIMEOUT) is left after
-	// the host's bound for the XML and the cleanup before Bazel's SIGTERM.
-	minHostMargin, maxHostMargin = time.Second, 10 * time.Second
-	// minBootAllowance..maxBootAllowance (a 5th) is the boot's share.
-	minBootAllowance, maxBootAllowance = time.Second, 30 * time.Second
-	// guestTeardown is init's time after the kill grace (verdict, power-off).
-	guestTeardown = time.Second
-	// minStacksMargin..maxStacksMargin (a 10th of the guest bound) lets the
-	// test's own timeout panic print its stacks before init kills it.
-	minStacksMargin, maxStacksMargin = time.Second, 5 * time.Second
+	// guestAfterTimeout puts the guest's own bound after Bazel's SIGTERM.
+	guestAfterTimeout = 2 * time.Second
+	// hostAfterTimeout puts the host's bound after the guest's bound, its
+	// kill grace and a boot (the guest's bound counts from the test's
+	// start, the host's from the launcher's).
+	hostAfterTimeout = guestAfterTimeout + protocol.DefaultKillGrace + 10*time.Second
+	// bazelTerminationGrace is Bazel's default --local_termination_grace_seconds:
+	// SIGTERM to SIGKILL.
+	bazelTerminationGrace = 15 * time.Second
+	// stacksGrace is the launcher's time after the SIGTERM: the guest test's
+	// stack dump, its verdict and the XML, with room to spare before the
+	// SIGKILL.
+	stacksGrace = bazelTerminationGrace * 2 / 3
 )
 
-// timeoutBudget returns the budget for a TEST_TIMEOUT of total. For the
-// usual sizes under TCG (boot ~2.5 s): 60 s (small) -> test.timeout 35 s,
-// guest 39 s, host 57 s; 300 s (moderate) -> 249 s, 254 s, 290 s. Below
-// about 15 s there is no room for a boot and a test; the bounds then keep
-// their order but become too tight to be useful.
+// timeoutBudget returns the budget for a TEST_TIMEOUT of total.
 func timeoutBudget(total time.Duration) budget {
-	clamp := func(d, lo, hi time.Duration) time.Duration { return max(lo, min(d, hi)) }
-	var b budget
-	b.Host = max(total-clamp(total/20, minHostMargin, maxHostMargin), total/2)
-	boot := clamp(total/5, minBootAllowance, maxBootAllowance)
-	b.Guest = max(b.Host-boot-protocol.DefaultKillGrace-guestTeardown, b.Host/2)
-	b.TestFlag = max(b.Guest-clamp(b.Guest/10, minStacksMargin, maxStacksMargin), b.Guest/2)
-	return b
+	return budget{Guest: total + guestAfterTimeout, Host: total + hostAfterTimeout, Stacks: stacksGrace}
 }

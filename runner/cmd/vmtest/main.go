@@ -19,8 +19,9 @@
 //     ends still give XML that fails; built as the output streams in, in
 //     bounded memory whatever the guest prints (the end of each test's
 //     output, junit's limits; test.json and the log keep everything);
-//   - TEST_TIMEOUT: the run's bounds and the guest's -test.timeout, earlier
-//     than Bazel's SIGTERM so goroutine stacks reach the log (timeoutBudget);
+//   - TEST_TIMEOUT: as for a go_test, the test has all of it; Bazel's SIGTERM
+//     at TEST_TIMEOUT (TIMEOUT) makes the guest test dump its goroutine
+//     stacks into the log (timeoutBudget);
 //   - TESTBRIDGE_TEST_ONLY (--test_filter, as -test.run / -test.skip) and
 //     TESTBRIDGE_TEST_RUNNER_FAIL_FAST (-test.failfast);
 //   - TEST_TOTAL_SHARDS / TEST_SHARD_INDEX: forwarded into the guest, where
@@ -158,12 +159,17 @@ func options(args []string, getenv func(string) string) (runner.Options, error) 
 	o.Args = append(append(o.Args, spec.Args...), bazelTestArgs(getenv)...)
 	o.Args = append(o.Args, fs.Args()...)
 	if t, err := strconv.Atoi(getenv("TEST_TIMEOUT")); err == nil && t > 0 {
-		// Bazel sends SIGTERM at TEST_TIMEOUT: stop the guest test earlier
-		// so its own timeout panic (with goroutine stacks) is logged.
-		b := timeoutBudget(time.Duration(t) * testTimeoutUnit)
-		o.Timeout, o.TestTimeout = b.Host, b.Guest
+		// As for a go_test: the test has the whole TEST_TIMEOUT; Bazel's
+		// SIGTERM ends it (TIMEOUT) and the guest test dumps its stacks.
+		total := time.Duration(t) * testTimeoutUnit
+		b := timeoutBudget(total)
+		o.Timeout, o.TestTimeout, o.StacksGrace = b.Host, b.Guest, b.Stacks
 		o.ExternalDeadline = true
-		o.Args = append(o.Args, "-test.timeout="+b.TestFlag.String())
+		if o.TCGTimeoutScale > 1 {
+			// The category was raised for TCG: under KVM the test gets
+			// the nominal timeout back, as its own -test.timeout.
+			o.KVMTestTimeout = total / time.Duration(o.TCGTimeoutScale)
+		}
 	}
 	if tmp := getenv("TEST_TMPDIR"); tmp != "" {
 		o.StateDir = filepath.Join(tmp, "vmtest")

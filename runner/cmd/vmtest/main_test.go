@@ -75,17 +75,21 @@ func TestOptions(t *testing.T) {
 		t.Errorf("env %q memory %d cpus %d accel %q", o.Env, o.MemoryMiB, o.CPUs, o.Accel)
 	}
 	args := strings.Join(o.Args, " ")
-	for _, want := range []string{"-test.v", "-test.run=TestX", "-test.count=1", "-test.timeout="} {
+	for _, want := range []string{"-test.v", "-test.run=TestX", "-test.count=1"} {
 		if !strings.Contains(args, want) {
 			t.Errorf("args %q lack %q", args, want)
 		}
 	}
+	if strings.Contains(args, "-test.timeout") {
+		t.Errorf("args %q: the launcher sets no -test.timeout (the test has all of TEST_TIMEOUT, as a go_test)", args)
+	}
 	if !o.ExternalDeadline {
 		t.Error("TEST_TIMEOUT is an external deadline: the runner must shorten the guest's timeouts by its own time")
 	}
-	// The guest's timeout fires before the host's, which fires before Bazel's.
-	if !(o.TestTimeout < o.Timeout && o.Timeout < 300*time.Second) {
-		t.Errorf("test timeout %v, host timeout %v: want test < host < TEST_TIMEOUT", o.TestTimeout, o.Timeout)
+	// Bazel's SIGTERM at TEST_TIMEOUT comes first, then the guest's bound,
+	// then the host's; the stacks grace fits Bazel's SIGTERM grace.
+	if !(300*time.Second < o.TestTimeout && o.TestTimeout < o.Timeout) || o.StacksGrace != stacksGrace || o.KVMTestTimeout != 0 {
+		t.Errorf("test timeout %v, host timeout %v, stacks %v, KVM %v: want TEST_TIMEOUT < test < host", o.TestTimeout, o.Timeout, o.StacksGrace, o.KVMTestTimeout)
 	}
 	if o.StateDir != "/tmp/tt/vmtest" || o.ConsoleLog != "/tmp/out/console.log" || o.OutputsDir != "/tmp/out" {
 		t.Errorf("state %q console %q outputs %q", o.StateDir, o.ConsoleLog, o.OutputsDir)
