@@ -158,19 +158,7 @@ func options(args []string, getenv func(string) string) (runner.Options, error) 
 	o.Env = append(o.Env, shardEnv(getenv)...)
 	o.Args = append(append(o.Args, spec.Args...), bazelTestArgs(getenv)...)
 	o.Args = append(o.Args, fs.Args()...)
-	if t, err := strconv.Atoi(getenv("TEST_TIMEOUT")); err == nil && t > 0 {
-		// As for a go_test: the test has the whole TEST_TIMEOUT; Bazel's
-		// SIGTERM ends it (TIMEOUT) and the guest test dumps its stacks.
-		total := time.Duration(t) * testTimeoutUnit
-		b := timeoutBudget(total)
-		o.Timeout, o.TestTimeout, o.StacksGrace = b.Host, b.Guest, b.Stacks
-		o.ExternalDeadline = true
-		if o.TCGTimeoutScale > 1 {
-			// The category was raised for TCG: under KVM the test gets
-			// the nominal timeout back, as its own -test.timeout.
-			o.KVMTestTimeout = total / time.Duration(o.TCGTimeoutScale)
-		}
-	}
+	applyTestTimeout(&o, getenv("TEST_TIMEOUT"))
 	if tmp := getenv("TEST_TMPDIR"); tmp != "" {
 		o.StateDir = filepath.Join(tmp, "vmtest")
 		o.CacheDir = filepath.Join(tmp, "vmtest-cache")
@@ -192,6 +180,25 @@ func options(args []string, getenv func(string) string) (runner.Options, error) 
 		o.Timeout = max(o.Timeout, DebugTimeout)
 	}
 	return o, nil
+}
+
+// applyTestTimeout sets o's bounds from Bazel's TEST_TIMEOUT (whole
+// seconds; "" or junk leaves them): as for a go_test, the test has all of
+// it, Bazel's SIGTERM ends it (TIMEOUT) and the guest test dumps its stacks.
+func applyTestTimeout(o *runner.Options, testTimeout string) {
+	t, err := strconv.Atoi(testTimeout)
+	if err != nil || t <= 0 {
+		return
+	}
+	total := time.Duration(t) * testTimeoutUnit
+	b := timeoutBudget(total)
+	o.Timeout, o.TestTimeout, o.StacksGrace = b.Host, b.Guest, b.Stacks
+	o.ExternalDeadline = true
+	if o.TCGTimeoutScale > 1 {
+		// The category was raised for TCG: under KVM the test gets the
+		// nominal timeout back, as its own -test.timeout.
+		o.KVMTestTimeout = total / time.Duration(o.TCGTimeoutScale)
+	}
 }
 
 // testTimeoutUnit is the unit of Bazel's TEST_TIMEOUT (whole seconds).
