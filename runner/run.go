@@ -198,9 +198,20 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	fmt.Fprintf(o.Log, "invm: transport %s (%s)\n", ch.choice.Transport, ch.choice.Reason)
 	// Accelerator.
 	choice := AccelChoice{Accel: o.Accel, Reason: "forced by options"}
-	if o.Accel == "" {
-		choice = ChooseAccel(ctx, AccelProbe{Arch: o.Arch, QEMU: o.QEMU, Kernel: o.Kernel,
-			CacheDir: filepath.Join(o.CacheDir, "accel"), KVMDevice: o.KVMDevice, HostArch: HostArch()})
+	probe := AccelProbe{Arch: o.Arch, QEMU: o.QEMU, Kernel: o.Kernel,
+		CacheDir: filepath.Join(o.CacheDir, "accel"), KVMDevice: o.KVMDevice, HostArch: HostArch()}
+	switch o.Accel {
+	case "":
+		choice = ChooseAccel(ctx, probe)
+	case qemu.AccelKVM:
+		// A test that asks for KVM gets a working KVM or an infrastructure
+		// failure naming this machine and the probe's result: never a TCG
+		// run, never a QEMU that fails to start.
+		c := ChooseAccel(ctx, probe)
+		if c.Accel != qemu.AccelKVM {
+			return res, fmt.Errorf("%w: accel = %q, but KVM does not work on %s: %s", ErrNoKVM, qemu.AccelKVM, MachineName(), c.Reason)
+		}
+		choice.Reason = "forced by options; " + c.Reason
 	}
 	res.Accel, res.AccelReason = choice.Accel, choice.Reason
 	fmt.Fprintf(o.Log, "invm: accelerator %s (%s)\n", choice.Accel, choice.Reason)
