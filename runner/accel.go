@@ -48,6 +48,24 @@ type AccelProbe struct {
 	Canary func(ctx context.Context, p AccelProbe) error
 }
 
+// WorkerEnv names the machine in MachineName when set: a remote-execution
+// worker's name (Buildbarn: the runner's environmentVariables), so that an
+// infrastructure failure says which worker it happened on.
+const WorkerEnv = "RULES_GO_VM_WORKER"
+
+// MachineName says which machine this is: "worker W (host H)" on a worker
+// that sets $RULES_GO_VM_WORKER, else "host H".
+func MachineName() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown (" + err.Error() + ")"
+	}
+	if w := os.Getenv(WorkerEnv); w != "" {
+		return fmt.Sprintf("worker %s (host %s)", w, host)
+	}
+	return "host " + host
+}
+
 // ChooseAccel returns KVM only when a canary boot of p.Kernel under KVM
 // with p.QEMU worked on this host; the answer is cached in p.CacheDir per
 // (host name, host kernel, QEMU binary, kernel). Cross-arch guests and

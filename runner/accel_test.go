@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -119,5 +120,33 @@ func TestKernelContentKeyMemo(t *testing.T) {
 	// No memo directory: plain hashing.
 	if got := memoContentKey("", k); got != contentKey(k) {
 		t.Errorf("without a memo dir: %q, want %q", got, contentKey(k))
+	}
+}
+
+func TestMachineName(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		worker, want string
+	}{
+		{"", "host " + host},
+		{"kvm-pool-3", "worker kvm-pool-3 (host " + host + ")"},
+	} {
+		t.Setenv(WorkerEnv, tc.worker)
+		if got := MachineName(); got != tc.want {
+			t.Errorf("MachineName() with $%s=%q = %q, want %q", WorkerEnv, tc.worker, got, tc.want)
+		}
+	}
+}
+
+func TestNoKVMIsInfrastructure(t *testing.T) {
+	err := fmt.Errorf("%w: accel = \"kvm\", but KVM does not work on %s: no usable /dev/kvm", ErrNoKVM, MachineName())
+	if got := ExitCode(Result{}, err); got != ExitNoQEMU {
+		t.Errorf("ExitCode(%v) = %d, want %d (ExitNoQEMU)", err, got, ExitNoQEMU)
+	}
+	if !IsInfrastructure(Result{}, err) {
+		t.Errorf("IsInfrastructure(%v) = false, want true", err)
 	}
 }

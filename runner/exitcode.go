@@ -20,6 +20,11 @@ var (
 	ErrNoKernel = errors.New("no guest kernel")
 	// ErrNoQEMU reports a missing QEMU binary or one lacking a feature.
 	ErrNoQEMU = errors.New("no usable QEMU")
+	// ErrNoKVM reports a run that must use KVM (Options.Accel "kvm") on a
+	// machine whose KVM does not work (no device, a cross-arch guest, a
+	// failed canary boot). It is an ErrNoQEMU: QEMU cannot do what was
+	// asked here.
+	ErrNoKVM = fmt.Errorf("%w: no working KVM", ErrNoQEMU)
 	// ErrNoDaemon reports a missing or failing vhost-device-vsock daemon.
 	ErrNoDaemon = errors.New("no usable vsock daemon")
 	// ErrBootFailed reports a QEMU that exited before the guest opened the

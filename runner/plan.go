@@ -124,15 +124,26 @@ func (p *runPlan) findQEMU(ctx context.Context, res *Result) (string, error) {
 	return caps.Version, nil
 }
 
-// chooseAccel is Options.Accel, else ChooseAccel's answer for this host,
-// QEMU and kernel (a KVM canary boot, cached).
-func (p *runPlan) chooseAccel(ctx context.Context) AccelChoice {
+// chooseAccel is ChooseAccel's answer for this host, QEMU and kernel (a KVM
+// canary boot, cached), or Options.Accel when forced. A forced "kvm" still
+// needs a working KVM: without one the run is an infrastructure failure
+// (ErrNoKVM) naming this machine and the probe's result, never a TCG run
+// and never a QEMU that fails to start.
+func (p *runPlan) chooseAccel(ctx context.Context) (AccelChoice, error) {
 	o := p.o
-	if o.Accel != "" {
-		return AccelChoice{Accel: o.Accel, Reason: "forced by options"}
+	probe := AccelProbe{Arch: o.Arch, QEMU: o.QEMU, Kernel: o.Kernel,
+		CacheDir: filepath.Join(o.CacheDir, "accel"), KVMDevice: o.KVMDevice, HostArch: arch.Host()}
+	switch o.Accel {
+	case "":
+		return ChooseAccel(ctx, probe), nil
+	case qemu.AccelKVM:
+		c := ChooseAccel(ctx, probe)
+		if c.Accel != qemu.AccelKVM {
+			return c, fmt.Errorf("%w: accel = %q, but KVM does not work on %s: %s", ErrNoKVM, qemu.AccelKVM, MachineName(), c.Reason)
+		}
+		return AccelChoice{Accel: o.Accel, Reason: "forced by options; " + c.Reason}, nil
 	}
-	return ChooseAccel(ctx, AccelProbe{Arch: o.Arch, QEMU: o.QEMU, Kernel: o.Kernel,
-		CacheDir: filepath.Join(o.CacheDir, "accel"), KVMDevice: o.KVMDevice, HostArch: arch.Host()})
+	return AccelChoice{Accel: o.Accel, Reason: "forced by options"}, nil
 }
 
 // guestConfig plans the guest's side of the run (protocol.GuestConfig): the

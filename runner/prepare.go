@@ -55,7 +55,9 @@ func prepare(ctx context.Context, p *runPlan, res *Result) (_ *prepared, err err
 	}
 	res.Transport, res.TransportReason = string(pr.ch.choice.Transport), pr.ch.choice.Reason
 	fmt.Fprintf(o.Log, "invm: transport %s (%s)\n", pr.ch.choice.Transport, pr.ch.choice.Reason)
-	pr.accel = p.chooseAccel(ctx)
+	if pr.accel, err = p.chooseAccel(ctx); err != nil {
+		return nil, err
+	}
 	res.Accel, res.AccelReason = pr.accel.Accel, pr.accel.Reason
 	fmt.Fprintf(o.Log, "invm: accelerator %s (%s)\n", pr.accel.Accel, pr.accel.Reason)
 	var spent time.Duration

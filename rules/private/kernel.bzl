@@ -25,10 +25,14 @@ def _kernel_image_impl(ctx):
         args.add("-patches", "none")
     args.add("-out", outs["config"].dirname)
     ctx.actions.run_shell(
-        # kbuild's own cache is content-addressed (source, patches,
-        # fragments, arch, compiler version): with RULES_GO_VM_KERNEL_CACHE set (tools/setup
-        # sets it to where it prebuilt the default kernels) a kernel built
-        # there is reused; otherwise kbuild builds in a private directory.
+        # The declared inputs are all it reads (besides make, gcc and tar
+        # of the execution environment), the outputs all it leaves: without
+        # RULES_GO_VM_KERNEL_CACHE (remote workers: --config=remote empties
+        # it) kbuild builds in a scratch directory under $TMPDIR, removed
+        # after. With it set (tools/setup's bazelrc, for local builds: where
+        # it prebuilt the default kernels) kbuild's content-addressed cache
+        # (source, patches, fragments, arch, compiler version) is reused and
+        # filled, an optimisation of this machine only.
         command = """
 if [ -n "${RULES_GO_VM_KERNEL_CACHE:-}" ]; then c=$RULES_GO_VM_KERNEL_CACHE; else
   c=$(mktemp -d) && trap 'rm -rf "$c"' EXIT; fi

@@ -44,6 +44,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/runner"
 	"github.com/rules-go-vm/rules_go_vm/vmspec"
@@ -53,7 +55,9 @@ import (
 const guestRunfiles = "/invm/runfiles/"
 
 func main() {
+	ppid := os.Getppid()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	endWithParent(ppid)
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -102,6 +106,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_ = os.WriteFile(filepath.Join(bz.outputs, CommandFile), []byte(res.CommandLine+"\n"), 0o644)
 	}
 	return bz.finish(diag, res, err, rep)
+}
+
+// endWithParent makes the death of this process's parent (Bazel's
+// test-setup.sh) a SIGTERM to it: a remote worker's runner kills only the
+// action's first process when its worker goes away, and the run (QEMU, the
+// vsock daemon, the state directory) must end with it. A parent already
+// gone (ppid changed) gets the same answer at once.
+func endWithParent(ppid int) {
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGTERM), 0, 0, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "vmtest: warning: cannot follow the parent's death:", err)
+		return
+	}
+	if os.Getppid() != ppid {
+		_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	}
 }
 
 // linkDir holds the short links to state directories.
