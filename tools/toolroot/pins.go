@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -18,15 +19,26 @@ const (
 	// PinGoMod is a Bazel module fetched as a Go module through the Go module
 	// proxy; its sum is checked and it is served from the local registry.
 	PinGoMod PinKind = "gomod"
+	// PinSysroot is a Debian package of another architecture, downloaded with
+	// apt and unpacked (not installed) under SysrootDir/ARCH: multiarch
+	// cannot co-install development packages such as libdpdk-dev for two
+	// architectures, and a guest arch's static libraries need no dpkg state.
+	PinSysroot PinKind = "sysroot"
 )
+
+// SysrootDir is where sysroot pins are unpacked inside the root, one
+// directory per Debian architecture (/opt/rules_go_vm/sysroot/arm64/usr/...).
+const SysrootDir = "/opt/rules_go_vm/sysroot"
 
 // Pin is one line of tools/pins.
 //
-//	deb   NAME VERSION
-//	gomod GO_MODULE_PATH VERSION H1_SUM BAZEL_MODULE_NAME
+//	deb     NAME VERSION
+//	sysroot DEBIAN_ARCH NAME VERSION
+//	gomod   GO_MODULE_PATH VERSION H1_SUM BAZEL_MODULE_NAME
 type Pin struct {
 	Kind    PinKind
 	Name    string // Debian package or Go module path
+	Arch    string // sysroot only: the Debian architecture (arm64)
 	Version string
 	Sum     string // gomod only: the go.sum "h1:" hash of the module zip
 	Module  string // gomod only: the Bazel module name it is served as
@@ -60,6 +72,14 @@ func ParsePins(name string, r io.Reader) (Pins, error) {
 				return nil, fmt.Errorf("%s:%d: want `deb NAME VERSION`, got %d fields", name, n, len(f))
 			}
 			p.Name, p.Version = f[1], f[2]
+		case PinSysroot:
+			if len(f) != 4 {
+				return nil, fmt.Errorf("%s:%d: want `sysroot DEBIAN_ARCH NAME VERSION`, got %d fields", name, n, len(f))
+			}
+			p.Arch, p.Name, p.Version = f[1], f[2], f[3]
+			if !debianArch.MatchString(p.Arch) {
+				return nil, fmt.Errorf("%s:%d: sysroot architecture %q is not a Debian architecture name (e.g. arm64)", name, n, p.Arch)
+			}
 		case PinGoMod:
 			if len(f) != 5 {
 				return nil, fmt.Errorf("%s:%d: want `gomod GO_MODULE VERSION h1:SUM BAZEL_MODULE`, got %d fields", name, n, len(f))
@@ -72,9 +92,9 @@ func ParsePins(name string, r io.Reader) (Pins, error) {
 				return nil, fmt.Errorf("%s:%d: Go module version %q must start with v", name, n, p.Version)
 			}
 		default:
-			return nil, fmt.Errorf("%s:%d: unknown pin kind %q (want deb or gomod)", name, n, f[0])
+			return nil, fmt.Errorf("%s:%d: unknown pin kind %q (want deb, sysroot or gomod)", name, n, f[0])
 		}
-		key := string(p.Kind) + " " + p.Name
+		key := string(p.Kind) + " " + p.AptName()
 		if prev, dup := seen[key]; dup {
 			return nil, fmt.Errorf("%s:%d: %s pinned twice (first at line %d)", name, n, p.Name, prev)
 		}
@@ -85,6 +105,18 @@ func ParsePins(name string, r io.Reader) (Pins, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return pins, nil
+}
+
+// debianArch is the syntax of a Debian architecture name.
+var debianArch = regexp.MustCompile(`^[a-z0-9]+$`)
+
+// AptName is the package name as apt takes it: NAME, or NAME:ARCH for a
+// sysroot pin.
+func (p Pin) AptName() string {
+	if p.Kind == PinSysroot {
+		return p.Name + ":" + p.Arch
+	}
+	return p.Name
 }
 
 // ReadPins parses the pins file at path.

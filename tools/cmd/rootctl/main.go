@@ -6,7 +6,7 @@
 // see toolroot.Remover).
 //
 //	rootctl mirror
-//	rootctl deb-plan -pins tools/pins < madison.txt
+//	rootctl deb-plan -pins tools/pins [-kind deb|sysroot] < madison.txt
 //	rootctl modules -pins tools/pins -root ROOT -dir /opt/rules_go_vm
 //	rootctl mounts ROOT     # the mount points at or below ROOT's real path
 //	rootctl remove ROOT
@@ -111,8 +111,12 @@ func unmount(point string) error {
 func debPlan(args []string) error {
 	fs := flag.NewFlagSet("deb-plan", flag.ContinueOnError)
 	pinsPath := fs.String("pins", "tools/pins", "the pins file")
+	kind := fs.String("kind", string(toolroot.PinDeb), "the pins to plan: deb (installed) or sysroot (unpacked)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if k := toolroot.PinKind(*kind); k != toolroot.PinDeb && k != toolroot.PinSysroot {
+		return fmt.Errorf("deb-plan: -kind %q: want deb or sysroot", *kind)
 	}
 	pins, err := toolroot.ReadPins(*pinsPath)
 	if err != nil {
@@ -120,8 +124,8 @@ func debPlan(args []string) error {
 	}
 	offered := toolroot.ParseMadison(os.Stdin)
 	var missed []string
-	for _, p := range pins.OfKind(toolroot.PinDeb) {
-		vs := offered[p.Name]
+	for _, p := range pins.OfKind(toolroot.PinKind(*kind)) {
+		vs := offered[p.AptName()]
 		cand := ""
 		if len(vs) > 0 {
 			cand = vs[len(vs)-1]
@@ -131,9 +135,9 @@ func debPlan(args []string) error {
 			return err
 		}
 		if c.Missed {
-			missed = append(missed, fmt.Sprintf("%s: pinned %s, installing %s", p.Name, p.Version, c.Install))
+			missed = append(missed, fmt.Sprintf("%s: pinned %s, installing %s", p.AptName(), p.Version, c.Install))
 		}
-		fmt.Printf("%s=%s\n", p.Name, c.Install)
+		fmt.Printf("%s=%s\n", p.AptName(), c.Install)
 	}
 	if len(missed) > 0 {
 		fmt.Fprintf(os.Stderr, "\n!!! PIN FALLBACK: Debian testing no longer offers %d pinned version(s):\n", len(missed))
