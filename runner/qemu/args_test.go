@@ -22,7 +22,7 @@ func TestArgsGolden(t *testing.T) {
 			name: "x86_64 microvm TCG",
 			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", Initrd: "/s/initrd.cpio", MemoryMiB: 256, CPUs: 1,
 				VhostUserSocket: "/s/vhost.sock", TSCkHz: 2249998, Quiet: true},
-			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off,memory-backend=mem -accel tcg " +
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off,memory-backend=mem -accel tcg -cpu max " +
 				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
 				"-initrd /s/initrd.cpio -append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer tsc_early_khz=2249998 quiet " +
 				"-chardev socket,id=vsock0,path=/s/vhost.sock -device vhost-user-vsock-device,chardev=vsock0",
@@ -57,7 +57,7 @@ func TestArgsGolden(t *testing.T) {
 			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", Initrd: "/i", MemoryMiB: 256, CPUs: 1, VhostUserSocket: "/s/v",
 				QMPSocket: "/s/qmp", TSCkHz: 1000, Quiet: true,
 				NICs: []NIC{{NICE1000, "02:00:00:00:00:00"}, {NICVirtioNet, "02:00:00:00:00:01"}, {NICE1000E, "02:00:00:00:00:02"}}},
-			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem -accel tcg " +
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem -accel tcg -cpu max " +
 				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
 				"-initrd /i -append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer tsc_early_khz=1000 vfio.enable_unsafe_noiommu_mode=1 quiet " +
 				"-qmp unix:/s/qmp,server=on,wait=off " +
@@ -71,7 +71,7 @@ func TestArgsGolden(t *testing.T) {
 			name: "x86_64 IOMMU: q35, split irqchip, intel-iommu first",
 			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 2, VhostUserSocket: "/s/v", IOMMU: true,
 				NICs: []NIC{{NICVirtioNet, "02:00:00:00:00:00"}}},
-			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem,kernel-irqchip=split -accel tcg " +
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem,kernel-irqchip=split -accel tcg -cpu max " +
 				"-m 256M -smp 2 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
 				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer intel_iommu=on " +
 				"-device intel-iommu,intremap=on " +
@@ -82,7 +82,7 @@ func TestArgsGolden(t *testing.T) {
 		{
 			name: "x86_64 IOMMU alone also needs q35",
 			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1, IOMMU: true},
-			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem,kernel-irqchip=split -accel tcg " +
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem,kernel-irqchip=split -accel tcg -cpu max " +
 				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
 				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer intel_iommu=on " +
 				"-device intel-iommu,intremap=on -device pvpanic-pci,addr=0x4",
@@ -104,7 +104,7 @@ func TestArgsGolden(t *testing.T) {
 			name: "x86_64 mgmt NIC alone picks q35, own hub, slot 0f, no noiommu",
 			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1, VhostUserSocket: "/s/v",
 				MgmtNIC: NIC{NICVirtioNet, "02:00:00:00:00:ff"}},
-			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem -accel tcg " +
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem -accel tcg -cpu max " +
 				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
 				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer " +
 				"-chardev socket,id=vsock0,path=/s/v -device vhost-user-vsock-pci,chardev=vsock0,addr=0x3 -device pvpanic-pci,addr=0x4 " +
@@ -116,7 +116,7 @@ func TestArgsGolden(t *testing.T) {
 			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1,
 				NICs:    []NIC{{NICE1000, "02:00:00:00:00:00"}, {NICE1000, "02:00:00:00:00:01"}},
 				MgmtNIC: NIC{NICE1000E, "02:00:00:00:00:ff"}},
-			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem -accel tcg " +
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem -accel tcg -cpu max " +
 				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
 				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer vfio.enable_unsafe_noiommu_mode=1 " +
 				"-device pvpanic-pci,addr=0x4 " +
@@ -141,7 +141,7 @@ func TestArgsGolden(t *testing.T) {
 		{
 			name: "x86_64 microvm kernel vhost-vsock: the mmio device on the inherited fd",
 			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1, VhostVsockCID: 7, VhostVsockFD: 3, ExtraArgs: []string{"-S"}},
-			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off,memory-backend=mem -accel tcg " +
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off,memory-backend=mem -accel tcg -cpu max " +
 				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
 				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer " +
 				"-device vhost-vsock-device,guest-cid=7,vhostfd=3 -S",
@@ -150,7 +150,7 @@ func TestArgsGolden(t *testing.T) {
 			name: "x86_64 NICs: kernel vhost-vsock is the PCI device (q35)",
 			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1, VhostVsockCID: 9, VhostVsockFD: 3,
 				NICs: []NIC{{NICVirtioNet, "02:00:00:00:00:00"}, {NICVirtioNet, "02:00:00:00:00:01"}}},
-			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem -accel tcg " +
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem -accel tcg -cpu max " +
 				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
 				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer vfio.enable_unsafe_noiommu_mode=1 " +
 				"-device pvpanic-pci,addr=0x4 " +
@@ -161,7 +161,7 @@ func TestArgsGolden(t *testing.T) {
 		{
 			name: "x86_64 microvm virtio-serial",
 			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1, SerialSocket: "/s/serial.sock"},
-			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off,memory-backend=mem -accel tcg " +
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off,memory-backend=mem -accel tcg -cpu max " +
 				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
 				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer " +
 				"-device virtio-serial-device,id=invmser -chardev socket,id=invmport,path=/s/serial.sock " +
@@ -170,7 +170,7 @@ func TestArgsGolden(t *testing.T) {
 		{
 			name: "x86_64 IOMMU: virtio-serial is the PCI device (q35)",
 			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", MemoryMiB: 256, CPUs: 1, IOMMU: true, SerialSocket: "/s/serial.sock"},
-			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem,kernel-irqchip=split -accel tcg " +
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine q35,memory-backend=mem,kernel-irqchip=split -accel tcg -cpu max " +
 				"-m 256M -smp 1 -object memory-backend-memfd,id=mem,size=256M,share=on -serial stdio -kernel /k/vmlinux " +
 				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer intel_iommu=on " +
 				"-device intel-iommu,intremap=on -device pvpanic-pci,addr=0x4 " +
@@ -181,7 +181,7 @@ func TestArgsGolden(t *testing.T) {
 			name: "x86_64 2M host pages and guest hugepages stay on microvm",
 			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", MemoryMiB: 512, CPUs: 1, HostPages: HostPages2M, HugetlbfsDir: "/dev/hugepages",
 				GuestHugepages: vmspec.Hugepages{Size: "2M", Count: 64}},
-			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off,memory-backend=mem -accel tcg " +
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off,memory-backend=mem -accel tcg -cpu max " +
 				"-m 512M -smp 1 -object memory-backend-file,id=mem,size=512M,mem-path=/dev/hugepages,share=on -serial stdio -kernel /k/vmlinux " +
 				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer hugepagesz=2M hugepages=64",
 		},

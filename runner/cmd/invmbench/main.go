@@ -56,7 +56,7 @@ type setup struct {
 type flags struct {
 	n                                        int
 	arches, baseline, root, writeBL, compare string
-	inits                                    string
+	inits, qemus                             string
 	verbose, shapes                          bool
 }
 
@@ -71,6 +71,7 @@ func parseFlags(args []string) (flags, error) {
 	fs.StringVar(&f.writeBL, "write-baseline-layer", "", "only write the baseline's extra initramfs layer to this file (for invm -layer)")
 	fs.BoolVar(&f.shapes, "shapes", false, "also boot our x86_64 kernel under q35 and without the QMP monitor (ratios printed)")
 	fs.StringVar(&f.compare, "compare-kernel", "", "also boot this x86_64 kernel (e.g. a previous kbuild entry's vmlinux) the same way as ours")
+	fs.StringVar(&f.qemus, "compare-qemu", "", "comma-separated QEMU binaries (e.g. a wrapper adding -cpu max): also boot ours with each, x86_64 and aarch64 alike")
 	fs.StringVar(&f.inits, "compare-init", "", "comma-separated prebuilt guest inits (e.g. a previous commit's; arch from the ELF): also boot ours with each")
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -161,6 +162,14 @@ func variantSetups(f flags, a arch.Arch, ours runner.Options) ([]*setup, error) 
 			other.InitBinary = init
 			setups = append(setups, &setup{name: fmt.Sprintf("%s -compare-init %s", a, filepath.Base(init)), opts: other})
 		}
+	}
+	for _, q := range strings.Split(f.qemus, ",") {
+		if q == "" {
+			continue
+		}
+		other := ours
+		other.QEMU = q
+		setups = append(setups, &setup{name: fmt.Sprintf("%s -compare-qemu %s", a, filepath.Base(q)), opts: other})
 	}
 	if f.compare != "" && a == arch.X86_64 {
 		other := ours
