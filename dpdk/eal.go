@@ -29,8 +29,6 @@ import "C"
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -94,7 +92,11 @@ func (o EALOptions) Args() []string {
 		level = "error"
 	}
 	args := []string{"-l", lcores, "-m", strconv.Itoa(mem), "--no-shconf", "--no-telemetry", "--log-level=" + level}
-	if !o.Hugepages {
+	if o.Hugepages {
+		// No hugepage files and no runtime directory (a guest has no
+		// /var/run/dpdk): the memory lives as long as the process.
+		args = append(args, "--in-memory")
+	} else {
 		args = append(args, "--no-huge")
 	}
 	if len(o.Allow) == 0 {
@@ -107,18 +109,6 @@ func (o EALOptions) Args() []string {
 		args = append(args, "--vdev", v)
 	}
 	return append(args, o.Extra...)
-}
-
-// FreeHugepages reports whether the system has free hugepages of any size.
-func FreeHugepages() bool {
-	dirs, _ := filepath.Glob("/sys/kernel/mm/hugepages/hugepages-*")
-	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, "free_hugepages"))
-		if n, _ := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n > 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // eal is the process's one EAL: DPDK allows one rte_eal_init per process
@@ -134,7 +124,10 @@ var eal struct {
 // InitEAL starts the EAL with o. It may be called once per process: a
 // second call returns ErrEALTwice (with the first call's arguments and
 // result in its message), whatever the first call's outcome. A failure
-// wraps ErrEAL and carries rte_errno's text (an *Error).
+// wraps ErrEAL and carries rte_errno's text (an *Error). Before DPDK runs,
+// InitEAL checks what the EAL would fail on obscurely: ErrNoHugepages,
+// ErrNoDevice and ErrKernelDriver name the option and the fix, and leave
+// InitEAL callable again.
 func InitEAL(o EALOptions) error {
 	eal.Lock()
 	defer eal.Unlock()
@@ -146,6 +139,9 @@ func InitEAL(o EALOptions) error {
 		return fmt.Errorf("%w: the first call had args %q and %s", ErrEALTwice, eal.args, state)
 	}
 	if err := o.Validate(); err != nil {
+		return err
+	}
+	if err := checkSystem(o); err != nil {
 		return err
 	}
 	eal.tried = true

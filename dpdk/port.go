@@ -132,6 +132,21 @@ type Port struct {
 	closed bool
 }
 
+// PortByName returns the id of the port the EAL made for a device: a PCI
+// address ("0000:00:10.0") or a virtual device's name ("net_ring0").
+func PortByName(name string) (uint16, error) {
+	if err := ealUp(); err != nil {
+		return 0, err
+	}
+	cs := C.CString(name)
+	defer C.free(unsafe.Pointer(cs))
+	var id C.uint16_t
+	if rc := C.rte_eth_dev_get_port_by_name(cs, &id); rc != 0 {
+		return 0, fmt.Errorf("%w: no port for %q (the EAL has %d ports; was the device in EALOptions.Allow or VDevs?)", ErrNoPort, name, PortCount())
+	}
+	return uint16(id), nil
+}
+
 // PortCount is the number of ethdev ports the EAL probed.
 func PortCount() int { return int(C.rte_eth_dev_count_avail()) }
 
@@ -182,6 +197,15 @@ func orDefault(v, def uint16) C.uint16_t {
 
 // ID is the port's ethdev id.
 func (p *Port) ID() uint16 { return p.id }
+
+// Name is the port's device name: its PCI address or virtual device name.
+func (p *Port) Name() string {
+	var buf [C.RTE_ETH_NAME_MAX_LEN]C.char
+	if C.rte_eth_dev_get_name_by_port(C.uint16_t(p.id), &buf[0]) != 0 {
+		return ""
+	}
+	return C.GoString(&buf[0])
+}
 
 // DriverName is the PMD driving the port as DPDK names it (e.g.
 // "net_e1000_em", "net_virtio", "net_ring").

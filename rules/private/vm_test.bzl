@@ -307,6 +307,12 @@ _go_vm_debug = rule(
     },
 )
 
+# Build tags of every guest test binary: the standard library's pure-Go DNS
+# resolver and user lookup (no libc in the guest, and no cgo unless a test's
+# own dependencies use it), and `dpdk`, which the DPDK binding (//dpdk,
+# acl/dpdkacl) builds under (see dpdk/README.md).
+GUEST_GOTAGS = ["dpdk", "netgo", "osusergo"]
+
 _VM_ATTRS = ["accel", "backend", "cmdline", "cpus", "guest_hugepages", "host_pages", "iommu", "kernel", "memory", "mgmt_nic", "nics", "tcg_timeout_scale", "transport", "vfio_nics"]
 
 def go_vm_test(name, **kwargs):
@@ -319,6 +325,9 @@ def go_vm_test(name, **kwargs):
     `<name>_guest_binary`, built for the target platform and never run on the host. The VM attributes
     (memory, cpus, nics, mgmt_nic, guest_hugepages, host_pages, iommu, vfio_nics, kernel, cmdline, accel,
     backend, tcg_timeout_scale, transport) shape the guest; `args` and `env` reach the test inside it.
+    The binary is built with cgo available (`pure = "off"`) and the build tags `dpdk`, `netgo` and
+    `osusergo` added to `gotags`: a test without cgo dependencies still links statically in pure Go, and
+    one that depends on `@rules_go_vm//dpdk` links DPDK statically for the guest arch.
 
     Args:
       name: the test's name.
@@ -340,8 +349,13 @@ def go_vm_test(name, **kwargs):
     args = kwargs.pop("args", [])
     env = kwargs.pop("env", {})
 
-    # The guest has no libc: link statically unless the test asks otherwise.
-    kwargs.setdefault("pure", "on")
+    # cgo is on, so a test that uses a cgo package (e.g. //dpdk) builds with
+    # the guest arch's C toolchain; the guest build tags keep every other
+    # test free of cgo, and Go then links it internally and statically (the
+    # guest has no libc). //dpdk links DPDK with -static, so its users stay
+    # static too.
+    kwargs.setdefault("pure", "off")
+    kwargs["gotags"] = GUEST_GOTAGS + [t for t in kwargs.get("gotags", []) if t not in GUEST_GOTAGS]
     go_test(
         name = name + "_guest_binary",
         tags = ["manual"] + tags,
