@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strconv"
 	"testing"
 
 	"github.com/rules-go-vm/rules_go_vm/acl/dpdkacl"
@@ -143,6 +144,16 @@ func TestProbeTotal(t *testing.T) {
 	t.Logf("differential probes agreed: %d (long mode %v; %s; EAL %q)", total.probes, long(), dpdkacl.Version(), dpdkacl.EALArgs())
 	if long() && total.probes < 1_000_000 {
 		t.Fatalf("long mode ran only %d probes", total.probes)
+	}
+	// A target may demand a floor ($ACL_MIN_PROBES; the guest run does).
+	if v := os.Getenv("ACL_MIN_PROBES"); v != "" {
+		min, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("$ACL_MIN_PROBES=%q: want a number", v)
+		}
+		if total.probes < min {
+			t.Fatalf("ran %d probes, $ACL_MIN_PROBES wants %d", total.probes, min)
+		}
 	}
 }
 
