@@ -8,7 +8,8 @@ skips what needs it.
 
 def _dpdk_missing_impl(ctx):
     if ctx.attr.optional:
-        return [CcInfo()]
+        # Never analysed in practice: the macro makes it incompatible.
+        return []
     fail(("DPDK for {} guests is missing: {}. Run tools/setup (tools/pins pins the DPDK it installs or " +
           "unpacks for {}), or pass --repo_env=DPDK_OPTIONAL=1 to skip the targets that need it.").format(
         ctx.attr.arch,
@@ -21,7 +22,7 @@ _dpdk_missing = rule(
     doc = "Stands in for the DPDK of a guest arch that is missing: analysis fails saying so.",
     attrs = {
         "arch": attr.string(doc = "The guest arch (x86_64, aarch64).", mandatory = True),
-        "optional": attr.bool(doc = "Provide an empty CcInfo instead of failing (DPDK_OPTIONAL)."),
+        "optional": attr.bool(doc = "Do not fail (DPDK_OPTIONAL): the target is incompatible instead."),
         "why": attr.string(doc = "What is missing (a path).", mandatory = True),
     },
 )

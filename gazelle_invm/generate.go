@@ -114,6 +114,7 @@ func (l *invmLang) GenerateRules(args language.GenerateArgs) language.GenerateRe
 	}
 	attrs, aerrs := vmAttrs(ic, guest)
 	errs = append(errs, aerrs...)
+	errs = append(errs, dpdkCheck(args.Rel, guest, attrs)...)
 	if len(errs) > 0 {
 		for _, e := range errs {
 			l.errorf("%s", e)
@@ -218,6 +219,24 @@ func vmAttrs(ic *invmConfig, files []testFile) (map[string]any, []string) {
 		out[k] = v
 	}
 	return out, errs
+}
+
+// dpdkCheck fails a guest test that uses DPDK's PMDs without hugepages:
+// its files import the DPDK binding and it binds NICs to vfio-pci, but the
+// guest gets no hugepages, so the EAL would fail at run time.
+func dpdkCheck(rel string, files []testFile, attrs map[string]any) []string {
+	_, bind := attrs["vfio_nics"]
+	_, huge := attrs["guest_hugepages"]
+	if !bind || huge {
+		return nil
+	}
+	for _, tf := range files {
+		if slices.Contains(tf.imports, DPDKImportPath) {
+			return []string{fmt.Sprintf("%s: imports %s and binds NICs to vfio-pci (vfio_nics), but the guest has no hugepages "+
+				"for DPDK's PMDs; add //invm:guest_hugepages 2M:64 (and //invm:memory 512M)", path.Join(rel, tf.name), DPDKImportPath)}
+		}
+	}
+	return nil
 }
 
 // crossCheck runs package vmspec's checks across fields (hugepages within

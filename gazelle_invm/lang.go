@@ -36,7 +36,15 @@ import (
 const languageName = "invm"
 
 // InvmImportPath is the package whose import marks a test file as a guest test.
-const InvmImportPath = "github.com/rules-go-vm/rules_go_vm/invm"
+const InvmImportPath = ModulePath + "/invm"
+
+// ModulePath is rules_go_vm's Go module path: its packages resolve to the
+// rules_go_vm repository.
+const ModulePath = "github.com/rules-go-vm/rules_go_vm"
+
+// DPDKImportPath is the DPDK binding's import path: a guest test that
+// imports it and binds NICs for DPDK (vfio_nics) needs guest hugepages.
+const DPDKImportPath = ModulePath + "/dpdk"
 
 // moduleName is the Bazel module that provides go_vm_test.
 const moduleName = "rules_go_vm"

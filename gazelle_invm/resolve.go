@@ -2,7 +2,9 @@ package gazelle_invm
 
 import (
 	"log"
+	"path"
 	"sort"
+	"strings"
 
 	"github.com/bazelbuild/bazel-gazelle/config"
 	"github.com/bazelbuild/bazel-gazelle/label"
@@ -151,16 +153,19 @@ func isEmptyList(x bzl.Expr) bool {
 	return ok && len(l.List) == 0
 }
 
-// resolveGo is golang.ResolveGo, except that the invm package resolves to the
-// rules_go_vm repository as the root module names it (or //invm inside
-// rules_go_vm) without the user having to write # gazelle:resolve for it;
-// a # gazelle:resolve directive still wins.
+// resolveGo is golang.ResolveGo, except that rules_go_vm's own packages
+// (invm, invm/vfio, dpdk, acl/...) resolve to the rules_go_vm repository as
+// the root module names it (or to //<dir> inside rules_go_vm) without the
+// user having to write # gazelle:resolve for them; a # gazelle:resolve
+// directive still wins.
 func (l *invmLang) resolveGo(c *config.Config, ix *resolve.RuleIndex, rc *repo.RemoteCache, imp string, from label.Label) (label.Label, error) {
-	if imp == InvmImportPath {
+	// Inside rules_go_vm, its packages are in the index like any other
+	// (and a package's own library is embedded, not a dependency).
+	if rel, ok := strings.CutPrefix(imp, ModulePath+"/"); ok && (!l.self || imp == InvmImportPath) {
 		if lbl, ok := resolve.FindRuleWithOverride(c, resolve.ImportSpec{Lang: "go", Imp: imp}, "go"); ok {
 			return lbl, nil
 		}
-		return label.New(l.repo(), "invm", "invm"), nil
+		return label.New(l.repo(), rel, path.Base(rel)), nil
 	}
 	return golang.ResolveGo(c, ix, rc, imp, from)
 }

@@ -34,6 +34,9 @@ def _flags(name, actions, flags):
 def _cross_cc_toolchain_config_impl(ctx):
     p = ctx.attr.prefix
     tools = ["ar", "cpp", "gcc", "gcov", "ld", "nm", "objcopy", "objdump", "strip"]
+    # rules_cc is not in this offline module graph; Bazel 7's native
+    # cc_common is what it would load.
+    # buildifier: disable=native-cc-common
     return cc_common.create_cc_toolchain_config_info(
         ctx = ctx,
         toolchain_identifier = "rules_go_vm_" + ctx.attr.cpu,

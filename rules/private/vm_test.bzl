@@ -325,7 +325,7 @@ def go_vm_test(name, **kwargs):
     `<name>_guest_binary`, built for the target platform and never run on the host. The VM attributes
     (memory, cpus, nics, mgmt_nic, guest_hugepages, host_pages, iommu, vfio_nics, kernel, cmdline, accel,
     backend, tcg_timeout_scale, transport) shape the guest; `args` and `env` reach the test inside it.
-    The binary is built with cgo available (`pure = "off"`) and the build tags `dpdk`, `netgo` and
+    The binary is built with cgo available (rules_go's default `pure = "auto"`) and the build tags `dpdk`, `netgo` and
     `osusergo` added to `gotags`: a test without cgo dependencies still links statically in pure Go, and
     one that depends on `@rules_go_vm//dpdk` links DPDK statically for the guest arch.
 
@@ -349,12 +349,13 @@ def go_vm_test(name, **kwargs):
     args = kwargs.pop("args", [])
     env = kwargs.pop("env", {})
 
-    # cgo is on, so a test that uses a cgo package (e.g. //dpdk) builds with
-    # the guest arch's C toolchain; the guest build tags keep every other
-    # test free of cgo, and Go then links it internally and statically (the
+    # pure stays "auto": cgo is available where the guest arch has a C
+    # toolchain (x86_64, aarch64), so a test that uses a cgo package (e.g.
+    # //dpdk) builds with it; the guest build tags keep every other test
+    # free of cgo, and Go then links it internally and statically (the
     # guest has no libc). //dpdk links DPDK with -static, so its users stay
-    # static too.
-    kwargs.setdefault("pure", "off")
+    # static too. (A CPU without a C toolchain builds pure, and gets the
+    # rule's own message about guest arches.)
     kwargs["gotags"] = GUEST_GOTAGS + [t for t in kwargs.get("gotags", []) if t not in GUEST_GOTAGS]
     go_test(
         name = name + "_guest_binary",

@@ -1,0 +1,4 @@
+package ring
+
+// Size is the ring size.
+const Size = 8
