@@ -8,8 +8,8 @@ The tools are named by absolute path; they are part of the toolchain root that
 local and remote executors share (see README, "Remote execution").
 """
 
-load("@bazel_tools//tools/cpp:cc_toolchain_config_lib.bzl", "feature", "flag_group", "flag_set", "tool_path")
 load("@bazel_tools//tools/build_defs/cc:action_names.bzl", "ACTION_NAMES")
+load("@bazel_tools//tools/cpp:cc_toolchain_config_lib.bzl", "feature", "flag_group", "flag_set", "tool_path")
 
 _COMPILE = [
     ACTION_NAMES.assemble,
@@ -34,6 +34,7 @@ def _flags(name, actions, flags):
 def _cross_cc_toolchain_config_impl(ctx):
     p = ctx.attr.prefix
     tools = ["ar", "cpp", "gcc", "gcov", "ld", "nm", "objcopy", "objdump", "strip"]
+
     # rules_cc is not in this offline module graph; Bazel 7's native
     # cc_common is what it would load.
     # buildifier: disable=native-cc-common
