@@ -132,6 +132,12 @@ type GuestConfig struct {
 	// version 2 of the frames, optional: a config without it is what it
 	// was (the host and the guest init always come from one build).
 	VFIONICs []string `json:"vfio_nics,omitempty"`
+	// Template makes the guest a template for snapshot start: init mounts
+	// what HugePageSizes asks, opens the channel (serial only: QEMU cannot
+	// migrate a guest with a vhost-user device), writes TemplateReady and
+	// waits for a layer message (see ReadLayer), whose GuestConfig at
+	// ConfigPath then replaces this one. Path is not needed.
+	Template bool `json:"template,omitempty"`
 }
 
 // DefaultDebugPort is the vsock port of the guest's debug command server.
@@ -237,7 +243,11 @@ func (c *GuestConfig) Validate() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, a...))
 	}
-	if c.Path == "" || !path.IsAbs(c.Path) {
+	if c.Template {
+		if c.Channel.Kind != ChannelSerial {
+			return bad("template: channel kind %q: a template's channel must be %q", c.Channel.Kind, ChannelSerial)
+		}
+	} else if c.Path == "" || !path.IsAbs(c.Path) {
 		return bad("path %q: want an absolute path", c.Path)
 	}
 	if c.Dir != "" && !path.IsAbs(c.Dir) {
