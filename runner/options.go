@@ -211,6 +211,17 @@ type Options struct {
 	// "vhost-user-vsock" or "virtio-serial" (see package runner/vsock).
 	// The run's log says which one and why.
 	Transport string
+	// Start is how the guest starts (vmspec.Starts): "" or "cold" boots it;
+	// "snapshot" restores a template of this VM from the cache directory
+	// (made on first use; see template.go) and sends the test layer over
+	// virtio-serial, failing with ErrInvalidOptions when the VM cannot be
+	// restored; "auto" restores where it can and boots otherwise. A
+	// template that does not fit and a failed restore fall back to a cold
+	// boot; the run's log and Result.Start say which start ran and why.
+	Start string
+	// Template is a prebuilt template's directory (MakeTemplate), used
+	// instead of the cache's; "" uses the cache directory's templates.
+	Template string
 	// VhostDevice is the kernel's vhost-vsock device; "" means
 	// /dev/vhost-vsock.
 	VhostDevice string
@@ -421,6 +432,7 @@ func (o *Options) Shape() vmspec.Shape {
 		Arch: string(o.Arch), Backend: o.Backend, Accel: accel, CPUs: o.CPUs, MemoryMiB: o.MemoryMiB,
 		HostPages: o.HostPages, GuestHugepages: o.GuestHugepages, NICs: o.NICs, MgmtNIC: o.MgmtNIC,
 		IOMMU: o.IOMMU, VFIONICs: o.VFIONICs, Cmdline: o.ExtraCmdline, Transport: o.Transport, TCGTimeoutScale: max(o.TCGTimeoutScale, 1),
+		Start: o.Start,
 	}.Defaults()
 }
 
@@ -435,6 +447,7 @@ func (o *Options) SetShape(s vmspec.Shape) {
 	o.HostPages, o.GuestHugepages, o.NICs, o.MgmtNIC, o.IOMMU = s.HostPages, s.GuestHugepages, s.NICs, s.MgmtNIC, s.IOMMU
 	o.VFIONICs = s.VFIONICs
 	o.ExtraCmdline, o.Transport, o.TCGTimeoutScale = s.Cmdline, s.Transport, s.TCGTimeoutScale
+	o.Start = s.Start
 }
 
 // specMessage is a qemu.ErrInvalidSpec error's message without the prefix.

@@ -25,6 +25,11 @@ type prepared struct {
 	ch           *channel
 	accel        AccelChoice
 	initrd       string
+	// base and cfg are the base layer and the guest config; restore is
+	// what a snapshot start restores (nil: a cold boot).
+	base    string
+	cfg     protocol.GuestConfig
+	restore *restore
 	// cleanups are files removed on release, before the state directory.
 	cleanups []string
 }
@@ -64,8 +69,8 @@ func prepare(ctx context.Context, p *runPlan, res *Result) (_ *prepared, err err
 	if o.ExternalDeadline {
 		spent = o.Now().Sub(p.start)
 	}
-	cfg := guestConfig(o, p.shape, pr.ch.guest, pr.accel.Accel, spent, hostHints(o.Kernel))
-	if err := pr.writeInitrd(o, base, cfg); err != nil {
+	pr.base, pr.cfg = base, guestConfig(o, p.shape, pr.ch.guest, pr.accel.Accel, spent, hostHints(o.Kernel))
+	if err := pr.prepareStart(ctx, p, res); err != nil {
 		return nil, err
 	}
 	// The vsock daemon (vhost-user-vsock), after the listener.
@@ -73,6 +78,29 @@ func prepare(ctx context.Context, p *runPlan, res *Result) (_ *prepared, err err
 		return nil, err
 	}
 	return pr, nil
+}
+
+// prepareStart readies the start: for a snapshot start the template
+// (found or made) and the test layer, else, or when that fails (logged),
+// the cold boot's initrd.
+func (pr *prepared) prepareStart(ctx context.Context, p *runPlan, res *Result) error {
+	o := p.o
+	res.Start, res.StartReason = StartCold, p.startup.reason
+	if p.startup.snapshot {
+		r, err := p.prepareRestore(ctx, pr, pr.base, pr.cfg)
+		if err == nil {
+			pr.restore = r
+			res.Start, res.Template = StartSnapshot, r.tmpl.Dir
+			fmt.Fprintf(o.Log, "invm: start snapshot (%s; template %s)\n", p.startup.reason, r.tmpl.Dir)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w: %w", ErrTimeout, err)
+		}
+		res.StartReason = fmt.Sprintf("%s, but no template: %v", p.startup.reason, err)
+	}
+	fmt.Fprintf(o.Log, "invm: start cold (%s)\n", res.StartReason)
+	return pr.writeInitrd(o, pr.base, pr.cfg)
 }
 
 // release closes the channel (stopping the daemon), removes the run's

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/rules-go-vm/rules_go_vm/arch"
@@ -43,6 +44,9 @@ type Result struct {
 	// Translations is the number of TCG translation blocks when the verdict
 	// arrived (Options.CountTranslations; 0 when not counted).
 	Translations int64
+	// Start is how the guest started, StartCold or StartSnapshot (restored
+	// from Template), and StartReason why.
+	Start, StartReason, Template string
 }
 
 // Timings describes how long each phase of the run took, in one line:
@@ -100,15 +104,40 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		return res, err
 	}
 	defer pr.release()
-	vm, err := boot(ctx, p, pr, &res)
-	if err != nil {
-		return res, err
+	if pr.restore != nil {
+		retry, err := runVM(ctx, p, pr, &res)
+		if !retry {
+			return res, err
+		}
+		// The guest never spoke, so its test never ran: boot it instead.
+		fmt.Fprintf(o.Log, "invm: snapshot start failed before the guest spoke (%v); QEMU: %s; cold boot\n", err, tailLines(res.QEMUStderr, 5))
+		res.Start, res.StartReason = StartCold, fmt.Sprintf("%s, but the restore failed: %v", p.startup.reason, err)
+		if err := pr.coldFallback(p); err != nil {
+			return res, err
+		}
 	}
-	defer vm.stop(&res)
-	s := newVMSession(p, pr, vm)
-	out, err := s.run(ctx, pr.ch.ln)
-	collectResult(&res, out, s, vm)
+	_, err = runVM(ctx, p, pr, &res)
 	return res, err
+}
+
+// runVM boots (or restores) the prepared VM, runs the session and collects
+// its result. retry is true when a restore failed before the guest spoke
+// (the test never started): a cold boot may follow.
+func runVM(ctx context.Context, p *runPlan, pr *prepared, res *Result) (retry bool, err error) {
+	restoring := pr.restore != nil
+	vm, err := boot(ctx, p, pr, res)
+	if err != nil {
+		return restoring && ctx.Err() == nil, err
+	}
+	defer vm.stop(res)
+	s := newVMSession(p, pr, vm)
+	var ln net.Listener = pr.ch.ln
+	if restoring {
+		ln = &layerListener{Listener: ln, archives: pr.restore.archives, now: p.o.Now}
+	}
+	out, err := s.run(ctx, ln)
+	collectResult(res, out, s, vm)
+	return restoring && err != nil && out.Hello.Version == 0 && ctx.Err() == nil, err
 }
 
 // collectResult is the collect phase: the session's verdict and

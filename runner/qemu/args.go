@@ -174,6 +174,10 @@ type Spec struct {
 	// VhostUserSocket is the vhost-user-vsock daemon's socket; empty means
 	// no vsock device.
 	VhostUserSocket string
+	// Incoming restores the guest from a saved state instead of booting
+	// it (QEMU's -incoming, e.g. "file:/path/state"); empty boots. The rest
+	// of the spec must be the saved guest's.
+	Incoming string
 	// QMPSocket is where QEMU serves QMP (a unix socket it creates); empty
 	// means no monitor.
 	QMPSocket string
@@ -356,6 +360,9 @@ func Args(s Spec) ([]string, error) {
 	}
 	a = append(a, deviceArgs(p, s, machine)...)
 	a = append(a, channelArgs(p, s, machine)...)
+	if s.Incoming != "" {
+		a = append(a, "-incoming", s.Incoming)
+	}
 	return append(a, s.ExtraArgs...), nil
 }
 

@@ -53,6 +53,10 @@ type VM struct {
 	// Monitor is the unix socket the hypervisor serves its monitor on (it
 	// creates it); "" means no monitor.
 	Monitor string
+	// Restore is a saved guest's state file (see Saver) to restore instead
+	// of booting; the rest of the VM must be the saved one's (its Channel
+	// socket and Monitor may differ). "" boots.
+	Restore string
 }
 
 // NIC is one guest network card.

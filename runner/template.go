@@ -1,0 +1,203 @@
+package runner
+
+import (
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rules-go-vm/rules_go_vm/arch"
+	"github.com/rules-go-vm/rules_go_vm/protocol"
+	"github.com/rules-go-vm/rules_go_vm/runner/initramfs"
+)
+
+// A template is a guest booted once to where its init waits for the test
+// layer (protocol.TemplateReady) and saved there by QEMU's migration to a
+// file: snapshot start restores a copy instead of booting. It is made for
+// one (QEMU build, kernel, base layer, VM command line); a run uses it only
+// when all of these are its own (TemplateMeta.Check), else it cold-boots.
+// Its directory holds these files:
+const (
+	// TemplateStateFile is the saved guest (QEMU's migration stream).
+	TemplateStateFile = "state"
+	// TemplateInitrdFile is the initrd the template booted (the base layer
+	// and the template's config); a restore names the same.
+	TemplateInitrdFile = "initrd.cpio"
+	// TemplateMetaFile is the TemplateMeta, JSON; written last.
+	TemplateMetaFile = "template.json"
+)
+
+// TemplateMetaVersion is the version of TemplateMeta's meaning: a template
+// of another version is not used.
+const TemplateMetaVersion = 1
+
+// ErrTemplate is wrapped by the errors of making, finding or checking a
+// template: a run that gets one cold-boots instead (or, for MakeTemplate,
+// fails).
+var ErrTemplate = errors.New("snapshot template")
+
+// TemplateMeta describes what a template is for.
+type TemplateMeta struct {
+	// Version is TemplateMetaVersion when made.
+	Version int `json:"version"`
+	// Key is a digest of the VM's QEMU command line (with the run's own
+	// paths replaced), the template's guest config and the identities
+	// (path, size, modification time) of QEMU, the kernel and the base
+	// layer: what a restore must share with the template.
+	Key string `json:"key"`
+	// QEMUBuildID is the QEMU binary's ELF build ID (else its SHA-256): a
+	// saved state only loads in the QEMU build that wrote it.
+	QEMUBuildID string `json:"qemu_build_id"`
+	// QEMUVersion, Arch, Accel and Kernel say what made it, for people.
+	QEMUVersion string    `json:"qemu_version,omitempty"`
+	Arch        arch.Arch `json:"arch"`
+	Accel       string    `json:"accel"`
+	Kernel      string    `json:"kernel"`
+	// MakeTime is how long making it took (boot to ready, save, exit);
+	// StateBytes the saved state's size.
+	MakeTime   time.Duration `json:"make_time_ns"`
+	StateBytes int64         `json:"state_bytes"`
+}
+
+// Check reports why a template described by m cannot restore a run that
+// needs want (nil when it can): another QEMU build, another VM or version.
+func (m TemplateMeta) Check(want TemplateMeta) error {
+	switch {
+	case m.Version != TemplateMetaVersion:
+		return fmt.Errorf("%w: version %d, this runner makes version %d", ErrTemplate, m.Version, TemplateMetaVersion)
+	case m.QEMUBuildID != want.QEMUBuildID:
+		return fmt.Errorf("%w: made by QEMU build id %s (%s); this QEMU's build id is %s (%s)",
+			ErrTemplate, m.QEMUBuildID, m.QEMUVersion, want.QEMUBuildID, want.QEMUVersion)
+	case m.Key != want.Key:
+		return fmt.Errorf("%w: made for another VM (key %s, this run's %s: kernel, base layer, shape or QEMU command line differ)",
+			ErrTemplate, m.Key, want.Key)
+	}
+	return nil
+}
+
+// Template is a template's directory and description.
+type Template struct {
+	Dir  string
+	Meta TemplateMeta
+}
+
+// State is the saved guest's file.
+func (t Template) State() string { return filepath.Join(t.Dir, TemplateStateFile) }
+
+// Initrd is the initrd the template booted.
+func (t Template) Initrd() string { return filepath.Join(t.Dir, TemplateInitrdFile) }
+
+// ReadTemplate reads the template in dir; the error wraps ErrTemplate.
+func ReadTemplate(dir string) (Template, error) {
+	b, err := os.ReadFile(filepath.Join(dir, TemplateMetaFile))
+	if err != nil {
+		return Template{}, fmt.Errorf("%w: %w", ErrTemplate, err)
+	}
+	t := Template{Dir: dir}
+	if err := json.Unmarshal(b, &t.Meta); err != nil {
+		return Template{}, fmt.Errorf("%w: %s: %w", ErrTemplate, TemplateMetaFile, err)
+	}
+	for _, f := range []string{t.State(), t.Initrd()} {
+		if _, err := os.Stat(f); err != nil {
+			return Template{}, fmt.Errorf("%w: %w", ErrTemplate, err)
+		}
+	}
+	return t, nil
+}
+
+// templateKey digests what a restore must share with its template: the
+// QEMU command line made with placeholder paths for the run's own files
+// (templateArgs), the template's guest config, and the identities of the
+// files behind it.
+func templateKey(args []string, cfg []byte, files ...string) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "args %q\nconfig %q\n", args, cfg)
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			return "", fmt.Errorf("%w: %w", ErrTemplate, err)
+		}
+		fmt.Fprintf(h, "file %q %d %d\n", f, st.Size(), st.ModTime().UnixNano())
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32], nil
+}
+
+// QEMUBuildID returns the ELF build ID of the QEMU binary at path, or,
+// for a binary without one (or a wrapper script), "sha256:" and its
+// digest.
+func QEMUBuildID(path string) (string, error) {
+	if f, err := elf.Open(path); err == nil {
+		defer f.Close()
+		if s := f.Section(".note.gnu.build-id"); s != nil {
+			if b, err := s.Data(); err == nil && len(b) > 16 {
+				// Elf64_Nhdr (namesz, descsz, type), "GNU\0", the ID.
+				return hex.EncodeToString(b[16:]), nil
+			}
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("%w: QEMU build id: %w", ErrTemplate, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("%w: QEMU build id: %w", ErrTemplate, err)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// templateConfig is a template's guest config: wait on the serial
+// channel, with the shape's guest hugepages mounted.
+func templateConfig(ch protocol.Channel, hugeSizes []string, verbose bool) ([]byte, error) {
+	cfg := protocol.GuestConfig{Template: true, Channel: ch, HugePageSizes: hugeSizes, Verbose: verbose}
+	b, err := cfg.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTemplate, err)
+	}
+	return b, nil
+}
+
+// writeTemplateInitrd writes the template's initrd at path: the base layer
+// and a layer with the template's config.
+func writeTemplateInitrd(path, base string, cfg []byte) error {
+	l := initramfs.NewLayer()
+	if err := l.AddBytes(strings.TrimPrefix(protocol.ConfigPath, "/"), cfg, 0o644); err != nil {
+		return fmt.Errorf("%w: %w", ErrTemplate, err)
+	}
+	return WriteInitrd(path, base, nil, l)
+}
+
+// TemplateDir is where a run's template lives in the cache directory.
+func TemplateDir(cacheDir string, a arch.Arch, key string) string {
+	return filepath.Join(cacheDir, "templates", string(a)+"-"+key)
+}
+
+// installTemplate moves a made template (tmp) into place at dir,
+// replacing a refused one there; when another runner installed a good one
+// first, that one stays and tmp goes.
+func installTemplate(tmp, dir string, want TemplateMeta) (Template, error) {
+	if t, err := ReadTemplate(dir); err == nil && t.Meta.Check(want) == nil {
+		os.RemoveAll(tmp)
+		return t, nil
+	}
+	old := dir + ".old-" + filepath.Base(tmp)
+	if err := os.Rename(dir, old); err == nil {
+		defer os.RemoveAll(old)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		os.RemoveAll(tmp)
+		if t, err2 := ReadTemplate(dir); err2 == nil && t.Meta.Check(want) == nil {
+			return t, nil // another runner's, installed in between
+		}
+		return Template{}, fmt.Errorf("%w: install: %w", ErrTemplate, err)
+	}
+	return ReadTemplate(dir)
+}

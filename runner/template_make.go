@@ -1,0 +1,185 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rules-go-vm/rules_go_vm/internal/atomicfile"
+	"github.com/rules-go-vm/rules_go_vm/protocol"
+	"github.com/rules-go-vm/rules_go_vm/runner/proc"
+	"github.com/rules-go-vm/rules_go_vm/runner/vmm"
+)
+
+// Bounds of making a template.
+const (
+	// templateSaveTimeout bounds saving the ready guest (~30 MB under TCG
+	// here, well under a second).
+	templateSaveTimeout = 60 * time.Second
+	// templateExitTimeout bounds QEMU's exit after the save.
+	templateExitTimeout = 5 * time.Second
+)
+
+// makeTemplate boots this run's VM as a template (its init waits for a
+// test layer), saves it when ready and installs it at dir: the state, the
+// initrd it booted, then its TemplateMeta. The boot is bounded by
+// Options.ChannelTimeout; everything it started is gone when it returns.
+func (p *runPlan) makeTemplate(ctx context.Context, pr *prepared, base string, tcfg []byte, want TemplateMeta, dir string) (Template, error) {
+	o := p.o
+	start := o.Now()
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return Template{}, fmt.Errorf("%w: %w", ErrTemplate, err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".make-")
+	if err != nil {
+		return Template{}, fmt.Errorf("%w: %w", ErrTemplate, err)
+	}
+	installed := false
+	defer func() {
+		if !installed {
+			os.RemoveAll(tmp)
+		}
+	}()
+	if err := writeTemplateInitrd(filepath.Join(tmp, TemplateInitrdFile), base, tcfg); err != nil {
+		return Template{}, err
+	}
+	if err := p.bootAndSave(ctx, pr, tmp); err != nil {
+		return Template{}, err
+	}
+	st, err := os.Stat(filepath.Join(tmp, TemplateStateFile))
+	if err != nil {
+		return Template{}, fmt.Errorf("%w: %w", ErrTemplate, err)
+	}
+	meta := want
+	meta.MakeTime, meta.StateBytes = o.Now().Sub(start), st.Size()
+	b, err := json.MarshalIndent(meta, "", "  ")
+	if err == nil {
+		err = atomicfile.WriteFile(filepath.Join(tmp, TemplateMetaFile), b, 0o644)
+	}
+	if err != nil {
+		return Template{}, fmt.Errorf("%w: %w", ErrTemplate, err)
+	}
+	t, err := installTemplate(tmp, dir, want)
+	installed = err == nil
+	if err == nil {
+		fmt.Fprintf(o.Log, "invm: made template %s in %v (%.1f MB saved state)\n", t.Dir, meta.MakeTime.Round(time.Millisecond), float64(meta.StateBytes)/1e6)
+	}
+	return t, err
+}
+
+// bootAndSave boots the template VM (its initrd in tmp), waits for its
+// init's protocol.TemplateReady, saves it to tmp's state file over the
+// monitor and lets QEMU exit.
+func (p *runPlan) bootAndSave(ctx context.Context, pr *prepared, tmp string) error {
+	o := p.o
+	serial, monitor := templateSockets(pr.state)
+	os.Remove(serial)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: serial, Net: "unix"})
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrTemplate, err)
+	}
+	defer func() { ln.Close(); os.Remove(serial); os.Remove(monitor) }()
+	vm := p.lower(vmDescription(p, pr))
+	vm.Initrd, vm.Restore, vm.Channel.Socket, vm.Monitor = filepath.Join(tmp, TemplateInitrdFile), "", serial, monitor
+	args, err := p.backend.Args(vm)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrTemplate, err)
+	}
+	out := &lockedBuffer{}
+	cmd := exec.Command(o.QEMU, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if o.Verbose {
+		cmd.Stdout = io.MultiWriter(out, prefixWriter{w: o.Log, prefix: "invm: template: "})
+	}
+	qemuProc, err := proc.Start(cmd)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrNoQEMU, err)
+	}
+	defer qemuProc.Kill()
+	fail := func(err error) error {
+		return fmt.Errorf("%w: %w; QEMU: %s", ErrTemplate, err, tailLines(out.String(), 10))
+	}
+	conn, err := waitTemplateReady(ctx, ln, qemuProc, o.ChannelTimeout)
+	if err != nil {
+		return fail(err)
+	}
+	defer conn.Close()
+	sctx, cancel := context.WithTimeout(ctx, templateSaveTimeout)
+	defer cancel()
+	mon, err := p.backend.Attach(sctx, monitor, qemuProc.Done())
+	if err != nil {
+		return fail(err)
+	}
+	defer mon.Close()
+	saver, ok := mon.(vmm.Saver)
+	if !ok {
+		return fail(fmt.Errorf("backend %s cannot save a VM", p.backend.Name()))
+	}
+	if err := saver.Save(sctx, filepath.Join(tmp, TemplateStateFile)); err != nil {
+		return fail(err)
+	}
+	qctx, qcancel := context.WithTimeout(ctx, templateExitTimeout)
+	defer qcancel()
+	_ = mon.Quit(qctx)
+	select {
+	case <-qemuProc.Done():
+	case <-qctx.Done():
+	}
+	return nil
+}
+
+// waitTemplateReady accepts the template guest's channel and reads its
+// protocol.TemplateReady, within timeout, unless QEMU exits first.
+func waitTemplateReady(ctx context.Context, ln *net.UnixListener, qemuProc *proc.Process, timeout time.Duration) (net.Conn, error) {
+	type accepted struct {
+		c   net.Conn
+		err error
+	}
+	got := make(chan accepted, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			_ = c.SetReadDeadline(time.Now().Add(timeout))
+			buf := make([]byte, len(protocol.TemplateReady))
+			if _, err = io.ReadFull(c, buf); err == nil && string(buf) != protocol.TemplateReady {
+				err = fmt.Errorf("the guest said %q, not that it is ready", buf)
+			}
+			if err != nil {
+				c.Close()
+			}
+		}
+		got <- accepted{c, err}
+	}()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case a := <-got:
+		return a.c, a.err
+	case <-qemuProc.Done():
+		ln.Close()
+		return nil, fmt.Errorf("QEMU exited (%s) before the template was ready", exitStatus(qemuProc.Err()))
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	ln.Close()
+	if a := <-got; a.c != nil {
+		a.c.Close()
+	}
+	return nil, fmt.Errorf("the template was not ready within %v (%v)", timeout, ctx.Err())
+}
+
+// tailLines is the last n lines of s, on one line.
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
