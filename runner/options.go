@@ -232,8 +232,14 @@ type Options struct {
 	// Stdin is the input of Command; nil means os.Stdin.
 	Stdin io.Reader
 	// ShellBusybox is a static busybox put at /bin/busybox in the guest
-	// for Shell; "" means FindBusybox's default.
+	// for Shell; "" means the base layer's (Busybox), else FindBusybox's
+	// default.
 	ShellBusybox string
+	// Busybox is the static busybox of the base layer (its applets are on
+	// the test's PATH, see GuestApplets); "" means FindGuestBusybox's
+	// default (tools/setup's busybox-<arch>), NoBusybox none. Ignored with
+	// BaseLayerFile.
+	Busybox string
 }
 
 // DefaultStacksGrace bounds the wait for the guest's goroutine stacks after

@@ -89,7 +89,9 @@ func defineFlags(fs *flag.FlagSet, o *runner.Options, shape *vmspec.Shape) cliFl
 	fs.StringVar(&o.OutputsDir, "outputs-dir", "", "host directory receiving the files the test wrote to $TEST_UNDECLARED_OUTPUTS_DIR in the guest (default: dropped)")
 	f.shell = fs.Bool("shell", false, "after the test, open an interactive shell in the same guest (busybox sh from -shell-busybox) before it powers off")
 	f.command = fs.String("command", "", "after the test, run this command (space-separated argv, a guest path) in the same guest before it powers off")
-	fs.StringVar(&o.ShellBusybox, "shell-busybox", "", "static busybox for -shell, put at /bin/busybox in the guest (default: /bin/busybox on the host if static)")
+	fs.StringVar(&o.ShellBusybox, "shell-busybox", "", "static busybox for -shell, put at /bin/busybox in the guest (default: the base layer's, see -busybox)")
+	fs.StringVar(&o.Busybox, "busybox", "", "static busybox of the guest arch in the base layer, its applets (sh, sleep, cat, ip, ...) on the test's PATH; "+
+		"\"none\" for none (default: "+runner.SharedBinDir+"/busybox-<arch> from tools/setup, else /bin/busybox if static and of the guest arch)")
 	return f
 }
 
