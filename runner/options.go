@@ -235,6 +235,10 @@ type Options struct {
 	// for Shell; "" means the base layer's (Busybox), else FindBusybox's
 	// default.
 	ShellBusybox string
+	// CC is the C compiler for the guest's arch that resolves a dynamically
+	// linked test binary's interpreter and libraries (runner/dynlib); ""
+	// means $CC, else gcc for the host's arch, else <triplet>-gcc.
+	CC string
 	// Busybox is the static busybox of the base layer (its applets are on
 	// the test's PATH, see GuestApplets); "" means FindGuestBusybox's
 	// default (tools/setup's busybox-<arch>), NoBusybox none. Ignored with

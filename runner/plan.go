@@ -39,7 +39,8 @@ type runPlan struct {
 
 // planOptions checks o (defaulted) and resolves what needs no host probe:
 // the arch (from the test binary's ELF when not given), that the binary is
-// static, the arch's profile and the shell's default command.
+// static or its loader reaches the guest, the arch's profile and the
+// shell's default command.
 func planOptions(o Options, start time.Time, res *Result) (*runPlan, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -55,7 +56,7 @@ func planOptions(o Options, start time.Time, res *Result) (*runPlan, error) {
 		}
 	}
 	res.Arch = o.Arch
-	if err := CheckStatic(o.TestBinary); err != nil {
+	if err := checkLoader(o); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
 	profile, err := qemu.ProfileFor(o.Arch)

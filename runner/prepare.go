@@ -151,6 +151,11 @@ func (pr *prepared) writeInitrd(o Options, base string, cfg protocol.GuestConfig
 	if err != nil {
 		return err
 	}
+	if layerBinary != "" {
+		if err := addLoader(test, layerBinary, o); err != nil {
+			return err
+		}
+	}
 	if o.Shell && (o.ShellBusybox != "" || o.BaseLayerFile != "" || o.Busybox == NoBusybox) {
 		// Otherwise the base layer has the guest arch's busybox (or,
 		// without one, the shell fails saying so).

@@ -144,6 +144,10 @@ def _shape(attr):
         "vfio_nics": attr.vfio_nics,
     }
 
+# The C toolchain of the guest arch: its compiler resolves a dynamically
+# linked test binary's libraries (runner/dynlib).
+_CC_TOOLCHAIN = "@bazel_tools//tools/cpp:toolchain_type"
+
 def _rlocation(ctx, f):
     """The runfiles path of a file ("_main/pkg/x" or "repo/x")."""
     if f.short_path.startswith("../"):
@@ -179,9 +183,17 @@ def _go_vm_test_impl(ctx):
         entries.append({"path": dst, "src": f.path, "type": "file"})
     ctx.actions.write(manifest, json.encode({"entries": entries}))
     layer = ctx.actions.declare_file(ctx.label.name + ".layer.cpio")
+    layer_args = ["-o", layer.path, "-manifest", manifest.path]
+
+    # A dynamically linked (cgo) binary gets its ELF interpreter and shared
+    # libraries in the layer, resolved by the C compiler of the guest arch's
+    # toolchain (the one that linked it); a static binary gets nothing.
+    cc = ctx.toolchains[_CC_TOOLCHAIN]
+    if cc and cc.cc.compiler_executable:
+        layer_args += ["-libs-for", binary.path, "-cc", cc.cc.compiler_executable]
     ctx.actions.run(
         executable = ctx.executable._mkinitramfs,
-        arguments = ["-o", layer.path, "-manifest", manifest.path],
+        arguments = layer_args,
         inputs = files + [manifest],
         outputs = [layer],
         mnemonic = "GuestTestLayer",
@@ -228,7 +240,10 @@ _go_vm_test = rule(
     test = True,
     # Optional, so that an unsupported target CPU gets our message, not a
     # toolchain resolution error.
-    toolchains = [config_common.toolchain_type(VM_TOOLCHAIN, mandatory = False)],
+    toolchains = [
+        config_common.toolchain_type(VM_TOOLCHAIN, mandatory = False),
+        config_common.toolchain_type(_CC_TOOLCHAIN, mandatory = False),
+    ],
     doc = "Runs a test binary inside a Linux guest. Use the `go_vm_test` macro.",
     attrs = {
         "accel": attr.string(doc = FIELDS["accel"]["doc"], default = FIELDS["accel"]["default"]),

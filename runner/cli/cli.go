@@ -90,6 +90,7 @@ func defineFlags(fs *flag.FlagSet, o *runner.Options, shape *vmspec.Shape) cliFl
 	f.shell = fs.Bool("shell", false, "after the test, open an interactive shell in the same guest (busybox sh from -shell-busybox) before it powers off")
 	f.command = fs.String("command", "", "after the test, run this command (space-separated argv, a guest path) in the same guest before it powers off")
 	fs.StringVar(&o.ShellBusybox, "shell-busybox", "", "static busybox for -shell, put at /bin/busybox in the guest (default: the base layer's, see -busybox)")
+	fs.StringVar(&o.CC, "cc", "", "C compiler for the guest arch that resolves a dynamically linked (cgo) test binary's loader and libraries (default: $CC, else gcc for the host's arch, else <triplet>-gcc)")
 	fs.StringVar(&o.Busybox, "busybox", "", "static busybox of the guest arch in the base layer, its applets (sh, sleep, cat, ip, ...) on the test's PATH; "+
 		"\"none\" for none (default: "+runner.SharedBinDir+"/busybox-<arch> from tools/setup, else /bin/busybox if static and of the guest arch)")
 	return f
