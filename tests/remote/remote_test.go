@@ -48,6 +48,17 @@ import (
 // defaultBuildbarn is where tools/setup (tools/buildbarn) puts the binaries.
 const defaultBuildbarn = "/var/lib/rules_go_vm/cache/buildbarn/bin"
 
+// kernelEnv chooses the nested build's x86_64 guest kernel: "prebuilt"
+// (the default: rules_go_vm's default kernel from this test's runfiles, a
+// declared input of the nested build through testdata/overlay/toolchain)
+// or "build" (rules_go_vm's default toolchain: KernelBuild runs on a worker
+// from its declared inputs, minutes of the test's time;
+// //tests/remote:remote_kernel_test).
+const kernelEnv = "RULES_GO_VM_REMOTE_KERNEL"
+
+// prebuiltKernel is the runfile of //rules/toolchains:kernel_x86_64.
+const prebuiltKernel = "rules/toolchains/kernel_x86_64/vmlinux"
+
 // Bounds of the worker-kill case.
 const (
 	// qemuStartTimeout bounds the wait for the slow test's QEMU on the worker.
@@ -135,6 +146,23 @@ func TestRemoteCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	var kernelFlags []string
+	wantSpawns := []string{"GuestBaseLayer", "GuestTestLayer", "TestRunner"}
+	switch kernel := os.Getenv(kernelEnv); kernel {
+	case "", "prebuilt":
+		img, err := os.ReadFile(filepath.Join(os.Getenv("TEST_SRCDIR"), os.Getenv("TEST_WORKSPACE"), prebuiltKernel))
+		if err != nil {
+			t.Fatalf("the prebuilt kernel: %v (a data dependency of this test)", err)
+		}
+		if err := os.WriteFile(filepath.Join(workdir, "toolchain/vmlinux"), img, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		kernelFlags = []string{"--extra_toolchains=//toolchain:x86_64"}
+	case "build":
+		wantSpawns = append(wantSpawns, "KernelBuild")
+	default:
+		t.Fatalf("$%s=%q: want \"prebuilt\" or \"build\"", kernelEnv, kernel)
+	}
 	// The user's .bazelrc: this repository's (--config=remote_local).
 	rcBytes, err := os.ReadFile(filepath.Join(repo, ".bazelrc"))
 	if err != nil {
@@ -155,12 +183,12 @@ func TestRemoteCluster(t *testing.T) {
 	// The summary lists every test (the .bazelrc's terse one only failures).
 	// The execution and gRPC logs land in the undeclared outputs.
 	remote := func(name string) []string {
-		return []string{
+		return append([]string{
 			"test", "--symlink_prefix=/", "--config=remote_local", "--remote_executor=" + c.endpoint,
 			"--test_summary=short", fmt.Sprintf("--jobs=%d", nestedJobs),
 			"--execution_log_json_file=" + filepath.Join(outputs, name+".exec.json"),
 			"--remote_grpc_log=" + filepath.Join(outputs, name+".grpc.log"),
-		}
+		}, kernelFlags...)
 	}
 	first := newBazel("out1")
 
@@ -223,10 +251,13 @@ func TestRemoteCluster(t *testing.T) {
 				fmt.Printf("remote: %s test spawn on %s, worker %s: total %s\n", s.Label(), s.Runner, ws[len(ws)-1].Worker, s.Metrics.TotalTime)
 			}
 		}
-		for _, m := range []string{"KernelBuild", "GuestBaseLayer", "GuestTestLayer", "TestRunner"} {
+		for _, m := range wantSpawns {
 			if counts[m] == 0 {
 				t.Errorf("no %s spawn in the execution log: it did not run remotely", m)
 			}
+		}
+		if kernelFlags != nil && counts["KernelBuild"] != 0 {
+			t.Errorf("%d KernelBuild spawns with the prebuilt kernel's toolchain, want 0", counts["KernelBuild"])
 		}
 		// accel = "kvm": only on the KVM pool (the execution metadata says
 		// which worker ran it), where it fails as an infrastructure failure
