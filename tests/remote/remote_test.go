@@ -21,9 +21,9 @@
 //   - killing the worker that runs a test makes Bazel report the failure and
 //     leaves no QEMU behind.
 //
-// The clean-output-base run and the worker-kill case overlap: the first is
-// cache lookups, the second mostly waits for the scheduler to give up on the
-// killed worker (a fixed minute in Buildbarn).
+// The clean-output-base run overlaps the worker-kill case: it runs while
+// the scheduler waits for the killed worker to come back (a fixed minute in
+// Buildbarn); it needs no worker, only the remote cache.
 //
 // It needs Bazel >= 7 (as //tests/e2e) and the Buildbarn binaries that
 // tools/setup builds from ../shared/buildbarn ($RULES_GO_VM_BUILDBARN, else
@@ -281,9 +281,31 @@ func TestRemoteCluster(t *testing.T) {
 		fmt.Printf("remote: //:pass_vm_test (accel = \"auto\") ran on the %s pool\n", pool)
 	})
 
-	// The slow test starts now on the first output base; the clean output
-	// base's run goes on meanwhile, and the kill comes after it.
+	// A worker dies under a running test: its QEMU ends with it at once;
+	// Bazel hears of it when the scheduler gives up on the worker (a fixed
+	// minute in Buildbarn), and a clean output base's run (cache lookups
+	// only, no worker needed) goes on during that minute.
+	var killed time.Time
+	build := c.buildDir("linux")
 	slow := startBazel(t, first, append(remote("slow"), "//slow:slow_vm_test")...)
+	t.Run("killing the worker leaves no QEMU", func(t *testing.T) {
+		pids, err := waitQEMU(build, slow.done)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, nestedbazel.Tail(slow.out.String()))
+		}
+		fmt.Printf("remote: slow test's QEMU (pid %v) up on the linux worker %v after its bazel started; killing that worker\n",
+			pids, time.Since(slow.start).Round(time.Second))
+		c.workers["linux"].kill()
+		killed = time.Now()
+		deadline := killed.Add(qemuGoneTimeout)
+		for left := qemuUnder(build); len(left) > 0; left = qemuUnder(build) {
+			if time.Now().After(deadline) {
+				t.Fatalf("QEMU %v still runs %v after its worker was killed", left, qemuGoneTimeout)
+			}
+			time.Sleep(pollInterval)
+		}
+		fmt.Printf("remote: no QEMU under the killed worker's build directory %v after the kill\n", time.Since(killed).Round(time.Millisecond))
+	})
 
 	t.Run("clean output base gets the result from the remote cache", func(t *testing.T) {
 		second := newBazel("out2")
@@ -310,19 +332,13 @@ func TestRemoteCluster(t *testing.T) {
 		}
 	})
 
-	t.Run("killing the worker fails the test and leaves no QEMU", func(t *testing.T) {
-		build := c.buildDir("linux")
-		pids, err := waitQEMU(build, slow.done)
-		if err != nil {
-			t.Fatalf("%v\n%s", err, nestedbazel.Tail(slow.out.String()))
+	t.Run("bazel reports the killed worker's test as failed", func(t *testing.T) {
+		if killed.IsZero() {
+			t.Fatal("no worker was killed (see the previous subtests)")
 		}
-		fmt.Printf("remote: slow test's QEMU (pid %v) up on the linux worker %v after its bazel started; killing that worker\n",
-			pids, time.Since(slow.start).Round(time.Second))
-		c.workers["linux"].kill()
-		killed := time.Now()
 		select {
 		case <-slow.done:
-		case <-time.After(reportTimeout):
+		case <-time.After(time.Until(killed.Add(reportTimeout))):
 			t.Fatalf("bazel did not end %v after the worker was killed:\n%s", reportTimeout, nestedbazel.Tail(slow.out.String()))
 		}
 		code, err := nestedbazel.ExitCode(slow.err)
@@ -338,12 +354,8 @@ func TestRemoteCluster(t *testing.T) {
 			t.Errorf("bazel's output does not report the failed test:\n%s", nestedbazel.Tail(out))
 		}
 		fmt.Printf("remote: bazel after the kill:\n%s\n", nestedbazel.Tail(out))
-		deadline := time.Now().Add(qemuGoneTimeout)
-		for left := qemuUnder(build); len(left) > 0; left = qemuUnder(build) {
-			if time.Now().After(deadline) {
-				t.Fatalf("QEMU %v still runs %v after its worker was killed", left, qemuGoneTimeout)
-			}
-			time.Sleep(pollInterval)
+		if left := qemuUnder(build); len(left) > 0 {
+			t.Errorf("QEMU %v runs under the killed worker's build directory again", left)
 		}
 	})
 }
