@@ -352,6 +352,8 @@ func decodeConfig(b []byte) (GuestConfig, error) {
 			c.DebugPort, err = r.uint32()
 		case "vfio_nics":
 			c.VFIONICs, err = r.strings()
+		case "coverage_dir":
+			c.CoverageDir, err = r.str()
 		default:
 			return r.errf("unknown field %q", key)
 		}

@@ -217,6 +217,13 @@ type Options struct {
 	// OutputsDir receives the files the test wrote to
 	// $TEST_UNDECLARED_OUTPUTS_DIR in the guest; "" checks and drops them.
 	OutputsDir string
+	// CoverageDir, when not empty, receives the files the test wrote to
+	// GuestCoverageDir in the guest (whatever its verdict): its coverage
+	// data. The front end points the test's coverage at GuestCoverageDir
+	// (Env: COVERAGE_DIR for a Bazel go_test; Args: -test.gocoverdir,
+	// -test.coverprofile for go test). "" gives the guest no coverage
+	// directory: nothing is made, walked or sent.
+	CoverageDir string
 	// StacksGrace is how long the run goes on after ctx ended (host
 	// timeout, SIGTERM) while the guest prints the test's goroutine
 	// stacks; 0 means DefaultStacksGrace.

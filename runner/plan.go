@@ -171,6 +171,9 @@ func guestConfig(o Options, shape vmm.VM, ch protocol.Channel, accel string, spe
 	if o.GuestHugepages.Count > 0 {
 		cfg.HugePageSizes = []string{o.GuestHugepages.Size}
 	}
+	if o.CoverageDir != "" {
+		cfg.CoverageDir = GuestCoverageDir
+	}
 	if len(o.Command) > 0 || o.Shell {
 		// The guest serves debug commands and waits for the Ack (sent when
 		// the command ended) as long as the run may last.

@@ -233,6 +233,9 @@ exec "$r/{runner}" -runfiles "$r" -spec "$r/{spec}" -- "$@"
         VmTestInfo(runner = runner, spec = spec_file),
         DefaultInfo(executable = launcher, runfiles = runfiles, files = depset([launcher, spec_file, layer])),
         RunEnvironmentInfo(environment = {}, inherited_environment = ["RULES_GO_VM_CACHE", "INVM_QEMU", "INVM_VERBOSE"]),
+        # `bazel coverage`: the inner go_test's instrumented sources are this
+        # test's (the launcher brings the guest's LCOV files to COVERAGE_DIR).
+        coverage_common.instrumented_files_info(ctx, dependency_attributes = ["test_binary"]),
     ]
 
 _go_vm_test = rule(
@@ -263,6 +266,9 @@ _go_vm_test = rule(
         "vfio_nics": attr.string_list(doc = FIELDS["vfio_nics"]["doc"]),
         "vm_args": attr.string_list(doc = "Arguments passed to the test binary in the guest."),
         "vm_env": attr.string_dict(doc = "Environment of the test in the guest."),
+        # Bazel's per-test LCOV merger (--coverage_output_generator), built
+        # only under `bazel coverage`; as go_test has it.
+        "_lcov_merger": attr.label(default = configuration_field(fragment = "coverage", name = "output_generator"), cfg = "exec"),
         "_mkinitramfs": attr.label(default = "@rules_go_vm//runner/cmd/mkinitramfs", executable = True, cfg = "exec"),
         "_runner": attr.label(default = "@rules_go_vm//runner/cmd/vmtest", executable = True, cfg = "exec"),
     },
