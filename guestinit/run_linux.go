@@ -93,6 +93,12 @@ func (in *Init) RunTest(cfg protocol.GuestConfig, g *protocol.Guest, started tim
 		fail("create the outputs directory: %v", err)
 		return finish()
 	}
+	if cfg.CoverageDir != "" {
+		if err := os.MkdirAll(cfg.CoverageDir, 0o777); err != nil {
+			fail("create the coverage directory: %v", err)
+			return finish()
+		}
+	}
 	cmd := &exec.Cmd{
 		Path:   cfg.Path,
 		Args:   append([]string{cfg.Path}, cfg.Args...),
@@ -239,7 +245,16 @@ wait:
 		}
 	}
 	shipped := make(chan []string, 1)
-	go func() { shipped <- shipOutputs(g, outDir, diagf) }()
+	go func() {
+		// One tally: the host counts the outputs and the coverage files
+		// against the same limits.
+		var tally protocol.OutputTally
+		problems := shipOutputs(g, outDir, "", &tally, diagf)
+		if cfg.CoverageDir != "" {
+			problems = append(problems, shipOutputs(g, cfg.CoverageDir, protocol.CoverageOutputDir, &tally, diagf)...)
+		}
+		shipped <- problems
+	}()
 	select {
 	case problems := <-shipped:
 		fails = append(fails, problems...)
@@ -254,47 +269,61 @@ wait:
 const OutputsTimeout = 60 * time.Second
 
 // shipOutputs sends the regular files below dir to the host, within the
-// host's limits and rules (a protocol.OutputTally: names, depth, reserved
-// names, files and directories, bytes); it returns the problems (files
-// skipped, send errors) as failure reasons, each naming the file and why.
-func shipOutputs(g *protocol.Guest, dir string, diagf func(string, ...any)) []string {
+// host's limits and rules (tally: names, depth, reserved names, files and
+// directories, bytes); it returns the problems (files skipped, send errors)
+// as failure reasons, each naming the file and why. A prefix (the coverage
+// files: protocol.CoverageOutputDir) goes before every path; without one,
+// a path starting with protocol.CoverageOutputDir is refused, so the test's
+// own outputs never pass for coverage.
+func shipOutputs(g *protocol.Guest, dir, prefix string, tally *protocol.OutputTally, diagf func(string, ...any)) []string {
 	var problems []string
-	var tally protocol.OutputTally
+	what := "outputs"
+	if prefix != "" {
+		what = "coverage"
+	}
+	files, bytes := tally.Files, tally.Bytes
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("outputs: %v", err))
+			problems = append(problems, fmt.Sprintf("%s: %v", what, err))
 			return nil
 		}
 		if d.IsDir() {
 			return nil
 		}
 		rel, _ := filepath.Rel(dir, p)
+		rel = filepath.ToSlash(rel)
+		if prefix != "" {
+			rel = prefix + "/" + rel
+		} else if first, _, _ := strings.Cut(rel, "/"); first == protocol.CoverageOutputDir {
+			problems = append(problems, fmt.Sprintf("outputs: %q not sent: %s/ is reserved for the test's coverage files; rename it", rel, protocol.CoverageOutputDir))
+			return nil
+		}
 		info, err := d.Info()
 		if err != nil || !info.Mode().IsRegular() {
 			diagf("outputs: %s skipped (not a regular file)", rel)
 			return nil
 		}
 		if err := tally.Add(rel, info.Size()); err != nil {
-			problems = append(problems, fmt.Sprintf("outputs: %q not sent: %v", rel, err))
+			problems = append(problems, fmt.Sprintf("%s: %q not sent: %v", what, rel, err))
 			return nil
 		}
 		f, err := os.Open(p)
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("outputs: %v", err))
+			problems = append(problems, fmt.Sprintf("%s: %v", what, err))
 			return nil
 		}
 		defer f.Close()
 		if _, err := g.File(rel, io.LimitReader(f, info.Size())); err != nil {
-			problems = append(problems, fmt.Sprintf("outputs: send %s: %v", rel, err))
+			problems = append(problems, fmt.Sprintf("%s: send %s: %v", what, rel, err))
 			return filepath.SkipAll
 		}
 		return nil
 	})
 	if err != nil {
-		problems = append(problems, fmt.Sprintf("outputs: %v", err))
+		problems = append(problems, fmt.Sprintf("%s: %v", what, err))
 	}
-	if tally.Files > 0 {
-		diagf("outputs: %d file(s), %d bytes sent", tally.Files, tally.Bytes)
+	if n := tally.Files - files; n > 0 {
+		diagf("%s: %d file(s), %d bytes sent", what, n, tally.Bytes-bytes)
 	}
 	return problems
 }

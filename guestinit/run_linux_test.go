@@ -84,6 +84,20 @@ func helperMain(mode string) int {
 		_ = os.WriteFile(filepath.Join(deep, "f"), nil, 0o644)
 		_ = os.WriteFile(filepath.Join(dir, "ok.txt"), []byte("kept"), 0o644)
 		return 0
+	case "coverage":
+		// Coverage data written, then a failing exit: it comes back all
+		// the same.
+		dir := os.Getenv("COVDIR")
+		_ = os.MkdirAll(filepath.Join(dir, "sub"), 0o755)
+		_ = os.WriteFile(filepath.Join(dir, "go_coverage.1.dat"), []byte("SF:a.go\nDA:1,1\nend_of_record\n"), 0o644)
+		_ = os.WriteFile(filepath.Join(dir, "sub", "covcounters.x"), []byte("counters"), 0o644)
+		_ = os.WriteFile(filepath.Join(os.Getenv("TEST_UNDECLARED_OUTPUTS_DIR"), "ok.txt"), []byte("kept"), 0o644)
+		return 3
+	case "outputs-coverage-name":
+		dir := filepath.Join(os.Getenv("TEST_UNDECLARED_OUTPUTS_DIR"), protocol.CoverageOutputDir)
+		_ = os.MkdirAll(dir, 0o755)
+		_ = os.WriteFile(filepath.Join(dir, "fake.dat"), []byte("SF:x\n"), 0o644)
+		return 0
 	case "stacks":
 		fmt.Println("ready")
 		time.Sleep(time.Hour)
@@ -192,6 +206,9 @@ func runInitStacks(t *testing.T, mode string, cfgText string, host hostMode, onS
 				}
 				return vfio.Binding{PCIAddress: a, PreviousDriver: "e1000", Group: 3, NoIOMMU: true, Node: "/dev/vfio/noiommu-3"}, nil
 			}
+		case "coverage":
+			cfg.CoverageDir = filepath.Join(dir, "coverage")
+			cfg.Env = append(cfg.Env, "COVDIR="+cfg.CoverageDir)
 		case "hang":
 			cfg.Timeout = protocol.Duration(300 * time.Millisecond)
 			cfg.KillGrace = protocol.Duration(300 * time.Millisecond)
@@ -446,6 +463,45 @@ func TestRunOutputsRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(o.outputs, "console.log")); err == nil {
 		t.Errorf("the reserved console.log was shipped")
+	}
+}
+
+// TestRunCoverage: init makes GuestConfig.CoverageDir before the test and
+// sends its files below protocol.CoverageOutputDir after it, also when the
+// test failed (a crashing test's flushed coverage still comes back).
+func TestRunCoverage(t *testing.T) {
+	o := runInit(t, "coverage", "", hostCollect, nil)
+	checkShutdown(t, o)
+	if o.err != nil || o.res.Pass || o.res.ExitCode() != 3 {
+		t.Fatalf("pass=%v exit=%d err=%v, want a failing verdict with exit code 3", o.res.Pass, o.res.ExitCode(), o.err)
+	}
+	for name, want := range map[string]string{
+		protocol.CoverageOutputDir + "/go_coverage.1.dat": "SF:a.go\nDA:1,1\nend_of_record\n",
+		protocol.CoverageOutputDir + "/sub/covcounters.x": "counters",
+		"ok.txt": "kept",
+	} {
+		if b, err := os.ReadFile(filepath.Join(o.outputs, name)); err != nil || string(b) != want {
+			t.Errorf("%s: %q %v, want %q", name, b, err, want)
+		}
+	}
+	if o.res.Files != 3 {
+		t.Errorf("%d files, want 3", o.res.Files)
+	}
+}
+
+// TestRunOutputsCoverageName: a test's own output below the coverage
+// prefix is refused (it would pass for coverage on the host), naming it.
+func TestRunOutputsCoverageName(t *testing.T) {
+	o := runInit(t, "outputs-coverage-name", "", hostCollect, nil)
+	checkShutdown(t, o)
+	if o.err != nil || o.res.Pass {
+		t.Fatalf("pass=%v err=%v: want a failing verdict", o.res.Pass, o.err)
+	}
+	if want := "reserved for the test's coverage files"; !strings.Contains(o.res.Reason, want) {
+		t.Errorf("reason %q lacks %q", o.res.Reason, want)
+	}
+	if o.res.Files != 0 {
+		t.Errorf("%d files sent", o.res.Files)
 	}
 }
 

@@ -138,6 +138,14 @@ type GuestConfig struct {
 	// waits for a layer message (see ReadLayer), whose GuestConfig at
 	// ConfigPath then replaces this one. Path is not needed.
 	Template bool `json:"template,omitempty"`
+	// CoverageDir, when not empty, is an absolute guest directory that
+	// init creates before the test and whose regular files it sends to the
+	// host after the test, whatever the verdict, as output files below
+	// CoverageOutputDir: the test's coverage data (the host points
+	// COVERAGE_DIR, -test.gocoverdir or -test.coverprofile into it). Added
+	// after version 2 of the frames, optional: a config without it costs
+	// the run nothing.
+	CoverageDir string `json:"coverage_dir,omitempty"`
 }
 
 // DefaultDebugPort is the vsock port of the guest's debug command server.
@@ -297,6 +305,9 @@ func (c *GuestConfig) Validate() error {
 	}
 	if c.Hostname != "" && !validHostname(c.Hostname) {
 		return bad("hostname %q", c.Hostname)
+	}
+	if c.CoverageDir != "" && (!path.IsAbs(c.CoverageDir) || path.Clean(c.CoverageDir) != c.CoverageDir || c.CoverageDir == "/") {
+		return bad("coverage_dir %q: want a clean absolute directory below /, e.g. /invm/coverage", c.CoverageDir)
 	}
 	for i, a := range c.VFIONICs {
 		if !validPCIAddress(a) {

@@ -41,6 +41,10 @@ func TestConfigValidate(t *testing.T) {
 		{"bad hugepage", func(c *GuestConfig) { c.HugePageSizes = []string{"2MB"} }, "hugepage"},
 		{"dup hugepage", func(c *GuestConfig) { c.HugePageSizes = []string{"2M", "2M"} }, "twice"},
 		{"bad hostname", func(c *GuestConfig) { c.Hostname = "a b" }, "hostname"},
+		{"coverage dir", func(c *GuestConfig) { c.CoverageDir = "/invm/coverage" }, ""},
+		{"relative coverage dir", func(c *GuestConfig) { c.CoverageDir = "invm/coverage" }, "coverage_dir"},
+		{"unclean coverage dir", func(c *GuestConfig) { c.CoverageDir = "/invm/../coverage" }, "coverage_dir"},
+		{"root coverage dir", func(c *GuestConfig) { c.CoverageDir = "/" }, "coverage_dir"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := validConfig()

@@ -37,7 +37,8 @@
 //	Event   guest→host  one `go test -json` (test2json) JSON object, no newline
 //	Diag    guest→host  one init diagnostic line, UTF-8, no newline
 //	File    guest→host  uint16 path length, a clean relative path, data
-//	                    (ValidOutputPath; the chunks of a file are consecutive)
+//	                    (ValidOutputPath; the chunks of a file are consecutive;
+//	                    below CoverageOutputDir: a GuestConfig.CoverageDir file)
 //	End     guest→host  empty; ends a data stream
 //	Verdict guest→host  JSON encoding of Verdict
 //	Ack     host→guest  empty; acknowledges the verdict

@@ -354,6 +354,8 @@ func decodeConfig(b []byte) (GuestConfig, error) {
 			c.VFIONICs, err = r.strings()
 		case "template":
 			c.Template, err = r.boolean()
+		case "coverage_dir":
+			c.CoverageDir, err = r.str()
 		default:
 			return r.errf("unknown field %q", key)
 		}

@@ -41,7 +41,8 @@ func TestParseConfigLikeEncodingJSON(t *testing.T) {
   "hostname": "vm-1",
   "verbose": true,
   "debug_port": 1025,
-  "vfio_nics": ["0000:00:10.0", "0000:00:11.0"]
+  "vfio_nics": ["0000:00:10.0", "0000:00:11.0"],
+  "coverage_dir": "/invm/coverage"
 }`
 	for _, in := range []string{
 		full,
@@ -87,6 +88,8 @@ func TestParseConfigStrict(t *testing.T) {
 		{`{` + ok + `,"vfio_nics":["0000:00:10"]}`, `vfio_nics "0000:00:10": want a PCI address`},
 		{`{` + ok + `,"vfio_nics":["0000:00:10.0","0000:00:10.0"]}`, `vfio_nics "0000:00:10.0" twice`},
 		{`{` + ok + `,"vfio_nics":["0000:00:20.0"]}`, `want a PCI address`},
+		{`{` + ok + `,"coverage_dir":["/c"]}`, `field "coverage_dir"`},
+		{`{` + ok + `,"coverage_dir":"c"}`, `coverage_dir "c": want a clean absolute directory`},
 		{`{` + ok + `,"hostname":"a` + "\x01" + `"}`, `control character`},
 		{`{` + ok + `,"hostname":"a\q"}`, `bad escape`},
 		{`{` + ok + `,"hostname":"\ud800"}`, `lone surrogate`},

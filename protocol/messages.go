@@ -245,6 +245,19 @@ const (
 // path may start with one, so a test's file never collides with them.
 var ReservedOutputNames = []string{"console.log", "qemu-command.txt", "runner.log", "test.json"}
 
+// CoverageOutputDir is the first element of the output paths that carry the
+// files of GuestConfig.CoverageDir: the guest init sends "CoverageOutputDir/f"
+// for its file f, and the host puts f with the test's coverage, not with its
+// undeclared outputs. A test's own output file may not start with it.
+const CoverageOutputDir = "invm-coverage"
+
+// CoveragePath reports whether the output path p carries a coverage file
+// (see CoverageOutputDir) and returns its path inside the coverage
+// directory.
+func CoveragePath(p string) (string, bool) {
+	return strings.CutPrefix(p, CoverageOutputDir+"/")
+}
+
 // ValidOutputPath checks an output file path: 1 to MaxPath bytes of UTF-8,
 // relative, slash-separated, already clean, at most MaxPathDepth elements,
 // no "." or ".." element, no control character (C0, DEL, C1), no

@@ -561,3 +561,22 @@ func TestDiagNeverBlocks(t *testing.T) {
 		t.Errorf("nothing dropped")
 	}
 }
+
+func TestCoveragePath(t *testing.T) {
+	for _, tc := range []struct {
+		path, rest string
+		ok         bool
+	}{
+		{CoverageOutputDir + "/go_coverage.1.dat", "go_coverage.1.dat", true},
+		{CoverageOutputDir + "/sub/covmeta.x", "sub/covmeta.x", true},
+		{CoverageOutputDir, "", false},
+		{"x/" + CoverageOutputDir + "/f", "", false},
+		{CoverageOutputDir + "x/f", "", false},
+		{"report.txt", "", false},
+	} {
+		rest, ok := CoveragePath(tc.path)
+		if ok != tc.ok || (ok && rest != tc.rest) {
+			t.Errorf("CoveragePath(%q) = %q, %v; want %q, %v", tc.path, rest, ok, tc.rest, tc.ok)
+		}
+	}
+}

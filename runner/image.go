@@ -135,9 +135,10 @@ func findGo() (string, error) {
 // cacheDir, building it on a cache miss: /init (initBinary if not empty,
 // else guestinit/cmd/init built from moduleRoot with CGO_ENABLED=0),
 // /dev/console (char 5:1, needed before devtmpfs is mounted) and the mount
-// point directories. The cache entry is keyed by the init binary's
-// content (or its sources' content when it is built).
-func BaseLayer(cacheDir, goarch, initBinary, moduleRoot string) (string, error) {
+// point directories, and busybox (if not "") with GuestApplets linked to it
+// in /bin. The cache entry is keyed by the init binary's content (or its
+// sources' content when it is built) and busybox's.
+func BaseLayer(cacheDir, goarch, initBinary, moduleRoot, busybox string) (string, error) {
 	dir := filepath.Join(cacheDir, "base")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("%w: %w", ErrInternal, err)
@@ -167,11 +168,15 @@ func BaseLayer(cacheDir, goarch, initBinary, moduleRoot string) (string, error) 
 			}
 		}
 	}
-	out := filepath.Join(dir, key+".cpio")
+	bbKey, err := busyboxKey(busybox)
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, key+bbKey+".cpio")
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
 	}
-	l, err := NewBaseLayer(initBinary)
+	l, err := NewBaseLayer(initBinary, busybox)
 	if err != nil {
 		return "", err
 	}
@@ -201,9 +206,10 @@ func buildInit(goBin, goarch, moduleRoot, path string) error {
 
 // NewBaseLayer returns the base initramfs layer around the static guest
 // init at initBinary: /init, /dev/console (char 5:1, mode 0600: the kernel
-// opens it as init's fds 0-2 before devtmpfs is mounted) and the mount
-// point directories (/tmp 1777).
-func NewBaseLayer(initBinary string) (*initramfs.Layer, error) {
+// opens it as init's fds 0-2 before devtmpfs is mounted), the mount point
+// directories (/tmp 1777) and, if busybox is not "", /bin/busybox with
+// GuestApplets linked to it (the test's PATH starts with /bin).
+func NewBaseLayer(initBinary, busybox string) (*initramfs.Layer, error) {
 	l := initramfs.NewLayer()
 	for _, d := range baseDirs {
 		if err := l.AddDir(d.path, d.mode); err != nil {
@@ -215,6 +221,11 @@ func NewBaseLayer(initBinary string) (*initramfs.Layer, error) {
 		l.AddFile("init", initBinary, 0o755),
 	); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInternal, err)
+	}
+	if busybox != "" {
+		if err := addUserland(l, busybox); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInternal, err)
+		}
 	}
 	return l, nil
 }

@@ -228,6 +228,13 @@ type Options struct {
 	// OutputsDir receives the files the test wrote to
 	// $TEST_UNDECLARED_OUTPUTS_DIR in the guest; "" checks and drops them.
 	OutputsDir string
+	// CoverageDir, when not empty, receives the files the test wrote to
+	// GuestCoverageDir in the guest (whatever its verdict): its coverage
+	// data. The front end points the test's coverage at GuestCoverageDir
+	// (Env: COVERAGE_DIR for a Bazel go_test; Args: -test.gocoverdir,
+	// -test.coverprofile for go test). "" gives the guest no coverage
+	// directory: nothing is made, walked or sent.
+	CoverageDir string
 	// StacksGrace is how long the run goes on after ctx ended (host
 	// timeout, SIGTERM) while the guest prints the test's goroutine
 	// stacks; 0 means DefaultStacksGrace.
@@ -243,8 +250,18 @@ type Options struct {
 	// Stdin is the input of Command; nil means os.Stdin.
 	Stdin io.Reader
 	// ShellBusybox is a static busybox put at /bin/busybox in the guest
-	// for Shell; "" means FindBusybox's default.
+	// for Shell; "" means the base layer's (Busybox), else FindBusybox's
+	// default.
 	ShellBusybox string
+	// CC is the C compiler for the guest's arch that resolves a dynamically
+	// linked test binary's interpreter and libraries (runner/dynlib); ""
+	// means $CC, else gcc for the host's arch, else <triplet>-gcc.
+	CC string
+	// Busybox is the static busybox of the base layer (its applets are on
+	// the test's PATH, see GuestApplets); "" means FindGuestBusybox's
+	// default (tools/setup's busybox-<arch>), NoBusybox none. Ignored with
+	// BaseLayerFile.
+	Busybox string
 }
 
 // DefaultStacksGrace bounds the wait for the guest's goroutine stacks after

@@ -43,7 +43,8 @@ type runPlan struct {
 
 // planOptions checks o (defaulted) and resolves what needs no host probe:
 // the arch (from the test binary's ELF when not given), that the binary is
-// static, the arch's profile and the shell's default command.
+// static or its loader reaches the guest, the arch's profile and the
+// shell's default command.
 func planOptions(o Options, start time.Time, res *Result) (*runPlan, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -59,7 +60,7 @@ func planOptions(o Options, start time.Time, res *Result) (*runPlan, error) {
 		}
 	}
 	res.Arch = o.Arch
-	if err := CheckStatic(o.TestBinary); err != nil {
+	if err := checkLoader(o); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
 	profile, err := qemu.ProfileFor(o.Arch)
@@ -180,6 +181,9 @@ func guestConfig(o Options, shape vmm.VM, ch protocol.Channel, accel string, spe
 	}
 	if o.GuestHugepages.Count > 0 {
 		cfg.HugePageSizes = []string{o.GuestHugepages.Size}
+	}
+	if o.CoverageDir != "" {
+		cfg.CoverageDir = GuestCoverageDir
 	}
 	if len(o.Command) > 0 || o.Shell {
 		// The guest serves debug commands and waits for the Ack (sent when

@@ -66,6 +66,14 @@ func TestGuestConfig(t *testing.T) {
 	if cfg.DebugPort != 0 || cfg.AckTimeout != 0 {
 		t.Errorf("debug port without a command: %+v", cfg)
 	}
+	if cfg.CoverageDir != "" {
+		t.Errorf("a coverage directory without Options.CoverageDir: %q", cfg.CoverageDir)
+	}
+	o.CoverageDir = t.TempDir()
+	if cfg = guestConfig(o, o.shape(), ch, qemu.AccelTCG, 0, nil); cfg.CoverageDir != GuestCoverageDir {
+		t.Errorf("with Options.CoverageDir: guest coverage dir %q, want %q", cfg.CoverageDir, GuestCoverageDir)
+	}
+	o.CoverageDir = ""
 	o.Command, o.GuestTestPath = []string{"/bin/true"}, "/invm/runfiles/x_test"
 	cfg = guestConfig(o, o.shape(), ch, qemu.AccelTCG, 0, nil)
 	if cfg.DebugPort != protocol.DefaultDebugPort || time.Duration(cfg.AckTimeout) != o.Timeout || cfg.Path != o.GuestTestPath {

@@ -159,7 +159,11 @@ func baseLayer(o Options) (string, error) {
 			return "", err
 		}
 	}
-	return BaseLayer(o.CacheDir, o.Arch.GOARCH(), o.InitBinary, root)
+	busybox, err := FindGuestBusybox(o.Arch, o.Busybox)
+	if err != nil {
+		return "", err
+	}
+	return BaseLayer(o.CacheDir, o.Arch.GOARCH(), o.InitBinary, root, busybox)
 }
 
 // writeInitrd writes initrd.cpio in the state directory (removed on
@@ -175,7 +179,14 @@ func (pr *prepared) writeInitrd(o Options, base string, cfg protocol.GuestConfig
 	if err != nil {
 		return err
 	}
-	if o.Shell {
+	if layerBinary != "" {
+		if err := addLoader(test, layerBinary, o); err != nil {
+			return err
+		}
+	}
+	if o.Shell && (o.ShellBusybox != "" || o.BaseLayerFile != "" || o.Busybox == NoBusybox) {
+		// Otherwise the base layer has the guest arch's busybox (or,
+		// without one, the shell fails saying so).
 		if err := addBusybox(test, o); err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -235,7 +236,9 @@ func TestNewBaseLayer(t *testing.T) {
 	dir := t.TempDir()
 	initBin := filepath.Join(dir, "init")
 	os.WriteFile(initBin, []byte("\x7fELF fake init"), 0o755)
-	l, err := NewBaseLayer(initBin)
+	bb := filepath.Join(dir, "busybox")
+	os.WriteFile(bb, []byte("\x7fELF fake busybox"), 0o755)
+	l, err := NewBaseLayer(initBin, bb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,6 +264,20 @@ func TestNewBaseLayer(t *testing.T) {
 	for _, d := range []string{"proc", "sys", "dev", "run"} {
 		if _, ok := files[d]; !ok {
 			t.Errorf("no %s", d)
+		}
+	}
+	if b, ok := files["bin/busybox"]; !ok || b.Mode&0o777 != 0o755 {
+		t.Errorf("bin/busybox: %+v", b.Info)
+	}
+	for _, a := range []string{"sh", "sleep", "true", "cat", "ip"} {
+		l, ok := files["bin/"+a]
+		if !ok || l.Mode&0o170000 != 0o120000 {
+			t.Errorf("bin/%s: %+v, want a symlink", a, l.Info)
+			continue
+		}
+		target, err := io.ReadAll(io.NewSectionReader(l.ReaderAt, 0, int64(l.FileSize)))
+		if err != nil || string(target) != "busybox" {
+			t.Errorf("bin/%s -> %q (%v), want busybox", a, target, err)
 		}
 	}
 }

@@ -146,11 +146,38 @@ func (s *vmSession) collectOptions(ctx context.Context, hello, stacks chan struc
 	if len(s.o.Command) > 0 {
 		opts.BeforeAck = s.runDebug
 	}
-	if s.o.OutputsDir != "" {
-		opts.Files = protocol.DirSink{Dir: s.o.OutputsDir}
+	if s.o.OutputsDir != "" || s.o.CoverageDir != "" {
+		opts.Files = fileRouter{outputs: s.o.OutputsDir, coverage: s.o.CoverageDir}
 	}
 	return opts
 }
+
+// GuestCoverageDir is the guest directory whose files land in
+// Options.CoverageDir (protocol.GuestConfig.CoverageDir).
+const GuestCoverageDir = "/invm/coverage"
+
+// fileRouter is the session's protocol.FileSink: coverage files (below
+// protocol.CoverageOutputDir) go to the coverage directory, the others to
+// the outputs directory; a file whose directory is "" is checked and
+// dropped.
+type fileRouter struct{ outputs, coverage string }
+
+func (r fileRouter) Create(name string) (io.WriteCloser, error) {
+	dir := r.outputs
+	if rest, ok := protocol.CoveragePath(name); ok {
+		dir, name = r.coverage, rest
+	}
+	if dir == "" {
+		return discard{}, nil
+	}
+	return protocol.DirSink{Dir: dir}.Create(name)
+}
+
+// discard is an io.WriteCloser that drops what it is given.
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+func (discard) Close() error                { return nil }
 
 // boot waits for the guest init's first Hello; the error says why it never
 // came (QEMU exited, the daemon died, ChannelTimeout, ctx). A collector

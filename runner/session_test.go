@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -229,5 +230,59 @@ func TestSessionBadHelloEndsBoot(t *testing.T) {
 	})
 	if !errors.Is(err, ErrBadSession) || !strings.Contains(err.Error(), "unsupported version") {
 		t.Fatalf("err = %v, want ErrBadSession saying unsupported version (log: %s)", err, log)
+	}
+}
+
+// TestFileRouter: the guest's coverage files land in Options.CoverageDir,
+// its other output files in Options.OutputsDir; a file without a directory
+// is dropped.
+func TestFileRouter(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		outputs, coverage bool
+		path              string
+		want              string // file written, relative to the temp dir; "" = dropped
+	}{
+		{"output", true, true, "a/b.txt", "out/a/b.txt"},
+		{"coverage", true, true, protocol.CoverageOutputDir + "/go_coverage.1.dat", "cov/go_coverage.1.dat"},
+		{"coverage subdir", false, true, protocol.CoverageOutputDir + "/d/covmeta.x", "cov/d/covmeta.x"},
+		{"coverage, no coverage dir", true, false, protocol.CoverageOutputDir + "/x.dat", ""},
+		{"output, no outputs dir", false, true, "a.txt", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			var r fileRouter
+			if tc.outputs {
+				r.outputs = filepath.Join(dir, "out")
+			}
+			if tc.coverage {
+				r.coverage = filepath.Join(dir, "cov")
+			}
+			w, err := r.Create(tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.WriteString(w, "data"); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					rel, _ := filepath.Rel(dir, p)
+					got = append(got, rel)
+				}
+				return nil
+			})
+			want := []string{}
+			if tc.want != "" {
+				want = []string{tc.want}
+			}
+			if strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Errorf("files %q, want %q", got, want)
+			}
+		})
 	}
 }

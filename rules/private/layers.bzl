@@ -19,11 +19,15 @@ def _guest_base_layer_impl(ctx):
     args.add("base")
     init = ctx.attr.init[0][DefaultInfo].files_to_run.executable
     args.add("-init", init)
+    inputs = [init]
+    if ctx.file.busybox:
+        args.add("-busybox", ctx.file.busybox)
+        inputs.append(ctx.file.busybox)
     args.add("-o", out)
     ctx.actions.run(
         executable = ctx.executable._mklayer,
         arguments = [args],
-        inputs = [init],
+        inputs = inputs,
         outputs = [out],
         mnemonic = "GuestBaseLayer",
         progress_message = "Writing %s base initramfs layer %%{label}" % ctx.attr.arch,
@@ -36,8 +40,14 @@ def _guest_base_layer_impl(ctx):
 guest_base_layer = rule(
     implementation = _guest_base_layer_impl,
     doc = """The base initramfs layer of a guest: the guest init as /init plus the directories and device
-nodes it needs. Built once per architecture and shared by every test of that architecture.""",
+nodes it needs, and a static busybox at /bin/busybox with the applets tests commonly exec (sh, sleep, cat,
+ip, ...; runner.GuestApplets) linked to it in /bin, on the test's PATH. Built once per architecture and shared
+by every test of that architecture.""",
     attrs = {
+        "busybox": attr.label(
+            doc = "A static busybox for the layer's arch (default toolchains: the root's busybox-static); none: no userland.",
+            allow_single_file = True,
+        ),
         "arch": attr.string(
             doc = "Guest architecture the init is built for: \"x86_64\" or \"aarch64\".",
             mandatory = True,

@@ -144,6 +144,10 @@ def _shape(attr):
         "vfio_nics": attr.vfio_nics,
     }
 
+# The C toolchain of the guest arch: its compiler resolves a dynamically
+# linked test binary's libraries (runner/dynlib).
+_CC_TOOLCHAIN = "@bazel_tools//tools/cpp:toolchain_type"
+
 def _rlocation(ctx, f):
     """The runfiles path of a file ("_main/pkg/x" or "repo/x")."""
     if f.short_path.startswith("../"):
@@ -179,9 +183,17 @@ def _go_vm_test_impl(ctx):
         entries.append({"path": dst, "src": f.path, "type": "file"})
     ctx.actions.write(manifest, json.encode({"entries": entries}))
     layer = ctx.actions.declare_file(ctx.label.name + ".layer.cpio")
+    layer_args = ["-o", layer.path, "-manifest", manifest.path]
+
+    # A dynamically linked (cgo) binary gets its ELF interpreter and shared
+    # libraries in the layer, resolved by the C compiler of the guest arch's
+    # toolchain (the one that linked it); a static binary gets nothing.
+    cc = ctx.toolchains[_CC_TOOLCHAIN]
+    if cc and cc.cc.compiler_executable:
+        layer_args += ["-libs-for", binary.path, "-cc", cc.cc.compiler_executable]
     ctx.actions.run(
         executable = ctx.executable._mkinitramfs,
-        arguments = ["-o", layer.path, "-manifest", manifest.path],
+        arguments = layer_args,
         inputs = files + [manifest],
         outputs = [layer],
         mnemonic = "GuestTestLayer",
@@ -221,6 +233,9 @@ exec "$r/{runner}" -runfiles "$r" -spec "$r/{spec}" -- "$@"
         VmTestInfo(runner = runner, spec = spec_file),
         DefaultInfo(executable = launcher, runfiles = runfiles, files = depset([launcher, spec_file, layer])),
         RunEnvironmentInfo(environment = {}, inherited_environment = ["RULES_GO_VM_CACHE", "INVM_QEMU", "INVM_VERBOSE"]),
+        # `bazel coverage`: the inner go_test's instrumented sources are this
+        # test's (the launcher brings the guest's LCOV files to COVERAGE_DIR).
+        coverage_common.instrumented_files_info(ctx, dependency_attributes = ["test_binary"]),
     ]
 
 _go_vm_test = rule(
@@ -228,7 +243,10 @@ _go_vm_test = rule(
     test = True,
     # Optional, so that an unsupported target CPU gets our message, not a
     # toolchain resolution error.
-    toolchains = [config_common.toolchain_type(VM_TOOLCHAIN, mandatory = False)],
+    toolchains = [
+        config_common.toolchain_type(VM_TOOLCHAIN, mandatory = False),
+        config_common.toolchain_type(_CC_TOOLCHAIN, mandatory = False),
+    ],
     doc = "Runs a test binary inside a Linux guest. Use the `go_vm_test` macro.",
     attrs = {
         "accel": attr.string(doc = FIELDS["accel"]["doc"], default = FIELDS["accel"]["default"]),
@@ -248,6 +266,9 @@ _go_vm_test = rule(
         "vfio_nics": attr.string_list(doc = FIELDS["vfio_nics"]["doc"]),
         "vm_args": attr.string_list(doc = "Arguments passed to the test binary in the guest."),
         "vm_env": attr.string_dict(doc = "Environment of the test in the guest."),
+        # Bazel's per-test LCOV merger (--coverage_output_generator), built
+        # only under `bazel coverage`; as go_test has it.
+        "_lcov_merger": attr.label(default = configuration_field(fragment = "coverage", name = "output_generator"), cfg = "exec"),
         "_mkinitramfs": attr.label(default = "@rules_go_vm//runner/cmd/mkinitramfs", executable = True, cfg = "exec"),
         "_runner": attr.label(default = "@rules_go_vm//runner/cmd/vmtest", executable = True, cfg = "exec"),
     },

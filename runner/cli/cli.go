@@ -23,6 +23,11 @@
 // upper case with - as _, e.g. INVM_KERNEL, INVM_MEMORY, INVM_VERBOSE), so
 // `go test -exec invm` can be tuned without quoting.
 //
+// Coverage (`go test -exec invm -cover -coverprofile=c.out`): the test
+// binary's -test.gocoverdir and -test.coverprofile (and $GOCOVERDIR) name
+// host paths; invm points them at a guest directory and copies what the
+// test wrote there back to those paths after the run, whatever its outcome.
+//
 // Exit codes: the test's own exit code when the guest returned a valid
 // verdict (0 = pass, 128+N = killed by signal N, 74 = FAIL without an exit
 // code, e.g. a leaked process); otherwise 64 usage, 65 no kernel, 66 no
@@ -89,7 +94,10 @@ func defineFlags(fs *flag.FlagSet, o *runner.Options, shape *vmspec.Shape) cliFl
 	fs.StringVar(&o.OutputsDir, "outputs-dir", "", "host directory receiving the files the test wrote to $TEST_UNDECLARED_OUTPUTS_DIR in the guest (default: dropped)")
 	f.shell = fs.Bool("shell", false, "after the test, open an interactive shell in the same guest (busybox sh from -shell-busybox) before it powers off")
 	f.command = fs.String("command", "", "after the test, run this command (space-separated argv, a guest path) in the same guest before it powers off")
-	fs.StringVar(&o.ShellBusybox, "shell-busybox", "", "static busybox for -shell, put at /bin/busybox in the guest (default: /bin/busybox on the host if static)")
+	fs.StringVar(&o.ShellBusybox, "shell-busybox", "", "static busybox for -shell, put at /bin/busybox in the guest (default: the base layer's, see -busybox)")
+	fs.StringVar(&o.CC, "cc", "", "C compiler for the guest arch that resolves a dynamically linked (cgo) test binary's loader and libraries (default: $CC, else gcc for the host's arch, else <triplet>-gcc)")
+	fs.StringVar(&o.Busybox, "busybox", "", "static busybox of the guest arch in the base layer, its applets (sh, sleep, cat, ip, ...) on the test's PATH; "+
+		"\"none\" for none (default: "+runner.SharedBinDir+"/busybox-<arch> from tools/setup, else /bin/busybox if static and of the guest arch)")
 	return f
 }
 
@@ -296,11 +304,24 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "invm: %v\n", err)
 		return runner.ExitCode(runner.Result{}, err)
 	}
+	cov, err := planCoverage(&o, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "invm: %v\n", err)
+		return runner.ExitCode(runner.Result{}, err)
+	}
 	o.Stdout, o.Stderr = stdout, stderr
 	if o.Verbose {
 		o.Log = stderr
 	}
 	res, err := runner.Run(ctx, o)
+	if cov != nil {
+		if cerr := cov.copyBack(); cerr != nil {
+			fmt.Fprintf(stderr, "invm: coverage: %v\n", cerr)
+			if err == nil && res.Pass {
+				err = fmt.Errorf("%w: coverage: %w", runner.ErrInternal, cerr)
+			}
+		}
+	}
 	if o.Verbose {
 		fmt.Fprintf(stderr, "invm: timings: %s\n", res.Timings())
 	}

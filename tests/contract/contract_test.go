@@ -250,14 +250,16 @@ func TestPass(t *testing.T) {
 	t.Parallel()
 	r := launch(t, "pass", nil)
 	r.check(t, exitPass, []string{
-		"TestInGuest=pass", "TestSlowish=pass", "TestSubtests=pass", "TestSubtests/one=pass",
+		"TestCoverageEnv=skip", "TestInGuest=pass", "TestSlowish=pass", "TestSubtests=pass", "TestSubtests/one=pass",
 		"TestSubtests/three=pass", "TestSubtests/three/deeper=pass", "TestSubtests/two=skip",
 	}, false)
 	if !strings.Contains(r.stdout, "=== RUN   TestInGuest") || !strings.Contains(r.stdout, "in the guest") {
 		t.Errorf("stdout is not the test's verbose output:\n%s", r.stdout)
 	}
-	if s := r.xml.Suites[0].Name; s != "tests/contract/testdata/pass_vm_test.TestInGuest" {
-		t.Errorf("first suite %q", s)
+	// One suite per top-level test, named <label as a path>.<Test>, sorted
+	// (TestCoverageEnv first).
+	if s := r.xml.Suites[1].Name; s != "tests/contract/testdata/pass_vm_test.TestInGuest" {
+		t.Errorf("second suite %q", s)
 	}
 	// The kernel is quiet: its log has few lines, all timestamped.
 	if c := r.output(t, "console.log"); !regexp.MustCompile(`(?m)^\[ *\d+\.\d+\] `).MatchString(c) {
@@ -284,6 +286,24 @@ func TestPass(t *testing.T) {
 		if dst, err := os.Readlink(l); err == nil && strings.HasPrefix(dst, r.dir) {
 			t.Errorf("%s -> %s left behind", l, dst)
 		}
+	}
+}
+
+// TestCoverage: under `bazel coverage` (COVERAGE_DIR set by
+// collect_coverage.sh) the guest test gets a go_test's coverage variables,
+// with a guest COVERAGE_DIR, and what it writes there lands in the host's
+// COVERAGE_DIR, where Bazel's LCOV merger looks.
+func TestCoverage(t *testing.T) {
+	t.Parallel()
+	cov := t.TempDir()
+	r := launch(t, "pass", map[string]string{"COVERAGE_DIR": cov, "TESTBRIDGE_TEST_ONLY": "TestCoverageEnv"})
+	r.check(t, exitPass, []string{"TestCoverageEnv=pass"}, false)
+	b, err := os.ReadFile(filepath.Join(cov, "guest.dat"))
+	if want := "COVERAGE=1 COVERAGE_DIR=/invm/coverage COVERAGE_OUTPUT_FILE=/tmp/invm-coverage.dat\n"; err != nil || string(b) != want {
+		t.Errorf("guest.dat in COVERAGE_DIR: %q (%v), want %q", b, err, want)
+	}
+	if _, err := os.Stat(filepath.Join(r.dir, "outputs", "invm-coverage")); err == nil {
+		t.Error("the coverage files also landed in the undeclared outputs")
 	}
 }
 

@@ -38,18 +38,23 @@ const (
 	messageBytes  = 2 << 20
 )
 
-// pool is one kind of worker: its name and the platform properties it
-// advertises (sorted by name, as REv2 wants them).
+// pool is one kind of worker: its name, the platform properties it
+// advertises (sorted by name, as REv2 wants them), and how many actions its
+// one worker runs at once.
 type pool struct {
-	name       string
-	properties [][2]string
+	name        string
+	properties  [][2]string
+	concurrency int
 }
 
-// pools are the two worker pools: plain Linux workers (//:remote_linux)
-// and the ones advertising what //:remote_kvm asks for.
+// pools are the two worker pools: plain Linux workers (//:remote_linux),
+// which take every build action and the accel = "auto" tests, and the ones
+// advertising what //:remote_kvm asks for. The plain pool runs more actions
+// at once than this machine has cores, so that a worker's input fetches
+// and output uploads overlap with other actions' execution.
 var pools = []pool{
-	{name: "linux", properties: [][2]string{{"OSFamily", "Linux"}}},
-	{name: "kvm", properties: [][2]string{{"OSFamily", "Linux"}, {"kvm", "true"}}},
+	{name: "linux", properties: [][2]string{{"OSFamily", "Linux"}}, concurrency: 4},
+	{name: "kvm", properties: [][2]string{{"OSFamily", "Linux"}, {"kvm", "true"}}, concurrency: 2},
 }
 
 // process is one cluster process, in its own process group.
@@ -381,7 +386,7 @@ func (c *cluster) writeConfigs(storage, frontend, schedClients, schedWorkers, sc
 				},
 				"runners": []any{map[string]any{
 					"endpoint":                 grpcClient("unix:" + runnerSocket),
-					"concurrency":              2,
+					"concurrency":              p.concurrency,
 					"maximumFilePoolFileCount": 100000,
 					"maximumFilePoolSizeBytes": filePoolBytes,
 					"platform":                 map[string]any{"properties": props},

@@ -9,14 +9,21 @@
 //
 //   - the passing go_vm_test PASSES and the failing one FAILS with its own
 //     message, and every spawn (the kernel, the layers, the tests, the Go
-//     builds) ran remotely (--execution_log_json_file);
+//     builds) ran remotely (--execution_log_json_file), each executed by a
+//     worker of this cluster (ExecutedActionMetadata.worker, from the
+//     Execute responses in --remote_grpc_log);
+//   - an accel = "kvm" test (in the same invocation) is executed by the KVM
+//     pool's worker, per that metadata, and, where KVM does not work (every
+//     worker here), ends as an infrastructure failure naming the worker and
+//     the KVM probe's result;
 //   - a second run from a clean output base takes the test result from the
 //     remote cache;
-//   - an accel = "kvm" test runs on the KVM pool's worker and, where KVM does
-//     not work (every worker here), ends as an infrastructure failure naming
-//     the worker and the KVM probe's result;
 //   - killing the worker that runs a test makes Bazel report the failure and
 //     leaves no QEMU behind.
+//
+// The clean-output-base run overlaps the worker-kill case: it runs while
+// the scheduler waits for the killed worker to come back (a fixed minute in
+// Buildbarn); it needs no worker, only the remote cache.
 //
 // It needs Bazel >= 7 (as //tests/e2e) and the Buildbarn binaries that
 // tools/setup builds from ../shared/buildbarn ($RULES_GO_VM_BUILDBARN, else
@@ -27,31 +34,30 @@ package remote
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/rules-go-vm/rules_go_vm/tests/internal/nestedbazel"
 )
 
-const (
-	// defaultBazelrc is where tools/setup writes the toolchain root's bazelrc.
-	defaultBazelrc = "/opt/rules_go_vm/bazelrc"
-	// defaultBuildbarn is where tools/setup (tools/buildbarn) puts the binaries.
-	defaultBuildbarn = "/var/lib/rules_go_vm/cache/buildbarn/bin"
-)
+// defaultBuildbarn is where tools/setup (tools/buildbarn) puts the binaries.
+const defaultBuildbarn = "/var/lib/rules_go_vm/cache/buildbarn/bin"
 
-// Bazel's exit codes (bazel.build/run/scripts).
-const (
-	exitOK          = 0
-	exitTestsFailed = 3
-)
+// kernelEnv chooses the nested build's x86_64 guest kernel: "prebuilt"
+// (the default: rules_go_vm's default kernel from this test's runfiles, a
+// declared input of the nested build through testdata/overlay/toolchain)
+// or "build" (rules_go_vm's default toolchain: KernelBuild runs on a worker
+// from its declared inputs, minutes of the test's time;
+// //tests/remote:remote_kernel_test).
+const kernelEnv = "RULES_GO_VM_REMOTE_KERNEL"
+
+// prebuiltKernel is the runfile of //rules/toolchains:kernel_x86_64.
+const prebuiltKernel = "rules/toolchains/kernel_x86_64/vmlinux"
 
 // Bounds of the worker-kill case.
 const (
@@ -64,62 +70,50 @@ const (
 	qemuGoneTimeout = 15 * time.Second
 )
 
-// bazel runs Bazel commands in one output root.
-type bazel struct {
-	t       *testing.T
-	binary  string
-	rc      string
-	root    string // --output_user_root
-	workdir string
-}
+// nestedJobs is the nested Bazel's --jobs: remote actions in flight, more
+// than this machine's cores so that uploads, queueing and downloads overlap
+// with execution (the default is the number of cores).
+const nestedJobs = 8
 
-func (b *bazel) command(args ...string) *exec.Cmd {
-	startup := []string{"--output_user_root=" + b.root}
-	if b.rc != "" {
-		startup = append(startup, "--bazelrc="+b.rc)
-	}
-	cmd := exec.Command(b.binary, append(startup, args...)...)
-	cmd.Dir = b.workdir
-	return cmd
-}
+// bazel is a nested Bazel whose failures to run at all end the test.
+type bazel struct{ *nestedbazel.Bazel }
 
-func (b *bazel) run(args ...string) (string, int) {
-	b.t.Helper()
-	cmd := b.command(args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
-	code := exitCode(b.t, cmd.Run())
-	fmt.Printf("remote: bazel %s → exit %d in %v\n", strings.Join(args, " "), code, time.Since(start).Round(time.Millisecond))
-	return out.String(), code
-}
-
-func exitCode(t *testing.T, err error) int {
+func (b bazel) run(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		return ee.ExitCode()
-	case err != nil:
-		t.Fatalf("bazel: %v", err)
+	out, code, err := b.Run(args...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return 0
+	return out, code
+}
+
+// testlog reads target's test.log and checks that every want is in it.
+func (b bazel) testlog(t *testing.T, target string, want ...string) string {
+	t.Helper()
+	dir, err := b.Info("bazel-testlogs", "--config=remote_local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := os.ReadFile(filepath.Join(dir, target, "test.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range want {
+		if !bytes.Contains(log, []byte(w)) {
+			t.Errorf("%s's test.log lacks %q:\n%s", target, w, nestedbazel.Tail(string(log)))
+		}
+	}
+	return string(log)
 }
 
 func TestRemoteCluster(t *testing.T) {
-	repo := repoRoot(t)
-	binary := os.Getenv("RULES_GO_VM_E2E_BAZEL")
-	if binary == "" {
-		var err error
-		if binary, err = exec.LookPath("bazel"); err != nil {
-			t.Fatalf("no bazel on PATH (%v): run this test through tools/bazel, or set RULES_GO_VM_E2E_BAZEL", err)
-		}
+	repo, err := nestedbazel.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
 	}
-	rc := os.Getenv("RULES_GO_VM_E2E_BAZELRC")
-	if rc == "" {
-		if _, err := os.Stat(defaultBazelrc); err == nil {
-			rc = defaultBazelrc
-		}
+	binary, rc, err := nestedbazel.Find()
+	if err != nil {
+		t.Fatal(err)
 	}
 	bin := os.Getenv("RULES_GO_VM_BUILDBARN")
 	if bin == "" {
@@ -133,11 +127,11 @@ func TestRemoteCluster(t *testing.T) {
 				"to a directory with bb_storage, bb_scheduler, bb_worker and bb_runner", b, err)
 		}
 	}
-	logs := os.Getenv("TEST_UNDECLARED_OUTPUTS_DIR")
-	if logs == "" {
-		logs = t.TempDir()
+	outputs := os.Getenv("TEST_UNDECLARED_OUTPUTS_DIR")
+	if outputs == "" {
+		outputs = t.TempDir()
 	}
-	logs = filepath.Join(logs, "cluster")
+	logs := filepath.Join(outputs, "cluster")
 	if err := os.MkdirAll(logs, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -147,8 +141,28 @@ func TestRemoteCluster(t *testing.T) {
 	c := startCluster(t, bin, filepath.Join(tmp, "cluster"), logs)
 
 	workdir := filepath.Join(tmp, "module")
-	copyTree(t, filepath.Join(repo, "tests/e2e/testdata/module"), workdir, repo)
-	copyTree(t, filepath.Join(repo, "tests/remote/testdata/overlay"), workdir, repo)
+	for _, dir := range []string{"tests/e2e/testdata/module", "tests/remote/testdata/overlay"} {
+		if err := nestedbazel.CopyTree(filepath.Join(repo, dir), workdir, repo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var kernelFlags []string
+	wantSpawns := []string{"GuestBaseLayer", "GuestTestLayer", "TestRunner"}
+	switch kernel := os.Getenv(kernelEnv); kernel {
+	case "", "prebuilt":
+		img, err := os.ReadFile(filepath.Join(os.Getenv("TEST_SRCDIR"), os.Getenv("TEST_WORKSPACE"), prebuiltKernel))
+		if err != nil {
+			t.Fatalf("the prebuilt kernel: %v (a data dependency of this test)", err)
+		}
+		if err := os.WriteFile(filepath.Join(workdir, "toolchain/vmlinux"), img, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		kernelFlags = []string{"--extra_toolchains=//toolchain:x86_64"}
+	case "build":
+		wantSpawns = append(wantSpawns, "KernelBuild")
+	default:
+		t.Fatalf("$%s=%q: want \"prebuilt\" or \"build\"", kernelEnv, kernel)
+	}
 	// The user's .bazelrc: this repository's (--config=remote_local).
 	rcBytes, err := os.ReadFile(filepath.Join(repo, ".bazelrc"))
 	if err != nil {
@@ -157,228 +171,245 @@ func TestRemoteCluster(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(workdir, ".bazelrc"), rcBytes, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	newBazel := func(name string) *bazel {
-		b := &bazel{t: t, binary: binary, rc: rc, root: filepath.Join(tmp, name), workdir: workdir}
-		t.Cleanup(func() { b.run("shutdown") })
+	newBazel := func(name string) bazel {
+		b := bazel{&nestedbazel.Bazel{Binary: binary, Bazelrc: rc, Root: filepath.Join(tmp, name), Dir: workdir, Prefix: "remote", Log: os.Stdout}}
+		t.Cleanup(func() {
+			if err := b.Shutdown(); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		})
 		return b
 	}
 	// The summary lists every test (the .bazelrc's terse one only failures).
-	remote := []string{"--config=remote_local", "--remote_executor=" + c.endpoint, "--test_summary=short"}
+	// The execution and gRPC logs land in the undeclared outputs.
+	remote := func(name string) []string {
+		return append([]string{
+			"test", "--symlink_prefix=/", "--config=remote_local", "--remote_executor=" + c.endpoint,
+			"--test_summary=short", fmt.Sprintf("--jobs=%d", nestedJobs),
+			"--execution_log_json_file=" + filepath.Join(outputs, name+".exec.json"),
+			"--remote_grpc_log=" + filepath.Join(outputs, name+".grpc.log"),
+		}, kernelFlags...)
+	}
 	first := newBazel("out1")
 
-	t.Run("pass and fail, every spawn remote", func(t *testing.T) {
-		execLog := filepath.Join(t.TempDir(), "exec.json")
-		out, code := first.run(append([]string{"test", "--symlink_prefix=/", "--execution_log_json_file=" + execLog},
-			append(remote, "//:pass_vm_test", "//:fail_vm_test")...)...)
-		if code != exitTestsFailed {
-			t.Fatalf("bazel test exited %d, want %d (tests failed):\n%s", code, exitTestsFailed, tail(out))
+	t.Run("pass, fail and kvm: every spawn remote, on the worker its platform asks for", func(t *testing.T) {
+		out, code := first.run(t, append(remote("first"), "//:pass_vm_test", "//:fail_vm_test", "//kvm:kvm_vm_test")...)
+		if code != nestedbazel.ExitTestsFailed {
+			t.Fatalf("bazel test exited %d, want %d (tests failed):\n%s", code, nestedbazel.ExitTestsFailed, nestedbazel.Tail(out))
 		}
-		wantStatus(t, out, map[string]string{"//:pass_vm_test": "PASSED", "//:fail_vm_test": "FAILED"})
+		if err := nestedbazel.CheckStatus(out, map[string]string{
+			"//:pass_vm_test": "PASSED", "//:fail_vm_test": "FAILED", "//kvm:kvm_vm_test": "FAILED",
+		}); err != nil {
+			t.Errorf("%v\n%s", err, nestedbazel.Tail(out))
+		}
 		if !strings.Contains(out, "E2E-FAIL: this test fails on purpose") {
-			t.Errorf("the failing test's own message is not in the output:\n%s", tail(out))
+			t.Errorf("the failing test's own message is not in the output:\n%s", nestedbazel.Tail(out))
 		}
-		spawns := readSpawns(t, execLog)
-		counts := map[string]int{}
+		if strings.Contains(out, "REMOTE-KVM: ran in a guest") {
+			t.Errorf("the accel = \"kvm\" test ran in a guest (TCG?):\n%s", nestedbazel.Tail(out))
+		}
+		spawns, err := nestedbazel.ReadSpawns(filepath.Join(outputs, "first.exec.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		execs, err := nestedbazel.ReadExecutions(filepath.Join(outputs, "first.grpc.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		workers := map[string][]worker{} // by action digest
+		for _, e := range execs {
+			w, err := parseWorker(e.Worker)
+			if err != nil {
+				t.Errorf("action %s: %v", e.ActionHash, err)
+				continue
+			}
+			workers[e.ActionHash] = append(workers[e.ActionHash], w)
+		}
+		counts := nestedbazel.Count(spawns)
+		fmt.Printf("remote: spawns by mnemonic: %v; %d remote executions in the gRPC log\n", counts, len(execs))
+		ranOn := map[string]string{} // test target → the pool its TestRunner ran on
 		for _, s := range spawns {
-			counts[s.Mnemonic]++
-			if s.Runner != "remote" && !s.cacheHit() {
-				t.Errorf("%s spawn %s ran on %q, not remotely", s.Mnemonic, s.label(), s.Runner)
+			if s.Runner != "remote" && !s.CacheHit() {
+				t.Errorf("%s spawn %s ran on %q, not remotely", s.Mnemonic, s.Label(), s.Runner)
+				continue
+			}
+			if s.CacheHit() {
+				continue
+			}
+			ws := workers[s.Digest.Hash]
+			if len(ws) == 0 {
+				t.Errorf("%s spawn %s (action %q) has no execution with a worker in the gRPC log", s.Mnemonic, s.Label(), s.Digest.Hash)
+				continue
+			}
+			for _, w := range ws {
+				if w.Worker != workerID(w.Pool) {
+					t.Errorf("%s spawn %s ran on worker %+v, not one of this cluster's", s.Mnemonic, s.Label(), w)
+				}
+			}
+			if s.Mnemonic == "TestRunner" {
+				ranOn[s.TargetLabel] = ws[len(ws)-1].Pool
+				fmt.Printf("remote: %s test spawn on %s, worker %s: total %s\n", s.Label(), s.Runner, ws[len(ws)-1].Worker, s.Metrics.TotalTime)
 			}
 		}
-		fmt.Printf("remote: spawns by mnemonic: %v\n", counts)
-		for _, m := range []string{"KernelBuild", "GuestBaseLayer", "GuestTestLayer", "TestRunner"} {
+		for _, m := range wantSpawns {
 			if counts[m] == 0 {
 				t.Errorf("no %s spawn in the execution log: it did not run remotely", m)
 			}
 		}
-		for _, s := range spawns {
-			if s.Mnemonic == "TestRunner" {
-				fmt.Printf("remote: %s test spawn on %s: total %s\n", s.label(), s.Runner, s.Metrics.TotalTime)
-			}
+		if kernelFlags != nil && counts["KernelBuild"] != 0 {
+			t.Errorf("%d KernelBuild spawns with the prebuilt kernel's toolchain, want 0", counts["KernelBuild"])
+		}
+		// accel = "kvm": only on the KVM pool (the execution metadata says
+		// which worker ran it), where it fails as an infrastructure failure
+		// naming that worker and the probe.
+		if pool := ranOn["//kvm:kvm_vm_test"]; pool != "kvm" {
+			t.Errorf("//kvm:kvm_vm_test was executed on the %q pool (per the execution metadata), want the kvm pool", pool)
+		}
+		log := first.testlog(t, "kvm/kvm_vm_test", workerID("kvm"), "KVM", c.buildDir("kvm"))
+		fmt.Printf("remote: accel = \"kvm\" test log:\n%s\n", nestedbazel.Tail(log))
+		if strings.Contains(log, c.buildDir("linux")) {
+			t.Errorf("the accel = \"kvm\" test ran in the plain pool's build directory")
 		}
 		// accel = "auto": on either pool (the plain one, the first platform
 		// that fits); its kernel is in that worker's build directory.
-		log := checkLog(t, first, "pass_vm_test", "E2E-GUEST goarch=amd64")
-		ran := ""
-		for _, p := range pools {
-			if strings.Contains(log, c.buildDir(p.name)+"/") {
-				ran = p.name
-			}
+		pool := ranOn["//:pass_vm_test"]
+		if pool == "" {
+			t.Errorf("no execution of //:pass_vm_test's test spawn in the gRPC log")
+		} else {
+			first.testlog(t, "pass_vm_test", "E2E-GUEST goarch=amd64", c.buildDir(pool)+"/")
 		}
-		if ran == "" {
-			t.Errorf("pass_vm_test's log names no worker build directory (%s/...):\n%s", c.dir, tail(log))
-		}
-		fmt.Printf("remote: //:pass_vm_test (accel = \"auto\") ran on the %s pool\n", ran)
+		fmt.Printf("remote: //:pass_vm_test (accel = \"auto\") ran on the %s pool\n", pool)
 	})
 
-	t.Run("clean output base gets the result from the remote cache", func(t *testing.T) {
-		second := newBazel("out2")
-		execLog := filepath.Join(t.TempDir(), "exec.json")
-		out, code := second.run(append([]string{"test", "--symlink_prefix=/", "--execution_log_json_file=" + execLog},
-			append(remote, "//:pass_vm_test")...)...)
-		if code != exitOK {
-			t.Fatalf("bazel test from a clean output base exited %d:\n%s", code, tail(out))
-		}
-		wantStatus(t, out, map[string]string{"//:pass_vm_test": "PASSED"})
-		hit := false
-		for _, s := range readSpawns(t, execLog) {
-			if !s.cacheHit() {
-				t.Errorf("%s spawn %s was executed (%s), not a remote cache hit", s.Mnemonic, s.label(), s.Runner)
-			}
-			hit = hit || s.Mnemonic == "TestRunner"
-		}
-		if !hit {
-			t.Errorf("no TestRunner spawn in the execution log: the result did not come from the remote cache\n%s", tail(out))
-		}
-	})
-
-	t.Run("accel kvm runs on the KVM pool and fails as infrastructure", func(t *testing.T) {
-		execLog := filepath.Join(t.TempDir(), "exec.json")
-		out, code := first.run(append([]string{"test", "--symlink_prefix=/", "--execution_log_json_file=" + execLog},
-			append(remote, "//kvm:kvm_vm_test")...)...)
-		if code == exitOK {
-			t.Fatalf("an accel = \"kvm\" test passed on workers without a working KVM:\n%s", tail(out))
-		}
-		if strings.Contains(out, "REMOTE-KVM: ran in a guest") {
-			t.Errorf("the accel = \"kvm\" test ran in a guest (TCG?):\n%s", tail(out))
-		}
-		log := checkLog(t, first, "kvm/kvm_vm_test", workerID("kvm"), "KVM", c.buildDir("kvm"))
-		fmt.Printf("remote: accel = \"kvm\" test log:\n%s\n", tail(log))
-		if strings.Contains(log, c.buildDir("linux")) {
-			t.Errorf("the accel = \"kvm\" test ran on the plain pool's worker")
-		}
-	})
-
-	t.Run("killing the worker fails the test and leaves no QEMU", func(t *testing.T) {
-		cmd := first.command(append([]string{"test", "--symlink_prefix=/"}, append(remote, "//slow:slow_vm_test")...)...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		start := time.Now()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		var berr error
-		done := make(chan struct{})
-		go func() {
-			berr = cmd.Wait()
-			close(done)
-		}()
-		t.Cleanup(func() {
-			select {
-			case <-done:
-			default:
-				_ = cmd.Process.Kill()
-				<-done
-			}
-		})
-		build := c.buildDir("linux")
-		pids, err := waitQEMU(build, done)
+	// A worker dies under a running test: its QEMU ends with it at once;
+	// Bazel hears of it when the scheduler gives up on the worker (a fixed
+	// minute in Buildbarn), and a clean output base's run (cache lookups
+	// only, no worker needed) goes on during that minute.
+	var killed time.Time
+	build := c.buildDir("linux")
+	slow := startBazel(t, first, append(remote("slow"), "//slow:slow_vm_test")...)
+	t.Run("killing the worker leaves no QEMU", func(t *testing.T) {
+		pids, err := waitQEMU(build, slow.done)
 		if err != nil {
-			t.Fatalf("%v\n%s", err, tail(out.String()))
+			t.Fatalf("%v\n%s", err, nestedbazel.Tail(slow.out.String()))
 		}
-		fmt.Printf("remote: slow test's QEMU (pid %v) up on the linux worker after %v; killing that worker\n", pids, time.Since(start).Round(time.Second))
+		fmt.Printf("remote: slow test's QEMU (pid %v) up on the linux worker %v after its bazel started; killing that worker\n",
+			pids, time.Since(slow.start).Round(time.Second))
 		c.workers["linux"].kill()
-		killed := time.Now()
-		select {
-		case <-done:
-		case <-time.After(reportTimeout):
-			t.Fatalf("bazel did not end %v after the worker was killed:\n%s", reportTimeout, tail(out.String()))
-		}
-		code := exitCode(t, berr)
-		fmt.Printf("remote: bazel ended %v after the worker was killed, exit %d\n", time.Since(killed).Round(time.Second), code)
-		if code == exitOK {
-			t.Errorf("bazel exited 0 after the worker running its test was killed:\n%s", tail(out.String()))
-		}
-		if !strings.Contains(out.String(), "disappeared") && !strings.Contains(out.String(), "//slow:slow_vm_test") {
-			t.Errorf("bazel's output does not report the failed test:\n%s", tail(out.String()))
-		}
-		fmt.Printf("remote: bazel after the kill:\n%s\n", tail(out.String()))
-		deadline := time.Now().Add(qemuGoneTimeout)
+		killed = time.Now()
+		deadline := killed.Add(qemuGoneTimeout)
 		for left := qemuUnder(build); len(left) > 0; left = qemuUnder(build) {
 			if time.Now().After(deadline) {
 				t.Fatalf("QEMU %v still runs %v after its worker was killed", left, qemuGoneTimeout)
 			}
 			time.Sleep(pollInterval)
 		}
+		fmt.Printf("remote: no QEMU under the killed worker's build directory %v after the kill\n", time.Since(killed).Round(time.Millisecond))
+	})
+
+	t.Run("clean output base gets the result from the remote cache", func(t *testing.T) {
+		second := newBazel("out2")
+		out, code := second.run(t, append(remote("second"), "//:pass_vm_test")...)
+		if code != nestedbazel.ExitOK {
+			t.Fatalf("bazel test from a clean output base exited %d:\n%s", code, nestedbazel.Tail(out))
+		}
+		if err := nestedbazel.CheckStatus(out, map[string]string{"//:pass_vm_test": "PASSED"}); err != nil {
+			t.Errorf("%v\n%s", err, nestedbazel.Tail(out))
+		}
+		spawns, err := nestedbazel.ReadSpawns(filepath.Join(outputs, "second.exec.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hit := false
+		for _, s := range spawns {
+			if !s.CacheHit() {
+				t.Errorf("%s spawn %s was executed (%s), not a remote cache hit", s.Mnemonic, s.Label(), s.Runner)
+			}
+			hit = hit || s.Mnemonic == "TestRunner"
+		}
+		if !hit {
+			t.Errorf("no TestRunner spawn in the execution log: the result did not come from the remote cache\n%s", nestedbazel.Tail(out))
+		}
+	})
+
+	t.Run("bazel reports the killed worker's test as failed", func(t *testing.T) {
+		if killed.IsZero() {
+			t.Fatal("no worker was killed (see the previous subtests)")
+		}
+		select {
+		case <-slow.done:
+		case <-time.After(time.Until(killed.Add(reportTimeout))):
+			t.Fatalf("bazel did not end %v after the worker was killed:\n%s", reportTimeout, nestedbazel.Tail(slow.out.String()))
+		}
+		code, err := nestedbazel.ExitCode(slow.err)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := slow.out.String()
+		fmt.Printf("remote: bazel ended %v after the worker was killed, exit %d\n", time.Since(killed).Round(time.Second), code)
+		if code == nestedbazel.ExitOK {
+			t.Errorf("bazel exited 0 after the worker running its test was killed:\n%s", nestedbazel.Tail(out))
+		}
+		if !strings.Contains(out, "disappeared") && !strings.Contains(out, "//slow:slow_vm_test") {
+			t.Errorf("bazel's output does not report the failed test:\n%s", nestedbazel.Tail(out))
+		}
+		fmt.Printf("remote: bazel after the kill:\n%s\n", nestedbazel.Tail(out))
+		if left := qemuUnder(build); len(left) > 0 {
+			t.Errorf("QEMU %v runs under the killed worker's build directory again", left)
+		}
 	})
 }
 
-// spawn is what this test reads of a SpawnExec in Bazel's JSON execution log.
-type spawn struct {
-	Mnemonic       string `json:"mnemonic"`
-	Runner         string `json:"runner"`
-	RemoteCacheHit bool   `json:"remoteCacheHit"`
-	TargetLabel    string `json:"targetLabel"`
-	Metrics        struct {
-		TotalTime string `json:"totalTime"`
-	} `json:"metrics"`
-	ListedOutputs []string `json:"listedOutputs"`
+// worker is Buildbarn's ExecutedActionMetadata.worker: the JSON of the
+// worker's workerId (cluster_test.go), plus the runner thread.
+type worker struct {
+	Pool   string `json:"pool"`
+	Worker string `json:"worker"`
+	Thread string `json:"thread"`
 }
 
-// cacheHit tells whether the spawn's result came from the remote cache.
-func (s spawn) cacheHit() bool { return s.RemoteCacheHit || s.Runner == "remote cache hit" }
-
-func (s spawn) label() string {
-	if s.TargetLabel != "" {
-		return s.TargetLabel
+func parseWorker(s string) (worker, error) {
+	var w worker
+	if err := json.Unmarshal([]byte(s), &w); err != nil {
+		return w, fmt.Errorf("execution metadata names worker %q, not a Buildbarn worker id: %w", s, err)
 	}
-	if len(s.ListedOutputs) > 0 {
-		return s.ListedOutputs[0]
+	if w.Pool == "" || w.Worker == "" {
+		return w, fmt.Errorf("execution metadata names worker %q: no pool or worker in it", s)
 	}
-	return "?"
+	return w, nil
 }
 
-func readSpawns(t *testing.T, path string) []spawn {
+// background is a Bazel command running while the test goes on; it is
+// killed (and waited for) when the test ends, if it has not ended.
+type background struct {
+	start time.Time
+	out   *syncBuffer
+	done  chan struct{}
+	err   error // Wait's, once done is closed
+}
+
+func startBazel(t *testing.T, b bazel, args ...string) *background {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
+	cmd := b.Command(args...)
+	bg := &background{out: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = bg.out, bg.out
+	bg.start = time.Now()
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	var spawns []spawn
-	dec := json.NewDecoder(f)
-	for {
-		var s spawn
-		if err := dec.Decode(&s); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatalf("%s: %v", path, err)
+	go func() {
+		bg.err = cmd.Wait()
+		close(bg.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-bg.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-bg.done
 		}
-		spawns = append(spawns, s)
-	}
-	if len(spawns) == 0 {
-		t.Fatalf("%s lists no spawns at all", path)
-	}
-	return spawns
-}
-
-func wantStatus(t *testing.T, out string, want map[string]string) {
-	t.Helper()
-	for target, status := range want {
-		if !regexp.MustCompile(regexp.QuoteMeta(target) + `\s+(\(cached\)\s+)?` + status + `\b`).MatchString(out) {
-			t.Errorf("%s is not reported %s:\n%s", target, status, tail(out))
-		}
-	}
-}
-
-// checkLog reads target's test.log and checks that every want is in it.
-func checkLog(t *testing.T, b *bazel, target string, want ...string) string {
-	t.Helper()
-	info, code := b.run("info", "--config=remote_local", "bazel-testlogs")
-	if code != exitOK {
-		t.Fatalf("bazel info: exit %d\n%s", code, info)
-	}
-	lines := strings.Split(strings.TrimSpace(info), "\n")
-	log, err := os.ReadFile(filepath.Join(strings.TrimSpace(lines[len(lines)-1]), target, "test.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range want {
-		if !bytes.Contains(log, []byte(w)) {
-			t.Errorf("%s's test.log lacks %q:\n%s", target, w, tail(string(log)))
-		}
-	}
-	return string(log)
+	})
+	return bg
 }
 
 // qemuUnder lists the QEMU processes whose command line names a path in dir
@@ -419,21 +450,6 @@ func waitQEMU(dir string, bazelDone <-chan struct{}) ([]int, error) {
 	return nil, fmt.Errorf("no QEMU ran under %s within %v", dir, qemuStartTimeout)
 }
 
-// repoRoot finds the checkout under test through a runfile (a symlink to
-// the source tree: the test runs without a sandbox).
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("TEST_SRCDIR")
-	if dir == "" {
-		t.Fatal("TEST_SRCDIR is not set: run this test with tools/bazel test //tests/remote:remote_test")
-	}
-	real, err := filepath.EvalSymlinks(filepath.Join(dir, os.Getenv("TEST_WORKSPACE"), "MODULE.bazel"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Dir(real)
-}
-
 // mkdirTemp makes a directory in /tmp, removed (with everything Bazel left
 // read-only in it) when the test ends, after the cluster has stopped.
 func mkdirTemp(t *testing.T, prefix string) string {
@@ -443,54 +459,28 @@ func mkdirTemp(t *testing.T, prefix string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				_ = os.Chmod(p, 0o755)
-			}
-			return nil
-		})
-		if err := os.RemoveAll(dir); err != nil {
+		if err := nestedbazel.RemoveAll(dir); err != nil {
 			t.Logf("cleanup: %v", err)
 		}
 	})
 	return dir
 }
 
-// copyTree copies a directory, pointing a MODULE.bazel's
-// local_path_override at repo.
-func copyTree(t *testing.T, from, to, repo string) {
-	t.Helper()
-	err := filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(from, p)
-		dst := filepath.Join(to, rel)
-		if d.IsDir() {
-			return os.MkdirAll(dst, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		if rel == "MODULE.bazel" {
-			old := []byte(`path = "../../../.."`)
-			if !bytes.Contains(b, old) {
-				return fmt.Errorf("%s: no %s to rewrite", p, old)
-			}
-			b = bytes.Replace(b, old, fmt.Appendf(nil, "path = %q", repo), 1)
-		}
-		return os.WriteFile(dst, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+// syncBuffer is a bytes.Buffer that a running command writes while the
+// test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
 
-func tail(s string) string {
-	const n = 6000
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

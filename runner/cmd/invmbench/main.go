@@ -13,7 +13,8 @@
 // translation blocks made by the verdict (runner.Options.CountTranslations):
 // the guest code run for the first time, the part of a TCG boot's cost that
 // host noise does not move. -compare-kernel and -compare-init add rows for
-// another kernel or guest init (e.g. a previous commit's).
+// another kernel or guest init (e.g. a previous commit's); -coverage a row
+// with a guest coverage directory, as `bazel coverage` runs have.
 package main
 
 import (
@@ -57,7 +58,7 @@ type flags struct {
 	n                                        int
 	arches, baseline, root, writeBL, compare string
 	inits, qemus                             string
-	verbose, shapes                          bool
+	verbose, shapes, coverage                bool
 }
 
 func parseFlags(args []string) (flags, error) {
@@ -72,6 +73,7 @@ func parseFlags(args []string) (flags, error) {
 	fs.BoolVar(&f.shapes, "shapes", false, "also boot our x86_64 kernel under q35 and without the QMP monitor (ratios printed)")
 	fs.StringVar(&f.compare, "compare-kernel", "", "also boot this x86_64 kernel (e.g. a previous kbuild entry's vmlinux) the same way as ours")
 	fs.StringVar(&f.qemus, "compare-qemu", "", "comma-separated QEMU binaries (e.g. a wrapper adding -cpu max): also boot ours with each, x86_64 and aarch64 alike")
+	fs.BoolVar(&f.coverage, "coverage", false, "also boot ours with a guest coverage directory (runner.Options.CoverageDir: made, walked and sent back; what `bazel coverage` adds to a run)")
 	fs.StringVar(&f.inits, "compare-init", "", "comma-separated prebuilt guest inits (e.g. a previous commit's; arch from the ELF): also boot ours with each")
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -175,6 +177,11 @@ func variantSetups(f flags, a arch.Arch, ours runner.Options) ([]*setup, error) 
 		other := ours
 		other.Kernel = f.compare
 		setups = append(setups, &setup{name: "x86_64 -compare-kernel", opts: other})
+	}
+	if f.coverage {
+		cov := ours
+		cov.CoverageDir = filepath.Join(os.TempDir(), fmt.Sprintf("invmbench-coverage-%s-%d", a, os.Getpid()))
+		setups = append(setups, &setup{name: fmt.Sprintf("%s ours, -coverage", a), opts: cov})
 	}
 	if f.shapes && a == arch.X86_64 {
 		q35, noQMP := ours, ours

@@ -5,7 +5,7 @@
 //
 //	mkinitramfs -o OUT [-manifest M.json] [-file DST=SRC]... [-bytes DST=TEXT]...
 //	            [-dir DST]... [-symlink DST=TARGET]... [-tree DST=SRCDIR]...
-//	            [-assume-dir DST]... [ARCHIVE...]
+//	            [-assume-dir DST]... [-libs-for BINARY -cc CC] [ARCHIVE...]
 //	mkinitramfs -list IMAGE
 //
 // Entries from the manifest come first, then the flags in order; see
@@ -14,7 +14,10 @@
 // modes); -dir uses 0755. ARCHIVEs (e.g. a cached base layer) are copied to
 // OUT first, then the new layer, if it has any entry, is appended: the
 // kernel unpacks them in order, later entries overriding earlier ones. OUT
-// is replaced atomically ("-" writes to stdout). -list prints the records
+// is replaced atomically ("-" writes to stdout). -libs-for adds what a
+// dynamically linked BINARY needs to start (its interpreter and shared
+// libraries, resolved by runner/dynlib through the C compiler CC); nothing
+// for a static one. -list prints the records
 // of an image (all concatenated archives) as "MODE SIZE PATH[ -> TARGET]".
 package main
 
@@ -27,6 +30,7 @@ import (
 	"strings"
 
 	"github.com/rules-go-vm/rules_go_vm/internal/atomicfile"
+	"github.com/rules-go-vm/rules_go_vm/runner/dynlib"
 	"github.com/rules-go-vm/rules_go_vm/runner/initramfs"
 	"github.com/u-root/u-root/pkg/cpio"
 )
@@ -89,6 +93,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		out      = fset.String("o", "", "output image (\"-\" for stdout)")
 		manifest = fset.String("manifest", "", "JSON manifest of entries")
 		list     = fset.String("list", "", "print the records of this image and exit")
+		libsFor  = fset.String("libs-for", "", "add the interpreter and shared libraries this binary needs (none if static)")
+		cc       = fset.String("cc", "", "with -libs-for: the C compiler for the binary's arch, which resolves the libraries")
 		flagged  []initramfs.Entry
 	)
 	for _, typ := range []struct{ name, usage string }{
@@ -128,6 +134,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 		m = *mm
 	}
 	m.Entries = append(m.Entries, flagged...)
+	if *libsFor != "" {
+		files, err := dynlib.Needs(*libsFor, dynlib.Options{CC: *cc})
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			m.Entries = append(m.Entries, initramfs.Entry{Type: initramfs.TypeFile, Path: strings.TrimPrefix(f.Dst, "/"), Src: f.Src, Mode: "0755"})
+		}
+	}
 	layer, err := m.Layer()
 	if err != nil {
 		return err

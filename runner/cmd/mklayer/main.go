@@ -2,7 +2,7 @@
 // as /init, /dev/console and the mount-point directories), the same layer
 // `invm` builds and caches, for the `guest_base_layer` Bazel rule.
 //
-//	mklayer base -init INIT -o OUT
+//	mklayer base -init INIT [-busybox BUSYBOX] -o OUT
 package main
 
 import (
@@ -23,18 +23,19 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 || args[0] != "base" {
-		return errors.New("usage: mklayer base -init INIT -o OUT")
+		return errors.New("usage: mklayer base -init INIT [-busybox BUSYBOX] -o OUT")
 	}
 	fs := flag.NewFlagSet("mklayer base", flag.ContinueOnError)
 	initBin := fs.String("init", "", "the static guest init binary")
+	busybox := fs.String("busybox", "", "a static busybox of the guest arch: /bin/busybox, with runner.GuestApplets linked to it")
 	out := fs.String("o", "", "output archive")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	if *initBin == "" || *out == "" || fs.NArg() != 0 {
-		return errors.New("usage: mklayer base -init INIT -o OUT")
+		return errors.New("usage: mklayer base -init INIT [-busybox BUSYBOX] -o OUT")
 	}
-	l, err := runner.NewBaseLayer(*initBin)
+	l, err := runner.NewBaseLayer(*initBin, *busybox)
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,11 @@
 //   - TEST_TOTAL_SHARDS / TEST_SHARD_INDEX: forwarded into the guest, where
 //     rules_go's test main runs its share; TEST_SHARD_STATUS_FILE is touched;
 //   - TEST_INFRASTRUCTURE_FAILURE_FILE: written when the failure is not the
-//     test's (runner.IsInfrastructure).
+//     test's (runner.IsInfrastructure);
+//   - COVERAGE_DIR (`bazel coverage`): the guest test gets COVERAGE_DIR (a
+//     guest directory), COVERAGE_OUTPUT_FILE and COVERAGE=1, and the LCOV
+//     files rules_go's test main writes there land in the host's
+//     COVERAGE_DIR, for Bazel's LCOV merger (applyCoverage).
 package main
 
 import (
@@ -175,6 +179,9 @@ func options(args []string, getenv func(string) string) (runner.Options, error) 
 		o.Env = append(o.Env, k+"="+spec.Env[k])
 	}
 	o.Env = append(o.Env, shardEnv(getenv)...)
+	if err := applyCoverage(&o, getenv("COVERAGE_DIR")); err != nil {
+		return o, err
+	}
 	o.Args = append(append(o.Args, spec.Args...), bazelTestArgs(getenv)...)
 	o.Args = append(o.Args, fs.Args()...)
 	applyTestTimeout(&o, getenv("TEST_TIMEOUT"))
@@ -218,6 +225,29 @@ func applyTestTimeout(o *runner.Options, testTimeout string) {
 		// nominal timeout back, as its own -test.timeout.
 		o.KVMTestTimeout = total / time.Duration(o.TCGTimeoutScale)
 	}
+}
+
+// GuestCoverageOutputFile is the COVERAGE_OUTPUT_FILE the guest test gets:
+// rules_go's test main writes its Go profile next to it (".cover") before
+// converting it to LCOV in COVERAGE_DIR; it stays in the guest.
+const GuestCoverageOutputFile = "/tmp/invm-coverage.dat"
+
+// applyCoverage answers `bazel coverage` (collect_coverage.sh sets
+// COVERAGE_DIR; "" is a plain run and changes nothing): the guest test gets
+// the coverage variables a go_test gets, with COVERAGE_DIR a guest
+// directory whose files the runner puts into the host's COVERAGE_DIR,
+// where Bazel's LCOV merger finds them.
+func applyCoverage(o *runner.Options, dir string) error {
+	if dir == "" {
+		return nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("%w: COVERAGE_DIR %q: %v", runner.ErrInvalidOptions, dir, err)
+	}
+	o.CoverageDir = abs
+	o.Env = append(o.Env, "COVERAGE=1", "COVERAGE_DIR="+runner.GuestCoverageDir, "COVERAGE_OUTPUT_FILE="+GuestCoverageOutputFile)
+	return nil
 }
 
 // testTimeoutUnit is the unit of Bazel's TEST_TIMEOUT (whole seconds).

@@ -96,6 +96,36 @@ func TestOptions(t *testing.T) {
 	}
 }
 
+// TestOptionsCoverage: under `bazel coverage` (COVERAGE_DIR set) the guest
+// test gets the coverage variables of a go_test, pointing into the guest's
+// coverage directory, and the runner brings its files to COVERAGE_DIR; a
+// plain run has neither.
+func TestOptionsCoverage(t *testing.T) {
+	rf, spec := writeSpec(t, goodSpec)
+	wd, _ := os.Getwd()
+	for _, tc := range []struct {
+		name, dir string
+		wantDir   string
+		wantEnv   []string
+	}{
+		{"plain run", "", "", []string{"A=1", "B=2"}},
+		{"coverage", "/tmp/cov", "/tmp/cov", []string{"A=1", "B=2", "COVERAGE=1", "COVERAGE_DIR=/invm/coverage", "COVERAGE_OUTPUT_FILE=" + GuestCoverageOutputFile}},
+		{"relative", "_coverage", filepath.Join(wd, "_coverage"), []string{"A=1", "B=2", "COVERAGE=1", "COVERAGE_DIR=/invm/coverage", "COVERAGE_OUTPUT_FILE=" + GuestCoverageOutputFile}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := options([]string{"-runfiles", rf, "-spec", spec}, func(k string) string {
+				return map[string]string{"COVERAGE_DIR": tc.dir}[k]
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.CoverageDir != tc.wantDir || !slices.Equal(o.Env, tc.wantEnv) {
+				t.Errorf("coverage dir %q, env %q; want %q, %q", o.CoverageDir, o.Env, tc.wantDir, tc.wantEnv)
+			}
+		})
+	}
+}
+
 // TestOptionsShape checks the VM shape fields reach the runner options.
 func TestOptionsShape(t *testing.T) {
 	shaped := strings.NewReplacer(`"nics":[]`, `"nics":["e1000","virtio_net"]`, `"mgmt_nic":""`, `"mgmt_nic":"virtio_net"`, `"iommu":"false"`, `"iommu":"true"`,
