@@ -86,8 +86,8 @@ func TestRunTemplate(t *testing.T) {
 			var console, stdout syncBuffer
 			in := &Init{
 				ConfigPath: cfgPath, LayerRoot: root, ProcRoot: "/proc", Subreaper: true,
-				Clock:      realClock{sinceBoot: func() time.Duration { return 0 }},
-				Sleep:      time.Sleep,
+				Clock: realClock{sinceBoot: func() time.Duration { return 0 }},
+				Sleep: time.Sleep,
 				Open: func(_ context.Context, ch protocol.Channel) (io.ReadWriteCloser, error) {
 					opened = ch
 					return net.Dial("unix", sock)

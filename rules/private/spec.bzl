@@ -16,6 +16,8 @@ HUGEPAGE_SIZES = ["2M", "1G"]
 
 TRANSPORTS = ["auto", "vhost-vsock", "vhost-user-vsock", "virtio-serial"]
 
+STARTS = ["cold", "snapshot", "auto"]
+
 MIN_MEMORY_MIB = 64
 
 MAX_MEMORY_MIB = 1048576

@@ -31,6 +31,7 @@ load(
     "MIN_MEMORY_MIB",
     "MIN_TCG_TIMEOUT_SCALE",
     "NIC_MODELS",
+    "STARTS",
     "TRANSPORTS",
 )
 
@@ -110,6 +111,7 @@ def validate_spec(label, attr):
     _one_of(label, "backend", attr.backend, BACKENDS)
     _one_of(label, "host_pages", attr.host_pages, HOST_PAGE_SIZES)
     _one_of(label, "transport", attr.transport, TRANSPORTS)
+    _one_of(label, "start", attr.start, STARTS)
     _int_in(label, "cpus", attr.cpus, MIN_CPUS, MAX_CPUS)
     _int_in(label, "tcg_timeout_scale", attr.tcg_timeout_scale, MIN_TCG_TIMEOUT_SCALE, MAX_TCG_TIMEOUT_SCALE)
     mem = _memory_mib(label, attr.memory)
@@ -139,6 +141,7 @@ def _shape(attr):
         "memory": attr.memory,
         "mgmt_nic": attr.mgmt_nic,
         "nics": attr.nics,
+        "start": attr.start,
         "tcg_timeout_scale": str(attr.tcg_timeout_scale),
         "transport": attr.transport,
         "vfio_nics": attr.vfio_nics,
@@ -260,6 +263,7 @@ _go_vm_test = rule(
         "memory": attr.string(doc = FIELDS["memory"]["doc"], default = FIELDS["memory"]["default"]),
         "mgmt_nic": attr.string(doc = FIELDS["mgmt_nic"]["doc"]),
         "nics": attr.string_list(doc = FIELDS["nics"]["doc"]),
+        "start": attr.string(doc = FIELDS["start"]["doc"], default = FIELDS["start"]["default"]),
         "tcg_timeout_scale": attr.int(doc = FIELDS["tcg_timeout_scale"]["doc"], default = int(FIELDS["tcg_timeout_scale"]["default"])),
         "test_binary": attr.label(doc = "The go_test binary built for the guest platform.", mandatory = True, executable = True, cfg = "target"),
         "transport": attr.string(doc = FIELDS["transport"]["doc"], default = FIELDS["transport"]["default"]),
@@ -334,7 +338,7 @@ _go_vm_debug = rule(
 # acl/dpdkacl) builds under (see dpdk/README.md).
 GUEST_GOTAGS = ["dpdk", "netgo", "osusergo"]
 
-_VM_ATTRS = ["accel", "backend", "cmdline", "cpus", "guest_hugepages", "host_pages", "iommu", "kernel", "memory", "mgmt_nic", "nics", "tcg_timeout_scale", "transport", "vfio_nics"]
+_VM_ATTRS = ["accel", "backend", "cmdline", "cpus", "guest_hugepages", "host_pages", "iommu", "kernel", "memory", "mgmt_nic", "nics", "start", "tcg_timeout_scale", "transport", "vfio_nics"]
 
 def go_vm_test(name, **kwargs):
     """A go_test that runs inside a Linux guest.
@@ -345,7 +349,7 @@ def go_vm_test(name, **kwargs):
     Every go_test attribute (srcs, embed, deps, data, ...) passes through to an inner go_test
     `<name>_guest_binary`, built for the target platform and never run on the host. The VM attributes
     (memory, cpus, nics, mgmt_nic, guest_hugepages, host_pages, iommu, vfio_nics, kernel, cmdline, accel,
-    backend, tcg_timeout_scale, transport) shape the guest; `args` and `env` reach the test inside it.
+    backend, tcg_timeout_scale, transport, start) shape the guest; `args` and `env` reach the test inside it.
     The binary is built with cgo available (rules_go's default `pure = "auto"`) and the build tags `dpdk`, `netgo` and
     `osusergo` added to `gotags`: a test without cgo dependencies still links statically in pure Go, and
     one that depends on `@rules_go_vm//dpdk` links DPDK statically for the guest arch.
