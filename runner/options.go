@@ -221,7 +221,12 @@ type Options struct {
 	Start string
 	// Template is a prebuilt template's directory (MakeTemplate), used
 	// instead of the cache's; "" uses the cache directory's templates.
+	// A prebuilt template that does not fit is refused (cold boot), never
+	// remade.
 	Template string
+	// TemplateOut, when set, makes Run make a template of this VM in that
+	// directory and run no test (MakeTemplate); TestBinary is not needed.
+	TemplateOut string
 	// VhostDevice is the kernel's vhost-vsock device; "" means
 	// /dev/vhost-vsock.
 	VhostDevice string
@@ -343,13 +348,8 @@ func (o *Options) Validate() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidOptions, fmt.Sprintf(format, a...))
 	}
-	if o.TestBinary == "" {
-		return bad("no test binary")
-	}
-	if fi, err := os.Stat(o.TestBinary); err != nil {
-		return bad("test binary: %v", err)
-	} else if !fi.Mode().IsRegular() {
-		return bad("test binary %s: not a regular file", o.TestBinary)
+	if err := o.validateTestBinary(); err != nil {
+		return err
 	}
 	if o.Arch != "" {
 		if _, err := qemu.ProfileFor(o.Arch); err != nil {
@@ -403,6 +403,23 @@ func (o *Options) Validate() error {
 		if _, err := os.Stat(l); err != nil {
 			return bad("extra layer: %v", err)
 		}
+	}
+	return nil
+}
+
+// validateTestBinary checks the test binary, which making a template
+// (TemplateOut) does not need.
+func (o *Options) validateTestBinary() error {
+	switch {
+	case o.TemplateOut != "" && o.TestBinary == "":
+		return nil
+	case o.TestBinary == "":
+		return fmt.Errorf("%w: no test binary", ErrInvalidOptions)
+	}
+	if fi, err := os.Stat(o.TestBinary); err != nil {
+		return fmt.Errorf("%w: test binary: %v", ErrInvalidOptions, err)
+	} else if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%w: test binary %s: not a regular file", ErrInvalidOptions, o.TestBinary)
 	}
 	return nil
 }

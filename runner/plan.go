@@ -60,7 +60,9 @@ func planOptions(o Options, start time.Time, res *Result) (*runPlan, error) {
 		}
 	}
 	res.Arch = o.Arch
-	if err := checkLoader(o); err != nil {
+	if o.TestBinary == "" {
+		// Making a template (TemplateOut): no test binary, so no loader.
+	} else if err := checkLoader(o); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
 	profile, err := qemu.ProfileFor(o.Arch)

@@ -86,6 +86,21 @@ func prepare(ctx context.Context, p *runPlan, res *Result) (_ *prepared, err err
 func (pr *prepared) prepareStart(ctx context.Context, p *runPlan, res *Result) error {
 	o := p.o
 	res.Start, res.StartReason = StartCold, p.startup.reason
+	if o.TemplateOut != "" {
+		if !p.startup.snapshot {
+			return fmt.Errorf("%w: no template of this VM: %s", ErrInvalidOptions, p.startup.reason)
+		}
+		tcfg, want, err := p.templateFor(pr, pr.base)
+		if err != nil {
+			return err
+		}
+		t, err := p.makeTemplate(ctx, pr, pr.base, tcfg, want, o.TemplateOut, false)
+		if err != nil {
+			return err
+		}
+		res.Template = t.Dir
+		return nil
+	}
 	if p.startup.snapshot {
 		r, err := p.prepareRestore(ctx, pr, pr.base, pr.cfg)
 		if err == nil {
@@ -168,34 +183,45 @@ func baseLayer(o Options) (string, error) {
 
 // writeInitrd writes initrd.cpio in the state directory (removed on
 // release unless kept): the base layer, the extra layers, then the test
-// layer with cfg, the test binary (unless a layer carries it), its
-// testdata and, for Shell, a static busybox.
+// layer (testLayer).
 func (pr *prepared) writeInitrd(o Options, base string, cfg protocol.GuestConfig) error {
-	layerBinary := o.TestBinary
-	if o.GuestTestPath != "" {
-		layerBinary = "" // already in an extra layer
-	}
-	test, err := TestLayer(layerBinary, o.TestdataDir, cfg)
+	test, err := testLayer(o, cfg)
 	if err != nil {
 		return err
-	}
-	if layerBinary != "" {
-		if err := addLoader(test, layerBinary, o); err != nil {
-			return err
-		}
-	}
-	if o.Shell && (o.ShellBusybox != "" || o.BaseLayerFile != "" || o.Busybox == NoBusybox) {
-		// Otherwise the base layer has the guest arch's busybox (or,
-		// without one, the shell fails saying so).
-		if err := addBusybox(test, o); err != nil {
-			return err
-		}
 	}
 	pr.initrd = filepath.Join(pr.state, "initrd.cpio")
 	if !pr.keep {
 		pr.removeLater(pr.initrd)
 	}
 	return WriteInitrd(pr.initrd, base, o.ExtraLayers, test)
+}
+
+// testLayer is the run's test layer: cfg, the test binary (unless a layer
+// carries it) with its loader and libraries, its testdata and, for Shell,
+// a static busybox. A cold boot appends it to the initrd, a snapshot
+// start sends it over the channel.
+func testLayer(o Options, cfg protocol.GuestConfig) (*initramfs.Layer, error) {
+	layerBinary := o.TestBinary
+	if o.GuestTestPath != "" {
+		layerBinary = "" // already in an extra layer
+	}
+	test, err := TestLayer(layerBinary, o.TestdataDir, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if layerBinary != "" {
+		if err := addLoader(test, layerBinary, o); err != nil {
+			return nil, err
+		}
+	}
+	if o.Shell && (o.ShellBusybox != "" || o.BaseLayerFile != "" || o.Busybox == NoBusybox) {
+		// Otherwise the base layer has the guest arch's busybox (or,
+		// without one, the shell fails saying so).
+		if err := addBusybox(test, o); err != nil {
+			return nil, err
+		}
+	}
+	return test, nil
 }
 
 // addBusybox puts a static busybox for the guest's arch at GuestBusybox in

@@ -104,6 +104,9 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		return res, err
 	}
 	defer pr.release()
+	if o.TemplateOut != "" {
+		return res, nil // made in prepare: nothing to run
+	}
 	if pr.restore != nil {
 		retry, err := runVM(ctx, p, pr, &res)
 		if !retry {

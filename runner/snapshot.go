@@ -47,6 +47,10 @@ func chooseStart(o Options) (startChoice, error) {
 	return startChoice{snapshot: true, reason: "start = " + o.Start}, nil
 }
 
+// TemplateBlocker says why o's VM cannot be restored from a template (""
+// when it can); such a VM cold-boots under start = "auto".
+func TemplateBlocker(o Options) string { return snapshotBlocker(o) }
+
 // snapshotBlocker says why o's VM cannot be restored from a template, ""
 // when it can: the template is a saved QEMU, which QEMU only migrates with
 // a migratable channel (virtio-serial here: it refuses a vhost-user
@@ -103,10 +107,6 @@ func (p *runPlan) prepareRestore(ctx context.Context, pr *prepared, base string,
 // restoreArchives is what a cold boot appends to the base layer: the extra
 // layers and the test layer (cfg, the binary, testdata), as archives.
 func restoreArchives(o Options, cfg protocol.GuestConfig) ([][]byte, error) {
-	layerBinary := o.TestBinary
-	if o.GuestTestPath != "" {
-		layerBinary = ""
-	}
 	var archives [][]byte
 	for _, l := range o.ExtraLayers {
 		b, err := os.ReadFile(l)
@@ -115,7 +115,7 @@ func restoreArchives(o Options, cfg protocol.GuestConfig) ([][]byte, error) {
 		}
 		archives = append(archives, b)
 	}
-	test, err := TestLayer(layerBinary, o.TestdataDir, cfg)
+	test, err := testLayer(o, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -127,17 +127,18 @@ func restoreArchives(o Options, cfg protocol.GuestConfig) ([][]byte, error) {
 }
 
 // templateWant is what this run needs of a template: its key (the VM's
-// command line with placeholders for the run's own files, the template's
-// config, the kernel and the base layer) and QEMU's build id.
-func (p *runPlan) templateWant(pr *prepared, base string, tcfg []byte, version string) (TemplateMeta, error) {
+// command line with placeholders for the run's own files, and the
+// template's config tcfg), the contents of the kernel and the base layer,
+// and QEMU's build id.
+func (p *runPlan) templateWant(pr *prepared, base string, tcfg []byte) (TemplateMeta, error) {
 	o := p.o
 	vm := p.lower(vmDescription(p, pr))
-	vm.Initrd, vm.Restore, vm.Channel.Socket, vm.Monitor = "@initrd", "", "@serial", "@monitor"
+	vm.Kernel, vm.Initrd, vm.Restore, vm.Channel.Socket, vm.Monitor = "@kernel", "@initrd", "", "@serial", "@monitor"
 	args, err := p.backend.Args(vm)
 	if err != nil {
 		return TemplateMeta{}, fmt.Errorf("%w: %w", ErrTemplate, err)
 	}
-	key, err := templateKey(args, tcfg, o.Kernel, base)
+	files, err := filesKey(o.Kernel, base)
 	if err != nil {
 		return TemplateMeta{}, err
 	}
@@ -145,8 +146,8 @@ func (p *runPlan) templateWant(pr *prepared, base string, tcfg []byte, version s
 	if err != nil {
 		return TemplateMeta{}, err
 	}
-	return TemplateMeta{Version: TemplateMetaVersion, Key: key, QEMUBuildID: id, QEMUVersion: version,
-		Arch: o.Arch, Accel: vm.Accel, Kernel: o.Kernel}, nil
+	return TemplateMeta{Version: TemplateMetaVersion, Key: templateKey(args, tcfg), Files: files, QEMUBuildID: id,
+		QEMUVersion: p.qemuVersion, Arch: o.Arch, Accel: vm.Accel, Kernel: o.Kernel}, nil
 }
 
 // findTemplate returns the template for this run: Options.Template when
@@ -154,11 +155,7 @@ func (p *runPlan) templateWant(pr *prepared, base string, tcfg []byte, version s
 // (or remade, when the one there does not fit, saying why) on a miss.
 func (p *runPlan) findTemplate(ctx context.Context, pr *prepared, base string) (Template, error) {
 	o := p.o
-	tcfg, err := templateConfig(pr.ch.guest, p.hugeSizes(), o.Verbose)
-	if err != nil {
-		return Template{}, err
-	}
-	want, err := p.templateWant(pr, base, tcfg, p.qemuVersion)
+	tcfg, want, err := p.templateFor(pr, base)
 	if err != nil {
 		return Template{}, err
 	}
@@ -169,7 +166,7 @@ func (p *runPlan) findTemplate(ctx context.Context, pr *prepared, base string) (
 		}
 		return t, err
 	}
-	dir := TemplateDir(o.CacheDir, o.Arch, want.Key)
+	dir := TemplateDir(o.CacheDir, o.Arch, want.Key+"-"+want.Files[:8])
 	t, err := ReadTemplate(dir)
 	if err == nil {
 		if err = t.Meta.Check(want); err == nil {
@@ -177,7 +174,18 @@ func (p *runPlan) findTemplate(ctx context.Context, pr *prepared, base string) (
 		}
 		fmt.Fprintf(o.Log, "invm: template %s not used: %v; making a new one\n", dir, err)
 	}
-	return p.makeTemplate(ctx, pr, base, tcfg, want, dir)
+	return p.makeTemplate(ctx, pr, base, tcfg, want, dir, true)
+}
+
+// templateFor is the template config of this run's VM and what it needs
+// of a template.
+func (p *runPlan) templateFor(pr *prepared, base string) ([]byte, TemplateMeta, error) {
+	tcfg, err := templateConfig(pr.ch.guest, p.hugeSizes(), p.o.Verbose)
+	if err != nil {
+		return nil, TemplateMeta{}, err
+	}
+	want, err := p.templateWant(pr, base, tcfg)
+	return tcfg, want, err
 }
 
 // hugeSizes are the guest hugepage sizes the guest mounts.

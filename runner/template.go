@@ -48,10 +48,12 @@ type TemplateMeta struct {
 	// Version is TemplateMetaVersion when made.
 	Version int `json:"version"`
 	// Key is a digest of the VM's QEMU command line (with the run's own
-	// paths replaced), the template's guest config and the identities
-	// (path, size, modification time) of QEMU, the kernel and the base
-	// layer: what a restore must share with the template.
+	// paths replaced: the kernel, the initrd, the sockets) and the
+	// template's guest config: the VM a restore must be.
 	Key string `json:"key"`
+	// Files is a digest of the contents of the kernel and the base layer
+	// the template booted.
+	Files string `json:"files"`
 	// QEMUBuildID is the QEMU binary's ELF build ID (else its SHA-256): a
 	// saved state only loads in the QEMU build that wrote it.
 	QEMUBuildID string `json:"qemu_build_id"`
@@ -67,7 +69,8 @@ type TemplateMeta struct {
 }
 
 // Check reports why a template described by m cannot restore a run that
-// needs want (nil when it can): another QEMU build, another VM or version.
+// needs want (nil when it can): another version, QEMU build, VM, kernel or
+// base layer.
 func (m TemplateMeta) Check(want TemplateMeta) error {
 	switch {
 	case m.Version != TemplateMetaVersion:
@@ -75,9 +78,13 @@ func (m TemplateMeta) Check(want TemplateMeta) error {
 	case m.QEMUBuildID != want.QEMUBuildID:
 		return fmt.Errorf("%w: made by QEMU build id %s (%s); this QEMU's build id is %s (%s)",
 			ErrTemplate, m.QEMUBuildID, m.QEMUVersion, want.QEMUBuildID, want.QEMUVersion)
+	case m.Arch != want.Arch:
+		return fmt.Errorf("%w: made for %s, this run is %s", ErrTemplate, m.Arch, want.Arch)
 	case m.Key != want.Key:
-		return fmt.Errorf("%w: made for another VM (key %s, this run's %s: kernel, base layer, shape or QEMU command line differ)",
+		return fmt.Errorf("%w: made for another VM (key %s, this run's %s: the shape, accelerator or QEMU command line differ)",
 			ErrTemplate, m.Key, want.Key)
+	case m.Files != want.Files:
+		return fmt.Errorf("%w: made from another kernel or base layer (files %s, this run's %s)", ErrTemplate, m.Files, want.Files)
 	}
 	return nil
 }
@@ -112,19 +119,30 @@ func ReadTemplate(dir string) (Template, error) {
 	return t, nil
 }
 
-// templateKey digests what a restore must share with its template: the
-// QEMU command line made with placeholder paths for the run's own files
-// (templateArgs), the template's guest config, and the identities of the
-// files behind it.
-func templateKey(args []string, cfg []byte, files ...string) (string, error) {
+// templateKey digests the VM a restore must be: the QEMU command line made
+// with placeholder paths for the run's own files (templateWant) and the
+// template's guest config.
+func templateKey(args []string, cfg []byte) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "args %q\nconfig %q\n", args, cfg)
-	for _, f := range files {
-		st, err := os.Stat(f)
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// filesKey digests the contents of files (the kernel and the base layer):
+// a template is only restored with the ones it booted, wherever they are.
+func filesKey(files ...string) (string, error) {
+	h := sha256.New()
+	for _, name := range files {
+		f, err := os.Open(name)
 		if err != nil {
 			return "", fmt.Errorf("%w: %w", ErrTemplate, err)
 		}
-		fmt.Fprintf(h, "file %q %d %d\n", f, st.Size(), st.ModTime().UnixNano())
+		n, err := io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("%w: %w", ErrTemplate, err)
+		}
+		fmt.Fprintf(h, "\n%d\n", n)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32], nil
 }

@@ -28,32 +28,41 @@ const (
 )
 
 // makeTemplate boots this run's VM as a template (its init waits for a
-// test layer), saves it when ready and installs it at dir: the state, the
-// initrd it booted, then its TemplateMeta. The boot is bounded by
-// Options.ChannelTimeout; everything it started is gone when it returns.
-func (p *runPlan) makeTemplate(ctx context.Context, pr *prepared, base string, tcfg []byte, want TemplateMeta, dir string) (Template, error) {
+// test layer), saves it when ready and puts it at dir: the state, the
+// initrd it booted, then its TemplateMeta, last. With install, it is made
+// beside dir and moved into place (installTemplate: a cache shared by
+// concurrent runners); without, it is made in dir itself (a build
+// output). The boot is bounded by Options.ChannelTimeout; everything it
+// started is gone when it returns.
+func (p *runPlan) makeTemplate(ctx context.Context, pr *prepared, base string, tcfg []byte, want TemplateMeta, dir string, install bool) (Template, error) {
 	o := p.o
 	start := o.Now()
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+	work := dir
+	if install {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			return Template{}, fmt.Errorf("%w: %w", ErrTemplate, err)
+		}
+		tmp, err := os.MkdirTemp(filepath.Dir(dir), ".make-")
+		if err != nil {
+			return Template{}, fmt.Errorf("%w: %w", ErrTemplate, err)
+		}
+		work = tmp
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Template{}, fmt.Errorf("%w: %w", ErrTemplate, err)
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".make-")
-	if err != nil {
-		return Template{}, fmt.Errorf("%w: %w", ErrTemplate, err)
-	}
-	installed := false
+	done := false
 	defer func() {
-		if !installed {
-			os.RemoveAll(tmp)
+		if !done && install {
+			os.RemoveAll(work)
 		}
 	}()
-	if err := writeTemplateInitrd(filepath.Join(tmp, TemplateInitrdFile), base, tcfg); err != nil {
+	if err := writeTemplateInitrd(filepath.Join(work, TemplateInitrdFile), base, tcfg); err != nil {
 		return Template{}, err
 	}
-	if err := p.bootAndSave(ctx, pr, tmp); err != nil {
+	if err := p.bootAndSave(ctx, pr, work); err != nil {
 		return Template{}, err
 	}
-	st, err := os.Stat(filepath.Join(tmp, TemplateStateFile))
+	st, err := os.Stat(filepath.Join(work, TemplateStateFile))
 	if err != nil {
 		return Template{}, fmt.Errorf("%w: %w", ErrTemplate, err)
 	}
@@ -61,17 +70,38 @@ func (p *runPlan) makeTemplate(ctx context.Context, pr *prepared, base string, t
 	meta.MakeTime, meta.StateBytes = o.Now().Sub(start), st.Size()
 	b, err := json.MarshalIndent(meta, "", "  ")
 	if err == nil {
-		err = atomicfile.WriteFile(filepath.Join(tmp, TemplateMetaFile), b, 0o644)
+		err = atomicfile.WriteFile(filepath.Join(work, TemplateMetaFile), b, 0o644)
 	}
 	if err != nil {
 		return Template{}, fmt.Errorf("%w: %w", ErrTemplate, err)
 	}
-	t, err := installTemplate(tmp, dir, want)
-	installed = err == nil
+	t := Template{Dir: dir, Meta: meta}
+	if install {
+		t, err = installTemplate(work, dir, want)
+	}
+	done = err == nil
 	if err == nil {
 		fmt.Fprintf(o.Log, "invm: made template %s in %v (%.1f MB saved state)\n", t.Dir, meta.MakeTime.Round(time.Millisecond), float64(meta.StateBytes)/1e6)
 	}
 	return t, err
+}
+
+// MakeTemplate makes a template of o's VM in dir (Options.TemplateOut):
+// Bazel's template action, `invm -make-template`. o needs no test binary
+// when it names the arch.
+func MakeTemplate(ctx context.Context, o Options, dir string) (Template, error) {
+	o.TemplateOut = dir
+	if o.Start == "" || o.Start == StartCold {
+		o.Start = StartSnapshot
+	}
+	res, err := Run(ctx, o)
+	if err != nil {
+		return Template{}, err
+	}
+	if res.Template == "" {
+		return Template{}, fmt.Errorf("%w: %w: no template made (%s)", ErrInvalidOptions, ErrTemplate, res.StartReason)
+	}
+	return ReadTemplate(dir)
 }
 
 // bootAndSave boots the template VM (its initrd in tmp), waits for its

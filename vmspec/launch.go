@@ -36,6 +36,10 @@ type Launch struct {
 	// directory there.
 	Test    string `json:"test"`
 	WorkDir string `json:"workdir"`
+	// Template is the snapshot-start template of the VM (a directory made
+	// by runner/cmd/mktemplate), "" for none: the launcher restores it
+	// when the shape's start allows, else boots cold.
+	Template string `json:"template,omitempty"`
 }
 
 // Resolve parses the shape fields and the arch and applies the defaults.

@@ -157,6 +157,42 @@ def _rlocation(ctx, f):
         return f.short_path[3:]
     return ctx.workspace_name + "/" + f.short_path
 
+def _template(ctx, arch, kernel, base):
+    """The snapshot-start template of the test's VM, a build output (None for start = "cold").
+
+    runner/cmd/mktemplate boots the VM once to where its init waits for the test layer and
+    saves it (QEMU migration to a file); the launcher restores it. The action sees only what
+    the template depends on (the shape, the kernel, the base layer), so every test of one VM
+    shape remakes nothing when its own code changes, and a remote cache shares it. QEMU is
+    the exec host's (PATH, or $INVM_QEMU through --action_env); a template made by another
+    QEMU build is refused at run time and the test boots cold.
+    """
+    if ctx.attr.start == "cold":
+        return None
+    spec = {
+        "arch": arch,
+        "args": [],
+        "env": {},
+        "kernel": _rlocation(ctx, kernel.image),
+        "layers": [_rlocation(ctx, base.archive)],
+        "shape": _shape(ctx.attr),
+        "test": "/invm/template",
+        "workdir": "/",
+    }
+    spec_file = ctx.actions.declare_file(ctx.label.name + ".template.json")
+    ctx.actions.write(spec_file, json.encode_indent(spec) + "\n")
+    out = ctx.actions.declare_directory(ctx.label.name + ".template")
+    ctx.actions.run(
+        executable = ctx.executable._mktemplate,
+        arguments = ["-o", out.path, "-spec", spec_file.path, "-kernel", kernel.image.path, "-base", base.archive.path],
+        inputs = [spec_file, kernel.image, base.archive],
+        outputs = [out],
+        mnemonic = "GuestTemplate",
+        progress_message = "Making the snapshot-start template of %{label}",
+        use_default_shell_env = True,
+    )
+    return out
+
 def _go_vm_test_impl(ctx):
     validate_spec(ctx.label, ctx.attr)
     tc = ctx.toolchains[VM_TOOLCHAIN]
@@ -217,6 +253,9 @@ def _go_vm_test_impl(ctx):
         "test": "/invm/runfiles/" + _rlocation(ctx, binary),
         "workdir": "/invm/runfiles/" + pkg_dir,
     }
+    template = _template(ctx, tc.arch, kernel, base)
+    if template:
+        spec["template"] = _rlocation(ctx, template)
     spec_file = ctx.actions.declare_file(ctx.label.name + ".vm.json")
     ctx.actions.write(spec_file, json.encode_indent(spec) + "\n")
 
@@ -230,7 +269,7 @@ exec "$r/{runner}" -runfiles "$r" -spec "$r/{spec}" -- "$@"
 
     # The binary itself rides along only so the launcher can check its ELF
     # arch against the spec; the guest gets it from the layer.
-    runfiles = ctx.runfiles(files = [runner, spec_file, kernel.image, base.archive, layer, binary] + ([kernel.manifest] if kernel.manifest else []))
+    runfiles = ctx.runfiles(files = [runner, spec_file, kernel.image, base.archive, layer, binary] + ([kernel.manifest] if kernel.manifest else []) + ([template] if template else []))
     runfiles = runfiles.merge(ctx.attr._runner[DefaultInfo].default_runfiles)
     return [
         VmTestInfo(runner = runner, spec = spec_file),
@@ -274,6 +313,7 @@ _go_vm_test = rule(
         # only under `bazel coverage`; as go_test has it.
         "_lcov_merger": attr.label(default = configuration_field(fragment = "coverage", name = "output_generator"), cfg = "exec"),
         "_mkinitramfs": attr.label(default = "@rules_go_vm//runner/cmd/mkinitramfs", executable = True, cfg = "exec"),
+        "_mktemplate": attr.label(default = "@rules_go_vm//runner/cmd/mktemplate", executable = True, cfg = "exec"),
         "_runner": attr.label(default = "@rules_go_vm//runner/cmd/vmtest", executable = True, cfg = "exec"),
     },
 )
