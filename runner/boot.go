@@ -47,7 +47,9 @@ func vmDescription(p *runPlan, pr *prepared) vmm.VM {
 		vm.Monitor = ""
 	}
 	if pr.restore != nil {
-		vm.Initrd, vm.Restore = pr.restore.tmpl.Initrd(), pr.restore.tmpl.State()
+		t := pr.restore.tmpl
+		vm = restoreVM(vm, t.Meta.Format, t.RAM())
+		vm.Initrd, vm.Restore = t.Initrd(), t.State()
 	}
 	return vm
 }

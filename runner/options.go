@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -224,6 +225,10 @@ type Options struct {
 	// A prebuilt template that does not fit is refused (cold boot), never
 	// remade.
 	Template string
+	// TemplateFormat is how templates are saved (vmm.SaveFormats); "" is
+	// DefaultTemplateFormat, the one measured to restore fastest here.
+	// For measuring the others (invmbench -template-formats).
+	TemplateFormat string
 	// TemplateOut, when set, makes Run make a template of this VM in that
 	// directory and run no test (MakeTemplate); TestBinary is not needed.
 	TemplateOut string
@@ -358,6 +363,9 @@ func (o *Options) Validate() error {
 	}
 	if err := o.validateShape(); err != nil {
 		return err
+	}
+	if o.TemplateFormat != "" && !slices.Contains(vmm.SaveFormats, o.TemplateFormat) {
+		return bad("template format %q: use one of %s", o.TemplateFormat, strings.Join(vmm.SaveFormats, ", "))
 	}
 	for _, d := range []struct {
 		name string

@@ -47,6 +47,28 @@ func chooseStart(o Options) (startChoice, error) {
 	return startChoice{snapshot: true, reason: "start = " + o.Start}, nil
 }
 
+// DefaultTemplateFormat is the save format of templates: the one that
+// restored fastest as measured (README, "Snapshot start").
+const DefaultTemplateFormat = vmm.SaveStream
+
+// templateFormat is this run's template format.
+func (p *runPlan) templateFormat() string {
+	if p.o.TemplateFormat != "" {
+		return p.o.TemplateFormat
+	}
+	return DefaultTemplateFormat
+}
+
+// restoreVM is vm restored from a template saved as format (its RAM in
+// ram, mapped copy-on-write, for vmm.SaveRAMFile).
+func restoreVM(vm vmm.VM, format, ram string) vmm.VM {
+	vm.SaveFormat = format
+	if format == vmm.SaveRAMFile {
+		vm.RAMFile, vm.RAMFilePrivate = ram, true
+	}
+	return vm
+}
+
 // TemplateBlocker says why o's VM cannot be restored from a template (""
 // when it can); such a VM cold-boots under start = "auto".
 func TemplateBlocker(o Options) string { return snapshotBlocker(o) }
@@ -132,8 +154,8 @@ func restoreArchives(o Options, cfg protocol.GuestConfig) ([][]byte, error) {
 // and QEMU's build id.
 func (p *runPlan) templateWant(pr *prepared, base string, tcfg []byte) (TemplateMeta, error) {
 	o := p.o
-	vm := p.lower(vmDescription(p, pr))
-	vm.Kernel, vm.Initrd, vm.Restore, vm.Channel.Socket, vm.Monitor = "@kernel", "@initrd", "", "@serial", "@monitor"
+	vm := restoreVM(p.lower(vmDescription(p, pr)), p.templateFormat(), "@ram")
+	vm.Kernel, vm.Initrd, vm.Restore, vm.Channel.Socket, vm.Monitor = "@kernel", "@initrd", "@state", "@serial", "@monitor"
 	args, err := p.backend.Args(vm)
 	if err != nil {
 		return TemplateMeta{}, fmt.Errorf("%w: %w", ErrTemplate, err)
@@ -146,7 +168,7 @@ func (p *runPlan) templateWant(pr *prepared, base string, tcfg []byte) (Template
 	if err != nil {
 		return TemplateMeta{}, err
 	}
-	return TemplateMeta{Version: TemplateMetaVersion, Key: templateKey(args, tcfg), Files: files, QEMUBuildID: id,
+	return TemplateMeta{Version: TemplateMetaVersion, Key: templateKey(args, tcfg), Files: files, Format: p.templateFormat(), QEMUBuildID: id,
 		QEMUVersion: p.qemuVersion, Arch: o.Arch, Accel: vm.Accel, Kernel: o.Kernel}, nil
 }
 

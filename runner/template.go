@@ -16,6 +16,7 @@ import (
 	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/protocol"
 	"github.com/rules-go-vm/rules_go_vm/runner/initramfs"
+	"github.com/rules-go-vm/rules_go_vm/runner/vmm"
 )
 
 // A template is a guest booted once to where its init waits for the test
@@ -30,6 +31,9 @@ const (
 	// TemplateInitrdFile is the initrd the template booted (the base layer
 	// and the template's config); a restore names the same.
 	TemplateInitrdFile = "initrd.cpio"
+	// TemplateRAMFile is the guest RAM of a vmm.SaveRAMFile template,
+	// which restores map copy-on-write.
+	TemplateRAMFile = "ram"
 	// TemplateMetaFile is the TemplateMeta, JSON; written last.
 	TemplateMetaFile = "template.json"
 )
@@ -54,6 +58,8 @@ type TemplateMeta struct {
 	// Files is a digest of the contents of the kernel and the base layer
 	// the template booted.
 	Files string `json:"files"`
+	// Format is how it was saved (vmm.SaveFormats).
+	Format string `json:"format"`
 	// QEMUBuildID is the QEMU binary's ELF build ID (else its SHA-256): a
 	// saved state only loads in the QEMU build that wrote it.
 	QEMUBuildID string `json:"qemu_build_id"`
@@ -80,6 +86,8 @@ func (m TemplateMeta) Check(want TemplateMeta) error {
 			ErrTemplate, m.QEMUBuildID, m.QEMUVersion, want.QEMUBuildID, want.QEMUVersion)
 	case m.Arch != want.Arch:
 		return fmt.Errorf("%w: made for %s, this run is %s", ErrTemplate, m.Arch, want.Arch)
+	case m.Format != want.Format:
+		return fmt.Errorf("%w: saved as %s, this run restores %s", ErrTemplate, m.Format, want.Format)
 	case m.Key != want.Key:
 		return fmt.Errorf("%w: made for another VM (key %s, this run's %s: the shape, accelerator or QEMU command line differ)",
 			ErrTemplate, m.Key, want.Key)
@@ -98,6 +106,9 @@ type Template struct {
 // State is the saved guest's file.
 func (t Template) State() string { return filepath.Join(t.Dir, TemplateStateFile) }
 
+// RAM is the guest RAM file of a vmm.SaveRAMFile template.
+func (t Template) RAM() string { return filepath.Join(t.Dir, TemplateRAMFile) }
+
 // Initrd is the initrd the template booted.
 func (t Template) Initrd() string { return filepath.Join(t.Dir, TemplateInitrdFile) }
 
@@ -111,7 +122,11 @@ func ReadTemplate(dir string) (Template, error) {
 	if err := json.Unmarshal(b, &t.Meta); err != nil {
 		return Template{}, fmt.Errorf("%w: %s: %w", ErrTemplate, TemplateMetaFile, err)
 	}
-	for _, f := range []string{t.State(), t.Initrd()} {
+	files := []string{t.State(), t.Initrd()}
+	if t.Meta.Format == vmm.SaveRAMFile {
+		files = append(files, t.RAM())
+	}
+	for _, f := range files {
 		if _, err := os.Stat(f); err != nil {
 			return Template{}, fmt.Errorf("%w: %w", ErrTemplate, err)
 		}

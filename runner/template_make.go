@@ -118,6 +118,10 @@ func (p *runPlan) bootAndSave(ctx context.Context, pr *prepared, tmp string) err
 	defer func() { ln.Close(); os.Remove(serial); os.Remove(monitor) }()
 	vm := p.lower(vmDescription(p, pr))
 	vm.Initrd, vm.Restore, vm.Channel.Socket, vm.Monitor = filepath.Join(tmp, TemplateInitrdFile), "", serial, monitor
+	vm.SaveFormat = p.templateFormat()
+	if vm.SaveFormat == vmm.SaveRAMFile {
+		vm.RAMFile, vm.RAMFilePrivate = filepath.Join(tmp, TemplateRAMFile), false
+	}
 	args, err := p.backend.Args(vm)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrTemplate, err)

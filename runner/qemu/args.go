@@ -178,6 +178,14 @@ type Spec struct {
 	// it (QEMU's -incoming, e.g. "file:/path/state"); empty boots. The rest
 	// of the spec must be the saved guest's.
 	Incoming string
+	// MigrationCaps are migration capabilities to turn on (CapMappedRAM,
+	// CapIgnoreShared), on both sides of a save.
+	MigrationCaps []string
+	// RAMFile, when set, backs guest RAM with this file, mapped shared
+	// (writes reach it) or, with RAMFilePrivate, copy-on-write from a file
+	// opened read-only. It replaces HostPages' backend.
+	RAMFile        string
+	RAMFilePrivate bool
 	// QMPSocket is where QEMU serves QMP (a unix socket it creates); empty
 	// means no monitor.
 	QMPSocket string
@@ -328,6 +336,15 @@ func (s Spec) check() (machine, accel string, err error) {
 	return machine, accel, nil
 }
 
+// Migration capabilities (Spec.MigrationCaps).
+const (
+	// CapMappedRAM writes RAM pages at fixed offsets of a file.
+	CapMappedRAM = "mapped-ram"
+	// CapIgnoreShared leaves RAM backed by a shared named file out of the
+	// migration (VM templating).
+	CapIgnoreShared = "x-ignore-shared"
+)
+
 // SerialPortName is the name of the virtio-serial port of
 // Spec.SerialSocket (the guest sees it as /dev/vport0p1).
 const SerialPortName = "rules_go_vm.0"
@@ -360,6 +377,9 @@ func Args(s Spec) ([]string, error) {
 	}
 	a = append(a, deviceArgs(p, s, machine)...)
 	a = append(a, channelArgs(p, s, machine)...)
+	for _, c := range s.MigrationCaps {
+		a = append(a, "-global", "migration."+c+"=on")
+	}
 	if s.Incoming != "" {
 		a = append(a, "-incoming", s.Incoming)
 	}
@@ -393,7 +413,14 @@ func machineArgs(p Profile, s Spec, machine, accel string) []string {
 func memoryArgs(s Spec) []string {
 	mem := strconv.Itoa(s.MemoryMiB) + "M"
 	backend := "memory-backend-memfd,id=mem,size=" + mem + ",share=on"
-	if s.HostPages == HostPages2M || s.HostPages == HostPages1G {
+	switch {
+	case s.RAMFile != "" && s.RAMFilePrivate:
+		// readonly: the file may be a read-only build output; rom=off: the
+		// guest still writes its private copy.
+		backend = "memory-backend-file,id=mem,size=" + mem + ",mem-path=" + s.RAMFile + ",share=off,readonly=on,rom=off"
+	case s.RAMFile != "":
+		backend = "memory-backend-file,id=mem,size=" + mem + ",mem-path=" + s.RAMFile + ",share=on"
+	case s.HostPages == HostPages2M || s.HostPages == HostPages1G:
 		backend = "memory-backend-file,id=mem,size=" + mem + ",mem-path=" + s.HugetlbfsDir + ",share=on"
 	}
 	return []string{"-m", mem, "-smp", strconv.Itoa(s.CPUs), "-object", backend}

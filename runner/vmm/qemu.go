@@ -40,6 +40,13 @@ func QEMUSpec(vm VM) qemu.Spec {
 	if vm.Restore != "" {
 		s.Incoming = "file:" + vm.Restore
 	}
+	s.RAMFile, s.RAMFilePrivate = vm.RAMFile, vm.RAMFilePrivate
+	switch vm.SaveFormat {
+	case SaveMappedRAM:
+		s.MigrationCaps = []string{qemu.CapMappedRAM}
+	case SaveRAMFile:
+		s.MigrationCaps = []string{qemu.CapIgnoreShared}
+	}
 	for _, n := range vm.NICs {
 		s.NICs = append(s.NICs, qemu.NIC{Model: n.Model, MAC: n.MAC})
 	}
