@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -62,6 +63,10 @@ func (p *runPlan) templateFormat() string {
 // restoreVM is vm restored from a template saved as format (its RAM in
 // ram, mapped copy-on-write, for vmm.SaveRAMFile).
 func restoreVM(vm vmm.VM, format, ram string) vmm.VM {
+	// The kernel keeps the command line it booted with, the template's:
+	// quiet, whether this run is verbose or not (the guest init's
+	// diagnostics follow the test's config), so one template serves both.
+	vm.Quiet = true
 	vm.SaveFormat = format
 	if format == vmm.SaveRAMFile {
 		vm.RAMFile, vm.RAMFilePrivate = ram, true
@@ -202,7 +207,7 @@ func (p *runPlan) findTemplate(ctx context.Context, pr *prepared, base string) (
 // templateFor is the template config of this run's VM and what it needs
 // of a template.
 func (p *runPlan) templateFor(pr *prepared, base string) ([]byte, TemplateMeta, error) {
-	tcfg, err := templateConfig(pr.ch.guest, p.hugeSizes(), p.o.Verbose)
+	tcfg, err := templateConfig(pr.ch.guest, p.hugeSizes())
 	if err != nil {
 		return nil, TemplateMeta{}, err
 	}
@@ -237,6 +242,9 @@ type layerListener struct {
 	archives [][]byte
 	now      func() time.Time
 	sent     bool
+	// log gets when the layer went, counted from start (QEMU's start).
+	log   io.Writer
+	start time.Time
 }
 
 // Accept accepts a connection; the first gets the layer message (the
@@ -249,9 +257,19 @@ func (l *layerListener) Accept() (net.Conn, error) {
 	l.sent = true
 	h := protocol.LayerHeader{Now: l.now()}
 	_, _ = rand.Read(h.Seed[:])
+	accepted := l.now()
 	if err := protocol.WriteLayer(c, h, l.archives...); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("%w: sending the test layer: %w", ErrBootFailed, err)
+	}
+	if l.log != nil {
+		n := 0
+		for _, a := range l.archives {
+			n += len(a)
+		}
+		done := l.now()
+		fmt.Fprintf(l.log, "invm: test layer sent: %.1f MB, channel connected %v after QEMU started, sent in %v\n",
+			float64(n)/1e6, accepted.Sub(l.start).Round(time.Millisecond), done.Sub(accepted).Round(time.Millisecond))
 	}
 	return c, nil
 }

@@ -188,9 +188,10 @@ func QEMUBuildID(path string) (string, error) {
 }
 
 // templateConfig is a template's guest config: wait on the serial
-// channel, with the shape's guest hugepages mounted.
-func templateConfig(ch protocol.Channel, hugeSizes []string, verbose bool) ([]byte, error) {
-	cfg := protocol.GuestConfig{Template: true, Channel: ch, HugePageSizes: hugeSizes, Verbose: verbose}
+// channel, with the shape's guest hugepages mounted; not verbose (the
+// test's config says, after the restore).
+func templateConfig(ch protocol.Channel, hugeSizes []string) ([]byte, error) {
+	cfg := protocol.GuestConfig{Template: true, Channel: ch, HugePageSizes: hugeSizes}
 	b, err := cfg.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTemplate, err)

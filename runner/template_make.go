@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -118,6 +119,7 @@ func (p *runPlan) bootAndSave(ctx context.Context, pr *prepared, tmp string) err
 	defer func() { ln.Close(); os.Remove(serial); os.Remove(monitor) }()
 	vm := p.lower(vmDescription(p, pr))
 	vm.Initrd, vm.Restore, vm.Channel.Socket, vm.Monitor = filepath.Join(tmp, TemplateInitrdFile), "", serial, monitor
+	vm.Quiet = true // as every restore's (restoreVM)
 	vm.SaveFormat = p.templateFormat()
 	if vm.SaveFormat == vmm.SaveRAMFile {
 		vm.RAMFile, vm.RAMFilePrivate = filepath.Join(tmp, TemplateRAMFile), false
@@ -130,7 +132,7 @@ func (p *runPlan) bootAndSave(ctx context.Context, pr *prepared, tmp string) err
 	cmd := exec.Command(o.QEMU, args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if o.Verbose {
-		cmd.Stdout = io.MultiWriter(out, prefixWriter{w: o.Log, prefix: "invm: template: "})
+		cmd.Stdout = io.MultiWriter(out, &linePrefixer{w: o.Log, prefix: "invm: template: "})
 	}
 	qemuProc, err := proc.Start(cmd)
 	if err != nil {
@@ -216,4 +218,26 @@ func tailLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " | ")
+}
+
+// linePrefixer writes whole lines to w, each after prefix (the console of
+// a template being made, in a verbose run's log).
+type linePrefixer struct {
+	w      io.Writer
+	prefix string
+	line   []byte
+}
+
+func (l *linePrefixer) Write(b []byte) (int, error) {
+	l.line = append(l.line, b...)
+	for {
+		i := bytes.IndexByte(l.line, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		if _, err := fmt.Fprintf(l.w, "%s%s\n", l.prefix, l.line[:i]); err != nil {
+			return len(b), err
+		}
+		l.line = l.line[i+1:]
+	}
 }

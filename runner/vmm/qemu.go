@@ -164,7 +164,11 @@ func (q *QMP) Events() <-chan Event { return q.events }
 // run executes one QMP command (with args, if any) within ctx and decodes
 // its "return" into out (if non-nil).
 func (q *QMP) run(ctx context.Context, command string, args map[string]any, out any) error {
-	cmd, err := json.Marshal(qmp.Command{Execute: command, Args: args})
+	c := qmp.Command{Execute: command}
+	if args != nil {
+		c.Args = args // a nil map in the interface would be "arguments": null, which QEMU refuses
+	}
+	cmd, err := json.Marshal(c)
 	if err != nil {
 		return err
 	}
