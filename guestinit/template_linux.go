@@ -29,13 +29,29 @@ func (s *session) restore(tmpl protocol.GuestConfig, wd *time.Timer) (protocol.G
 		return tmpl, dialResult{err: err}
 	}
 	d := dialResult{conn: conn}
+	// The layer's stripes come over the extra ports (LayerPorts), opened
+	// now: a template that cannot have them must not be saved.
+	ports, err := s.openLayerPorts(tmpl.LayerPorts)
+	defer func() {
+		for _, p := range ports {
+			p.Close()
+		}
+	}()
+	if err != nil {
+		conn.Close()
+		return tmpl, dialResult{err: err}
+	}
 	if _, err := io.WriteString(conn, protocol.TemplateReady); err != nil {
 		conn.Close()
 		return tmpl, dialResult{err: fmt.Errorf("template: saying ready: %w", err)}
 	}
 	s.console("guestinit: template ready (%v after boot), waiting for the test layer", in.Clock.SinceBoot())
 	wd.Stop()
-	h, err := protocol.ReadLayer(conn, orString(in.LayerRoot, "/"))
+	stripes := make([]io.Reader, len(ports))
+	for i, p := range ports {
+		stripes[i] = p
+	}
+	h, err := protocol.ReadLayerStriped(conn, stripes, orString(in.LayerRoot, "/"))
 	wd.Reset(orDefault(in.SetupTimeout, SetupTimeout))
 	// Setup counts from the restore: the template's boot is not this run's.
 	s.start, s.boot = in.Clock.Now(), 0
@@ -60,6 +76,22 @@ func (s *session) restore(tmpl protocol.GuestConfig, wd *time.Timer) (protocol.G
 		s.ack.Store(int64(cfg.AckTimeout))
 	}
 	return cfg, d
+}
+
+// openLayerPorts opens a template's layer ports (channels of the serial
+// kind, as the main one).
+func (s *session) openLayerPorts(devices []string) ([]io.ReadWriteCloser, error) {
+	var ports []io.ReadWriteCloser
+	for _, dev := range devices {
+		ctx, cancel := context.WithTimeout(context.Background(), orDefault(s.in.OpenTimeout, OpenTimeout))
+		p, err := s.in.Open(ctx, protocol.Channel{Kind: protocol.ChannelSerial, Device: dev})
+		cancel()
+		if err != nil {
+			return ports, fmt.Errorf("template: layer port %s: %w", dev, err)
+		}
+		ports = append(ports, p)
+	}
+	return ports, nil
 }
 
 // freshen makes a restored guest this run's: the host's wall clock, the

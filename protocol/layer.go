@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -47,8 +48,17 @@ const MaxLayerSize = 4 << 30
 // ErrBadLayer is wrapped by every error decoding or extracting a layer.
 var ErrBadLayer = errors.New("protocol: bad test layer")
 
+// MaxLayerStripes bounds LayerHeader.Stripes.
+const MaxLayerStripes = 64
+
 // LayerHeader precedes the archives of a layer message.
 type LayerHeader struct {
+	// Stripes is how many extra channels carry the archives, each a
+	// contiguous part in order (LayerStripe); 0: they follow the header
+	// on its own channel. A virtio-serial port moves one 4 KiB buffer per
+	// round trip between guest and QEMU, so a layer split over several
+	// ports arrives several times sooner.
+	Stripes int
 	// Now is the host's wall clock when it sent the layer: a restored guest
 	// has the template's.
 	Now time.Time
@@ -64,10 +74,13 @@ func EncodeLayerHeader(h LayerHeader) ([]byte, error) {
 	if h.Size < 0 || h.Size > MaxLayerSize {
 		return nil, fmt.Errorf("%w: size %d not in [0, %d]", ErrBadLayer, h.Size, MaxLayerSize)
 	}
+	if h.Stripes < 0 || h.Stripes > MaxLayerStripes {
+		return nil, fmt.Errorf("%w: %d stripes not in [0, %d]", ErrBadLayer, h.Stripes, MaxLayerStripes)
+	}
 	b := make([]byte, 0, LayerHeaderSize)
 	b = append(b, layerMagic...)
 	b = binary.BigEndian.AppendUint16(b, LayerVersion)
-	b = binary.BigEndian.AppendUint16(b, 0) // flags
+	b = binary.BigEndian.AppendUint16(b, uint16(h.Stripes))
 	b = binary.BigEndian.AppendUint64(b, uint64(h.Now.UnixNano()))
 	b = append(b, h.Seed[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(h.Size))
@@ -87,8 +100,8 @@ func DecodeLayerHeader(p []byte) (LayerHeader, error) {
 	if v := binary.BigEndian.Uint16(p); v != LayerVersion {
 		return h, fmt.Errorf("%w: version %d, this init speaks %d", ErrBadLayer, v, LayerVersion)
 	}
-	if f := binary.BigEndian.Uint16(p[2:]); f != 0 {
-		return h, fmt.Errorf("%w: unknown flags %#x", ErrBadLayer, f)
+	if h.Stripes = int(binary.BigEndian.Uint16(p[2:])); h.Stripes > MaxLayerStripes {
+		return h, fmt.Errorf("%w: %d stripes, at most %d", ErrBadLayer, h.Stripes, MaxLayerStripes)
 	}
 	p = p[4:]
 	h.Now = time.Unix(0, int64(binary.BigEndian.Uint64(p)))
@@ -125,6 +138,97 @@ func WriteLayer(w io.Writer, h LayerHeader, archives ...[]byte) error {
 	return nil
 }
 
+// LayerStripe is the part [off, off+n) of a layer of size bytes that
+// stripe i of stripes carries: contiguous parts of equal size, the last
+// one shorter.
+func LayerStripe(size int64, i, stripes int) (off, n int64) {
+	per := (size + int64(stripes) - 1) / int64(stripes)
+	off = min(int64(i)*per, size)
+	return off, min(per, size-off)
+}
+
+// WriteLayerStriped writes a layer message whose archives travel over
+// stripes (LayerHeader.Stripes, LayerStripe): the header on w, each
+// stripe's part on its writer, all at once. With no stripes it is
+// WriteLayer.
+func WriteLayerStriped(w io.Writer, stripes []io.Writer, h LayerHeader, archives ...[]byte) error {
+	if len(stripes) == 0 {
+		return WriteLayer(w, h, archives...)
+	}
+	var payload []byte
+	for _, a := range archives {
+		payload = append(payload, a...)
+		payload = append(payload, make([]byte, (4-len(a)%4)%4)...)
+	}
+	h.Size, h.Stripes = int64(len(payload)), len(stripes)
+	hdr, err := EncodeLayerHeader(h)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(hdr); err != nil {
+		return fmt.Errorf("write layer header: %w", err)
+	}
+	errs := make(chan error, len(stripes))
+	for i, sw := range stripes {
+		off, n := LayerStripe(h.Size, i, len(stripes))
+		go func() {
+			_, err := sw.Write(payload[off : off+n])
+			if err != nil {
+				err = fmt.Errorf("write layer stripe %d: %w", i, err)
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range stripes {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// ReadLayerStriped reads a layer message's header from r and its archives
+// from r (no stripes) or from stripes, whose count must be the header's,
+// all at once; then extracts them under root (ExtractNewc).
+func ReadLayerStriped(r io.Reader, stripes []io.Reader, root string) (LayerHeader, error) {
+	p := make([]byte, LayerHeaderSize)
+	if _, err := io.ReadFull(r, p); err != nil {
+		return LayerHeader{}, fmt.Errorf("%w: reading the header: %w", ErrBadLayer, err)
+	}
+	h, err := DecodeLayerHeader(p)
+	if err != nil {
+		return h, err
+	}
+	if h.Stripes == 0 {
+		return h, extractLayer(r, h, root)
+	}
+	if h.Stripes != len(stripes) {
+		return h, fmt.Errorf("%w: %d stripes, this guest has %d channels for them", ErrBadLayer, h.Stripes, len(stripes))
+	}
+	buf := make([]byte, h.Size)
+	errs := make(chan error, h.Stripes)
+	for i, sr := range stripes {
+		off, n := LayerStripe(h.Size, i, h.Stripes)
+		go func() {
+			_, err := io.ReadFull(sr, buf[off:off+n])
+			if err != nil {
+				err = fmt.Errorf("%w: stripe %d: %w", ErrBadLayer, i, err)
+			}
+			errs <- err
+		}()
+	}
+	for range stripes {
+		if e := <-errs; e != nil && err == nil {
+			err = e
+		}
+	}
+	if err != nil {
+		return h, err
+	}
+	return h, extractLayer(bytes.NewReader(buf), h, root)
+}
+
 // ReadLayer reads a layer message from r and extracts its archives under
 // root (ExtractNewc). It reads exactly the message, nothing after it.
 func ReadLayer(r io.Reader, root string) (LayerHeader, error) {
@@ -136,16 +240,25 @@ func ReadLayer(r io.Reader, root string) (LayerHeader, error) {
 	if err != nil {
 		return h, err
 	}
+	if h.Stripes != 0 {
+		return h, fmt.Errorf("%w: %d stripes, but no channels for them", ErrBadLayer, h.Stripes)
+	}
+	return h, extractLayer(r, h, root)
+}
+
+// extractLayer extracts the h.Size bytes of archives from r under root,
+// reading exactly them.
+func extractLayer(r io.Reader, h LayerHeader, root string) error {
 	lr := &io.LimitedReader{R: r, N: h.Size}
 	if err := ExtractNewc(bufio.NewReaderSize(lr, 64<<10), root); err != nil {
-		return h, err
+		return err
 	}
 	if lr.N != 0 { // archives end before the message: skip its padding
 		if _, err := io.Copy(io.Discard, lr); err != nil {
-			return h, fmt.Errorf("%w: %w", ErrBadLayer, err)
+			return fmt.Errorf("%w: %w", ErrBadLayer, err)
 		}
 	}
-	return h, nil
+	return nil
 }
 
 // newc (the initramfs cpio format) as the kernel reads it: a 110-byte

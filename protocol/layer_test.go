@@ -131,7 +131,7 @@ func TestExtractNewcModes(t *testing.T) {
 }
 
 func TestLayerHeader(t *testing.T) {
-	h := LayerHeader{Now: time.Unix(1700000000, 123), Size: 1 << 20}
+	h := LayerHeader{Now: time.Unix(1700000000, 123), Size: 1 << 20, Stripes: 8}
 	copy(h.Seed[:], "0123456789abcdef0123456789abcdef")
 	b, err := EncodeLayerHeader(h)
 	if err != nil {
@@ -141,7 +141,7 @@ func TestLayerHeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !got.Now.Equal(h.Now) || got.Seed != h.Seed || got.Size != h.Size {
+	if !got.Now.Equal(h.Now) || got.Seed != h.Seed || got.Size != h.Size || got.Stripes != h.Stripes {
 		t.Errorf("round trip = %+v, want %+v", got, h)
 	}
 	for _, tc := range []struct {
@@ -152,7 +152,7 @@ func TestLayerHeader(t *testing.T) {
 		{"short", func(b []byte) []byte { return b[:10] }, "header of 10 bytes"},
 		{"magic", func(b []byte) []byte { b[0] = 'X'; return b }, "no layer magic"},
 		{"version", func(b []byte) []byte { b[9] = 9; return b }, "version 9"},
-		{"flags", func(b []byte) []byte { b[11] = 1; return b }, "unknown flags"},
+		{"stripes", func(b []byte) []byte { b[10] = 1; return b }, "stripes, at most 64"},
 		{"size", func(b []byte) []byte { b[len(b)-8] = 0xff; return b }, "over"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -240,4 +240,79 @@ func FuzzDecodeLayerHeader(f *testing.F) {
 			t.Fatalf("re-encoded %x (%v), want %x", out, err, in)
 		}
 	})
+}
+
+func TestLayerStripe(t *testing.T) {
+	for _, tc := range []struct {
+		size    int64
+		stripes int
+	}{{0, 1}, {1, 8}, {7, 8}, {8, 8}, {4096*1000 + 3, 8}, {100, 3}, {5, 64}} {
+		var next int64
+		for i := range tc.stripes {
+			off, n := LayerStripe(tc.size, i, tc.stripes)
+			if off != next || n < 0 {
+				t.Fatalf("size %d, %d stripes: stripe %d at %d+%d, want at %d", tc.size, tc.stripes, i, off, n, next)
+			}
+			next = off + n
+		}
+		if next != tc.size {
+			t.Errorf("size %d, %d stripes: parts end at %d", tc.size, tc.stripes, next)
+		}
+	}
+}
+
+// TestLayerStriped: a layer written over stripes is read back over them,
+// whatever the number; a reader with another number of stripes, or one
+// that is cut, fails.
+func TestLayerStriped(t *testing.T) {
+	archives := [][]byte{newc(file("a", strings.Repeat("x", 10000))), newc(file("b", "22"))}
+	for _, k := range []int{0, 1, 3, 8} {
+		t.Run(fmt.Sprint(k), func(t *testing.T) {
+			var hdr bytes.Buffer
+			bufs := make([]*bytes.Buffer, k)
+			ws := make([]io.Writer, k)
+			for i := range bufs {
+				bufs[i] = &bytes.Buffer{}
+				ws[i] = bufs[i]
+			}
+			if err := WriteLayerStriped(&hdr, ws, LayerHeader{Now: time.Unix(5, 0)}, archives...); err != nil {
+				t.Fatal(err)
+			}
+			rs := func() []io.Reader {
+				out := make([]io.Reader, k)
+				for i := range bufs {
+					out[i] = bytes.NewReader(bufs[i].Bytes())
+				}
+				return out
+			}
+			root := t.TempDir()
+			h, err := ReadLayerStriped(bytes.NewReader(hdr.Bytes()), rs(), root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Stripes != k {
+				t.Errorf("header says %d stripes, want %d", h.Stripes, k)
+			}
+			if b, err := os.ReadFile(filepath.Join(root, "a")); err != nil || len(b) != 10000 {
+				t.Errorf("a: %d bytes, %v", len(b), err)
+			}
+			if b, err := os.ReadFile(filepath.Join(root, "b")); err != nil || string(b) != "22" {
+				t.Errorf("b: %q, %v", b, err)
+			}
+			if k == 0 {
+				return
+			}
+			if _, err := ReadLayerStriped(bytes.NewReader(hdr.Bytes()), rs()[1:], t.TempDir()); !errors.Is(err, ErrBadLayer) {
+				t.Errorf("one stripe short: err = %v, want ErrBadLayer", err)
+			}
+			cut := rs()
+			cut[k-1] = io.LimitReader(cut[k-1], 1)
+			if _, err := ReadLayerStriped(bytes.NewReader(hdr.Bytes()), cut, t.TempDir()); !errors.Is(err, ErrBadLayer) {
+				t.Errorf("a cut stripe: err = %v, want ErrBadLayer", err)
+			}
+			if _, err := ReadLayer(bytes.NewReader(hdr.Bytes()), t.TempDir()); !errors.Is(err, ErrBadLayer) {
+				t.Errorf("ReadLayer of a striped message: err = %v, want ErrBadLayer", err)
+			}
+		})
+	}
 }

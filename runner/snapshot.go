@@ -48,6 +48,54 @@ func chooseStart(o Options) (startChoice, error) {
 	return startChoice{snapshot: true, reason: "start = " + o.Start}, nil
 }
 
+// LayerStripes is how many extra virtio-serial ports carry a restore's
+// test layer (protocol.LayerHeader.Stripes): one port moves a 4 KiB
+// buffer per round trip between the guest and QEMU's main loop, which
+// serves every ready port on each turn, so the layer arrives about this
+// many times sooner.
+const LayerStripes = 8
+
+// guestLayerPorts are the guest's devices of the layer ports: ports 2, 3,
+// ... of the virtio-serial device whose port 1 is the channel.
+func guestLayerPorts() []string {
+	ports := make([]string, LayerStripes)
+	for i := range ports {
+		ports[i] = fmt.Sprintf("/dev/vport0p%d", i+2)
+	}
+	return ports
+}
+
+// layerSockets are the host ends of the layer ports, named prefix+i in
+// dir.
+func layerSockets(dir, prefix string) []string {
+	socks := make([]string, LayerStripes)
+	for i := range socks {
+		socks[i] = filepath.Join(dir, fmt.Sprintf("%s%d.sock", prefix, i))
+	}
+	return socks
+}
+
+// listenLayers listens on socks (QEMU connects to each at start); close
+// closes and removes them.
+func listenLayers(socks []string) (lns []*net.UnixListener, closeAll func(), err error) {
+	closeAll = func() {
+		for i, ln := range lns {
+			ln.Close()
+			os.Remove(socks[i])
+		}
+	}
+	for _, sock := range socks {
+		os.Remove(sock)
+		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+		if err != nil {
+			closeAll()
+			return nil, func() {}, fmt.Errorf("%w: %w", ErrInternal, err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, closeAll, nil
+}
+
 // DefaultTemplateFormat is the save format of templates: the one that
 // restored fastest as measured (README, "Snapshot start").
 const DefaultTemplateFormat = vmm.SaveStream
@@ -114,6 +162,8 @@ var snapshotTransport = vsock.Choice{Transport: vsock.VirtioSerial,
 type restore struct {
 	tmpl     Template
 	archives [][]byte
+	// layers listen for the layer ports' connections.
+	layers []*net.UnixListener
 }
 
 // prepareRestore finds (or makes) the template of this run's VM and reads
@@ -128,7 +178,14 @@ func (p *runPlan) prepareRestore(ctx context.Context, pr *prepared, base string,
 	if err != nil {
 		return nil, err
 	}
-	return &restore{tmpl: t, archives: archives}, nil
+	socks := layerSockets(pr.state, "layer")
+	lns, closeLayers, err := listenLayers(socks)
+	if err != nil {
+		return nil, err
+	}
+	pr.ch.closers = append(pr.ch.closers, closeLayers)
+	pr.ch.device.LayerSockets = socks
+	return &restore{tmpl: t, archives: archives, layers: lns}, nil
 }
 
 // restoreArchives is what a cold boot appends to the base layer: the extra
@@ -161,6 +218,7 @@ func (p *runPlan) templateWant(pr *prepared, base string, tcfg []byte) (Template
 	o := p.o
 	vm := restoreVM(p.lower(vmDescription(p, pr)), p.templateFormat(), "@ram")
 	vm.Kernel, vm.Initrd, vm.Restore, vm.Channel.Socket, vm.Monitor = "@kernel", "@initrd", "@state", "@serial", "@monitor"
+	vm.Channel.LayerSockets = layerSockets("@", "layer")
 	args, err := p.backend.Args(vm)
 	if err != nil {
 		return TemplateMeta{}, fmt.Errorf("%w: %w", ErrTemplate, err)
@@ -235,10 +293,18 @@ func (p *runPlan) lower(vm vmm.VM) vmm.VM {
 	return vm
 }
 
+// layerAcceptTimeout bounds the wait for a layer port's connection, which
+// QEMU makes when it starts, before the channel's.
+const layerAcceptTimeout = 10 * time.Second
+
 // layerListener is the session's listener of a restored guest: the
 // guest's channel, once accepted, first carries the test layer to it.
 type layerListener struct {
 	net.Listener
+	// layers yield the layer ports' connections, kept open until the
+	// channel closes (closers).
+	layers   []*net.UnixListener
+	closers  *[]func()
 	archives [][]byte
 	now      func() time.Time
 	sent     bool
@@ -258,7 +324,19 @@ func (l *layerListener) Accept() (net.Conn, error) {
 	h := protocol.LayerHeader{Now: l.now()}
 	_, _ = rand.Read(h.Seed[:])
 	accepted := l.now()
-	if err := protocol.WriteLayer(c, h, l.archives...); err != nil {
+	stripes := make([]io.Writer, len(l.layers))
+	for i, ln := range l.layers {
+		// QEMU connected them all when it started, before the channel.
+		_ = ln.SetDeadline(time.Now().Add(layerAcceptTimeout))
+		sc, err := ln.Accept()
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("%w: layer port %d: %w", ErrBootFailed, i, err)
+		}
+		*l.closers = append(*l.closers, func() { sc.Close() })
+		stripes[i] = sc
+	}
+	if err := protocol.WriteLayerStriped(c, stripes, h, l.archives...); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("%w: sending the test layer: %w", ErrBootFailed, err)
 	}
@@ -268,8 +346,8 @@ func (l *layerListener) Accept() (net.Conn, error) {
 			n += len(a)
 		}
 		done := l.now()
-		fmt.Fprintf(l.log, "invm: test layer sent: %.1f MB, channel connected %v after QEMU started, sent in %v\n",
-			float64(n)/1e6, accepted.Sub(l.start).Round(time.Millisecond), done.Sub(accepted).Round(time.Millisecond))
+		fmt.Fprintf(l.log, "invm: test layer sent: %.1f MB over %d ports, channel connected %v after QEMU started, sent in %v\n",
+			float64(n)/1e6, len(l.layers), accepted.Sub(l.start).Round(time.Millisecond), done.Sub(accepted).Round(time.Millisecond))
 	}
 	return c, nil
 }

@@ -191,7 +191,7 @@ func QEMUBuildID(path string) (string, error) {
 // channel, with the shape's guest hugepages mounted; not verbose (the
 // test's config says, after the restore).
 func templateConfig(ch protocol.Channel, hugeSizes []string) ([]byte, error) {
-	cfg := protocol.GuestConfig{Template: true, Channel: ch, HugePageSizes: hugeSizes}
+	cfg := protocol.GuestConfig{Template: true, Channel: ch, HugePageSizes: hugeSizes, LayerPorts: guestLayerPorts()}
 	b, err := cfg.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTemplate, err)

@@ -198,6 +198,10 @@ type Spec struct {
 	// SerialPortName whose host end is this unix socket (QEMU connects to
 	// it as a client).
 	SerialSocket string
+	// SerialLayerSockets add virtio-serial ports 2, 3, ... next to
+	// SerialSocket's, each with its unix socket (QEMU connects): the
+	// stripes of a snapshot start's test layer (/dev/vport0p2, ...).
+	SerialLayerSockets []string
 	// NICs are the guest's network cards, in PCI slot order (see
 	// NICPCIAddress). They are cabled in back-to-back pairs inside QEMU.
 	NICs []NIC
@@ -504,6 +508,12 @@ func channelArgs(p Profile, s Spec, machine string) []string {
 			"-chardev", "socket,id=invmport,path="+s.SerialSocket,
 			"-device", "virtserialport,bus=invmser.0,nr=1,chardev=invmport,name="+SerialPortName,
 		)
+		for i, sock := range s.SerialLayerSockets {
+			a = append(a,
+				"-chardev", fmt.Sprintf("socket,id=invmlayer%d,path=%s", i, sock),
+				"-device", fmt.Sprintf("virtserialport,bus=invmser.0,nr=%d,chardev=invmlayer%d,name=%s.layer%d", i+2, i, SerialPortName, i),
+			)
+		}
 	}
 	return a
 }

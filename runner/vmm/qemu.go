@@ -59,7 +59,7 @@ func QEMUSpec(vm VM) qemu.Spec {
 	case vsock.VhostVsock:
 		s.VhostVsockCID, s.VhostVsockFD = c.CID, firstInheritedFD
 	case vsock.VirtioSerial:
-		s.SerialSocket = c.Socket
+		s.SerialSocket, s.SerialLayerSockets = c.Socket, c.LayerSockets
 	}
 	return s
 }

@@ -100,6 +100,9 @@ type Channel struct {
 	// Socket is the vhost-user daemon's socket (VhostUserVsock), or the
 	// unix socket the host listens on for the port (VirtioSerial).
 	Socket string
+	// LayerSockets are more virtio-serial ports' sockets (VirtioSerial):
+	// the stripes of a snapshot start's test layer.
+	LayerSockets []string
 	// CID is the guest's vsock CID (VhostVsock, reserved on Device).
 	CID uint32
 	// Device is the host's open vhost-vsock device (VhostVsock): the

@@ -37,7 +37,7 @@ func TestSnapshotIsolation(t *testing.T) {
 		}
 		start := time.Now().Unix()
 		state := filepath.Join(t.TempDir(), "state")
-		o := runInvm(t, state, nil, "-start", "snapshot", env.payload, "-test.run=^TestSnapshotIsolation$", "-test.v")
+		o := runInvm(t, state, nil, "-v", "-start", "snapshot", env.payload, "-test.run=^TestSnapshotIsolation$", "-test.v")
 		if o.code != 0 {
 			t.Fatalf("restore %d: exit %d\nstdout:\n%s\nstderr:\n%s", i, o.code, o.stdout, o.stderr)
 		}
@@ -81,7 +81,7 @@ func field(t *testing.T, stdout, name string) string {
 // returns a private copy of it.
 func copyTemplate(t *testing.T) string {
 	t.Helper()
-	o := runInvm(t, "", nil, "-start", "snapshot", env.payload, "-test.run=^TestPass$")
+	o := runInvm(t, "", nil, "-v", "-start", "snapshot", env.payload, "-test.run=^TestPass$")
 	m := templateOf.FindStringSubmatch(o.stderr)
 	if o.code != 0 || m == nil {
 		t.Fatalf("making the template: exit %d\nstderr:\n%s", o.code, o.stderr)
@@ -138,7 +138,7 @@ func TestSnapshotFallback(t *testing.T) {
 			dir := copyTemplate(t)
 			tc.spoil(t, dir)
 			state := filepath.Join(t.TempDir(), "state")
-			o := runInvm(t, state, nil, "-start", "snapshot", "-template", dir, env.payload, "-test.run=^TestPass$", "-test.v")
+			o := runInvm(t, state, nil, "-v", "-start", "snapshot", "-template", dir, env.payload, "-test.run=^TestPass$", "-test.v")
 			if o.code != 0 || strings.Count(o.stdout, "--- PASS: TestPass") != 1 {
 				t.Errorf("exit %d, want one pass", o.code)
 			}
@@ -194,11 +194,10 @@ func TestSnapshotParity(t *testing.T) {
 		{"outputs", []string{"-test.run=^TestOutputs$"}, 0, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
 			for _, start := range []string{"cold", "snapshot"} {
 				state := filepath.Join(t.TempDir(), "state")
 				out := filepath.Join(t.TempDir(), "outputs")
-				args := append([]string{"-start", start, "-memory", "128M", "-outputs-dir", out, env.payload}, tc.args...)
+				args := append([]string{"-v", "-start", start, "-memory", "128M", "-outputs-dir", out, env.payload}, tc.args...)
 				o := runInvm(t, state, nil, args...)
 				if o.code != tc.wantCode {
 					t.Errorf("%s: exit %d, want %d", start, o.code, tc.wantCode)
