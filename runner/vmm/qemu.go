@@ -260,9 +260,10 @@ func ParseTBCount(infoJIT string) (int64, error) {
 // savePoll is the pause between migration status queries while saving.
 const savePoll = 5 * time.Millisecond
 
-// Save implements Saver: QEMU's migration to a file (plain stream: the
-// measured fastest to restore under TCG here), then query-migrate until it
-// completed. The guest keeps running during the save and is paused after.
+// Save implements Saver: QEMU's migration to a file, in the format the
+// VM's SaveFormat set up on QEMU's command line (its capabilities), then
+// query-migrate until it completed. The guest keeps running during the
+// save and is paused after.
 func (q *QMP) Save(ctx context.Context, file string) error {
 	if err := q.run(ctx, "migrate", map[string]any{"uri": "file:" + file}, nil); err != nil {
 		return err
