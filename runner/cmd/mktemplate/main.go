@@ -8,7 +8,8 @@
 // are given by -kernel and -base (exec paths). A spec that start = "auto"
 // cannot restore (runner.TemplateBlocker) gets a directory without a
 // template, saying why in NoTemplateFile: its test boots cold. QEMU is
-// $INVM_QEMU, else the arch's qemu-system binary on PATH.
+// $INVM_QEMU, else the arch's qemu-system binary on PATH; host facts are
+// cached in $RULES_GO_VM_CACHE when set.
 package main
 
 import (
@@ -70,6 +71,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, log io.
 	o := runner.Options{Arch: arch.Arch(spec.Arch), Kernel: *kernel, BaseLayerFile: *base, QEMU: getenv("INVM_QEMU"),
 		Verbose: *verbose || getenv("INVM_VERBOSE") != "", Log: log}
 	o.SetShape(shape)
+	// Host facts (the accelerator canary's verdict, QEMU's capabilities):
+	// the launchers' cache when named (--action_env=RULES_GO_VM_CACHE),
+	// else a private one (an action's HOME may be unset or read-only).
+	if o.CacheDir = getenv("RULES_GO_VM_CACHE"); o.CacheDir == "" {
+		tmp, err := os.MkdirTemp("", "mktemplate-cache-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		o.CacheDir = tmp
+	}
 	if o.Start == runner.StartCold {
 		return fmt.Errorf("%s: start = %q: no template to make", *specPath, o.Start)
 	}
