@@ -72,6 +72,12 @@ func TestTemplateMetaCheck(t *testing.T) {
 			m := want
 			tc.edit(&m)
 			err := m.Check(want)
+			// A prebuilt template's files are not checked (want.Files "").
+			prebuilt := want
+			prebuilt.Files = ""
+			if perr := m.Check(prebuilt); tc.name == "other kernel" && perr != nil {
+				t.Errorf("prebuilt: Check = %v, want nil", perr)
+			}
 			if tc.reason == "" {
 				if err != nil {
 					t.Fatalf("Check = %v, want nil", err)
@@ -97,8 +103,9 @@ func TestFilesKey(t *testing.T) {
 	k1, b1 := write("k1", "kernel"), write("b1", "base")
 	copyK, copyB := write("k-copy", "kernel"), write("b-copy", "base")
 	k2 := write("k2", "kernel2")
+	memo := filepath.Join(dir, "memo")
 	key := func(files ...string) string {
-		s, err := filesKey(files...)
+		s, err := filesKey(memo, files...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,8 +120,20 @@ func TestFilesKey(t *testing.T) {
 	if key(k1, b1) == key(b1, k1) {
 		t.Error("swapped files have the same key")
 	}
-	if _, err := filesKey(filepath.Join(dir, "missing")); !errors.Is(err, ErrTemplate) {
+	if _, err := filesKey(memo, filepath.Join(dir, "missing")); !errors.Is(err, ErrTemplate) {
 		t.Errorf("missing file: %v, want ErrTemplate", err)
+	}
+	// A remembered digest follows the file: rewritten (another size), the
+	// file gets its new digest.
+	before := key(k1, b1)
+	if err := os.WriteFile(k1, []byte("kernel, rebuilt"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if key(k1, b1) == before {
+		t.Error("a rewritten kernel kept its remembered digest")
+	}
+	if key(k1, b1) != key(k1, b1) {
+		t.Error("the remembered digest differs from the computed one")
 	}
 }
 

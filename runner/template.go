@@ -11,9 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/rules-go-vm/rules_go_vm/arch"
+	"github.com/rules-go-vm/rules_go_vm/internal/atomicfile"
 	"github.com/rules-go-vm/rules_go_vm/protocol"
 	"github.com/rules-go-vm/rules_go_vm/runner/initramfs"
 	"github.com/rules-go-vm/rules_go_vm/runner/vmm"
@@ -91,7 +93,7 @@ func (m TemplateMeta) Check(want TemplateMeta) error {
 	case m.Key != want.Key:
 		return fmt.Errorf("%w: made for another VM (key %s, this run's %s: the shape, accelerator or QEMU command line differ)",
 			ErrTemplate, m.Key, want.Key)
-	case m.Files != want.Files:
+	case want.Files != "" && m.Files != want.Files:
 		return fmt.Errorf("%w: made from another kernel or base layer (files %s, this run's %s)", ErrTemplate, m.Files, want.Files)
 	}
 	return nil
@@ -145,21 +147,54 @@ func templateKey(args []string, cfg []byte) string {
 
 // filesKey digests the contents of files (the kernel and the base layer):
 // a template is only restored with the ones it booted, wherever they are.
-func filesKey(files ...string) (string, error) {
+// Each file's digest is remembered in memoDir (when not "") under its
+// path, size, modification time and inode: hashing the ~25 MB of a kernel
+// and a base layer took ~0.15 s of every run here.
+func filesKey(memoDir string, files ...string) (string, error) {
 	h := sha256.New()
 	for _, name := range files {
-		f, err := os.Open(name)
+		d, err := fileDigest(memoDir, name)
 		if err != nil {
 			return "", fmt.Errorf("%w: %w", ErrTemplate, err)
 		}
-		n, err := io.Copy(h, f)
-		f.Close()
-		if err != nil {
-			return "", fmt.Errorf("%w: %w", ErrTemplate, err)
-		}
-		fmt.Fprintf(h, "\n%d\n", n)
+		fmt.Fprintf(h, "%s\n", d)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32], nil
+}
+
+// fileDigest is the SHA-256 of name's contents, remembered in memoDir.
+func fileDigest(memoDir, name string) (string, error) {
+	st, err := os.Stat(name)
+	if err != nil {
+		return "", err
+	}
+	var memo string
+	if memoDir != "" {
+		abs, _ := filepath.Abs(name)
+		id := fmt.Sprintf("%s|%d|%d", abs, st.Size(), st.ModTime().UnixNano())
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			id += fmt.Sprintf("|%d|%d", sys.Dev, sys.Ino)
+		}
+		sum := sha256.Sum256([]byte(id))
+		memo = filepath.Join(memoDir, hex.EncodeToString(sum[:16]))
+		if b, err := os.ReadFile(memo); err == nil && len(b) == 2*sha256.Size {
+			return string(b), nil
+		}
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	d := hex.EncodeToString(h.Sum(nil))
+	if memo != "" && os.MkdirAll(memoDir, 0o755) == nil {
+		_ = atomicfile.WriteFile(memo, []byte(d), 0o644) // a cache: a failure only costs the next run a hash
+	}
+	return d, nil
 }
 
 // QEMUBuildID returns the ELF build ID of the QEMU binary at path, or,
