@@ -44,14 +44,14 @@ nodes it needs, and a static busybox at /bin/busybox with the applets tests comm
 ip, ...; runner.GuestApplets) linked to it in /bin, on the test's PATH. Built once per architecture and shared
 by every test of that architecture.""",
     attrs = {
-        "busybox": attr.label(
-            doc = "A static busybox for the layer's arch (default toolchains: the root's busybox-static); none: no userland.",
-            allow_single_file = True,
-        ),
         "arch": attr.string(
             doc = "Guest architecture the init is built for: \"x86_64\" or \"aarch64\".",
             mandatory = True,
             values = ARCHES,
+        ),
+        "busybox": attr.label(
+            doc = "A static busybox for the layer's arch (default toolchains: the root's busybox-static); none: no userland.",
+            allow_single_file = True,
         ),
         "init": attr.label(
             doc = "The guest init: a static Linux executable for the guest architecture " +

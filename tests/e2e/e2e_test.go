@@ -6,7 +6,10 @@
 //
 //   - a passing go_vm_test is PASSED and a failing one FAILED (a test
 //     failure, not a build error);
-//   - --platforms=@rules_go_vm//:aarch64 boots an aarch64 guest;
+//   - a DPDK test written as a user writes it (the dependency, NICs,
+//     hugepages, vfio_nics; no pure, copts or linkopts) forwards frames
+//     through DPDK's e1000 PMD;
+//   - --platforms=@rules_go_vm//:aarch64 boots an aarch64 guest, DPDK too;
 //   - editing a test file rebuilds that test's layer and no kernel or base
 //     layer action (counted from --execution_log_json_file).
 //
@@ -79,7 +82,7 @@ func TestUserModule(t *testing.T) {
 		if code != nestedbazel.ExitTestsFailed {
 			t.Fatalf("bazel test //... exited %d, want %d (tests failed):\n%s", code, nestedbazel.ExitTestsFailed, nestedbazel.Tail(out))
 		}
-		if err := nestedbazel.CheckStatus(out, map[string]string{"//:pass_vm_test": "PASSED", "//:fail_vm_test": "FAILED"}); err != nil {
+		if err := nestedbazel.CheckStatus(out, map[string]string{"//:pass_vm_test": "PASSED", "//:fail_vm_test": "FAILED", "//:dpdk_vm_test": "PASSED"}); err != nil {
 			t.Errorf("%v\n%s", err, nestedbazel.Tail(out))
 		}
 		if !strings.Contains(out, "E2E-FAIL: this test fails on purpose") {
@@ -87,6 +90,7 @@ func TestUserModule(t *testing.T) {
 		}
 		testlogs = info(t, "bazel-testlogs")
 		checkGuestLine(t, filepath.Join(testlogs, "pass_vm_test/test.log"), "goarch=amd64 machine=x86_64", "edit=original")
+		checkLogLine(t, filepath.Join(testlogs, "dpdk_vm_test/test.log"), "E2E-DPDK", "1000 frames forwarded through net_e1000_em")
 	})
 
 	t.Run("a hanging test ends TIMEOUT with its stacks", func(t *testing.T) {
@@ -151,11 +155,13 @@ func TestUserModule(t *testing.T) {
 	})
 
 	t.Run("aarch64", func(t *testing.T) {
-		out, code := run(t, "test", "--symlink_prefix=/", "--nocache_test_results", "--platforms=@rules_go_vm//:aarch64", "//:pass_vm_test")
+		out, code := run(t, "test", "--symlink_prefix=/", "--nocache_test_results", "--platforms=@rules_go_vm//:aarch64", "//:pass_vm_test", "//:dpdk_vm_test")
 		if code != nestedbazel.ExitOK {
-			t.Fatalf("bazel test --platforms=@rules_go_vm//:aarch64 //:pass_vm_test: exit %d\n%s", code, nestedbazel.Tail(out))
+			t.Fatalf("bazel test --platforms=@rules_go_vm//:aarch64 //:pass_vm_test //:dpdk_vm_test: exit %d\n%s", code, nestedbazel.Tail(out))
 		}
-		checkGuestLine(t, filepath.Join(info(t, "bazel-testlogs", "--platforms=@rules_go_vm//:aarch64"), "pass_vm_test/test.log"), "goarch=arm64 machine=aarch64")
+		logs := info(t, "bazel-testlogs", "--platforms=@rules_go_vm//:aarch64")
+		checkGuestLine(t, filepath.Join(logs, "pass_vm_test/test.log"), "goarch=arm64 machine=aarch64")
+		checkLogLine(t, filepath.Join(logs, "dpdk_vm_test/test.log"), "E2E-DPDK", "1000 frames forwarded through net_e1000_em")
 	})
 }
 
@@ -163,13 +169,20 @@ func TestUserModule(t *testing.T) {
 // with every want in it.
 func checkGuestLine(t *testing.T, log string, want ...string) {
 	t.Helper()
+	checkLogLine(t, log, "E2E-GUEST", want...)
+}
+
+// checkLogLine checks that the test log has a line starting with tag (the
+// first one) with every want in it.
+func checkLogLine(t *testing.T, log, tag string, want ...string) {
+	t.Helper()
 	b, err := os.ReadFile(log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`E2E-GUEST [^\n]*`).Find(b)
+	m := regexp.MustCompile(regexp.QuoteMeta(tag) + `[^\n]*`).Find(b)
 	if m == nil {
-		t.Fatalf("%s has no E2E-GUEST line:\n%s", log, nestedbazel.Tail(string(b)))
+		t.Fatalf("%s has no %s line:\n%s", log, tag, nestedbazel.Tail(string(b)))
 	}
 	for _, w := range want {
 		if !bytes.Contains(m, []byte(w)) {
