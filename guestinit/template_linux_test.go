@@ -53,10 +53,12 @@ func TestRunTemplate(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		layer      []byte // archives; nil: a broken message
+		stripes    int    // layer ports
 		wantPass   bool
 		wantReason string
 	}{
 		{name: "restored", layer: newcFile("invm/config.json", testCfg(serial)), wantPass: true},
+		{name: "restored over 3 layer ports", layer: newcFile("invm/config.json", testCfg(serial)), stripes: 3, wantPass: true},
 		{name: "other channel", layer: newcFile("invm/config.json", testCfg(protocol.DefaultChannel())),
 			wantReason: "is not the template's"},
 		{name: "no config", layer: newcFile("invm/other", []byte("x")), wantReason: "the test layer has no test config"},
@@ -66,6 +68,19 @@ func TestRunTemplate(t *testing.T) {
 			root := t.TempDir()
 			cfgPath := filepath.Join(root, "invm/config.json")
 			tmpl := protocol.GuestConfig{Template: true, Channel: serial, Verbose: true}
+			portSocks := map[string]string{}
+			var portLns []net.Listener
+			for i := range tc.stripes {
+				dev := fmt.Sprintf("/dev/vport0p%d", i+2)
+				tmpl.LayerPorts = append(tmpl.LayerPorts, dev)
+				portSocks[dev] = filepath.Join(t.TempDir(), "port.sock")
+				pl, err := net.Listen("unix", portSocks[dev])
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer pl.Close()
+				portLns = append(portLns, pl)
+			}
 			b, _ := tmpl.Marshal()
 			if err := os.MkdirAll(filepath.Dir(cfgPath), 0o755); err != nil {
 				t.Fatal(err)
@@ -89,6 +104,9 @@ func TestRunTemplate(t *testing.T) {
 				Clock: realClock{sinceBoot: func() time.Duration { return 0 }},
 				Sleep: time.Sleep,
 				Open: func(_ context.Context, ch protocol.Channel) (io.ReadWriteCloser, error) {
+					if p, ok := portSocks[ch.Device]; ok {
+						return net.Dial("unix", p)
+					}
 					opened = ch
 					return net.Dial("unix", sock)
 				},
@@ -118,10 +136,20 @@ func TestRunTemplate(t *testing.T) {
 				}
 				h := protocol.LayerHeader{Now: now}
 				h.Seed[3] = 42
+				var stripes []io.Writer
+				for _, pl := range portLns {
+					pc, err := pl.Accept()
+					if err != nil {
+						host <- hostResult{err: err}
+						return
+					}
+					defer pc.Close()
+					stripes = append(stripes, pc)
+				}
 				if tc.layer == nil {
 					_, err = c.Write([]byte("not a layer message, not at all, not even close......................"))
 				} else {
-					err = protocol.WriteLayer(c, h, tc.layer)
+					err = protocol.WriteLayerStriped(c, stripes, h, tc.layer)
 				}
 				if err != nil {
 					host <- hostResult{err: err}
