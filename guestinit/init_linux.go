@@ -35,6 +35,7 @@ func Linux() *Init {
 		Sleep:       time.Sleep,
 		Open:        OpenChannel,
 		SetHostname: func(name string) error { return unix.Sethostname([]byte(name)) },
+		LoopbackUp:  LoopbackUp,
 		BindVFIO:    vfio.Bind,
 		Listen:      ListenVsock,
 		Sync:        unix.Sync,
@@ -339,6 +340,11 @@ func (s *session) main(wd *time.Timer) protocol.Verdict {
 	if cfg.Hostname != "" && in.SetHostname != nil {
 		if err := in.SetHostname(cfg.Hostname); err != nil {
 			return failed("set hostname %q: %v", cfg.Hostname, err)
+		}
+	}
+	if in.LoopbackUp != nil {
+		if err := in.LoopbackUp(); err != nil {
+			return failed("bring up the loopback interface: %v", err)
 		}
 	}
 	if err := s.bindVFIO(cfg.VFIONICs); err != nil {
