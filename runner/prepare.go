@@ -151,6 +151,9 @@ func (pr *prepared) writeInitrd(o Options, base string, cfg protocol.GuestConfig
 	if err != nil {
 		return err
 	}
+	if err := addPackageFiles(test, o.PackageFiles); err != nil {
+		return err
+	}
 	if layerBinary != "" {
 		if err := addLoader(test, layerBinary, o); err != nil {
 			return err
