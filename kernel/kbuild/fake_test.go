@@ -324,6 +324,9 @@ func TestTreeRoundTrip(t *testing.T) {
 	newer := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
 	write("a.c", "patched", newer)
 	write("dir/a.o", "object", newer.Add(time.Nanosecond))
+	write("dir/.a.o.cmd", "cmd_dir/a.o := gcc -o "+src+"/dir/a.o "+src+"/a.c", newer)
+	write("dir/.a.o.d", src+"/dir/a.o: "+src+"/a.c", newer)
+	write("dir/other", "not a make file: "+src, newer)
 	if err := os.Remove(filepath.Join(src, "gone.c")); err != nil {
 		t.Fatal(err)
 	}
@@ -331,12 +334,12 @@ func TestTreeRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	tree := filepath.Join(dir, TreeFile)
-	st, err := writeTree(src, before, tree, &TreeMeta{Key: "k", Arch: arch.X86_64})
+	st, err := writeTree(src, before, tree, &TreeMeta{Key: "k", Arch: arch.X86_64, Dir: src})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Files != 3 {
-		t.Errorf("tree has %d files, want 3 (a.c, dir/a.o, dir/l.o)", st.Files)
+	if st.Files != 6 {
+		t.Errorf("tree has %d files, want 6 (a.c, dir/.a.o.cmd, dir/.a.o.d, dir/a.o, dir/l.o, dir/other)", st.Files)
 	}
 	meta, err := readTreeMeta(tree)
 	if err != nil || meta.Key != "k" || len(meta.Deleted) != 1 || meta.Deleted[0] != "gone.c" {
@@ -352,7 +355,13 @@ func TestTreeRoundTrip(t *testing.T) {
 	if err := extractTree(tree, dst, meta); err != nil {
 		t.Fatal(err)
 	}
-	for rel, want := range map[string]string{"a.c": "patched", "dir/a.o": "object", "dir/l.o": "object", "same.h": "unchanged"} {
+	// make's files name the new directory; other files are as they were.
+	for rel, want := range map[string]string{
+		"a.c": "patched", "dir/a.o": "object", "dir/l.o": "object", "same.h": "unchanged",
+		"dir/.a.o.cmd": "cmd_dir/a.o := gcc -o " + dst + "/dir/a.o " + dst + "/a.c",
+		"dir/.a.o.d":   dst + "/dir/a.o: " + dst + "/a.c",
+		"dir/other":    "not a make file: " + filepath.Join(dir, "src"),
+	} {
 		if got := readFile(t, filepath.Join(dst, rel)); got != want {
 			t.Errorf("%s = %q, want %q", rel, got, want)
 		}
@@ -363,8 +372,10 @@ func TestTreeRoundTrip(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dst, treeMetaPath)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the tree's record was extracted: %v", err)
 	}
-	fi, err := os.Stat(filepath.Join(dst, "dir/a.o"))
-	if err != nil || !fi.ModTime().Equal(newer.Add(time.Nanosecond)) {
-		t.Errorf("dir/a.o mtime %v, want %v (nanoseconds kept)", fi.ModTime(), newer.Add(time.Nanosecond))
+	for rel, want := range map[string]time.Time{"dir/a.o": newer.Add(time.Nanosecond), "dir/.a.o.cmd": newer} {
+		fi, err := os.Stat(filepath.Join(dst, rel))
+		if err != nil || !fi.ModTime().Equal(want) {
+			t.Errorf("%s mtime %v, want %v (nanoseconds kept)", rel, fi.ModTime(), want)
+		}
 	}
 }

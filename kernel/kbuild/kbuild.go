@@ -526,6 +526,13 @@ func (b *builder) run() (string, error) {
 			return "", err
 		}
 	}
+	// The directory as the kernel's Makefile sees it (realpath): what a
+	// tree records and relocates.
+	if abs, err := filepath.Abs(b.src); err != nil {
+		return "", err
+	} else if b.src, err = filepath.EvalSymlinks(abs); err != nil {
+		return "", err
+	}
 	if o.BaseTree != "" {
 		meta, err := readTreeMeta(o.BaseTree)
 		if err != nil {
@@ -624,7 +631,7 @@ func (b *builder) checkBase(meta *TreeMeta) error {
 
 // saveTree writes the build tree into the entry.
 func (b *builder) saveTree() error {
-	meta := &TreeMeta{Key: b.key, Arch: b.o.Arch, SourceSHA256: b.in.SourceSHA256}
+	meta := &TreeMeta{Key: b.key, Arch: b.o.Arch, SourceSHA256: b.in.SourceSHA256, Dir: b.src}
 	for _, f := range b.checked {
 		meta.Fragments = append(meta.Fragments, TreeFragment{Name: f.Name, Content: string(f.Content)})
 	}

@@ -3,6 +3,7 @@ package kbuild
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"encoding/json"
 	"errors"
@@ -28,7 +29,12 @@ import (
 // make, which then rebuilds only what a configuration change touches:
 // Kbuild's .cmd files and dependency lists use paths relative to the
 // source directory (an in-tree build), so a tree extracted at another path
-// is up to date.
+// is up to date. The exception is objtool's (tools/build, not Kbuild): its
+// .cmd and .d files name the absolute directory, and a rebuilt objtool is a
+// prerequisite of every object, so extraction rewrites the build's
+// directory (TreeMeta.Dir) to the new one in every *.cmd and *.d file
+// (relocate); object contents (debug strings) may keep the old one, which
+// make never reads.
 
 // TreeFile is the build tree's file name in a cache entry and in --out.
 const TreeFile = "tree.tar.gz"
@@ -57,6 +63,18 @@ type TreeMeta struct {
 	// Deleted lists files of the tarball the build removed (a patch that
 	// deletes a file); extracting the tree removes them again.
 	Deleted []string `json:"deleted,omitempty"`
+	// Dir is the absolute, symlink-free source directory the build ran in,
+	// which extraction rewrites to its own in make's files (relocate).
+	Dir string `json:"dir"`
+}
+
+// relocates reports whether extracting entry name into dir rewrites the
+// tree's build directory in it: name is one of the files make reads
+// commands and dependencies from (Kbuild's and tools/build's *.cmd, gcc's
+// *.d) and dir is another directory.
+func (m *TreeMeta) relocates(name, dir string) bool {
+	base := path.Base(name)
+	return m.Dir != "" && m.Dir != dir && (strings.HasSuffix(base, ".cmd") || strings.HasSuffix(base, ".d"))
 }
 
 // TreeFragment is one fragment recorded in a tree.
@@ -305,7 +323,16 @@ func extractTree(p, dir string, meta *TreeMeta) error {
 			if err != nil {
 				return false, err
 			}
-			if _, err := io.Copy(out, r); err != nil {
+			if meta.relocates(name, dir) {
+				b, err := io.ReadAll(r)
+				if err == nil {
+					_, err = out.Write(bytes.ReplaceAll(b, []byte(meta.Dir), []byte(dir)))
+				}
+				if err != nil {
+					out.Close()
+					return false, fmt.Errorf("%w: %s: %s: %w", ErrBaseTree, p, name, err)
+				}
+			} else if _, err := io.Copy(out, r); err != nil {
 				out.Close()
 				return false, fmt.Errorf("%w: %s: %s: %w", ErrBaseTree, p, name, err)
 			}
