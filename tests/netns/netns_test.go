@@ -8,8 +8,11 @@
 // and puts a netem qdisc on the link.
 //
 // Only under Bazel (the bazel build tag): `go test -exec invm` boots the
-// default kernel, which has no netem.
+// default kernel, which has no netem. The //invm:kernel directive is how
+// Gazelle (gazelle_invm) keeps `kernel` on the go_vm_test.
 package netns
+
+//invm:kernel //tests/netns:netns_kernel
 
 import (
 	"errors"
@@ -24,6 +27,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/rules-go-vm/rules_go_vm/invm"
 )
@@ -71,7 +75,9 @@ func TestVethAcrossNamespaces(t *testing.T) {
 	}
 	addAddr(t, nil, host, hostAddr)
 
-	h, err := netlink.NewHandleAt(ns)
+	// Route netlink only: the default families include XFRM, which the
+	// guest kernel does not have.
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		t.Fatal(err)
 	}
