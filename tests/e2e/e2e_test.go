@@ -36,6 +36,11 @@ import (
 	"github.com/rules-go-vm/rules_go_vm/tests/internal/nestedbazel"
 )
 
+// kernelConfigDownload has Bazel download the guest_kernel's config, which
+// the test reads: it is no top-level output, and Bazel 7 does not download
+// those from a (disk) cache hit by default.
+const kernelConfigDownload = "--remote_download_regex=.*/netns_kernel/config$"
+
 func TestUserModule(t *testing.T) {
 	repo, err := nestedbazel.RepoRoot()
 	if err != nil {
@@ -82,7 +87,7 @@ func TestUserModule(t *testing.T) {
 	testlogs := ""
 
 	t.Run("pass and fail", func(t *testing.T) {
-		out, code := run(t, "test", "--symlink_prefix=/", "--test_output=errors", "--nocache_test_results", "//...")
+		out, code := run(t, "test", "--symlink_prefix=/", "--test_output=errors", "--nocache_test_results", kernelConfigDownload, "//...")
 		if code != nestedbazel.ExitTestsFailed {
 			t.Fatalf("bazel test //... exited %d, want %d (tests failed):\n%s", code, nestedbazel.ExitTestsFailed, nestedbazel.Tail(out))
 		}
@@ -161,7 +166,7 @@ func TestUserModule(t *testing.T) {
 	})
 
 	t.Run("aarch64", func(t *testing.T) {
-		out, code := run(t, "test", "--symlink_prefix=/", "--nocache_test_results", "--platforms=@rules_go_vm//:aarch64", "//:pass_vm_test", "//:dpdk_vm_test", "//:netns_vm_test")
+		out, code := run(t, "test", "--symlink_prefix=/", "--nocache_test_results", "--platforms=@rules_go_vm//:aarch64", kernelConfigDownload, "//:pass_vm_test", "//:dpdk_vm_test", "//:netns_vm_test")
 		if code != nestedbazel.ExitOK {
 			t.Fatalf("bazel test --platforms=@rules_go_vm//:aarch64 //:pass_vm_test //:dpdk_vm_test //:netns_vm_test: exit %d\n%s", code, nestedbazel.Tail(out))
 		}
