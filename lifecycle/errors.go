@@ -23,7 +23,8 @@ var (
 	ErrUnexpectedExit = errors.New("task exited unexpectedly")
 	// ErrPanic is wrapped by every *PanicError.
 	ErrPanic = errors.New("panic")
-	// ErrDraining is a subsystem context's cause once its stage drains.
+	// ErrDraining is wrapped by a subsystem context's cause once its stage
+	// drains (with the root's cause: why the shutdown began).
 	ErrDraining = errors.New("subsystem draining")
 	// ErrAbandoned reports a stage that overran its deadline: its Stop or
 	// tasks were left running.

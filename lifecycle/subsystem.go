@@ -37,8 +37,9 @@ func newSubsystem(sd *Shutdown, base context.Context, st Stage) *Subsystem {
 // Name is the stage's name.
 func (s *Subsystem) Name() string { return s.st.Name }
 
-// Context ends when the subsystem's stage drains (cause ErrDraining). It is
-// not a child of the root context: see Root.
+// Context ends when the subsystem's stage drains (its cause wraps
+// ErrDraining and the root's cause). It is not a child of the root
+// context: see Root.
 func (s *Subsystem) Context() context.Context { return s.ctx }
 
 // Root is the Shutdown's root context: it ends when the shutdown begins.
@@ -156,7 +157,7 @@ func (s *Subsystem) drain() StageReport {
 	sd := s.sd
 	start := sd.clock.Now()
 	rep := StageReport{Name: s.st.Name}
-	s.cancel(ErrDraining)
+	s.cancel(fmt.Errorf("%w (%w)", ErrDraining, context.Cause(sd.root)))
 	s.mu.Lock()
 	s.closed = true
 	if len(s.tasks) == 0 {
