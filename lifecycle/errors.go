@@ -36,6 +36,20 @@ var (
 	ErrDrained = errors.New("subsystem already drained")
 )
 
+// drainingError is a subsystem context's cause once its stage drains: it
+// wraps ErrDraining and why the shutdown began. (A type of its own, not
+// fmt.Errorf: it is made on every drain, on the start-up path of a guest.)
+type drainingError struct{ cause error }
+
+func (e drainingError) Error() string {
+	if e.cause == nil {
+		return ErrDraining.Error()
+	}
+	return ErrDraining.Error() + " (" + e.cause.Error() + ")"
+}
+
+func (e drainingError) Unwrap() []error { return []error{ErrDraining, e.cause} }
+
 // FatalError is a fatal report: who reported it and why. It wraps ErrFatal
 // and Err.
 type FatalError struct {

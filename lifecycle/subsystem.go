@@ -157,7 +157,7 @@ func (s *Subsystem) drain() StageReport {
 	sd := s.sd
 	start := sd.clock.Now()
 	rep := StageReport{Name: s.st.Name}
-	s.cancel(fmt.Errorf("%w (%w)", ErrDraining, context.Cause(sd.root)))
+	s.cancel(drainingError{cause: context.Cause(sd.root)})
 	s.mu.Lock()
 	s.closed = true
 	if len(s.tasks) == 0 {
