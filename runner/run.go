@@ -81,7 +81,8 @@ const ConsoleTailLines = 40
 // boot), session (the guest's streams until its verdict and power-off:
 // vmSession.run) and collect (the verdict and timings into the Result:
 // collectResult). Each phase fills in what it learnt in res as it goes, so a
-// failed run still says how far it got.
+// failed run still says how far it got. Whatever the phases made is
+// released by the run's one teardown (teardown.go), on every return.
 func Run(ctx context.Context, o Options) (res Result, err error) {
 	o = o.WithDefaults()
 	start := o.Now()
@@ -92,22 +93,29 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
 	defer cancel()
+	td, ctx, stop, err := newTeardown(ctx, o.Log)
+	if err != nil {
+		return res, err
+	}
+	defer stop()
+	defer td.drain()
 	if err := p.findHost(ctx, &res); err != nil {
 		return res, err
 	}
 	pr, err := prepare(ctx, p, &res)
+	td.setPrepared(pr)
 	if err != nil {
 		return res, err
 	}
-	defer pr.release()
 	vm, err := boot(ctx, p, pr, &res)
+	td.addVM(vm)
 	if err != nil {
 		return res, err
 	}
-	defer vm.stop(&res)
 	s := newVMSession(p, pr, vm)
 	out, err := s.run(ctx, pr.ch.ln)
 	collectResult(&res, out, s, vm)
+	vm.record(&res)
 	return res, err
 }
 

@@ -15,6 +15,11 @@
 // host noise does not move. -compare-kernel and -compare-init add rows for
 // another kernel or guest init (e.g. a previous commit's); -coverage a row
 // with a guest coverage directory, as `bazel coverage` runs have.
+// -compare-invm adds rows that run whole invm binaries (e.g. a previous
+// commit's and this one's, each with its own guest init) as processes, so
+// that runner changes are measured against each other in the same run: the
+// "run" columns are then the process's wall time, and every row has the
+// host overhead (the run's total less the guest's own clock).
 package main
 
 import (
@@ -27,12 +32,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/rules-go-vm/rules_go_vm/arch"
+	"github.com/rules-go-vm/rules_go_vm/protocol"
 	"github.com/rules-go-vm/rules_go_vm/runner"
 	"github.com/rules-go-vm/rules_go_vm/runner/initramfs"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
@@ -51,13 +59,18 @@ type setup struct {
 	opts    runner.Options
 	vm, tot []time.Duration
 	tbs     []int64 // TCG translation blocks at the verdict
+	// over is the host overhead: the run's total less the guest's clock.
+	over []time.Duration
+	// invm, when set, is an invm binary run as a process for each boot
+	// (-compare-invm); opts then only gives its kernel, init and test.
+	invm string
 }
 
 // flags are invmbench's command line.
 type flags struct {
 	n                                        int
 	arches, baseline, root, writeBL, compare string
-	inits, qemus                             string
+	inits, qemus, invms                      string
 	verbose, shapes, coverage                bool
 }
 
@@ -74,6 +87,7 @@ func parseFlags(args []string) (flags, error) {
 	fs.StringVar(&f.compare, "compare-kernel", "", "also boot this x86_64 kernel (e.g. a previous kbuild entry's vmlinux) the same way as ours")
 	fs.StringVar(&f.qemus, "compare-qemu", "", "comma-separated QEMU binaries (e.g. a wrapper adding -cpu max): also boot ours with each, x86_64 and aarch64 alike")
 	fs.BoolVar(&f.coverage, "coverage", false, "also boot ours with a guest coverage directory (runner.Options.CoverageDir: made, walked and sent back; what `bazel coverage` adds to a run)")
+	fs.StringVar(&f.invms, "compare-invm", "", "comma-separated INVM=INIT pairs (e.g. a previous commit's invm and guest init, and this one's): also boot ours by running each invm as a process with its init, x86_64 and aarch64 alike (arch from the init's ELF)")
 	fs.StringVar(&f.inits, "compare-init", "", "comma-separated prebuilt guest inits (e.g. a previous commit's; arch from the ELF): also boot ours with each")
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -165,6 +179,24 @@ func variantSetups(f flags, a arch.Arch, ours runner.Options) ([]*setup, error) 
 			setups = append(setups, &setup{name: fmt.Sprintf("%s -compare-init %s", a, filepath.Base(init)), opts: other})
 		}
 	}
+	for _, pair := range strings.Split(f.invms, ",") {
+		if pair == "" {
+			continue
+		}
+		bin, init, ok := strings.Cut(pair, "=")
+		if !ok {
+			return nil, fmt.Errorf("-compare-invm %q: want INVM=INIT", pair)
+		}
+		got, err := runner.ArchOfELF(init)
+		if err != nil {
+			return nil, fmt.Errorf("-compare-invm: %w", err)
+		}
+		if got == a {
+			other := ours
+			other.InitBinary = init
+			setups = append(setups, &setup{name: fmt.Sprintf("%s -compare-invm %s", a, bin), opts: other, invm: bin})
+		}
+	}
 	for _, q := range strings.Split(f.qemus, ",") {
 		if q == "" {
 			continue
@@ -238,6 +270,10 @@ func measure(ctx context.Context, setups []*setup, n int, verbose bool, out io.W
 			s.vm = append(s.vm, res.VM)
 			s.tot = append(s.tot, res.Total)
 			s.tbs = append(s.tbs, res.Translations)
+			if v := res.Verdict; v != nil {
+				g := v.Timings
+				s.over = append(s.over, res.Total-g.Boot-g.Setup-g.Test-g.Teardown)
+			}
 		}
 	}
 	return nil
@@ -248,7 +284,7 @@ func report(out io.Writer, setups []*setup, n int, shapes bool) error {
 	host, _ := os.Hostname()
 	fmt.Fprintf(out, "invmbench: %d boots per setup, interleaved, host %s, %s\n", n, host, time.Now().Format(time.RFC3339))
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "setup\tVM min\tmedian\tmax\trun min\tmedian\tmax\tVM median / baseline\tTBs at verdict")
+	fmt.Fprintln(tw, "setup\tVM min\tmedian\tmax\trun min\tmedian\tmax\thost overhead median\tVM median / baseline\tTBs at verdict")
 	var base time.Duration
 	for _, s := range setups {
 		if strings.Contains(s.name, "baseline") {
@@ -262,7 +298,7 @@ func report(out io.Writer, setups []*setup, n int, shapes bool) error {
 		}
 		mn, md, mx := stats(s.vm)
 		tmn, tmd, tmx := stats(s.tot)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.name, mn, md, mx, tmn, tmd, tmx, ratio, tbStats(s.tbs))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.name, mn, md, mx, tmn, tmd, tmx, median(s.over), ratio, tbStats(s.tbs))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -282,7 +318,11 @@ func report(out io.Writer, setups []*setup, n int, shapes bool) error {
 }
 
 func once(ctx context.Context, s *setup, verbose bool, out io.Writer) (runner.Result, error) {
-	res, err := runner.Run(ctx, s.opts)
+	run := runner.Run
+	if s.invm != "" {
+		run = s.runInvm
+	}
+	res, err := run(ctx, s.opts)
 	if err == nil && !res.Pass {
 		err = errors.New("hello failed: " + res.Reason)
 	}
@@ -432,4 +472,54 @@ func order[T cmp.Ordered](xs []T) (min, med, max T) {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[0], s[len(s)/2], s[len(s)-1]
+}
+
+// runInvm boots o through the invm binary s.invm as a process: Result's
+// VM, verdict timings and translation blocks come from its -v timings line,
+// Total is the process's wall time.
+func (s *setup) runInvm(ctx context.Context, o runner.Options) (runner.Result, error) {
+	args := []string{"-v", "-count-translations", "-kernel", o.Kernel, "-init", o.InitBinary, "-testdata", o.TestdataDir}
+	if o.QEMU != "" {
+		args = append(args, "-qemu", o.QEMU)
+	}
+	cmd := exec.CommandContext(ctx, s.invm, append(append(args, "--"), o.TestBinary)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	res := runner.Result{Total: time.Since(start)}
+	if err != nil {
+		return res, fmt.Errorf("%s: %w\n%s", s.invm, err, stderr.String())
+	}
+	if err := parseTimings(stderr.String(), &res); err != nil {
+		return res, fmt.Errorf("%s: %w\n%s", s.invm, err, stderr.String())
+	}
+	res.Pass = true
+	return res, nil
+}
+
+// timingsLine matches the parts of invm's -v timings line (runner.Result.Timings) that invmbench reports.
+var timingsLine = regexp.MustCompile(`invm: timings: host boot \S+, VM (\S+), .*guest kernel (\S+), setup (\S+), test (\S+), teardown (\S+);(?: .*; (\d+) translation blocks)?`)
+
+// parseTimings fills res from invm's -v output.
+func parseTimings(out string, res *runner.Result) error {
+	m := timingsLine.FindStringSubmatch(out)
+	if m == nil {
+		return errors.New("no timings line with a verdict")
+	}
+	var d [5]time.Duration
+	for i := range d {
+		v, err := time.ParseDuration(strings.TrimSuffix(m[i+1], ","))
+		if err != nil {
+			return fmt.Errorf("timings line: %w", err)
+		}
+		d[i] = v
+	}
+	res.VM = d[0]
+	res.Verdict = &protocol.Verdict{Pass: true}
+	res.Verdict.Timings.Boot, res.Verdict.Timings.Setup, res.Verdict.Timings.Test, res.Verdict.Timings.Teardown = d[1], d[2], d[3], d[4]
+	if m[6] != "" {
+		res.Translations, _ = strconv.ParseInt(m[6], 10, 64)
+	}
+	return nil
 }
