@@ -8,8 +8,9 @@
 //
 //  1. Refuse to run unless PID 1 (Init.RequirePID1).
 //  2. Arm a watchdog (SetupTimeout until the test starts, then the test's
-//     Timeout + KillGrace + WatchdogMargin). When it fires, init tries to
-//     send a FAIL verdict, syncs and powers off: the guest never hangs.
+//     Timeout + KillGrace + WatchdogMargin). When it fires, or init itself
+//     panics, that is a fatal report: init shuts down (step 7) with a FAIL
+//     verdict saying why (a panic with its stack): the guest never hangs.
 //  3. Read the config (protocol.ConfigPath, or $INVM_CONFIG). If it cannot
 //     be read, init still connects on protocol.DefaultChannel and reports a
 //     FAIL verdict saying why.
@@ -21,8 +22,14 @@
 //     port (after the mounts: it is a /dev node), retrying until
 //     OpenTimeout. Send Hello.
 //  6. Run the test (see below) and stream its stdout/stderr live.
-//  7. Send the Verdict, wait for the Ack at most AckTimeout, sync, unmount
-//     in reverse order (lazy, with EBUSY retries), sync, power off.
+//  7. Shut down (shutdown_linux.go), one path for every end: the stages
+//     drain in order, each within its deadline (package lifecycle): test
+//     (on a fatal end, kill what the test left; TestStopDeadline), verdict
+//     (send it, wait for the Ack at most AckTimeout; + VerdictSlack),
+//     streams (StreamsCloseDeadline), mounts (sync, unmount in reverse
+//     order, lazy, with EBUSY retries, sync; MountsTeardownDeadline). A
+//     stage that overruns is abandoned and reported on the console; then
+//     init powers off.
 //
 // # The test's environment
 //

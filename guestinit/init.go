@@ -80,6 +80,9 @@ type Init struct {
 	Listen func(port uint32) (Listener, error)
 	// SetHostname sets the hostname; nil skips it.
 	SetHostname func(name string) error
+	// LoopbackUp brings the loopback interface up (127.0.0.1 and ::1), as
+	// every host a go test runs on has it; nil skips it.
+	LoopbackUp func() error
 	// BindVFIO binds the NIC at a PCI address to vfio-pci (vfio.Bind), for
 	// GuestConfig.VFIONICs; nil fails a config that asks for it.
 	BindVFIO func(pciAddr string) (vfio.Binding, error)

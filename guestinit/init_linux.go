@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rules-go-vm/rules_go_vm/invm/vfio"
+	"github.com/rules-go-vm/rules_go_vm/lifecycle"
 	"github.com/rules-go-vm/rules_go_vm/protocol"
 )
 
@@ -35,6 +35,7 @@ func Linux() *Init {
 		Sleep:       time.Sleep,
 		Open:        OpenChannel,
 		SetHostname: func(name string) error { return unix.Sethostname([]byte(name)) },
+		LoopbackUp:  LoopbackUp,
 		BindVFIO:    vfio.Bind,
 		LayerRoot:   "/",
 		SetClock:    setClock,
@@ -223,6 +224,7 @@ func (s *session) dial(ch protocol.Channel) <-chan dialResult {
 // session is the state of one Init.Run.
 type session struct {
 	in      *Init
+	sd      *lifecycle.Shutdown // the run's one shutdown path (shutdown_linux.go)
 	start   time.Time
 	boot    time.Duration
 	verbose atomic.Bool
@@ -233,51 +235,19 @@ type session struct {
 	mounted *Mounted
 	ack     atomic.Int64 // Ack timeout, ns
 	sent    atomic.Bool  // the verdict is on its way: no more diagnostics to the host
+	// verdict is main's verdict, once it has one.
+	verdict atomic.Pointer[protocol.Verdict]
 
-	mu       sync.Mutex // guards conn and mounted against the watchdog
-	shutdown sync.Once
-	off      chan struct{} // closed when shutdown finished
-	offErr   error
-}
-
-// Run is the whole life of PID 1. In the guest it ends in power-off and
-// does not return; it returns ErrNotPID1 when RequirePID1 is violated, and
-// otherwise the power-off error (nil with a fake PowerOff).
-func (in *Init) Run() error {
-	if in.RequirePID1 && os.Getpid() != 1 {
-		return fmt.Errorf("%w (pid %d)", ErrNotPID1, os.Getpid())
-	}
-	s := &session{in: in, start: in.Clock.Now(), boot: in.Clock.SinceBoot(), off: make(chan struct{})}
-	s.ack.Store(int64(protocol.DefaultAckTimeout))
-	in.diagf = s.diagf
-	wd := time.AfterFunc(orDefault(in.SetupTimeout, SetupTimeout), func() {
-		s.fatal("watchdog: init setup did not finish in time")
-	})
-	defer wd.Stop()
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				s.fatal(fmt.Sprintf("init panic: %v\n%s", r, debug.Stack()))
-			}
-		}()
-		s.finish(s.main(wd))
-	}()
-	<-s.off
-	return s.offErr
+	mu sync.Mutex // guards conn, data, debugLn and mounted against a fatal shutdown
 }
 
 // main does the work up to the verdict.
-func (s *session) main(wd *time.Timer) protocol.Verdict {
+func (s *session) main(cfg protocol.GuestConfig, cfgErr error, wd *time.Timer) protocol.Verdict {
 	in := s.in
 	failed := func(format string, a ...any) protocol.Verdict {
 		v := protocol.Verdict{ExitCode: -1, Reason: fmt.Sprintf(format, a...)}
 		v.Timings.Boot = s.boot
 		return v
-	}
-	cfg, cfgErr := protocol.ReadConfig(in.ConfigPath)
-	if cfgErr == nil {
-		s.verbose.Store(cfg.Verbose)
-		s.ack.Store(int64(cfg.AckTimeout))
 	}
 	// Over vsock the streams are dialled while the mounts are made:
 	// connecting mostly waits for the host, mounting is the guest's own
@@ -349,7 +319,11 @@ func (s *session) main(wd *time.Timer) protocol.Verdict {
 			s.mu.Lock()
 			s.debugLn = ln
 			s.mu.Unlock()
-			go s.serveDebug(ln)
+			// The streams stage closes the listener, which ends the server.
+			s.sd.Subsystem(stageStreams).Go("debug server", func(context.Context) error {
+				s.serveDebug(ln)
+				return nil
+			})
 		}
 	}
 	if cfg.Hostname != "" && in.SetHostname != nil {
@@ -357,10 +331,17 @@ func (s *session) main(wd *time.Timer) protocol.Verdict {
 			return failed("set hostname %q: %v", cfg.Hostname, err)
 		}
 	}
+	if in.LoopbackUp != nil {
+		if err := in.LoopbackUp(); err != nil {
+			return failed("bring up the loopback interface: %v", err)
+		}
+	}
 	if err := s.bindVFIO(cfg.VFIONICs); err != nil {
 		return failed("%v", err)
 	}
-	wd.Reset(time.Duration(cfg.Timeout) + time.Duration(cfg.KillGrace) + orDefault(in.WatchdogMargin, WatchdogMargin))
+	if s.sd.Context().Err() == nil {
+		wd.Reset(time.Duration(cfg.Timeout) + time.Duration(cfg.KillGrace) + orDefault(in.WatchdogMargin, WatchdogMargin))
+	}
 	v := in.RunTest(cfg, g, s.start)
 	v.Timings.Boot = s.boot
 	return v
@@ -384,64 +365,6 @@ func (s *session) bindVFIO(addrs []string) error {
 		s.diagf("vfio: %s", b)
 	}
 	return nil
-}
-
-// finish sends the verdict, waits for the Ack, syncs, unmounts and powers
-// off, once.
-func (s *session) finish(v protocol.Verdict) {
-	s.shutdown.Do(func() {
-		defer close(s.off)
-		in := s.in
-		if g := s.guest.Load(); g != nil {
-			s.sent.Store(true)
-			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.ack.Load()))
-			err := g.Finish(ctx, v)
-			cancel()
-			if err != nil {
-				s.console("guestinit: %v", err)
-			}
-		}
-		if !v.Pass {
-			s.console("guestinit: FAIL: %s", v.Reason)
-		}
-		s.mu.Lock()
-		if s.debugLn != nil {
-			_ = s.debugLn.Close()
-		}
-		if s.data != nil {
-			_ = s.data.Close()
-		}
-		if s.conn != nil {
-			_ = s.conn.Close()
-		}
-		ms := s.mounted
-		s.mu.Unlock()
-		if in.Sync != nil {
-			in.Sync()
-		}
-		if ms != nil {
-			if err := ms.Teardown(); err != nil {
-				s.console("guestinit: %v", err)
-			}
-		}
-		if in.Sync != nil {
-			in.Sync()
-		}
-		s.offErr = in.PowerOff()
-		if s.offErr != nil {
-			s.console("guestinit: power off: %v", s.offErr)
-		}
-	})
-}
-
-// fatal ends the run from anywhere (watchdog, panic): it kills what the
-// test left, then finishes with a FAIL verdict.
-func (s *session) fatal(reason string) {
-	s.console("guestinit: %s", reason)
-	_ = s.in.killAll(os.Getpid())
-	v := protocol.Verdict{ExitCode: -1, Reason: reason}
-	v.Timings.Boot = s.boot
-	s.finish(v)
 }
 
 // diagf sends a diagnostic line to the host (and to the console when

@@ -195,6 +195,11 @@ func runInitStacks(t *testing.T, mode string, cfgText string, host hostMode, onS
 			HugePageSizes: []string{"2M"},
 		}
 		switch mode {
+		case "vfio-panic":
+			// Init itself panics before the test (in a hook it calls).
+			cfg.VFIONICs = []string{"0000:00:10.0"}
+			cfg.Env[0] = helperEnv + "=pass"
+			bind = func(string) (vfio.Binding, error) { panic("bind exploded") }
 		case "vfio-pass", "vfio-fail":
 			// Init binds two NICs before the test; the second one fails
 			// in vfio-fail.
@@ -260,6 +265,17 @@ func runInitStacks(t *testing.T, mode string, cfgText string, host hostMode, onS
 		SetupTimeout: time.Minute,
 		BindVFIO:     bind,
 	}
+	if mode == "setup-hang" {
+		// The host never answers and Open ignores its deadline: only the
+		// run's watchdog ends the run.
+		hang := make(chan struct{})
+		defer close(hang)
+		in.SetupTimeout = 300 * time.Millisecond
+		in.Open = func(context.Context, protocol.Channel) (io.ReadWriteCloser, error) {
+			<-hang
+			return nil, errors.New("released")
+		}
+	}
 	var noAck atomic.Bool
 	hostDone := make(chan struct{})
 	go func() {
@@ -298,7 +314,7 @@ func runInitStacks(t *testing.T, mode string, cfgText string, host hostMode, onS
 		}
 	}()
 	o.runErr = in.Run()
-	if host == hostNoAck {
+	if host == hostNoAck || mode == "setup-hang" {
 		ln.Close()
 	}
 	<-hostDone
@@ -577,4 +593,36 @@ func TestRunRequiresPID1(t *testing.T) {
 	if err := in.Run(); !errors.Is(err, ErrNotPID1) {
 		t.Fatalf("Run = %v, want ErrNotPID1", err)
 	}
+}
+
+// TestRunFatalEnds: a panic in init and the run's watchdog end the run
+// through the same shutdown as a test's own end: a FAIL verdict saying why
+// (a panic with its stack) when the host is there, the streams closed, the
+// mounts torn down, power-off; a run stuck in setup is abandoned after
+// TestStopDeadline and reported.
+func TestRunFatalEnds(t *testing.T) {
+	t.Run("panic", func(t *testing.T) {
+		o := runInit(t, "vfio-panic", "", hostCollect, nil)
+		checkShutdown(t, o)
+		if o.err != nil || o.res.Pass || o.res.Verdict == nil {
+			t.Fatalf("pass=%v err=%v: want a well-formed FAIL verdict", o.res.Pass, o.err)
+		}
+		for _, want := range []string{"init panic: bind exploded", "guestinit.(*session).bindVFIO"} {
+			if !strings.Contains(o.res.Reason, want) {
+				t.Errorf("reason %q lacks %q", o.res.Reason, want)
+			}
+		}
+		if strings.Contains(o.stdout, "end of stdout") {
+			t.Errorf("the test ran after init panicked")
+		}
+	})
+	t.Run("setup watchdog", func(t *testing.T) {
+		o := runInit(t, "setup-hang", "", hostNoAck, nil)
+		checkShutdown(t, o)
+		for _, want := range []string{"FAIL: watchdog: init setup did not finish in time", "test abandoned after", "tasks still running: main"} {
+			if !strings.Contains(o.console, want) {
+				t.Errorf("console lacks %q", want)
+			}
+		}
+	})
 }

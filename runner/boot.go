@@ -27,6 +27,8 @@ type bootedVM struct {
 	watch *vmWatch
 	// start is when the hypervisor was started.
 	start time.Time
+	// halted makes halt run once.
+	halted sync.Once
 }
 
 // monitorSocket is the VM monitor's socket in the state directory.
@@ -56,7 +58,9 @@ func vmDescription(p *runPlan, pr *prepared) vmm.VM {
 
 // boot is the boot phase: the backend's command line for vmDescription
 // (res.CommandLine is the reproducer), the console log, the hypervisor
-// process (it dies with the runner) and, with a monitor, its watch.
+// process (it dies with the runner) and, with a monitor, its watch. On
+// error the VM it returns (if any) holds what it got to, for the run's
+// teardown.
 func boot(ctx context.Context, p *runPlan, pr *prepared, res *Result) (*bootedVM, error) {
 	o := p.o
 	vm := p.lower(vmDescription(p, pr))
@@ -68,18 +72,18 @@ func boot(ctx context.Context, p *runPlan, pr *prepared, res *Result) (*bootedVM
 	res.CommandLine = pr.ch.daemonCmd + qemu.CommandLine(o.QEMU, args)
 	b := &bootedVM{stderr: &lockedBuffer{}}
 	if err := b.openConsole(o, pr); err != nil {
-		return nil, err
+		return b, err
 	}
 	cmd := exec.Command(o.QEMU, args...)
 	cmd.Stdout, cmd.Stderr = b.con, io.MultiWriter(b.stderr, b.con)
 	cmd.ExtraFiles = vm.Files()
 	b.start = o.Now()
 	if b.proc, err = proc.Start(cmd); err != nil {
-		b.closeConsole()
-		return nil, fmt.Errorf("%w: %w", ErrNoQEMU, err)
+		b.proc = nil
+		return b, fmt.Errorf("%w: %w", ErrNoQEMU, err)
 	}
 	if vm.Monitor != "" {
-		b.watch = watchVM(ctx, p.backend, vm.Monitor, b.proc.Done(), o.Log)
+		b.watch = watchVM(ctx, pr.vmTasks, p.backend, vm.Monitor, b.proc.Done(), o.Log)
 	}
 	return b, nil
 }
@@ -109,19 +113,32 @@ func (b *bootedVM) openConsole(o Options, pr *prepared) error {
 
 // closeConsole closes the console, then its log file.
 func (b *bootedVM) closeConsole() {
+	if b.con == nil {
+		return
+	}
 	b.con.Close()
 	b.logFile.Close()
 }
 
-// stop ends the VM after the session: it records the console's tail and
-// QEMU's error output in res, asks the VM to quit over the monitor, kills
-// what is left and closes the console.
-func (b *bootedVM) stop(res *Result) {
+// record puts the console's tail and QEMU's error output into res.
+func (b *bootedVM) record(res *Result) {
+	if b.con == nil {
+		return
+	}
 	res.ConsoleTail = b.con.Tail(ConsoleTailLines)
 	res.QEMUStderr = strings.TrimSpace(b.stderr.String())
-	b.watch.quit(b.proc)
-	b.proc.Kill()
-	b.closeConsole()
+}
+
+// halt ends the VM (the teardown's vm stage; once): it asks the VM to quit
+// over the monitor, kills what is left and closes the console.
+func (b *bootedVM) halt() {
+	b.halted.Do(func() {
+		if b.proc != nil {
+			b.watch.quit(b.proc)
+			b.proc.Kill()
+		}
+		b.closeConsole()
+	})
 }
 
 // lockedBuffer is a concurrency-safe bytes buffer.

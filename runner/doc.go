@@ -34,8 +34,15 @@
 //     Options.Stdout/Stderr and checks the verdict (it must be positive to
 //     pass), then acks it; the guest powers off.
 //  5. Collect (run.go: collectResult): the verdict and the host's timings
-//     go into the Result. The VM is stopped, the daemon killed by PID, and
-//     its sockets and the state directory removed on every path.
+//     go into the Result.
+//
+// Whatever the phases made is released by the run's one teardown
+// (teardown.go, package lifecycle), on every path, in stage order, each
+// stage within its deadline: vm (quit over the monitor, kill, console
+// closed), channel (the daemon killed by PID, its sockets, the vhost
+// device, the listener), state (the run's files and the state directory).
+// Launch runs a launcher's (invm, vmtest) whole run under the process's
+// signals.
 //
 // Failures that are not the test's are errors wrapping one of the sentinel
 // errors below; ExitCode maps a Result and error to the process exit code

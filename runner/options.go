@@ -65,6 +65,12 @@ type Options struct {
 	// TestdataDir is a host directory copied to GuestDir/testdata; "" means
 	// none.
 	TestdataDir string
+	// PackageFiles are host files copied next to the test binary in
+	// GuestDir under their base names: the package directory's files, which
+	// go test's working directory gives a test on the host (see
+	// PackageDirFiles). A name that is also the binary's or testdata is an
+	// invalid option.
+	PackageFiles []string
 
 	// Arch is the guest architecture; "" means the test binary's (ELF).
 	Arch arch.Arch
@@ -382,6 +388,16 @@ func (o *Options) Validate() error {
 		if fi, err := os.Stat(o.TestdataDir); err != nil || !fi.IsDir() {
 			return bad("testdata dir %q: not a directory", o.TestdataDir)
 		}
+	}
+	seenFile := map[string]bool{filepath.Base(o.TestBinary): true, "testdata": true}
+	for _, f := range o.PackageFiles {
+		if fi, err := os.Stat(f); err != nil || !fi.Mode().IsRegular() {
+			return bad("package file %q: not a regular file", f)
+		}
+		if seenFile[filepath.Base(f)] {
+			return bad("package file %q: its name %q is taken in the guest directory (the test binary, testdata or another package file)", f, filepath.Base(f))
+		}
+		seenFile[filepath.Base(f)] = true
 	}
 	if o.Kernel != "" {
 		if _, err := os.Stat(o.Kernel); err != nil {

@@ -8,13 +8,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/lifecycle"
 	"github.com/rules-go-vm/rules_go_vm/protocol"
 	"github.com/rules-go-vm/rules_go_vm/runner/initramfs"
 )
 
 // prepared is what the prepare phase made for one run: the state
 // directory, the host side of the channel (with its daemon), the
-// accelerator choice and the initrd. release undoes it.
+// accelerator choice and the initrd. The run's teardown (teardown.go)
+// releases it.
 type prepared struct {
 	// state is the run's private directory; keep says it is
 	// Options.StateDir, which keeps the initrd and console log.
@@ -32,6 +34,9 @@ type prepared struct {
 	restore *restore
 	// cleanups are files removed on release, before the state directory.
 	cleanups []string
+	// vmTasks tracks the VM's background work (the monitor's watch): the
+	// teardown's vm stage (nil: untracked goroutines).
+	vmTasks *lifecycle.Subsystem
 }
 
 // prepare is the prepare phase, in this order: the state directory, the
@@ -39,29 +44,25 @@ type prepared struct {
 // guest's config names it, and it must listen before boot), the
 // accelerator (a KVM canary boot, whose time comes off the guest's bounds
 // under an external deadline), the guest config and the initrd, then the
-// vsock daemon. What it made is released on error.
-func prepare(ctx context.Context, p *runPlan, res *Result) (_ *prepared, err error) {
+// vsock daemon. It returns what it made also on error, for the run's
+// teardown to release.
+func prepare(ctx context.Context, p *runPlan, res *Result) (*prepared, error) {
 	o := p.o
 	pr := &prepared{}
-	defer func() {
-		if err != nil {
-			pr.release()
-		}
-	}()
 	if err := pr.makeStateDir(o); err != nil {
-		return nil, err
+		return pr, err
 	}
 	base, err := baseLayer(o)
 	if err != nil {
-		return nil, err
+		return pr, err
 	}
 	if pr.ch, err = openChannel(o, pr.state, p.transport); err != nil {
-		return nil, err
+		return pr, err
 	}
 	res.Transport, res.TransportReason = string(pr.ch.choice.Transport), pr.ch.choice.Reason
 	fmt.Fprintf(o.Log, "invm: transport %s (%s)\n", pr.ch.choice.Transport, pr.ch.choice.Reason)
 	if pr.accel, err = p.chooseAccel(ctx); err != nil {
-		return nil, err
+		return pr, err
 	}
 	res.Accel, res.AccelReason = pr.accel.Accel, pr.accel.Reason
 	fmt.Fprintf(o.Log, "invm: accelerator %s (%s)\n", pr.accel.Accel, pr.accel.Reason)
@@ -71,11 +72,11 @@ func prepare(ctx context.Context, p *runPlan, res *Result) (_ *prepared, err err
 	}
 	pr.base, pr.cfg = base, guestConfig(o, p.shape, pr.ch.guest, pr.accel.Accel, spent, hostHints(o.Kernel))
 	if err := pr.prepareStart(ctx, p, res); err != nil {
-		return nil, err
+		return pr, err
 	}
 	// The vsock daemon (vhost-user-vsock), after the listener.
 	if err := pr.ch.startDaemon(ctx, pr.state); err != nil {
-		return nil, err
+		return pr, err
 	}
 	return pr, nil
 }
@@ -118,21 +119,7 @@ func (pr *prepared) prepareStart(ctx context.Context, p *runPlan, res *Result) e
 	return pr.writeInitrd(o, pr.base, pr.cfg)
 }
 
-// release closes the channel (stopping the daemon), removes the run's
-// files and the temporary state directory.
-func (pr *prepared) release() {
-	if pr.ch != nil {
-		pr.ch.close()
-	}
-	for _, f := range pr.cleanups {
-		os.Remove(f)
-	}
-	if pr.releaseState != nil {
-		pr.releaseState()
-	}
-}
-
-// removeLater has release remove file.
+// removeLater has the teardown remove file.
 func (pr *prepared) removeLater(file string) { pr.cleanups = append(pr.cleanups, file) }
 
 // makeStateDir makes the run's private directory: Options.StateDir (kept;

@@ -85,7 +85,8 @@ const ConsoleTailLines = 40
 // boot), session (the guest's streams until its verdict and power-off:
 // vmSession.run) and collect (the verdict and timings into the Result:
 // collectResult). Each phase fills in what it learnt in res as it goes, so a
-// failed run still says how far it got.
+// failed run still says how far it got. Whatever the phases made is
+// released by the run's one teardown (teardown.go), on every return.
 func Run(ctx context.Context, o Options) (res Result, err error) {
 	o = o.WithDefaults()
 	start := o.Now()
@@ -96,19 +97,25 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
 	defer cancel()
+	td, ctx, stop, err := newTeardown(ctx, o.Log)
+	if err != nil {
+		return res, err
+	}
+	defer stop()
+	defer td.drain()
 	if err := p.findHost(ctx, &res); err != nil {
 		return res, err
 	}
 	pr, err := prepare(ctx, p, &res)
+	td.setPrepared(pr)
 	if err != nil {
 		return res, err
 	}
-	defer pr.release()
 	if o.TemplateOut != "" {
 		return res, nil // made in prepare: nothing to run
 	}
 	if pr.restore != nil {
-		retry, err := runVM(ctx, p, pr, &res)
+		retry, err := runVM(ctx, p, pr, td, &res)
 		if !retry {
 			return res, err
 		}
@@ -119,20 +126,25 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 			return res, err
 		}
 	}
-	_, err = runVM(ctx, p, pr, &res)
+	_, err = runVM(ctx, p, pr, td, &res)
 	return res, err
 }
 
-// runVM boots (or restores) the prepared VM, runs the session and collects
-// its result. retry is true when a restore failed before the guest spoke
-// (the test never started): a cold boot may follow.
-func runVM(ctx context.Context, p *runPlan, pr *prepared, res *Result) (retry bool, err error) {
+// runVM boots (or restores) the prepared VM, registered with the run's
+// teardown, runs the session and collects its result. retry is true when a
+// restore failed before the guest spoke (the test never started): the
+// restored VM is halted then, and a cold boot may follow.
+func runVM(ctx context.Context, p *runPlan, pr *prepared, td *teardown, res *Result) (retry bool, err error) {
 	restoring := pr.restore != nil
 	vm, err := boot(ctx, p, pr, res)
+	td.addVM(vm)
 	if err != nil {
+		if vm != nil {
+			vm.halt()
+			vm.record(res)
+		}
 		return restoring && ctx.Err() == nil, err
 	}
-	defer vm.stop(res)
 	s := newVMSession(p, pr, vm)
 	var ln net.Listener = pr.ch.ln
 	if restoring {
@@ -141,7 +153,12 @@ func runVM(ctx context.Context, p *runPlan, pr *prepared, res *Result) (retry bo
 	}
 	out, err := s.run(ctx, ln)
 	collectResult(res, out, s, vm)
-	return restoring && err != nil && out.Hello.Version == 0 && ctx.Err() == nil, err
+	retry = restoring && err != nil && out.Hello.Version == 0 && ctx.Err() == nil
+	if retry {
+		vm.halt()
+	}
+	vm.record(res)
+	return retry, err
 }
 
 // collectResult is the collect phase: the session's verdict and

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/lifecycle"
 	"github.com/rules-go-vm/rules_go_vm/protocol"
 	"github.com/rules-go-vm/rules_go_vm/runner/proc"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
@@ -51,9 +52,13 @@ func (s *vmSession) daemonDone() <-chan struct{} {
 // classify turns a failure into the error of the highest-precedence cause:
 // the daemon died while QEMU ran, the host timeout, a guest panic.
 func (s *vmSession) classify(ctx context.Context, daemonDied bool, fallback error) error {
+	var fatal *lifecycle.FatalError
 	switch {
 	case daemonDied:
 		return fmt.Errorf("%w (vhost-device-vsock exited while the VM ran: %v): %s", ErrDaemonDied, s.daemon.ExitErr(), strings.TrimSpace(s.daemon.Log()))
+	case errors.As(context.Cause(ctx), &fatal):
+		// A fatal report of the run's own (a panic in a tracked task).
+		return fmt.Errorf("%w: %v: %v", ErrInternal, fatal, fallback)
 	case errors.Is(ctx.Err(), context.Canceled):
 		// Stopped from outside (SIGTERM in the launcher), not the host timeout.
 		return fmt.Errorf("%w: the run was stopped (%v): %v", ErrTimeout, context.Cause(ctx), fallback)

@@ -36,7 +36,9 @@ var ErrBusyboxArch = errors.New("busybox is not a static binary of the guest's a
 
 // FindGuestBusybox returns the static busybox the base layer of an a guest
 // gets: explicit if set (NoBusybox: none), else SharedBinDir/busybox-<a>,
-// else /bin/busybox or /usr/bin/busybox when static and of arch a. It
+// else the first of /bin/busybox, /usr/bin/busybox and, inside the
+// toolchain root, the arch's sysroot busybox (foreignBusybox) that is
+// static and of arch a. It
 // returns "" when there is none: the guest then has no userland, which is
 // not an error (a test that execs a tool fails saying it is missing).
 func FindGuestBusybox(a arch.Arch, explicit string) (string, error) {
@@ -50,12 +52,22 @@ func FindGuestBusybox(a arch.Arch, explicit string) (string, error) {
 		}
 		return explicit, nil
 	}
-	for _, p := range []string{filepath.Join(SharedBinDir, "busybox-"+string(a)), "/bin/busybox", "/usr/bin/busybox"} {
+	for _, p := range []string{filepath.Join(SharedBinDir, "busybox-"+string(a)), "/bin/busybox", "/usr/bin/busybox", foreignBusybox[a]} {
+		if p == "" {
+			continue
+		}
 		if checkBusybox(p, a) == nil {
 			return p, nil
 		}
 	}
 	return "", nil
+}
+
+// foreignBusybox is where the toolchain root holds another arch's static
+// busybox (tools/setup unpacks it into the arch's sysroot; the rules'
+// @rules_go_vm_userland reads the same file).
+var foreignBusybox = map[arch.Arch]string{
+	arch.AArch64: "/opt/rules_go_vm/sysroot/arm64/usr/bin/busybox",
 }
 
 func checkBusybox(p string, a arch.Arch) error {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/lifecycle"
 	"github.com/rules-go-vm/rules_go_vm/runner/proc"
 	"github.com/rules-go-vm/rules_go_vm/runner/vmm"
 )
@@ -36,10 +37,12 @@ type vmWatch struct {
 	gp   bool
 }
 
-// watchVM attaches to the VM's monitor in the background.
-func watchVM(ctx context.Context, b vmm.Backend, socket string, exited <-chan struct{}, log io.Writer) *vmWatch {
+// watchVM attaches to the VM's monitor in the background: a task of
+// tasks (the teardown's vm stage, which ends it by closing the monitor;
+// nil: a plain goroutine).
+func watchVM(ctx context.Context, tasks *lifecycle.Subsystem, b vmm.Backend, socket string, exited <-chan struct{}, log io.Writer) *vmWatch {
 	w := &vmWatch{log: log, done: make(chan struct{})}
-	go func() {
+	watch := func() {
 		defer close(w.done)
 		actx, cancel := context.WithTimeout(ctx, attachTimeout)
 		mon, err := b.Attach(actx, socket, exited)
@@ -63,7 +66,15 @@ func watchVM(ctx context.Context, b vmm.Backend, socket string, exited <-chan st
 				w.mu.Unlock()
 			}
 		}
-	}()
+	}
+	if tasks == nil {
+		go watch()
+		return w
+	}
+	tasks.Go("monitor", func(context.Context) error {
+		watch()
+		return nil
+	})
 	return w
 }
 

@@ -1,12 +1,15 @@
 package kbuild
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/kernel/kconfig"
@@ -157,4 +160,222 @@ func readFile(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// fakeObjects makes the fake make leave an "object" per build, so that a
+// build tree has something in it: obj.o (newer than the sources), a
+// patched-looking source and a symlink.
+func fakeObjects(t *testing.T, o *Options, dir string) {
+	t.Helper()
+	b, err := os.ReadFile(o.Make)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := `
+case " $* " in *" vmlinux "*|*" Image "*)
+  n=$(cat obj.o 2>/dev/null | wc -l); { cat obj.o 2>/dev/null; echo "build $((n+1)) $(grep -c . .config)"; } > obj.o.new; mv obj.o.new obj.o
+  ln -sf obj.o link.o; echo patched > Makefile ;;
+esac
+`
+	if err := os.WriteFile(o.Make, append(b, extra...), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBuildFakeTree(t *testing.T) {
+	o, dir := fakeToolchain(t)
+	fakeObjects(t, o, dir)
+	ctx := context.Background()
+
+	// A cached entry without a tree is a miss when a tree is wanted, and
+	// the rebuilt entry replaces it.
+	plain, err := Build(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.HasTree() {
+		t.Fatal("tree without Options.Tree")
+	}
+	o.Tree = true
+	base, err := Build(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if base.Cached || base.Dir != plain.Dir || !base.HasTree() || base.Manifest.Tree == nil || base.Manifest.Tree.Files < 3 {
+		t.Fatalf("tree build: cached=%v dir=%s (want %s) tree=%v %+v", base.Cached, base.Dir, plain.Dir, base.HasTree(), base.Manifest.Tree)
+	}
+	if again, err := Build(ctx, o); err != nil || !again.Cached {
+		t.Fatalf("tree build again: %v cached=%v", err, again != nil && again.Cached)
+	}
+	meta, err := readTreeMeta(base.Path(TreeFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.Key != base.Manifest.Key || meta.Arch != arch.X86_64 || len(meta.Fragments) != 3 {
+		t.Errorf("tree meta %+v", meta)
+	}
+
+	// An incremental build: the base tree's files are there, its
+	// options are checked along with the extras.
+	inc := *o
+	inc.Tree = false
+	inc.BaseTree = base.Path(TreeFile)
+	inc.Fragments = []*kconfig.Fragment{frag(t, "extra.config", "CONFIG_NETEM=y\n")}
+	r, err := Build(ctx, &inc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Cached || r.Manifest.BaseKey != base.Manifest.Key || r.Manifest.BaseTreeSHA256 == "" {
+		t.Errorf("incremental build manifest %+v", r.Manifest)
+	}
+	cfg := readFile(t, r.Path("config"))
+	for _, want := range []string{"CONFIG_E1000E=y", "CONFIG_NETEM=y"} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("incremental config lacks %s:\n%s", want, cfg)
+		}
+	}
+	if frag := readFile(t, r.Path("fragment.config")); !strings.Contains(frag, "extra.config:1") || !strings.Contains(frag, "30-intel-e1000.config:3") {
+		t.Errorf("incremental fragment.config does not merge base and extras:\n%s", frag)
+	}
+	if log := readFile(t, filepath.Join(dir, "make.log")); strings.Count(log, "tinyconfig") != 2 {
+		t.Errorf("the incremental build ran tinyconfig:\n%s", log)
+	}
+	if r2, err := Build(ctx, &inc); err != nil || !r2.Cached || r2.Dir != r.Dir {
+		t.Errorf("incremental again: %v", err)
+	}
+
+	// The object the base left is what make found (it appended a line),
+	// and a build over a base tree can save its own tree.
+	inc2 := inc
+	inc2.Tree = true
+	inc2.Fragments = []*kconfig.Fragment{frag(t, "extra.config", "CONFIG_NETEM=y\nCONFIG_X=y\n")}
+	r3, err := Build(ctx, &inc2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var obj string
+	if err := walkTree(r3.Path(TreeFile), func(hdr *tar.Header, rd io.Reader) (bool, error) {
+		if hdr.Name == "obj.o" {
+			b, err := io.ReadAll(rd)
+			obj = string(b)
+			return false, err
+		}
+		return true, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(obj, "build ") != 2 {
+		t.Errorf("obj.o of a build over the base = %q, want 2 build lines (the base's and this one's)", obj)
+	}
+
+	// A dropped extra fails naming it; so does a dropped base option.
+	for _, drop := range []string{"NETEM", "E1000E"} {
+		if err := os.WriteFile(filepath.Join(dir, "drop"), []byte(drop+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		bad := inc
+		bad.Fragments = []*kconfig.Fragment{frag(t, "extra.config", "CONFIG_NETEM=y\n# another\n")}
+		_, err := Build(ctx, &bad)
+		if !errors.Is(err, kconfig.ErrNotSatisfied) || !strings.Contains(err.Error(), "CONFIG_"+drop+"=y") {
+			t.Errorf("dropped %s: got %v", drop, err)
+		}
+	}
+	os.Remove(filepath.Join(dir, "drop"))
+
+	// Another arch's tree, or another source's, is refused.
+	wrong := inc
+	wrong.Arch = arch.AArch64
+	if _, err := Build(ctx, &wrong); !errors.Is(err, ErrBaseTree) || !strings.Contains(err.Error(), "x86_64") {
+		t.Errorf("aarch64 build on an x86_64 tree: %v", err)
+	}
+	other := inc
+	other.Source = filepath.Join(dir, "other.tar.xz")
+	if err := os.WriteFile(other.Source, []byte("other"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Build(ctx, &other); !errors.Is(err, ErrBaseTree) || !strings.Contains(err.Error(), "built from source") {
+		t.Errorf("another source: %v", err)
+	}
+}
+
+func TestTreeRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	write := func(rel, text string, mtime time.Time) {
+		p := filepath.Join(src, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	write("a.c", "pristine", old)
+	write("gone.c", "deleted by a patch", old)
+	write("same.h", "unchanged", old)
+	before, err := snapshot(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
+	write("a.c", "patched", newer)
+	write("dir/a.o", "object", newer.Add(time.Nanosecond))
+	write("dir/.a.o.cmd", "cmd_dir/a.o := gcc -o "+src+"/dir/a.o "+src+"/a.c", newer)
+	write("dir/.a.o.d", src+"/dir/a.o: "+src+"/a.c", newer)
+	write("dir/other", "not a make file: "+src, newer)
+	if err := os.Remove(filepath.Join(src, "gone.c")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("a.o", filepath.Join(src, "dir/l.o")); err != nil {
+		t.Fatal(err)
+	}
+	tree := filepath.Join(dir, TreeFile)
+	st, err := writeTree(src, before, tree, &TreeMeta{Key: "k", Arch: arch.X86_64, Dir: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Files != 6 {
+		t.Errorf("tree has %d files, want 6 (a.c, dir/.a.o.cmd, dir/.a.o.d, dir/a.o, dir/l.o, dir/other)", st.Files)
+	}
+	meta, err := readTreeMeta(tree)
+	if err != nil || meta.Key != "k" || len(meta.Deleted) != 1 || meta.Deleted[0] != "gone.c" {
+		t.Fatalf("meta %+v, %v", meta, err)
+	}
+
+	// Over a fresh "extraction".
+	dst := filepath.Join(dir, "dst")
+	src = dst
+	write("a.c", "pristine", old)
+	write("gone.c", "deleted by a patch", old)
+	write("same.h", "unchanged", old)
+	if err := extractTree(tree, dst, meta); err != nil {
+		t.Fatal(err)
+	}
+	// make's files name the new directory; other files are as they were.
+	for rel, want := range map[string]string{
+		"a.c": "patched", "dir/a.o": "object", "dir/l.o": "object", "same.h": "unchanged",
+		"dir/.a.o.cmd": "cmd_dir/a.o := gcc -o " + dst + "/dir/a.o " + dst + "/a.c",
+		"dir/.a.o.d":   dst + "/dir/a.o: " + dst + "/a.c",
+		"dir/other":    "not a make file: " + filepath.Join(dir, "src"),
+	} {
+		if got := readFile(t, filepath.Join(dst, rel)); got != want {
+			t.Errorf("%s = %q, want %q", rel, got, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dst, "gone.c")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("gone.c still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, treeMetaPath)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the tree's record was extracted: %v", err)
+	}
+	for rel, want := range map[string]time.Time{"dir/a.o": newer.Add(time.Nanosecond), "dir/.a.o.cmd": newer} {
+		fi, err := os.Stat(filepath.Join(dst, rel))
+		if err != nil || !fi.ModTime().Equal(want) {
+			t.Errorf("%s mtime %v, want %v (nanoseconds kept)", rel, fi.ModTime(), want)
+		}
+	}
 }

@@ -12,6 +12,16 @@
 // arch and the compiler's `--version` output: a cache hit does no build at
 // all.
 //
+// With Options.Tree the entry also keeps the build tree (TreeFile: what the
+// build added to or changed in the extracted tarball, see tree.go); an
+// entry without it is then a miss. With Options.BaseTree a build starts
+// from such a tree instead of tinyconfig: it extracts the tarball and the
+// tree, appends the fragments (the extra ones) to the tree's .config, runs
+// olddefconfig, checks the base's requested options and the extras, and
+// runs make, which rebuilds only what the new options touch. Its key is the
+// tree's SHA-256, the extra fragments, the source, the arch and the
+// compiler.
+//
 // Nothing here depends on a kernel version: the tarball and the compiler are
 // inputs (Debian's linux-source-X.Y.tar.xz, host or cross gcc).
 package kbuild
@@ -119,6 +129,14 @@ type Options struct {
 	Log io.Writer
 	// KeepWorkDir keeps the temporary build tree (for debugging).
 	KeepWorkDir bool
+	// Tree also saves the build tree (TreeFile) in the cache entry, for
+	// later builds' BaseTree; an entry without one is then a miss.
+	Tree bool
+	// BaseTree is a build tree (a TreeFile of an earlier build of the same
+	// Source and Arch) to build incrementally from: Fragments are then the
+	// extra options (none is fine), applied over the tree's configuration,
+	// and Patches must be empty (the tree has its patched sources).
+	BaseTree string
 }
 
 // Validate checks the options without running anything.
@@ -134,7 +152,16 @@ func (o *Options) Validate() error {
 	} else if !fi.Mode().IsRegular() {
 		errs = append(errs, fmt.Errorf("source %s: not a regular file (want a linux-source tarball)", o.Source))
 	}
-	if len(o.Fragments) == 0 {
+	if o.BaseTree != "" {
+		if fi, err := os.Stat(o.BaseTree); err != nil {
+			errs = append(errs, fmt.Errorf("base tree: %w", err))
+		} else if !fi.Mode().IsRegular() {
+			errs = append(errs, fmt.Errorf("base tree %s: not a regular file (want a %s from kbuild --tree)", o.BaseTree, TreeFile))
+		}
+		if len(o.Patches) > 0 {
+			errs = append(errs, errors.New("patches with a base tree: the tree holds its build's patched sources; give none"))
+		}
+	} else if len(o.Fragments) == 0 {
 		errs = append(errs, errors.New("no configuration fragments"))
 	} else if _, ok := archSpecs[o.Arch]; ok && len(o.applicable()) == 0 {
 		errs = append(errs, fmt.Errorf("no fragment applies to arch %s", o.Arch))
@@ -205,6 +232,8 @@ type KeyInputs struct {
 	Patches []Patch
 	// CompilerVersion is the compiler's `--version` output.
 	CompilerVersion string
+	// BaseTreeSHA256 is the hex SHA-256 of Options.BaseTree, or "".
+	BaseTreeSHA256 string
 }
 
 // keyVersion changes when the build procedure changes incompatibly.
@@ -230,6 +259,9 @@ func Key(in KeyInputs) string {
 		field("patch", p.Name)
 		field("content", string(p.Content))
 	}
+	if in.BaseTreeSHA256 != "" {
+		field("base-tree", in.BaseTreeSHA256)
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -247,6 +279,21 @@ type Manifest struct {
 	Files           map[string]string `json:"files"` // output name -> file name in the entry
 	BuildSeconds    float64           `json:"build_seconds"`
 	Conflicts       []string          `json:"conflicts,omitempty"`
+	// BaseKey and BaseTreeSHA256 name the base build of an incremental
+	// build (Options.BaseTree).
+	BaseKey        string `json:"base_key,omitempty"`
+	BaseTreeSHA256 string `json:"base_tree_sha256,omitempty"`
+	// Tree describes the saved build tree (Options.Tree).
+	Tree *TreeInfo `json:"tree,omitempty"`
+}
+
+// TreeInfo describes a saved build tree.
+type TreeInfo struct {
+	Files int `json:"files"`
+	// Bytes is the files' total size, Compressed the archive's.
+	Bytes      int64   `json:"bytes"`
+	Compressed int64   `json:"compressed"`
+	Seconds    float64 `json:"seconds"`
 }
 
 // Result is a built or cached kernel.
@@ -260,8 +307,17 @@ type Result struct {
 }
 
 // Path returns the absolute path of output name ("vmlinux", "bzImage",
-// "Image", "config").
+// "Image", "config", TreeFile).
 func (r *Result) Path(name string) string { return filepath.Join(r.Dir, name) }
+
+// HasTree reports whether the entry keeps its build tree.
+func (r *Result) HasTree() bool {
+	if r.Manifest.Files["tree"] != TreeFile {
+		return false
+	}
+	fi, err := os.Stat(r.Path(TreeFile))
+	return err == nil && fi.Mode().IsRegular()
+}
 
 func sha256File(path string) (string, error) {
 	f, err := os.Open(path)
@@ -288,6 +344,11 @@ func ResolveKey(ctx context.Context, o *Options) (string, KeyInputs, error) {
 		return "", KeyInputs{}, fmt.Errorf("compiler %s --version: %w", o.compiler(), err)
 	}
 	in := KeyInputs{SourceSHA256: sum, Arch: o.Arch, Fragments: o.applicable(), Patches: o.Patches, CompilerVersion: string(out)}
+	if o.BaseTree != "" {
+		if in.BaseTreeSHA256, err = sha256File(o.BaseTree); err != nil {
+			return "", KeyInputs{}, fmt.Errorf("hashing the base tree: %w", err)
+		}
+	}
 	return Key(in), in, nil
 }
 
@@ -335,7 +396,12 @@ func CheckConfig(ctx context.Context, o *Options) error {
 		defer os.RemoveAll(work)
 	}
 	b := &builder{o: o, ctx: ctx, checkOnly: true, src: filepath.Join(work, "src"), out: filepath.Join(work, "out")}
-	_, err = b.run(kconfig.Merge(o.applicable()...))
+	if o.BaseTree != "" {
+		if b.in.SourceSHA256, err = sha256File(o.Source); err != nil {
+			return fmt.Errorf("hashing source: %w", err)
+		}
+	}
+	_, err = b.run()
 	return err
 }
 
@@ -348,7 +414,7 @@ func Build(ctx context.Context, o *Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r, ok := Lookup(o.CacheDir, key); ok {
+	if r, ok := Lookup(o.CacheDir, key); ok && (!o.Tree || r.HasTree()) {
 		return r, nil
 	}
 	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
@@ -362,12 +428,12 @@ func Build(ctx context.Context, o *Options) (*Result, error) {
 	if !o.KeepWorkDir {
 		defer os.RemoveAll(work)
 	}
-	b := &builder{o: o, ctx: ctx, src: filepath.Join(work, "src"), out: filepath.Join(work, "out")}
-	merged := kconfig.Merge(in.Fragments...)
-	release, err := b.run(merged)
+	b := &builder{o: o, ctx: ctx, key: key, in: in, src: filepath.Join(work, "src"), out: filepath.Join(work, "out")}
+	release, err := b.run()
 	if err != nil {
 		return nil, err
 	}
+	merged := b.merged
 
 	m := Manifest{
 		Key:             key,
@@ -379,6 +445,13 @@ func Build(ctx context.Context, o *Options) (*Result, error) {
 		KernelRelease:   release,
 		Files:           map[string]string{"config": "config", "fragment": "fragment.config"},
 		BuildSeconds:    time.Since(start).Round(time.Second).Seconds(),
+		Tree:            b.tree,
+	}
+	if b.base != nil {
+		m.BaseKey, m.BaseTreeSHA256 = b.base.Key, in.BaseTreeSHA256
+	}
+	if b.tree != nil {
+		m.Files["tree"] = TreeFile
 	}
 	for _, f := range in.Fragments {
 		m.Fragments = append(m.Fragments, f.Name)
@@ -400,9 +473,9 @@ func Build(ctx context.Context, o *Options) (*Result, error) {
 		return nil, err
 	}
 	dst := filepath.Join(o.CacheDir, key)
-	if err := os.Rename(b.out, dst); err != nil {
+	if err := install(b.out, dst, work, o.Tree); err != nil {
 		// A concurrent build may have installed the same key first.
-		if r, ok := Lookup(o.CacheDir, key); ok {
+		if r, ok := Lookup(o.CacheDir, key); ok && (!o.Tree || r.HasTree()) {
 			return r, nil
 		}
 		return nil, fmt.Errorf("installing into the cache: %w", err)
@@ -410,17 +483,42 @@ func Build(ctx context.Context, o *Options) (*Result, error) {
 	return &Result{Dir: dst, Manifest: m}, nil
 }
 
+// install renames the finished entry src to dst. An existing dst (an entry
+// without the build tree this build was asked for) is first moved into
+// work, which the caller removes.
+func install(src, dst, work string, replace bool) error {
+	err := os.Rename(src, dst)
+	if err == nil || !replace {
+		return err
+	}
+	if _, statErr := os.Stat(dst); statErr != nil {
+		return err
+	}
+	if err := os.Rename(dst, filepath.Join(work, "replaced")); err != nil {
+		return err
+	}
+	return os.Rename(src, dst)
+}
+
 type builder struct {
 	o         *Options
 	checkOnly bool // stop after the configuration check
 	ctx       context.Context
-	src       string // extracted source tree
-	out       string // files to install
+	key       string    // the build's cache key (recorded in its tree)
+	in        KeyInputs // what the key was made of
+	src       string    // extracted source tree
+	out       string    // files to install
+
+	base      *TreeMeta            // the base tree's record (BaseTree builds)
+	checked   []*kconfig.Fragment  // every fragment the configuration is checked against
+	merged    *kconfig.Merged      // their merge
+	tree      *TreeInfo            // the saved tree (Options.Tree)
+	extracted map[string]fileState // the tarball's files, for the tree
 }
 
-// run extracts, patches, configures, checks and builds; it returns the
-// kernel release string.
-func (b *builder) run(merged *kconfig.Merged) (string, error) {
+// run extracts, patches (or extracts the base tree), configures, checks and
+// builds; it returns the kernel release string.
+func (b *builder) run() (string, error) {
 	o := b.o
 	spec := archSpecs[o.Arch]
 	for _, d := range []string{b.src, b.out} {
@@ -428,22 +526,62 @@ func (b *builder) run(merged *kconfig.Merged) (string, error) {
 			return "", err
 		}
 	}
+	// The directory as the kernel's Makefile sees it (realpath): what a
+	// tree records and relocates.
+	if abs, err := filepath.Abs(b.src); err != nil {
+		return "", err
+	} else if b.src, err = filepath.EvalSymlinks(abs); err != nil {
+		return "", err
+	}
+	if o.BaseTree != "" {
+		meta, err := readTreeMeta(o.BaseTree)
+		if err != nil {
+			return "", err
+		}
+		if err := b.checkBase(meta); err != nil {
+			return "", err
+		}
+		baseFrags, err := meta.parseFragments()
+		if err != nil {
+			return "", fmt.Errorf("%w: %s: %w", ErrBaseTree, o.BaseTree, err)
+		}
+		b.base = meta
+		b.checked = append(baseFrags, o.applicable()...)
+	} else {
+		b.checked = o.applicable()
+	}
+	b.merged = kconfig.Merge(b.checked...)
 	if err := b.cmd("extract", "", orDefault(o.Tar, "tar"), "-xf", o.Source, "-C", b.src, "--strip-components=1"); err != nil {
 		return "", err
 	}
-	if err := b.applyPatches(); err != nil {
-		return "", err
+	if o.Tree {
+		var err error
+		if b.extracted, err = snapshot(b.src); err != nil {
+			return "", err
+		}
 	}
-	if err := b.make("tinyconfig"); err != nil {
-		return "", err
+	if b.base != nil {
+		if o.Log != nil {
+			fmt.Fprintf(o.Log, "kbuild: extract base tree %s\n", o.BaseTree)
+		}
+		if err := extractTree(o.BaseTree, b.src, b.base); err != nil {
+			return "", err
+		}
+	} else {
+		if err := b.applyPatches(); err != nil {
+			return "", err
+		}
+		if err := b.make("tinyconfig"); err != nil {
+			return "", err
+		}
 	}
-	if err := b.applyFragment(merged); err != nil {
+	if err := b.applyFragment(b.merged); err != nil {
 		return "", err
 	}
 	if err := b.make("olddefconfig"); err != nil {
 		return "", err
 	}
-	if err := b.check(merged); err != nil {
+	if err := b.check(b.merged); err != nil {
 		return "", err
 	}
 	if b.checkOnly {
@@ -470,8 +608,51 @@ func (b *builder) run(merged *kconfig.Merged) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("reading the kernel release: %w", err)
 	}
+	if o.Tree {
+		if err := b.saveTree(); err != nil {
+			return "", err
+		}
+	}
 	return strings.TrimSpace(string(rel)), nil
 }
+
+// checkBase checks that the base tree was built for this arch and source.
+func (b *builder) checkBase(meta *TreeMeta) error {
+	o := b.o
+	if meta.Arch != o.Arch {
+		return fmt.Errorf("%w: %s is a build tree of an %s kernel, not %s", ErrBaseTree, o.BaseTree, meta.Arch, o.Arch)
+	}
+	if meta.SourceSHA256 != b.in.SourceSHA256 {
+		return fmt.Errorf("%w: %s was built from source sha256 %s, not %s (%s): give the base's own source tarball",
+			ErrBaseTree, o.BaseTree, meta.SourceSHA256, b.in.SourceSHA256, o.Source)
+	}
+	return nil
+}
+
+// saveTree writes the build tree into the entry.
+func (b *builder) saveTree() error {
+	meta := &TreeMeta{Key: b.key, Arch: b.o.Arch, SourceSHA256: b.in.SourceSHA256, Dir: b.src}
+	for _, f := range b.checked {
+		meta.Fragments = append(meta.Fragments, TreeFragment{Name: f.Name, Content: string(f.Content)})
+	}
+	if b.base != nil {
+		meta.Patches = b.base.Patches
+	}
+	for _, p := range b.o.Patches {
+		meta.Patches = append(meta.Patches, p.Name)
+	}
+	st, err := writeTree(b.src, b.extracted, filepath.Join(b.out, TreeFile), meta)
+	if err != nil {
+		return fmt.Errorf("saving the build tree: %w", err)
+	}
+	b.tree = &TreeInfo{Files: st.Files, Bytes: st.Bytes, Compressed: st.Written, Seconds: roundTenth(st.Seconds)}
+	if b.o.Log != nil {
+		fmt.Fprintf(b.o.Log, "kbuild: build tree: %d files, %d MB -> %d MB in %.1f s\n", st.Files, st.Bytes>>20, st.Written>>20, st.Seconds)
+	}
+	return nil
+}
+
+func roundTenth(s float64) float64 { return float64(int64(s*10+0.5)) / 10 }
 
 // applyFragment appends the merged fragment to the tinyconfig .config
 // (later lines win in Kconfig) and keeps a copy next to it.
@@ -505,7 +686,8 @@ func (b *builder) check(merged *kconfig.Merged) error {
 		return err
 	}
 	if err := kconfig.Check(merged.Options, cfg); err != nil {
-		return fmt.Errorf("%s kernel from %s: %w", b.o.Arch, filepath.Base(b.o.Source), err)
+		return fmt.Errorf("%s kernel from %s: %w\n(an option of another arch is absent from an %s .config: give it in a fragment file with an \"# arch: ARCH\" line naming its arch)",
+			b.o.Arch, filepath.Base(b.o.Source), err, b.o.Arch)
 	}
 	return nil
 }

@@ -1,12 +1,16 @@
 """Providers of rules_go_vm."""
 
 KernelInfo = provider(
-    doc = "A guest kernel image built by `kernel_image` (or provided by a user).",
+    doc = "A guest kernel image built by `kernel_image` or `guest_kernel` (or provided by a user).",
     fields = {
         "arch": "Guest architecture: \"x86_64\" or \"aarch64\".",
+        "build_tree": "File: the build's tree (kbuild --tree: objects, generated files, .config) that `guest_kernel` " +
+                      "builds on, or None (optional: a KernelInfo made without it has none).",
         "config": "File: the kernel's final .config, or None.",
         "image": "File: the image QEMU boots (x86_64: vmlinux with a PVH entry; aarch64: Image).",
         "manifest": "File: kbuild's manifest.json (release, cache key, options), or None.",
+        "source": "File: the kernel source tarball it was built from, or None (optional; `guest_kernel` needs it " +
+                  "with build_tree).",
     },
 )
 

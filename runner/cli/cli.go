@@ -63,7 +63,7 @@ func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 type cliFlags struct {
 	arch, testdata, envList, layers, command *string
 	timeout, testTO                          *time.Duration
-	verbose, noDirs, shell                   *bool
+	verbose, noDirs, shell, pkgFiles         *bool
 }
 
 // defineFlags defines every flag of invm on fs: the VM spec's into shape,
@@ -78,6 +78,7 @@ func defineFlags(fs *flag.FlagSet, o *runner.Options, shape *vmspec.Shape) cliFl
 		envList:  fs.String("env", "", "comma-separated NAME=value entries added to the test's environment"),
 		layers:   fs.String("layer", "", "comma-separated extra initramfs archives, between the base and the test layer"),
 		noDirs:   fs.Bool("no-directives", false, "ignore the //invm: directives of the test package in the working directory"),
+		pkgFiles: fs.Bool("package-files", true, "copy the working directory's files (go test's: the package's; not its subdirectories, each <= 1 MiB, 8 MiB in all) next to the test, as go test's working directory has them"),
 	}
 	fs.BoolVar(f.verbose, "v", false, "alias of -verbose")
 	addShapeFlags(fs, shape)
@@ -150,13 +151,15 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (runner.
 	if o.Verbose {
 		fmt.Fprintf(stderr, "invm: VM spec: %s (%s)\n", shape, strings.Join(sources, ", "))
 	}
-	f.apply(&o)
+	if err := f.apply(&o, stderr); err != nil {
+		return o, err
+	}
 	return o, nil
 }
 
 // apply sets the options that come from the cliFlags, once the test binary
 // and its arguments are known.
-func (f cliFlags) apply(o *runner.Options) {
+func (f cliFlags) apply(o *runner.Options, stderr io.Writer) error {
 	o.Shell = *f.shell
 	if *f.command != "" {
 		o.Command = strings.Fields(*f.command)
@@ -184,6 +187,17 @@ func (f cliFlags) apply(o *runner.Options) {
 	default:
 		o.TestdataDir = *f.testdata
 	}
+	if *f.pkgFiles {
+		files, skipped, err := runner.PackageDirFiles(".", o.TestBinary)
+		if err != nil {
+			return fmt.Errorf("-package-files: %w (or pass -package-files=false)", err)
+		}
+		o.PackageFiles = files
+		if len(skipped) > 0 && *f.verbose {
+			fmt.Fprintf(stderr, "invm: package files left on the host: %s\n", strings.Join(skipped, ", "))
+		}
+	}
+	return nil
 }
 
 // testTimeoutGrace is how much longer than the test's own -test.timeout

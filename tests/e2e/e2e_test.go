@@ -9,7 +9,11 @@
 //   - a DPDK test written as a user writes it (the dependency, NICs,
 //     hugepages, vfio_nics; no pure, copts or linkopts) forwards frames
 //     through DPDK's e1000 PMD;
-//   - --platforms=@rules_go_vm//:aarch64 boots an aarch64 guest, DPDK too;
+//   - a guest_kernel (the default kernel plus options, one label for both
+//     arches) boots a test that pings across a veth pair into a new network
+//     namespace, and its configuration has the added option;
+//   - --platforms=@rules_go_vm//:aarch64 boots an aarch64 guest, DPDK and
+//     the guest_kernel too;
 //   - editing a test file rebuilds that test's layer and no kernel or base
 //     layer action (counted from --execution_log_json_file).
 //
@@ -31,6 +35,11 @@ import (
 
 	"github.com/rules-go-vm/rules_go_vm/tests/internal/nestedbazel"
 )
+
+// kernelConfigDownload has Bazel download the guest_kernel's config, which
+// the test reads: it is no top-level output, and Bazel 7 does not download
+// those from a (disk) cache hit by default.
+const kernelConfigDownload = "--remote_download_regex=.*/netns_kernel/config$"
 
 func TestUserModule(t *testing.T) {
 	repo, err := nestedbazel.RepoRoot()
@@ -78,11 +87,11 @@ func TestUserModule(t *testing.T) {
 	testlogs := ""
 
 	t.Run("pass and fail", func(t *testing.T) {
-		out, code := run(t, "test", "--symlink_prefix=/", "--test_output=errors", "--nocache_test_results", "//...")
+		out, code := run(t, "test", "--symlink_prefix=/", "--test_output=errors", "--nocache_test_results", kernelConfigDownload, "//...")
 		if code != nestedbazel.ExitTestsFailed {
 			t.Fatalf("bazel test //... exited %d, want %d (tests failed):\n%s", code, nestedbazel.ExitTestsFailed, nestedbazel.Tail(out))
 		}
-		if err := nestedbazel.CheckStatus(out, map[string]string{"//:pass_vm_test": "PASSED", "//:fail_vm_test": "FAILED", "//:dpdk_vm_test": "PASSED"}); err != nil {
+		if err := nestedbazel.CheckStatus(out, map[string]string{"//:pass_vm_test": "PASSED", "//:fail_vm_test": "FAILED", "//:dpdk_vm_test": "PASSED", "//:netns_vm_test": "PASSED"}); err != nil {
 			t.Errorf("%v\n%s", err, nestedbazel.Tail(out))
 		}
 		if !strings.Contains(out, "E2E-FAIL: this test fails on purpose") {
@@ -91,6 +100,8 @@ func TestUserModule(t *testing.T) {
 		testlogs = info(t, "bazel-testlogs")
 		checkGuestLine(t, filepath.Join(testlogs, "pass_vm_test/test.log"), "goarch=amd64 machine=x86_64", "edit=original")
 		checkLogLine(t, filepath.Join(testlogs, "dpdk_vm_test/test.log"), "E2E-DPDK", "1000 frames forwarded through net_e1000_em")
+		checkLogLine(t, filepath.Join(testlogs, "netns_vm_test/test.log"), "E2E-NETNS", "machine=amd64", "ping both ways ok")
+		checkKernelConfig(t, filepath.Join(info(t, "bazel-bin"), "netns_kernel/config"), "CONFIG_NET_SCH_NETEM=y", "CONFIG_VETH=y")
 	})
 
 	t.Run("a hanging test ends TIMEOUT with its stacks", func(t *testing.T) {
@@ -155,14 +166,35 @@ func TestUserModule(t *testing.T) {
 	})
 
 	t.Run("aarch64", func(t *testing.T) {
-		out, code := run(t, "test", "--symlink_prefix=/", "--nocache_test_results", "--platforms=@rules_go_vm//:aarch64", "//:pass_vm_test", "//:dpdk_vm_test")
+		out, code := run(t, "test", "--symlink_prefix=/", "--nocache_test_results", "--platforms=@rules_go_vm//:aarch64", kernelConfigDownload, "//:pass_vm_test", "//:dpdk_vm_test", "//:netns_vm_test")
 		if code != nestedbazel.ExitOK {
-			t.Fatalf("bazel test --platforms=@rules_go_vm//:aarch64 //:pass_vm_test //:dpdk_vm_test: exit %d\n%s", code, nestedbazel.Tail(out))
+			t.Fatalf("bazel test --platforms=@rules_go_vm//:aarch64 //:pass_vm_test //:dpdk_vm_test //:netns_vm_test: exit %d\n%s", code, nestedbazel.Tail(out))
 		}
 		logs := info(t, "bazel-testlogs", "--platforms=@rules_go_vm//:aarch64")
 		checkGuestLine(t, filepath.Join(logs, "pass_vm_test/test.log"), "goarch=arm64 machine=aarch64")
 		checkLogLine(t, filepath.Join(logs, "dpdk_vm_test/test.log"), "E2E-DPDK", "1000 frames forwarded through net_e1000_em")
+		checkLogLine(t, filepath.Join(logs, "netns_vm_test/test.log"), "E2E-NETNS", "machine=arm64", "ping both ways ok")
+		checkKernelConfig(t, filepath.Join(info(t, "bazel-bin", "--platforms=@rules_go_vm//:aarch64"), "netns_kernel/config"), "CONFIG_NET_SCH_NETEM=y", "CONFIG_ARM64=y")
 	})
+}
+
+// checkKernelConfig checks that a kernel's final .config has every want
+// line.
+func checkKernelConfig(t *testing.T, config string, want ...string) {
+	t.Helper()
+	b, err := os.ReadFile(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := map[string]bool{}
+	for _, l := range strings.Split(string(b), "\n") {
+		lines[l] = true
+	}
+	for _, w := range want {
+		if !lines[w] {
+			t.Errorf("%s lacks %s", config, w)
+		}
+	}
 }
 
 // checkGuestLine checks that the test log has the guest's E2E-GUEST line

@@ -1,9 +1,12 @@
-// Package userland checks the guest's userland: a static busybox whose
+// Package userland checks the guest's userland: the loopback interface up,
+// as on a host, and a static busybox whose
 // applets (runner.GuestApplets) are on the test's PATH, as tests that exec
 // a few tools expect (golang.org/x/sys/unix's TestPidfd runs `sleep`).
 package userland
 
 import (
+	"io"
+	"net"
 	"os/exec"
 	"strings"
 	"testing"
@@ -42,5 +45,36 @@ func TestCommands(t *testing.T) {
 	// A failing command fails: the exit status comes back.
 	if err := exec.Command("false").Run(); err == nil {
 		t.Error("false succeeded")
+	}
+}
+
+// TestLoopback: the loopback interface is up, with 127.0.0.1 and ::1, as on
+// the host where go test runs (servers on localhost are common in tests).
+func TestLoopback(t *testing.T) {
+	invm.Require(t)
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("listen on %s: %v", addr, err)
+			continue
+		}
+		go func() {
+			if c, err := ln.Accept(); err == nil {
+				c.Write([]byte("hello"))
+				c.Close()
+			}
+		}()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Errorf("dial %s: %v", ln.Addr(), err)
+			ln.Close()
+			continue
+		}
+		b, err := io.ReadAll(c)
+		c.Close()
+		ln.Close()
+		if err != nil || string(b) != "hello" {
+			t.Errorf("read from %s: %q, %v; want \"hello\"", ln.Addr(), b, err)
+		}
 	}
 }

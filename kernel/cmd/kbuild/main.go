@@ -7,12 +7,17 @@
 //	       [--fragments DIR | --fragments a.config,b.config]
 //	       [--patches DIR | --patches a.patch,b.patch | --patches none]
 //	       [--cache DIR] [--out DIR] [-j N] [--cross-compile PREFIX]
+//	       [--tree] [--base-tree tree.tar.gz]
 //	       [--check-only] [-v]
 //
 // Without --fragments it uses the fragments embedded from kernel/fragments,
 // without --patches the patches embedded from kernel/patches.
 // It prints the cache entry directory; --out also copies the outputs
 // (vmlinux and bzImage, or Image, plus config and manifest.json) there.
+// --tree also saves the build tree (tree.tar.gz, in the entry and --out);
+// --base-tree builds incrementally from such a tree: --fragments are then
+// the extra options (default: none) and the tree has its patched sources
+// (--patches must be unset or none).
 // --check-only stops after checking the configuration (no build, no cache
 // entry).
 package main
@@ -115,6 +120,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		jobs      = fset.Int("j", 0, "parallel make jobs (0 = number of CPUs)")
 		cross     = fset.String("cross-compile", "", "CROSS_COMPILE prefix (default: none for the host arch, else e.g. aarch64-linux-gnu-; \"-\" = none)")
 		checkOnly = fset.Bool("check-only", false, "only configure and check the options, do not build")
+		tree      = fset.Bool("tree", false, "also save the build tree ("+kbuild.TreeFile+") for incremental builds")
+		baseTree  = fset.String("base-tree", "", "build incrementally from this build tree (from --tree); --fragments are the extra options")
 		verbose   = fset.Bool("v", false, "stream build output to stderr")
 	)
 	if err := fset.Parse(args); err != nil {
@@ -123,13 +130,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fset.NArg() != 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fset.Args())
 	}
-	frags, err := loadFragments(*fragments)
-	if err != nil {
-		return err
+	var frags []*kconfig.Fragment
+	var ps []kbuild.Patch
+	var err error
+	if *baseTree == "" || *fragments != "" {
+		if frags, err = loadFragments(*fragments); err != nil {
+			return err
+		}
 	}
-	ps, err := loadPatches(*patches)
-	if err != nil {
-		return err
+	switch {
+	case *baseTree == "":
+		if ps, err = loadPatches(*patches); err != nil {
+			return err
+		}
+	case *patches != "" && *patches != "none":
+		return fmt.Errorf("%w: --patches with --base-tree: the tree holds its build's patched sources", errUsage)
 	}
 	if *cache == "" {
 		if *cache, err = kbuild.DefaultCacheDir(); err != nil {
@@ -144,6 +159,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		CacheDir:     *cache,
 		CrossCompile: *cross,
 		Jobs:         *jobs,
+		Tree:         *tree,
+		BaseTree:     *baseTree,
 	}
 	if *verbose {
 		opts.Log = stderr
@@ -174,7 +191,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := os.MkdirAll(*out, 0o755); err != nil {
 			return err
 		}
-		for _, name := range append(kbuild.Outputs(opts.Arch), "config", "manifest.json") {
+		names := append(kbuild.Outputs(opts.Arch), "config", "manifest.json")
+		if *tree {
+			names = append(names, kbuild.TreeFile)
+		}
+		for _, name := range names {
 			if err := copyFile(res.Path(name), filepath.Join(*out, name)); err != nil {
 				return err
 			}

@@ -65,6 +65,8 @@ func TestRunErrors(t *testing.T) {
 		{"extra args", []string{"--source", "x", "y"}, errUsage},
 		{"no source", []string{"--cache", t.TempDir()}, kbuild.ErrInvalidOptions},
 		{"bad arch", []string{"--arch", "mips", "--source", "/dev/null", "--cache", t.TempDir()}, kbuild.ErrInvalidOptions},
+		{"patches with a base tree", []string{"--base-tree", "t.tar.gz", "--patches", "x.patch", "--source", "x"}, errUsage},
+		{"missing base tree", []string{"--base-tree", "/nonexistent/tree.tar.gz", "--source", "/dev/null", "--cache", t.TempDir()}, kbuild.ErrInvalidOptions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -6,15 +6,17 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
-	"syscall"
 
+	"github.com/rules-go-vm/rules_go_vm/lifecycle"
+	"github.com/rules-go-vm/rules_go_vm/runner"
 	"github.com/rules-go-vm/rules_go_vm/runner/cli"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	sigs, stop := lifecycle.NotifySignals()
+	code := runner.Launch(sigs, runner.LaunchGrace, os.Stderr, func(ctx context.Context) int {
+		return cli.Run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	})
 	stop()
 	os.Exit(code)
 }

@@ -14,7 +14,12 @@
 // the guest code run for the first time, the part of a TCG boot's cost that
 // host noise does not move. -compare-kernel and -compare-init add rows for
 // another kernel or guest init (e.g. a previous commit's); -coverage a row
-// with a guest coverage directory, as `bazel coverage` runs have. -snapshot
+// with a guest coverage directory, as `bazel coverage` runs have.
+// -compare-invm adds rows that run whole invm binaries (e.g. a previous
+// commit's and this one's, each with its own guest init) as processes, so
+// that runner changes are measured against each other in the same run: the
+// "run" columns are then the process's wall time, and every row has the
+// host overhead (the run's total less the guest's own clock). -snapshot
 // (on by default) adds, per arch, a snapshot-start row (start = "snapshot":
 // the template made in the warm-up, restored on every boot) and a cold row
 // over the same channel (virtio-serial), and prints the snapshot median's
@@ -31,13 +36,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/rules-go-vm/rules_go_vm/arch"
+	"github.com/rules-go-vm/rules_go_vm/protocol"
 	"github.com/rules-go-vm/rules_go_vm/runner"
 	"github.com/rules-go-vm/rules_go_vm/runner/initramfs"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
@@ -60,13 +68,18 @@ type setup struct {
 	// template it restored (read after the warm-up made it).
 	snapshot bool
 	template runner.Template
+	// over is the host overhead: the run's total less the guest's clock.
+	over []time.Duration
+	// invm, when set, is an invm binary run as a process for each boot
+	// (-compare-invm); opts then only gives its kernel, init and test.
+	invm string
 }
 
 // flags are invmbench's command line.
 type flags struct {
 	n                                        int
 	arches, baseline, root, writeBL, compare string
-	inits, qemus, formats                    string
+	inits, qemus, formats, invms             string
 	verbose, shapes, coverage, snapshot      bool
 }
 
@@ -85,6 +98,7 @@ func parseFlags(args []string) (flags, error) {
 	fs.BoolVar(&f.coverage, "coverage", false, "also boot ours with a guest coverage directory (runner.Options.CoverageDir: made, walked and sent back; what `bazel coverage` adds to a run)")
 	fs.BoolVar(&f.snapshot, "snapshot", true, "also measure snapshot start (a template restored) and a cold boot over virtio-serial, its channel")
 	fs.StringVar(&f.formats, "template-formats", "", "comma-separated template save formats (stream, mapped-ram, ram-file): a snapshot row for each; \"\" is the runner's default")
+	fs.StringVar(&f.invms, "compare-invm", "", "comma-separated INVM=INIT pairs (e.g. a previous commit's invm and guest init, and this one's): also boot ours by running each invm as a process with its init, x86_64 and aarch64 alike (arch from the init's ELF)")
 	fs.StringVar(&f.inits, "compare-init", "", "comma-separated prebuilt guest inits (e.g. a previous commit's; arch from the ELF): also boot ours with each")
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -174,6 +188,24 @@ func variantSetups(f flags, a arch.Arch, ours runner.Options) ([]*setup, error) 
 			other := ours
 			other.InitBinary = init
 			setups = append(setups, &setup{name: fmt.Sprintf("%s -compare-init %s", a, filepath.Base(init)), opts: other})
+		}
+	}
+	for _, pair := range strings.Split(f.invms, ",") {
+		if pair == "" {
+			continue
+		}
+		bin, init, ok := strings.Cut(pair, "=")
+		if !ok {
+			return nil, fmt.Errorf("-compare-invm %q: want INVM=INIT", pair)
+		}
+		got, err := runner.ArchOfELF(init)
+		if err != nil {
+			return nil, fmt.Errorf("-compare-invm: %w", err)
+		}
+		if got == a {
+			other := ours
+			other.InitBinary = init
+			setups = append(setups, &setup{name: fmt.Sprintf("%s -compare-invm %s", a, bin), opts: other, invm: bin})
 		}
 	}
 	for _, q := range strings.Split(f.qemus, ",") {
@@ -275,6 +307,10 @@ func measure(ctx context.Context, setups []*setup, n int, verbose bool, out io.W
 			s.vm = append(s.vm, res.VM)
 			s.tot = append(s.tot, res.Total)
 			s.tbs = append(s.tbs, res.Translations)
+			if v := res.Verdict; v != nil {
+				g := v.Timings
+				s.over = append(s.over, res.Total-g.Boot-g.Setup-g.Test-g.Teardown)
+			}
 		}
 	}
 	return nil
@@ -285,7 +321,7 @@ func report(out io.Writer, setups []*setup, n int, shapes bool) error {
 	host, _ := os.Hostname()
 	fmt.Fprintf(out, "invmbench: %d boots per setup, interleaved, host %s, %s\n", n, host, time.Now().Format(time.RFC3339))
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "setup\tVM min\tmedian\tmax\trun min\tmedian\tmax\tVM median / baseline\tTBs at verdict")
+	fmt.Fprintln(tw, "setup\tVM min\tmedian\tmax\trun min\tmedian\tmax\thost overhead median\tVM median / baseline\tTBs at verdict")
 	var base time.Duration
 	for _, s := range setups {
 		if strings.Contains(s.name, "baseline") {
@@ -299,7 +335,7 @@ func report(out io.Writer, setups []*setup, n int, shapes bool) error {
 		}
 		mn, md, mx := stats(s.vm)
 		tmn, tmd, tmx := stats(s.tot)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.name, mn, md, mx, tmn, tmd, tmx, ratio, tbStats(s.tbs))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.name, mn, md, mx, tmn, tmd, tmx, median(s.over), ratio, tbStats(s.tbs))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -362,7 +398,11 @@ func diskUsage(dir string) int64 {
 }
 
 func once(ctx context.Context, s *setup, verbose bool, out io.Writer) (runner.Result, error) {
-	res, err := runner.Run(ctx, s.opts)
+	run := runner.Run
+	if s.invm != "" {
+		run = s.runInvm
+	}
+	res, err := run(ctx, s.opts)
 	if err == nil && !res.Pass {
 		err = errors.New("hello failed: " + res.Reason)
 	}
@@ -512,4 +552,54 @@ func order[T cmp.Ordered](xs []T) (min, med, max T) {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[0], s[len(s)/2], s[len(s)-1]
+}
+
+// runInvm boots o through the invm binary s.invm as a process: Result's
+// VM, verdict timings and translation blocks come from its -v timings line,
+// Total is the process's wall time.
+func (s *setup) runInvm(ctx context.Context, o runner.Options) (runner.Result, error) {
+	args := []string{"-v", "-count-translations", "-kernel", o.Kernel, "-init", o.InitBinary, "-testdata", o.TestdataDir}
+	if o.QEMU != "" {
+		args = append(args, "-qemu", o.QEMU)
+	}
+	cmd := exec.CommandContext(ctx, s.invm, append(append(args, "--"), o.TestBinary)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	res := runner.Result{Total: time.Since(start)}
+	if err != nil {
+		return res, fmt.Errorf("%s: %w\n%s", s.invm, err, stderr.String())
+	}
+	if err := parseTimings(stderr.String(), &res); err != nil {
+		return res, fmt.Errorf("%s: %w\n%s", s.invm, err, stderr.String())
+	}
+	res.Pass = true
+	return res, nil
+}
+
+// timingsLine matches the parts of invm's -v timings line (runner.Result.Timings) that invmbench reports.
+var timingsLine = regexp.MustCompile(`invm: timings: host boot \S+, VM (\S+), .*guest kernel (\S+), setup (\S+), test (\S+), teardown (\S+);(?: .*; (\d+) translation blocks)?`)
+
+// parseTimings fills res from invm's -v output.
+func parseTimings(out string, res *runner.Result) error {
+	m := timingsLine.FindStringSubmatch(out)
+	if m == nil {
+		return errors.New("no timings line with a verdict")
+	}
+	var d [5]time.Duration
+	for i := range d {
+		v, err := time.ParseDuration(strings.TrimSuffix(m[i+1], ","))
+		if err != nil {
+			return fmt.Errorf("timings line: %w", err)
+		}
+		d[i] = v
+	}
+	res.VM = d[0]
+	res.Verdict = &protocol.Verdict{Pass: true}
+	res.Verdict.Timings.Boot, res.Verdict.Timings.Setup, res.Verdict.Timings.Test, res.Verdict.Timings.Teardown = d[1], d[2], d[3], d[4]
+	if m[6] != "" {
+		res.Translations, _ = strconv.ParseInt(m[6], 10, 64)
+	}
+	return nil
 }

@@ -369,6 +369,13 @@ const (
 	// stack dump, its verdict and the XML, with room to spare before the
 	// SIGKILL.
 	stacksGrace = bazelTerminationGrace * 2 / 3
+	// launchGrace is the launcher's whole time after the SIGTERM (the
+	// stacks, the run's teardown, the XML): Bazel's grace less
+	// launcherExitMargin, so that the launcher exits by itself, its
+	// reports written, before the SIGKILL.
+	launchGrace = bazelTerminationGrace - launcherExitMargin
+	// launcherExitMargin is what launchGrace leaves of Bazel's grace.
+	launcherExitMargin = time.Second
 )
 
 // timeoutBudget returns the budget for a TEST_TIMEOUT of total.

@@ -40,7 +40,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -51,6 +50,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rules-go-vm/rules_go_vm/arch"
+	"github.com/rules-go-vm/rules_go_vm/lifecycle"
 	"github.com/rules-go-vm/rules_go_vm/runner"
 	"github.com/rules-go-vm/rules_go_vm/vmspec"
 )
@@ -60,9 +60,13 @@ const guestRunfiles = "/invm/runfiles/"
 
 func main() {
 	ppid := os.Getppid()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	sigs, stop := lifecycle.NotifySignals()
 	endWithParent(ppid)
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	// Bazel's SIGTERM begins the shutdown; the run then has what is left of
+	// Bazel's grace before its SIGKILL (timeoutBudget).
+	code := runner.Launch(sigs, launchGrace, os.Stderr, func(ctx context.Context) int {
+		return run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	})
 	stop()
 	os.Exit(code)
 }
