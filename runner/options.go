@@ -231,6 +231,11 @@ type Options struct {
 	// A prebuilt template that does not fit is refused (cold boot), never
 	// remade.
 	Template string
+	// NoTemplate, when set, is why the run has no template (a launcher's
+	// build decided, e.g. the VM is not the shared template's shape):
+	// start = "auto" boots cold giving this reason, without making or
+	// looking for one; start = "snapshot" still makes one in the cache.
+	NoTemplate string
 	// TemplateFormat is how templates are saved (vmm.SaveFormats); "" is
 	// DefaultTemplateFormat, the one measured to restore fastest here.
 	// For measuring the others (invmbench -template-formats).

@@ -45,6 +45,9 @@ func chooseStart(o Options) (startChoice, error) {
 		}
 		return startChoice{reason: "start = auto, but a template cannot carry this VM: " + why}, nil
 	}
+	if o.Start == StartAuto && o.Template == "" && o.NoTemplate != "" {
+		return startChoice{reason: "start = auto, but the build made no template: " + o.NoTemplate}, nil
+	}
 	return startChoice{snapshot: true, reason: "start = " + o.Start}, nil
 }
 

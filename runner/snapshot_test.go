@@ -36,6 +36,9 @@ func TestChooseStart(t *testing.T) {
 		{name: "auto with shell", o: Options{Start: "auto", Shell: true}, wantReason: "debug command"},
 		{name: "snapshot with NICs", o: Options{Start: "snapshot", NICs: []string{"e1000"}}, wantErr: ErrInvalidOptions},
 		{name: "snapshot with mgmt NIC", o: Options{Start: "snapshot", MgmtNIC: "e1000"}, wantErr: ErrInvalidOptions},
+		{name: "auto, the build made none", o: Options{Start: "auto", NoTemplate: "the VM's memory differs"}, wantReason: "the build made no template: the VM's memory differs"},
+		{name: "auto with a template", o: Options{Start: "auto", Template: "/t", NoTemplate: "stale"}, wantSnapshot: true},
+		{name: "snapshot, the build made none", o: Options{Start: "snapshot", NoTemplate: "x"}, wantSnapshot: true},
 		{name: "snapshot with vfio", o: Options{Start: "snapshot", VFIONICs: vmspec.VFIONICs{All: true}}, wantErr: ErrInvalidOptions},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

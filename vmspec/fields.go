@@ -130,14 +130,16 @@ var Fields = []Field{
 		get:     func(s Shape) string { return strings.Join(s.NICs, ",") },
 	},
 	{
-		Name: "start", Kind: KindString, Default: "cold", Values: Starts, Example: "auto",
+		Name: "start", Kind: KindString, Default: "auto", Values: Starts, Example: "cold",
 		Doc: `How the guest starts: "cold" boots it; "snapshot" restores a template of the VM (kernel, base layer, ` +
 			`shape, QEMU build) booted once to where init waits for its test and saved, then sends the test over ` +
-			`virtio-serial; "auto" does that where the spec allows and cold-boots otherwise. A spec a template cannot ` +
-			`carry (NICs, a management NIC, an IOMMU, vfio_nics, 2M/1G host pages, a vsock transport, a debug ` +
-			`command) cold-boots under "auto" and is an error under "snapshot"; a template made by another QEMU or ` +
-			`for another shape is not used, and a failed restore falls back to a cold boot. The test log says which ` +
-			`start ran and why.`,
+			`virtio-serial; "auto" (the default) does that where a template fits and cold-boots otherwise. ` +
+			`go_vm_test: every test of the default kernel and VM shape restores its arch's one shared template; ` +
+			`under "snapshot" another shape gets a template of its own, under "auto" it cold-boots. invm: templates ` +
+			`are made on first use in its cache directory. A spec a template cannot carry (NICs, a management NIC, ` +
+			`an IOMMU, vfio_nics, 2M/1G host pages, a vsock transport, a debug command) cold-boots under "auto" and ` +
+			`is an error under "snapshot"; a template made by another QEMU or for another shape is not used, and a ` +
+			`failed restore falls back to a cold boot. The test log says which start ran and why.`,
 		set: enum("start", Starts, func(s *Shape) *string { return &s.Start }),
 		get: func(s Shape) string { return s.Start },
 	},

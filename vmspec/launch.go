@@ -40,6 +40,10 @@ type Launch struct {
 	// by runner/cmd/mktemplate), "" for none: the launcher restores it
 	// when the shape's start allows, else boots cold.
 	Template string `json:"template,omitempty"`
+	// NoTemplate is why the build made no template for a start = "auto"
+	// VM (e.g. its shape is not the shared template's): the launcher
+	// boots cold and its log says this reason.
+	NoTemplate string `json:"no_template,omitempty"`
 }
 
 // Resolve parses the shape fields and the arch and applies the defaults.

@@ -226,7 +226,7 @@ func (s Shape) Defaults() Shape {
 		s.TCGTimeoutScale = 3
 	}
 	if s.Start == "" {
-		s.Start = "cold"
+		s.Start = "auto"
 	}
 	return s
 }

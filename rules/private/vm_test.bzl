@@ -2,6 +2,7 @@
 
 load("@io_bazel_rules_go//go:def.bzl", "go_test")
 load(":providers.bzl", "KernelInfo", "VmTestInfo")
+load(":template.bzl", "make_template", "vm_key")
 load(
     ":spec.bzl",
     "ACCELS",
@@ -157,41 +158,35 @@ def _rlocation(ctx, f):
         return f.short_path[3:]
     return ctx.workspace_name + "/" + f.short_path
 
-def _template(ctx, arch, kernel, base):
-    """The snapshot-start template of the test's VM, a build output (None for start = "cold").
+def _template(ctx, tc, kernel, base):
+    """The test's snapshot-start template and, when it has none, why (for the launcher's log).
 
-    runner/cmd/mktemplate boots the VM once to where its init waits for the test layer and
-    saves it (QEMU migration to a file); the launcher restores it. The action sees only what
-    the template depends on (the shape, the kernel, the base layer), so every test of one VM
-    shape remakes nothing when its own code changes, and a remote cache shares it. QEMU is
-    the exec host's (PATH, or $INVM_QEMU through --action_env); a template made by another
-    QEMU build is refused at run time and the test boots cold.
+    `start = "cold"`: none. A test of the default kernel and the VM toolchain's template's shape restores that
+    one template (one GuestTemplate action per arch, shared). Another shape: under `"snapshot"` its own template
+    (a GuestTemplate action of its own); under `"auto"` a cold boot, the launcher saying why.
+
+    Returns:
+      (File or None, string): the template directory; the reason there is none ("" when there is one, or for cold).
     """
-    if ctx.attr.start == "cold":
-        return None
-    spec = {
-        "arch": arch,
-        "args": [],
-        "env": {},
-        "kernel": _rlocation(ctx, kernel.image),
-        "layers": [_rlocation(ctx, base.archive)],
-        "shape": _shape(ctx.attr),
-        "test": "/invm/template",
-        "workdir": "/",
-    }
-    spec_file = ctx.actions.declare_file(ctx.label.name + ".template.json")
-    ctx.actions.write(spec_file, json.encode_indent(spec) + "\n")
-    out = ctx.actions.declare_directory(ctx.label.name + ".template")
-    ctx.actions.run(
-        executable = ctx.executable._mktemplate,
-        arguments = ["-o", out.path, "-spec", spec_file.path, "-kernel", kernel.image.path, "-base", base.archive.path],
-        inputs = [spec_file, kernel.image, base.archive],
-        outputs = [out],
-        mnemonic = "GuestTemplate",
-        progress_message = "Making the snapshot-start template of %{label}",
-        use_default_shell_env = True,
-    )
-    return out
+    start = ctx.attr.start
+    if start == "cold":
+        return None, ""
+    shape = _shape(ctx.attr)
+    shared = tc.template
+    why = ""
+    if ctx.attr.kernel:
+        why = "the test's kernel is not the VM toolchain's (the shared template is of the default kernel)"
+    elif not shared:
+        why = "the VM toolchain has no template"
+    else:
+        differ = sorted([k for k, v in vm_key(shape).items() if shared.vm.get(k) != v])
+        if differ:
+            why = "the VM's %s differ%s from the shared template's (the default shape)" % (", ".join(differ), "" if len(differ) > 1 else "s")
+    if not why:
+        return shared.directory, ""
+    if start == "snapshot":
+        return make_template(ctx, ctx.label.name, tc.arch, kernel, base, shape), ""
+    return None, why + "; start = \"snapshot\" makes a template for this test"
 
 def _go_vm_test_impl(ctx):
     validate_spec(ctx.label, ctx.attr)
@@ -253,9 +248,11 @@ def _go_vm_test_impl(ctx):
         "test": "/invm/runfiles/" + _rlocation(ctx, binary),
         "workdir": "/invm/runfiles/" + pkg_dir,
     }
-    template = _template(ctx, tc.arch, kernel, base)
+    template, no_template = _template(ctx, tc, kernel, base)
     if template:
         spec["template"] = _rlocation(ctx, template)
+    if no_template:
+        spec["no_template"] = no_template
     spec_file = ctx.actions.declare_file(ctx.label.name + ".vm.json")
     ctx.actions.write(spec_file, json.encode_indent(spec) + "\n")
 
