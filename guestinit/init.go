@@ -97,6 +97,16 @@ type Init struct {
 	Subreaper bool
 	// OutputsDir overrides the package's OutputsDir when not empty.
 	OutputsDir string
+	// LayerRoot is where a template guest extracts its test layer ("/";
+	// see protocol.ReadLayer).
+	LayerRoot string
+	// SetClock sets the wall clock of a restored guest (which has the
+	// template's); nil skips it.
+	SetClock func(time.Time) error
+	// AddEntropy mixes a restored guest's seed into its random pool and
+	// reseeds (every restore starts from the template's pool); nil skips
+	// it.
+	AddEntropy func(seed []byte) error
 	// SetupTimeout, WatchdogMargin and OpenTimeout override the package
 	// defaults when not zero.
 	SetupTimeout, WatchdogMargin, OpenTimeout time.Duration

@@ -37,6 +37,9 @@ func Linux() *Init {
 		SetHostname: func(name string) error { return unix.Sethostname([]byte(name)) },
 		LoopbackUp:  LoopbackUp,
 		BindVFIO:    vfio.Bind,
+		LayerRoot:   "/",
+		SetClock:    setClock,
+		AddEntropy:  addEntropy,
 		Listen:      ListenVsock,
 		Sync:        unix.Sync,
 		// A reset, not a power-off: the runner always starts QEMU with
@@ -161,6 +164,14 @@ type dialResult struct {
 	data       map[protocol.Role]io.ReadWriteCloser
 	streamErrs map[protocol.Role]error // data streams that did not open
 	err        error                   // the control stream did not open
+	cfgErr     error                   // a template guest got no usable config
+}
+
+// closedDial is a dial that already happened.
+func closedDial(d dialResult) <-chan dialResult {
+	out := make(chan dialResult, 1)
+	out <- d
+	return out
 }
 
 // dial connects to the host over ch in the background: the control
@@ -261,6 +272,11 @@ func (s *session) main(cfg protocol.GuestConfig, cfgErr error, wd *time.Timer) p
 		s.mounted = ms
 		s.mu.Unlock()
 		mountErr = err
+	}
+	if cfgErr == nil && cfg.Template {
+		var rd dialResult
+		cfg, rd = s.restore(cfg, wd)
+		dialed, cfgErr = closedDial(rd), rd.cfgErr
 	}
 	if dialed == nil {
 		dialed = s.dial(ch)

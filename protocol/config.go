@@ -132,6 +132,16 @@ type GuestConfig struct {
 	// version 2 of the frames, optional: a config without it is what it
 	// was (the host and the guest init always come from one build).
 	VFIONICs []string `json:"vfio_nics,omitempty"`
+	// Template makes the guest a template for snapshot start: init mounts
+	// what HugePageSizes asks, opens the channel (serial only: QEMU cannot
+	// migrate a guest with a vhost-user device), writes TemplateReady and
+	// waits for a layer message (see ReadLayer), whose GuestConfig at
+	// ConfigPath then replaces this one. Path is not needed.
+	Template bool `json:"template,omitempty"`
+	// LayerPorts are a template's extra virtio-serial ports (device paths),
+	// opened with the channel, over which a striped layer message's parts
+	// come (LayerHeader.Stripes). Template only; optional.
+	LayerPorts []string `json:"layer_ports,omitempty"`
 	// CoverageDir, when not empty, is an absolute guest directory that
 	// init creates before the test and whose regular files it sends to the
 	// host after the test, whatever the verdict, as output files below
@@ -245,7 +255,21 @@ func (c *GuestConfig) Validate() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, a...))
 	}
-	if c.Path == "" || !path.IsAbs(c.Path) {
+	if c.Template {
+		if c.Channel.Kind != ChannelSerial {
+			return bad("template: channel kind %q: a template's channel must be %q", c.Channel.Kind, ChannelSerial)
+		}
+		if len(c.LayerPorts) > MaxLayerStripes {
+			return bad("layer_ports: %d, at most %d", len(c.LayerPorts), MaxLayerStripes)
+		}
+		for _, p := range c.LayerPorts {
+			if !path.IsAbs(p) {
+				return bad("layer_ports: %q: want an absolute path", p)
+			}
+		}
+	} else if len(c.LayerPorts) > 0 {
+		return bad("layer_ports: only a template has them")
+	} else if c.Path == "" || !path.IsAbs(c.Path) {
 		return bad("path %q: want an absolute path", c.Path)
 	}
 	if c.Dir != "" && !path.IsAbs(c.Dir) {

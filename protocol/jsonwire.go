@@ -352,6 +352,10 @@ func decodeConfig(b []byte) (GuestConfig, error) {
 			c.DebugPort, err = r.uint32()
 		case "vfio_nics":
 			c.VFIONICs, err = r.strings()
+		case "template":
+			c.Template, err = r.boolean()
+		case "layer_ports":
+			c.LayerPorts, err = r.strings()
 		case "coverage_dir":
 			c.CoverageDir, err = r.str()
 		default:

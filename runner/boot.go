@@ -37,7 +37,8 @@ func monitorSocket(state string) string { return filepath.Join(state, "qmp.sock"
 // vmDescription is the VM to boot: the plan's shape with the chosen
 // accelerator, the kernel, the prepared initrd, channel device and monitor
 // socket (none with Options.NoMonitor), and the kernel command line's
-// additions. It is pure.
+// additions; for a snapshot start, the template's initrd and state. It is
+// pure.
 func vmDescription(p *runPlan, pr *prepared) vmm.VM {
 	o := p.o
 	vm := p.shape
@@ -46,6 +47,11 @@ func vmDescription(p *runPlan, pr *prepared) vmm.VM {
 	vm.Quiet, vm.Cmdline = !o.Verbose, o.ExtraCmdline
 	if o.NoMonitor {
 		vm.Monitor = ""
+	}
+	if pr.restore != nil {
+		t := pr.restore.tmpl
+		vm = restoreVM(vm, t.Meta.Format, t.RAM())
+		vm.Initrd, vm.Restore = t.Initrd(), t.State()
 	}
 	return vm
 }
@@ -57,14 +63,8 @@ func vmDescription(p *runPlan, pr *prepared) vmm.VM {
 // teardown.
 func boot(ctx context.Context, p *runPlan, pr *prepared, res *Result) (*bootedVM, error) {
 	o := p.o
-	vm := vmDescription(p, pr)
+	vm := p.lower(vmDescription(p, pr))
 	pr.removeLater(monitorSocket(pr.state))
-	if p.profile.TSCEarly && vm.Accel == qemu.AccelTCG {
-		var err error
-		if vm.TSCkHz, err = qemu.HostTSCkHz(o.CPUInfo); err != nil {
-			fmt.Fprintf(o.Log, "invm: warning: no tsc_early_khz (%v): microvm may hang under TCG\n", err)
-		}
-	}
 	args, err := p.backend.Args(vm)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInternal, err)

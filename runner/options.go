@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -217,6 +218,31 @@ type Options struct {
 	// "vhost-user-vsock" or "virtio-serial" (see package runner/vsock).
 	// The run's log says which one and why.
 	Transport string
+	// Start is how the guest starts (vmspec.Starts): "" or "cold" boots it;
+	// "snapshot" restores a template of this VM from the cache directory
+	// (made on first use; see template.go) and sends the test layer over
+	// virtio-serial, failing with ErrInvalidOptions when the VM cannot be
+	// restored; "auto" restores where it can and boots otherwise. A
+	// template that does not fit and a failed restore fall back to a cold
+	// boot; the run's log and Result.Start say which start ran and why.
+	Start string
+	// Template is a prebuilt template's directory (MakeTemplate), used
+	// instead of the cache's; "" uses the cache directory's templates.
+	// A prebuilt template that does not fit is refused (cold boot), never
+	// remade.
+	Template string
+	// NoTemplate, when set, is why the run has no template (a launcher's
+	// build decided, e.g. the VM is not the shared template's shape):
+	// start = "auto" boots cold giving this reason, without making or
+	// looking for one; start = "snapshot" still makes one in the cache.
+	NoTemplate string
+	// TemplateFormat is how templates are saved (vmm.SaveFormats); "" is
+	// DefaultTemplateFormat, the one measured to restore fastest here.
+	// For measuring the others (invmbench -template-formats).
+	TemplateFormat string
+	// TemplateOut, when set, makes Run make a template of this VM in that
+	// directory and run no test (MakeTemplate); TestBinary is not needed.
+	TemplateOut string
 	// VhostDevice is the kernel's vhost-vsock device; "" means
 	// /dev/vhost-vsock.
 	VhostDevice string
@@ -338,13 +364,8 @@ func (o *Options) Validate() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidOptions, fmt.Sprintf(format, a...))
 	}
-	if o.TestBinary == "" {
-		return bad("no test binary")
-	}
-	if fi, err := os.Stat(o.TestBinary); err != nil {
-		return bad("test binary: %v", err)
-	} else if !fi.Mode().IsRegular() {
-		return bad("test binary %s: not a regular file", o.TestBinary)
+	if err := o.validateTestBinary(); err != nil {
+		return err
 	}
 	if o.Arch != "" {
 		if _, err := qemu.ProfileFor(o.Arch); err != nil {
@@ -353,6 +374,9 @@ func (o *Options) Validate() error {
 	}
 	if err := o.validateShape(); err != nil {
 		return err
+	}
+	if o.TemplateFormat != "" && !slices.Contains(vmm.SaveFormats, o.TemplateFormat) {
+		return bad("template format %q: use one of %s", o.TemplateFormat, strings.Join(vmm.SaveFormats, ", "))
 	}
 	for _, d := range []struct {
 		name string
@@ -412,6 +436,23 @@ func (o *Options) Validate() error {
 	return nil
 }
 
+// validateTestBinary checks the test binary, which making a template
+// (TemplateOut) does not need.
+func (o *Options) validateTestBinary() error {
+	switch {
+	case o.TemplateOut != "" && o.TestBinary == "":
+		return nil
+	case o.TestBinary == "":
+		return fmt.Errorf("%w: no test binary", ErrInvalidOptions)
+	}
+	if fi, err := os.Stat(o.TestBinary); err != nil {
+		return fmt.Errorf("%w: test binary: %v", ErrInvalidOptions, err)
+	} else if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%w: test binary %s: not a regular file", ErrInvalidOptions, o.TestBinary)
+	}
+	return nil
+}
+
 // validateShape checks the VM shape fields with package vmspec (limits,
 // allowed values, cross-field rules) and, once the arch is known, that the
 // shape has a machine.
@@ -454,6 +495,7 @@ func (o *Options) Shape() vmspec.Shape {
 		Arch: string(o.Arch), Backend: o.Backend, Accel: accel, CPUs: o.CPUs, MemoryMiB: o.MemoryMiB,
 		HostPages: o.HostPages, GuestHugepages: o.GuestHugepages, NICs: o.NICs, MgmtNIC: o.MgmtNIC,
 		IOMMU: o.IOMMU, VFIONICs: o.VFIONICs, Cmdline: o.ExtraCmdline, Transport: o.Transport, TCGTimeoutScale: max(o.TCGTimeoutScale, 1),
+		Start: o.Start,
 	}.Defaults()
 }
 
@@ -468,6 +510,7 @@ func (o *Options) SetShape(s vmspec.Shape) {
 	o.HostPages, o.GuestHugepages, o.NICs, o.MgmtNIC, o.IOMMU = s.HostPages, s.GuestHugepages, s.NICs, s.MgmtNIC, s.IOMMU
 	o.VFIONICs = s.VFIONICs
 	o.ExtraCmdline, o.Transport, o.TCGTimeoutScale = s.Cmdline, s.Transport, s.TCGTimeoutScale
+	o.Start = s.Start
 }
 
 // specMessage is a qemu.ErrInvalidSpec error's message without the prefix.

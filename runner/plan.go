@@ -35,6 +35,10 @@ type runPlan struct {
 	shape vmm.VM
 	// transport is the host-guest transport chosen on this host.
 	transport vsock.Choice
+	// startup is a cold boot or a snapshot start (chooseStart).
+	startup startChoice
+	// qemuVersion is what QEMU says it is.
+	qemuVersion string
 }
 
 // planOptions checks o (defaulted) and resolves what needs no host probe:
@@ -56,7 +60,9 @@ func planOptions(o Options, start time.Time, res *Result) (*runPlan, error) {
 		}
 	}
 	res.Arch = o.Arch
-	if err := checkLoader(o); err != nil {
+	if o.TestBinary == "" {
+		// Making a template (TemplateOut): no test binary, so no loader.
+	} else if err := checkLoader(o); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
 	profile, err := qemu.ProfileFor(o.Arch)
@@ -66,7 +72,11 @@ func planOptions(o Options, start time.Time, res *Result) (*runPlan, error) {
 	if o.Shell && len(o.Command) == 0 {
 		o.Command = []string{GuestBusybox, "sh", "-i"}
 	}
-	return &runPlan{o: o, start: start, profile: profile, shape: o.shape()}, nil
+	sc, err := chooseStart(o)
+	if err != nil {
+		return nil, err
+	}
+	return &runPlan{o: o, start: start, profile: profile, shape: o.shape(), startup: sc}, nil
 }
 
 // findHost resolves the plan against the host: the kernel (FindKernel),
@@ -94,7 +104,10 @@ func (p *runPlan) findHost(ctx context.Context, res *Result) error {
 		}
 	}
 	fmt.Fprintf(o.Log, "invm: %s, kernel %s\n", version, o.Kernel)
-	if p.transport, err = chooseTransport(*o); err != nil {
+	p.qemuVersion = version
+	if p.startup.snapshot {
+		p.transport = snapshotTransport
+	} else if p.transport, err = chooseTransport(*o); err != nil {
 		return err
 	}
 	o.Daemon = p.transport.Daemon

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -113,7 +114,7 @@ func TestVMDescription(t *testing.T) {
 		ch: &channel{device: vmm.Channel{Transport: vsock.VirtioSerial, Socket: "/s/serial.sock"}}}
 	vm := vmDescription(p, pr)
 	if vm.Accel != qemu.AccelKVM || vm.Kernel != "/k/vmlinux" || vm.Initrd != "/s/initrd.cpio" || vm.Monitor != "/s/qmp.sock" ||
-		vm.Channel != pr.ch.device || !vm.Quiet || !slices.Equal(vm.Cmdline, []string{"loglevel=7"}) || vm.CPUs != DefaultCPUs {
+		!reflect.DeepEqual(vm.Channel, pr.ch.device) || !vm.Quiet || !slices.Equal(vm.Cmdline, []string{"loglevel=7"}) || vm.CPUs != DefaultCPUs {
 		t.Errorf("VM %+v", vm)
 	}
 	p.o.NoMonitor, p.o.Verbose = true, true

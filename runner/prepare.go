@@ -27,6 +27,11 @@ type prepared struct {
 	ch           *channel
 	accel        AccelChoice
 	initrd       string
+	// base and cfg are the base layer and the guest config; restore is
+	// what a snapshot start restores (nil: a cold boot).
+	base    string
+	cfg     protocol.GuestConfig
+	restore *restore
 	// cleanups are files removed on release, before the state directory.
 	cleanups []string
 	// vmTasks tracks the VM's background work (the monitor's watch): the
@@ -65,8 +70,8 @@ func prepare(ctx context.Context, p *runPlan, res *Result) (*prepared, error) {
 	if o.ExternalDeadline {
 		spent = o.Now().Sub(p.start)
 	}
-	cfg := guestConfig(o, p.shape, pr.ch.guest, pr.accel.Accel, spent, hostHints(o.Kernel))
-	if err := pr.writeInitrd(o, base, cfg); err != nil {
+	pr.base, pr.cfg = base, guestConfig(o, p.shape, pr.ch.guest, pr.accel.Accel, spent, hostHints(o.Kernel))
+	if err := pr.prepareStart(ctx, p, res); err != nil {
 		return pr, err
 	}
 	// The vsock daemon (vhost-user-vsock), after the listener.
@@ -74,6 +79,44 @@ func prepare(ctx context.Context, p *runPlan, res *Result) (*prepared, error) {
 		return pr, err
 	}
 	return pr, nil
+}
+
+// prepareStart readies the start: for a snapshot start the template
+// (found or made) and the test layer, else, or when that fails (logged),
+// the cold boot's initrd.
+func (pr *prepared) prepareStart(ctx context.Context, p *runPlan, res *Result) error {
+	o := p.o
+	res.Start, res.StartReason = StartCold, p.startup.reason
+	if o.TemplateOut != "" {
+		if !p.startup.snapshot {
+			return fmt.Errorf("%w: no template of this VM: %s", ErrInvalidOptions, p.startup.reason)
+		}
+		tcfg, want, err := p.templateFor(pr, pr.base)
+		if err != nil {
+			return err
+		}
+		t, err := p.makeTemplate(ctx, pr, pr.base, tcfg, want, o.TemplateOut, false)
+		if err != nil {
+			return err
+		}
+		res.Template = t.Dir
+		return nil
+	}
+	if p.startup.snapshot {
+		r, err := p.prepareRestore(ctx, pr, pr.base, pr.cfg)
+		if err == nil {
+			pr.restore = r
+			res.Start, res.Template = StartSnapshot, r.tmpl.Dir
+			fmt.Fprintf(o.Log, "invm: start snapshot (%s; template %s)\n", p.startup.reason, r.tmpl.Dir)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w: %w", ErrTimeout, err)
+		}
+		res.StartReason = fmt.Sprintf("%s, but no template: %v", p.startup.reason, err)
+	}
+	fmt.Fprintf(o.Log, "invm: start cold (%s)\n", res.StartReason)
+	return pr.writeInitrd(o, pr.base, pr.cfg)
 }
 
 // removeLater has the teardown remove file.
@@ -127,37 +170,45 @@ func baseLayer(o Options) (string, error) {
 
 // writeInitrd writes initrd.cpio in the state directory (removed on
 // release unless kept): the base layer, the extra layers, then the test
-// layer with cfg, the test binary (unless a layer carries it), its
-// testdata and, for Shell, a static busybox.
+// layer (testLayer).
 func (pr *prepared) writeInitrd(o Options, base string, cfg protocol.GuestConfig) error {
-	layerBinary := o.TestBinary
-	if o.GuestTestPath != "" {
-		layerBinary = "" // already in an extra layer
-	}
-	test, err := TestLayer(layerBinary, o.TestdataDir, cfg)
+	test, err := testLayer(o, cfg)
 	if err != nil {
 		return err
-	}
-	if err := addPackageFiles(test, o.PackageFiles); err != nil {
-		return err
-	}
-	if layerBinary != "" {
-		if err := addLoader(test, layerBinary, o); err != nil {
-			return err
-		}
-	}
-	if o.Shell && (o.ShellBusybox != "" || o.BaseLayerFile != "" || o.Busybox == NoBusybox) {
-		// Otherwise the base layer has the guest arch's busybox (or,
-		// without one, the shell fails saying so).
-		if err := addBusybox(test, o); err != nil {
-			return err
-		}
 	}
 	pr.initrd = filepath.Join(pr.state, "initrd.cpio")
 	if !pr.keep {
 		pr.removeLater(pr.initrd)
 	}
 	return WriteInitrd(pr.initrd, base, o.ExtraLayers, test)
+}
+
+// testLayer is the run's test layer: cfg, the test binary (unless a layer
+// carries it) with its loader and libraries, its testdata and, for Shell,
+// a static busybox. A cold boot appends it to the initrd, a snapshot
+// start sends it over the channel.
+func testLayer(o Options, cfg protocol.GuestConfig) (*initramfs.Layer, error) {
+	layerBinary := o.TestBinary
+	if o.GuestTestPath != "" {
+		layerBinary = "" // already in an extra layer
+	}
+	test, err := TestLayer(layerBinary, o.TestdataDir, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if layerBinary != "" {
+		if err := addLoader(test, layerBinary, o); err != nil {
+			return nil, err
+		}
+	}
+	if o.Shell && (o.ShellBusybox != "" || o.BaseLayerFile != "" || o.Busybox == NoBusybox) {
+		// Otherwise the base layer has the guest arch's busybox (or,
+		// without one, the shell fails saying so).
+		if err := addBusybox(test, o); err != nil {
+			return nil, err
+		}
+	}
+	return test, nil
 }
 
 // addBusybox puts a static busybox for the guest's arch at GuestBusybox in

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/rules-go-vm/rules_go_vm/arch"
@@ -43,6 +44,9 @@ type Result struct {
 	// Translations is the number of TCG translation blocks when the verdict
 	// arrived (Options.CountTranslations; 0 when not counted).
 	Translations int64
+	// Start is how the guest started, StartCold or StartSnapshot (restored
+	// from Template), and StartReason why.
+	Start, StartReason, Template string
 }
 
 // Timings describes how long each phase of the run took, in one line:
@@ -107,16 +111,54 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	vm, err := boot(ctx, p, pr, &res)
+	if o.TemplateOut != "" {
+		return res, nil // made in prepare: nothing to run
+	}
+	if pr.restore != nil {
+		retry, err := runVM(ctx, p, pr, td, &res)
+		if !retry {
+			return res, err
+		}
+		// The guest never spoke, so its test never ran: boot it instead.
+		fmt.Fprintf(o.Log, "invm: snapshot start failed before the guest spoke (%v); QEMU: %s; cold boot\n", err, tailLines(res.QEMUStderr, 5))
+		res.Start, res.StartReason = StartCold, fmt.Sprintf("%s, but the restore failed: %v", p.startup.reason, err)
+		if err := pr.coldFallback(p); err != nil {
+			return res, err
+		}
+	}
+	_, err = runVM(ctx, p, pr, td, &res)
+	return res, err
+}
+
+// runVM boots (or restores) the prepared VM, registered with the run's
+// teardown, runs the session and collects its result. retry is true when a
+// restore failed before the guest spoke (the test never started): the
+// restored VM is halted then, and a cold boot may follow.
+func runVM(ctx context.Context, p *runPlan, pr *prepared, td *teardown, res *Result) (retry bool, err error) {
+	restoring := pr.restore != nil
+	vm, err := boot(ctx, p, pr, res)
 	td.addVM(vm)
 	if err != nil {
-		return res, err
+		if vm != nil {
+			vm.halt()
+			vm.record(res)
+		}
+		return restoring && ctx.Err() == nil, err
 	}
 	s := newVMSession(p, pr, vm)
-	out, err := s.run(ctx, pr.ch.ln)
-	collectResult(&res, out, s, vm)
-	vm.record(&res)
-	return res, err
+	var ln net.Listener = pr.ch.ln
+	if restoring {
+		ln = &layerListener{Listener: ln, layers: pr.restore.layers, closers: &pr.ch.closers, archives: pr.restore.archives,
+			now: p.o.Now, log: p.o.Log, start: vm.start}
+	}
+	out, err := s.run(ctx, ln)
+	collectResult(res, out, s, vm)
+	retry = restoring && err != nil && out.Hello.Version == 0 && ctx.Err() == nil
+	if retry {
+		vm.halt()
+	}
+	vm.record(res)
+	return retry, err
 }
 
 // collectResult is the collect phase: the session's verdict and

@@ -130,6 +130,20 @@ var Fields = []Field{
 		get:     func(s Shape) string { return strings.Join(s.NICs, ",") },
 	},
 	{
+		Name: "start", Kind: KindString, Default: "auto", Values: Starts, Example: "cold",
+		Doc: `How the guest starts: "cold" boots it; "snapshot" restores a template of the VM (kernel, base layer, ` +
+			`shape, QEMU build) booted once to where init waits for its test and saved, then sends the test over ` +
+			`virtio-serial; "auto" (the default) does that where a template fits and cold-boots otherwise. ` +
+			`go_vm_test: every test of the default kernel and VM shape restores its arch's one shared template; ` +
+			`under "snapshot" another shape gets a template of its own, under "auto" it cold-boots. invm: templates ` +
+			`are made on first use in its cache directory. A spec a template cannot carry (NICs, a management NIC, ` +
+			`an IOMMU, vfio_nics, 2M/1G host pages, a vsock transport, a debug command) cold-boots under "auto" and ` +
+			`is an error under "snapshot"; a template made by another QEMU or for another shape is not used, and a ` +
+			`failed restore falls back to a cold boot. The test log says which start ran and why.`,
+		set: enum("start", Starts, func(s *Shape) *string { return &s.Start }),
+		get: func(s Shape) string { return s.Start },
+	},
+	{
 		Name: "tcg_timeout_scale", Kind: KindInt, Default: "3", Example: "3",
 		Doc: "How much slower the test may be under TCG than under KVM. go_vm_test raises Bazel's timeout category so it " +
 			"holds the nominal timeout (from `timeout` or `size`) times this factor; when the runner gets KVM, the guest " +

@@ -36,6 +36,14 @@ type Launch struct {
 	// directory there.
 	Test    string `json:"test"`
 	WorkDir string `json:"workdir"`
+	// Template is the snapshot-start template of the VM (a directory made
+	// by runner/cmd/mktemplate), "" for none: the launcher restores it
+	// when the shape's start allows, else boots cold.
+	Template string `json:"template,omitempty"`
+	// NoTemplate is why the build made no template for a start = "auto"
+	// VM (e.g. its shape is not the shared template's): the launcher
+	// boots cold and its log says this reason.
+	NoTemplate string `json:"no_template,omitempty"`
 }
 
 // Resolve parses the shape fields and the arch and applies the defaults.

@@ -74,6 +74,7 @@ var (
 	HostPageSizes = []string{"4k", "2M", "1G"}
 	HugepageSizes = []string{"2M", "1G"}
 	Transports    = []string{"auto", "vhost-vsock", "vhost-user-vsock", "virtio-serial"}
+	Starts        = []string{"cold", "snapshot", "auto"}
 )
 
 // Message templates: each error of this package is "FIELD: " and one of
@@ -149,6 +150,9 @@ type Shape struct {
 	Transport string
 	// TCGTimeoutScale is how much slower the test may be under TCG.
 	TCGTimeoutScale int
+	// Start is how the guest starts (Starts): a cold boot, or restored
+	// from a template booted once (snapshot start).
+	Start string
 }
 
 // VFIONICs selects the NICs (of Shape.NICs, never the management NIC) the
@@ -221,6 +225,9 @@ func (s Shape) Defaults() Shape {
 	if s.TCGTimeoutScale == 0 {
 		s.TCGTimeoutScale = 3
 	}
+	if s.Start == "" {
+		s.Start = "auto"
+	}
 	return s
 }
 
@@ -242,6 +249,7 @@ func (s Shape) Validate() error {
 	add(oneOf("accel", s.Accel, Accels))
 	add(oneOf("host_pages", s.HostPages, HostPageSizes))
 	add(oneOf("transport", s.Transport, Transports))
+	add(oneOf("start", s.Start, Starts))
 	add(intIn("cpus", s.CPUs, MinCPUs, MaxCPUs))
 	add(intIn("tcg_timeout_scale", s.TCGTimeoutScale, MinTCGTimeoutScale, MaxTCGTimeoutScale))
 	if s.MemoryMiB < MinMemoryMiB || s.MemoryMiB > MaxMemoryMiB {

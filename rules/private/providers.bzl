@@ -28,6 +28,16 @@ VmToolchainInfo = provider(
         "arch": "Guest architecture: \"x86_64\" or \"aarch64\".",
         "base_layer": "GuestLayerInfo of the base layer (guest init and static files).",
         "kernel": "KernelInfo of the default kernel.",
+        "template": "GuestTemplateInfo of the snapshot-start template of the default VM shape, or None.",
+    },
+)
+
+GuestTemplateInfo = provider(
+    doc = "A snapshot-start template made by `guest_template`: a guest booted to where its init waits for its test, saved.",
+    fields = {
+        "arch": "Guest architecture: \"x86_64\" or \"aarch64\".",
+        "directory": "File (a directory): the template, as runner/cmd/mktemplate wrote it.",
+        "vm": "dict: the VM shape fields the template was made for (the launch file's text form, without start and tcg_timeout_scale).",
     },
 )
 

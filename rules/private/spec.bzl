@@ -16,6 +16,8 @@ HUGEPAGE_SIZES = ["2M", "1G"]
 
 TRANSPORTS = ["auto", "vhost-vsock", "vhost-user-vsock", "virtio-serial"]
 
+STARTS = ["cold", "snapshot", "auto"]
+
 MIN_MEMORY_MIB = 64
 
 MAX_MEMORY_MIB = 1048576
@@ -70,6 +72,7 @@ FIELDS = {
     "memory": {"default": "256M", "doc": "Guest RAM, a whole number of MiB written with K, M or G, e.g. \"256M\" or \"1G\" (64M to 1024G).", "kind": "string"},
     "mgmt_nic": {"default": "", "doc": "A management NIC next to the nics: its model (\"virtio_net\", \"e1000\", \"e1000e\"), empty for none. It is at PCI address 0000:00:0f.0, alone on its own QEMU hub (no host network, ever), with a deterministic MAC ending in ff; the guest finds it with invm.MgmtNIC() ($INVM_MGMT_NIC). Makes an x86_64 guest a q35 machine.", "kind": "string"},
     "nics": {"default": "", "doc": "NIC models, one NIC each, in PCI order from 0000:00:10.0 (at most 8; comma-separated as a directive or flag): \"virtio_net\", \"e1000\", \"e1000e\".", "kind": "string_list"},
+    "start": {"default": "auto", "doc": "How the guest starts: \"cold\" boots it; \"snapshot\" restores a template of the VM (kernel, base layer, shape, QEMU build) booted once to where init waits for its test and saved, then sends the test over virtio-serial; \"auto\" (the default) does that where a template fits and cold-boots otherwise. go_vm_test: every test of the default kernel and VM shape restores its arch's one shared template; under \"snapshot\" another shape gets a template of its own, under \"auto\" it cold-boots. invm: templates are made on first use in its cache directory. A spec a template cannot carry (NICs, a management NIC, an IOMMU, vfio_nics, 2M/1G host pages, a vsock transport, a debug command) cold-boots under \"auto\" and is an error under \"snapshot\"; a template made by another QEMU or for another shape is not used, and a failed restore falls back to a cold boot. The test log says which start ran and why.", "kind": "string"},
     "tcg_timeout_scale": {"default": "3", "doc": "How much slower the test may be under TCG than under KVM. go_vm_test raises Bazel's timeout category so it holds the nominal timeout (from `timeout` or `size`) times this factor; when the runner gets KVM, the guest test's own -test.timeout is the nominal one again.", "kind": "int"},
     "transport": {"default": "auto", "doc": "Host<->guest transport of the test's streams: \"auto\" (kernel vhost-vsock when /dev/vhost-vsock is usable, else the vhost-device-vsock daemon, else virtio-serial), \"vhost-vsock\", \"vhost-user-vsock\" or \"virtio-serial\" (one connection for every stream; for guest kernels without vsock). The test log says which one and why.", "kind": "string"},
     "vfio_nics": {"default": "", "doc": "NICs the guest init binds to vfio-pci before the test starts (for DPDK): their indexes in nics (\"0\" for the first, at 0000:00:10.0), or \"all\" (comma-separated as a directive or flag); never the management NIC. Through an IOMMU group with iommu = True, in VFIO's no-IOMMU mode otherwise. A NIC that does not bind fails the test, saying why; the test finds the bound NICs' addresses in $INVM_VFIO_NICS (invm.VFIONICs).", "kind": "string_list"},

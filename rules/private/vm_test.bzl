@@ -2,6 +2,7 @@
 
 load("@io_bazel_rules_go//go:def.bzl", "go_test")
 load(":providers.bzl", "KernelInfo", "VmTestInfo")
+load(":template.bzl", "make_template", "vm_key")
 load(
     ":spec.bzl",
     "ACCELS",
@@ -31,6 +32,7 @@ load(
     "MIN_MEMORY_MIB",
     "MIN_TCG_TIMEOUT_SCALE",
     "NIC_MODELS",
+    "STARTS",
     "TRANSPORTS",
 )
 
@@ -110,6 +112,7 @@ def validate_spec(label, attr):
     _one_of(label, "backend", attr.backend, BACKENDS)
     _one_of(label, "host_pages", attr.host_pages, HOST_PAGE_SIZES)
     _one_of(label, "transport", attr.transport, TRANSPORTS)
+    _one_of(label, "start", attr.start, STARTS)
     _int_in(label, "cpus", attr.cpus, MIN_CPUS, MAX_CPUS)
     _int_in(label, "tcg_timeout_scale", attr.tcg_timeout_scale, MIN_TCG_TIMEOUT_SCALE, MAX_TCG_TIMEOUT_SCALE)
     mem = _memory_mib(label, attr.memory)
@@ -139,6 +142,7 @@ def _shape(attr):
         "memory": attr.memory,
         "mgmt_nic": attr.mgmt_nic,
         "nics": attr.nics,
+        "start": attr.start,
         "tcg_timeout_scale": str(attr.tcg_timeout_scale),
         "transport": attr.transport,
         "vfio_nics": attr.vfio_nics,
@@ -153,6 +157,36 @@ def _rlocation(ctx, f):
     if f.short_path.startswith("../"):
         return f.short_path[3:]
     return ctx.workspace_name + "/" + f.short_path
+
+def _template(ctx, tc, kernel, base):
+    """The test's snapshot-start template and, when it has none, why (for the launcher's log).
+
+    `start = "cold"`: none. A test of the default kernel and the VM toolchain's template's shape restores that
+    one template (one GuestTemplate action per arch, shared). Another shape: under `"snapshot"` its own template
+    (a GuestTemplate action of its own); under `"auto"` a cold boot, the launcher saying why.
+
+    Returns:
+      (File or None, string): the template directory; the reason there is none ("" when there is one, or for cold).
+    """
+    start = ctx.attr.start
+    if start == "cold":
+        return None, ""
+    shape = _shape(ctx.attr)
+    shared = tc.template
+    why = ""
+    if ctx.attr.kernel:
+        why = "the test's kernel is not the VM toolchain's (the shared template is of the default kernel)"
+    elif not shared:
+        why = "the VM toolchain has no template"
+    else:
+        differ = sorted([k for k, v in vm_key(shape).items() if shared.vm.get(k) != v])
+        if differ:
+            why = "the VM's %s differ%s from the shared template's (the default shape)" % (", ".join(differ), "" if len(differ) > 1 else "s")
+    if not why:
+        return shared.directory, ""
+    if start == "snapshot":
+        return make_template(ctx, ctx.label.name, tc.arch, kernel, base, shape), ""
+    return None, why + "; start = \"snapshot\" makes a template for this test"
 
 def _go_vm_test_impl(ctx):
     validate_spec(ctx.label, ctx.attr)
@@ -214,6 +248,11 @@ def _go_vm_test_impl(ctx):
         "test": "/invm/runfiles/" + _rlocation(ctx, binary),
         "workdir": "/invm/runfiles/" + pkg_dir,
     }
+    template, no_template = _template(ctx, tc, kernel, base)
+    if template:
+        spec["template"] = _rlocation(ctx, template)
+    if no_template:
+        spec["no_template"] = no_template
     spec_file = ctx.actions.declare_file(ctx.label.name + ".vm.json")
     ctx.actions.write(spec_file, json.encode_indent(spec) + "\n")
 
@@ -227,7 +266,7 @@ exec "$r/{runner}" -runfiles "$r" -spec "$r/{spec}" -- "$@"
 
     # The binary itself rides along only so the launcher can check its ELF
     # arch against the spec; the guest gets it from the layer.
-    runfiles = ctx.runfiles(files = [runner, spec_file, kernel.image, base.archive, layer, binary] + ([kernel.manifest] if kernel.manifest else []))
+    runfiles = ctx.runfiles(files = [runner, spec_file, kernel.image, base.archive, layer, binary] + ([kernel.manifest] if kernel.manifest else []) + ([template] if template else []))
     runfiles = runfiles.merge(ctx.attr._runner[DefaultInfo].default_runfiles)
     return [
         VmTestInfo(runner = runner, spec = spec_file),
@@ -260,6 +299,7 @@ _go_vm_test = rule(
         "memory": attr.string(doc = FIELDS["memory"]["doc"], default = FIELDS["memory"]["default"]),
         "mgmt_nic": attr.string(doc = FIELDS["mgmt_nic"]["doc"]),
         "nics": attr.string_list(doc = FIELDS["nics"]["doc"]),
+        "start": attr.string(doc = FIELDS["start"]["doc"], default = FIELDS["start"]["default"]),
         "tcg_timeout_scale": attr.int(doc = FIELDS["tcg_timeout_scale"]["doc"], default = int(FIELDS["tcg_timeout_scale"]["default"])),
         "test_binary": attr.label(doc = "The go_test binary built for the guest platform.", mandatory = True, executable = True, cfg = "target"),
         "transport": attr.string(doc = FIELDS["transport"]["doc"], default = FIELDS["transport"]["default"]),
@@ -270,6 +310,7 @@ _go_vm_test = rule(
         # only under `bazel coverage`; as go_test has it.
         "_lcov_merger": attr.label(default = configuration_field(fragment = "coverage", name = "output_generator"), cfg = "exec"),
         "_mkinitramfs": attr.label(default = "@rules_go_vm//runner/cmd/mkinitramfs", executable = True, cfg = "exec"),
+        "_mktemplate": attr.label(default = "@rules_go_vm//runner/cmd/mktemplate", executable = True, cfg = "exec"),
         "_runner": attr.label(default = "@rules_go_vm//runner/cmd/vmtest", executable = True, cfg = "exec"),
     },
 )
@@ -334,7 +375,7 @@ _go_vm_debug = rule(
 # acl/dpdkacl) builds under (see dpdk/README.md).
 GUEST_GOTAGS = ["dpdk", "netgo", "osusergo"]
 
-_VM_ATTRS = ["accel", "backend", "cmdline", "cpus", "guest_hugepages", "host_pages", "iommu", "kernel", "memory", "mgmt_nic", "nics", "tcg_timeout_scale", "transport", "vfio_nics"]
+_VM_ATTRS = ["accel", "backend", "cmdline", "cpus", "guest_hugepages", "host_pages", "iommu", "kernel", "memory", "mgmt_nic", "nics", "start", "tcg_timeout_scale", "transport", "vfio_nics"]
 
 def go_vm_test(name, **kwargs):
     """A go_test that runs inside a Linux guest.
@@ -345,7 +386,7 @@ def go_vm_test(name, **kwargs):
     Every go_test attribute (srcs, embed, deps, data, ...) passes through to an inner go_test
     `<name>_guest_binary`, built for the target platform and never run on the host. The VM attributes
     (memory, cpus, nics, mgmt_nic, guest_hugepages, host_pages, iommu, vfio_nics, kernel, cmdline, accel,
-    backend, tcg_timeout_scale, transport) shape the guest; `args` and `env` reach the test inside it.
+    backend, tcg_timeout_scale, transport, start) shape the guest; `args` and `env` reach the test inside it.
     The binary is built with cgo available (rules_go's default `pure = "auto"`) and the build tags `dpdk`, `netgo` and
     `osusergo` added to `gotags`: a test without cgo dependencies still links statically in pure Go, and
     one that depends on `@rules_go_vm//dpdk` links DPDK statically for the guest arch.

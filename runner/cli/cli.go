@@ -91,6 +91,8 @@ func defineFlags(fs *flag.FlagSet, o *runner.Options, shape *vmspec.Shape) cliFl
 	fs.StringVar(&o.StateDir, "state-dir", "", "private run directory (default: a temporary directory, removed)")
 	fs.StringVar(&o.CacheDir, "cache-dir", "", "cache directory (default ~/.cache/rules_go_vm)")
 	fs.StringVar(&o.ConsoleLog, "console-log", "", "write the guest console here (default: temporary)")
+	fs.StringVar(&o.Template, "template", "", "snapshot start (-start snapshot|auto): restore this template directory (runner.MakeTemplate) instead of the cache directory's; one that does not fit is refused, the reason logged, and the guest boots cold")
+	fs.StringVar(&o.TemplateFormat, "template-format", "", "how templates are saved: stream, mapped-ram or ram-file (default: "+runner.DefaultTemplateFormat+", measured fastest to restore: see README)")
 	fs.BoolVar(&o.CountTranslations, "count-translations", false, "under TCG, add the number of translation blocks QEMU made by the verdict (guest code run for the first time) to the -verbose timings line")
 	fs.StringVar(&o.OutputsDir, "outputs-dir", "", "host directory receiving the files the test wrote to $TEST_UNDECLARED_OUTPUTS_DIR in the guest (default: dropped)")
 	f.shell = fs.Bool("shell", false, "after the test, open an interactive shell in the same guest (busybox sh from -shell-busybox) before it powers off")

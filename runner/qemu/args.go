@@ -174,6 +174,18 @@ type Spec struct {
 	// VhostUserSocket is the vhost-user-vsock daemon's socket; empty means
 	// no vsock device.
 	VhostUserSocket string
+	// Incoming restores the guest from a saved state instead of booting
+	// it (QEMU's -incoming, e.g. "file:/path/state"); empty boots. The rest
+	// of the spec must be the saved guest's.
+	Incoming string
+	// MigrationCaps are migration capabilities to turn on (CapMappedRAM,
+	// CapIgnoreShared), on both sides of a save.
+	MigrationCaps []string
+	// RAMFile, when set, backs guest RAM with this file, mapped shared
+	// (writes reach it) or, with RAMFilePrivate, copy-on-write from a file
+	// opened read-only. It replaces HostPages' backend.
+	RAMFile        string
+	RAMFilePrivate bool
 	// QMPSocket is where QEMU serves QMP (a unix socket it creates); empty
 	// means no monitor.
 	QMPSocket string
@@ -186,6 +198,10 @@ type Spec struct {
 	// SerialPortName whose host end is this unix socket (QEMU connects to
 	// it as a client).
 	SerialSocket string
+	// SerialLayerSockets add virtio-serial ports 2, 3, ... next to
+	// SerialSocket's, each with its unix socket (QEMU connects): the
+	// stripes of a snapshot start's test layer (/dev/vport0p2, ...).
+	SerialLayerSockets []string
 	// NICs are the guest's network cards, in PCI slot order (see
 	// NICPCIAddress). They are cabled in back-to-back pairs inside QEMU.
 	NICs []NIC
@@ -324,6 +340,15 @@ func (s Spec) check() (machine, accel string, err error) {
 	return machine, accel, nil
 }
 
+// Migration capabilities (Spec.MigrationCaps).
+const (
+	// CapMappedRAM writes RAM pages at fixed offsets of a file.
+	CapMappedRAM = "mapped-ram"
+	// CapIgnoreShared leaves RAM backed by a shared named file out of the
+	// migration (VM templating).
+	CapIgnoreShared = "x-ignore-shared"
+)
+
 // SerialPortName is the name of the virtio-serial port of
 // Spec.SerialSocket (the guest sees it as /dev/vport0p1).
 const SerialPortName = "rules_go_vm.0"
@@ -356,6 +381,12 @@ func Args(s Spec) ([]string, error) {
 	}
 	a = append(a, deviceArgs(p, s, machine)...)
 	a = append(a, channelArgs(p, s, machine)...)
+	for _, c := range s.MigrationCaps {
+		a = append(a, "-global", "migration."+c+"=on")
+	}
+	if s.Incoming != "" {
+		a = append(a, "-incoming", s.Incoming)
+	}
 	return append(a, s.ExtraArgs...), nil
 }
 
@@ -386,7 +417,14 @@ func machineArgs(p Profile, s Spec, machine, accel string) []string {
 func memoryArgs(s Spec) []string {
 	mem := strconv.Itoa(s.MemoryMiB) + "M"
 	backend := "memory-backend-memfd,id=mem,size=" + mem + ",share=on"
-	if s.HostPages == HostPages2M || s.HostPages == HostPages1G {
+	switch {
+	case s.RAMFile != "" && s.RAMFilePrivate:
+		// readonly: the file may be a read-only build output; rom=off: the
+		// guest still writes its private copy.
+		backend = "memory-backend-file,id=mem,size=" + mem + ",mem-path=" + s.RAMFile + ",share=off,readonly=on,rom=off"
+	case s.RAMFile != "":
+		backend = "memory-backend-file,id=mem,size=" + mem + ",mem-path=" + s.RAMFile + ",share=on"
+	case s.HostPages == HostPages2M || s.HostPages == HostPages1G:
 		backend = "memory-backend-file,id=mem,size=" + mem + ",mem-path=" + s.HugetlbfsDir + ",share=on"
 	}
 	return []string{"-m", mem, "-smp", strconv.Itoa(s.CPUs), "-object", backend}
@@ -470,6 +508,12 @@ func channelArgs(p Profile, s Spec, machine string) []string {
 			"-chardev", "socket,id=invmport,path="+s.SerialSocket,
 			"-device", "virtserialport,bus=invmser.0,nr=1,chardev=invmport,name="+SerialPortName,
 		)
+		for i, sock := range s.SerialLayerSockets {
+			a = append(a,
+				"-chardev", fmt.Sprintf("socket,id=invmlayer%d,path=%s", i, sock),
+				"-device", fmt.Sprintf("virtserialport,bus=invmser.0,nr=%d,chardev=invmlayer%d,name=%s.layer%d", i+2, i, SerialPortName, i),
+			)
+		}
 	}
 	return a
 }

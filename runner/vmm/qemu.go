@@ -37,6 +37,16 @@ func QEMUSpec(vm VM) qemu.Spec {
 		HostPages: vm.HostPages, HugetlbfsDir: vm.HugetlbfsDir, GuestHugepages: vm.GuestHugepages, IOMMU: vm.IOMMU,
 		TSCkHz: vm.TSCkHz, Quiet: vm.Quiet, ExtraCmdline: vm.Cmdline,
 	}
+	if vm.Restore != "" {
+		s.Incoming = "file:" + vm.Restore
+	}
+	s.RAMFile, s.RAMFilePrivate = vm.RAMFile, vm.RAMFilePrivate
+	switch vm.SaveFormat {
+	case SaveMappedRAM:
+		s.MigrationCaps = []string{qemu.CapMappedRAM}
+	case SaveRAMFile:
+		s.MigrationCaps = []string{qemu.CapIgnoreShared}
+	}
 	for _, n := range vm.NICs {
 		s.NICs = append(s.NICs, qemu.NIC{Model: n.Model, MAC: n.MAC})
 	}
@@ -49,7 +59,7 @@ func QEMUSpec(vm VM) qemu.Spec {
 	case vsock.VhostVsock:
 		s.VhostVsockCID, s.VhostVsockFD = c.CID, firstInheritedFD
 	case vsock.VirtioSerial:
-		s.SerialSocket = c.Socket
+		s.SerialSocket, s.SerialLayerSockets = c.Socket, c.LayerSockets
 	}
 	return s
 }
@@ -154,7 +164,11 @@ func (q *QMP) Events() <-chan Event { return q.events }
 // run executes one QMP command (with args, if any) within ctx and decodes
 // its "return" into out (if non-nil).
 func (q *QMP) run(ctx context.Context, command string, args map[string]any, out any) error {
-	cmd, err := json.Marshal(qmp.Command{Execute: command, Args: args})
+	c := qmp.Command{Execute: command}
+	if args != nil {
+		c.Args = args // a nil map in the interface would be "arguments": null, which QEMU refuses
+	}
+	cmd, err := json.Marshal(c)
 	if err != nil {
 		return err
 	}
@@ -241,6 +255,39 @@ func ParseTBCount(infoJIT string) (int64, error) {
 		return n, nil
 	}
 	return 0, fmt.Errorf("%w: info jit: no TB count (not TCG?): %.80q", ErrMonitor, infoJIT)
+}
+
+// savePoll is the pause between migration status queries while saving.
+const savePoll = 5 * time.Millisecond
+
+// Save implements Saver: QEMU's migration to a file, in the format the
+// VM's SaveFormat set up on QEMU's command line (its capabilities), then
+// query-migrate until it completed. The guest keeps running during the
+// save and is paused after.
+func (q *QMP) Save(ctx context.Context, file string) error {
+	if err := q.run(ctx, "migrate", map[string]any{"uri": "file:" + file}, nil); err != nil {
+		return err
+	}
+	for {
+		var st struct {
+			Status    string `json:"status"`
+			ErrorDesc string `json:"error-desc"`
+		}
+		if err := q.run(ctx, "query-migrate", nil, &st); err != nil {
+			return err
+		}
+		switch st.Status {
+		case "completed":
+			return nil
+		case "failed", "cancelled":
+			return fmt.Errorf("%w: migrate to %s: %s: %s", ErrMonitor, file, st.Status, st.ErrorDesc)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: migrate to %s: %w", ErrMonitor, file, ctx.Err())
+		case <-time.After(savePoll):
+		}
+	}
 }
 
 // Close implements Monitor. It is safe to call more than once.

@@ -53,7 +53,36 @@ type VM struct {
 	// Monitor is the unix socket the hypervisor serves its monitor on (it
 	// creates it); "" means no monitor.
 	Monitor string
+	// Restore is a saved guest's state file (see Saver) to restore instead
+	// of booting; the rest of the VM must be the saved one's (its Channel
+	// socket and Monitor may differ). "" boots.
+	Restore string
+	// SaveFormat is how the VM's state is saved and restored (Save*
+	// formats); "" is SaveStream. Both sides of a save must say the same.
+	SaveFormat string
+	// RAMFile, when set, is the guest RAM: a file the VM maps shared (its
+	// writes reach the file: a template being made) or, with
+	// RAMFilePrivate, copy-on-write (its writes stay its own and the file
+	// may be read-only: a restore). SaveRAMFile needs it.
+	RAMFile        string
+	RAMFilePrivate bool
 }
+
+// Save formats (VM.SaveFormat): what a saved VM's state file holds.
+const (
+	// SaveStream is the whole state, RAM's pages included, as one
+	// stream that a restore reads through.
+	SaveStream = "stream"
+	// SaveMappedRAM puts every RAM page at a fixed offset of the state
+	// file (QEMU's mapped-ram), which a restore reads page-aligned.
+	SaveMappedRAM = "mapped-ram"
+	// SaveRAMFile leaves RAM out of the state: the VM's RAM is VM.RAMFile,
+	// which a restore maps copy-on-write (QEMU's x-ignore-shared).
+	SaveRAMFile = "ram-file"
+)
+
+// SaveFormats are the save formats.
+var SaveFormats = []string{SaveStream, SaveMappedRAM, SaveRAMFile}
 
 // NIC is one guest network card.
 type NIC struct {
@@ -71,6 +100,9 @@ type Channel struct {
 	// Socket is the vhost-user daemon's socket (VhostUserVsock), or the
 	// unix socket the host listens on for the port (VirtioSerial).
 	Socket string
+	// LayerSockets are more virtio-serial ports' sockets (VirtioSerial):
+	// the stripes of a snapshot start's test layer.
+	LayerSockets []string
 	// CID is the guest's vsock CID (VhostVsock, reserved on Device).
 	CID uint32
 	// Device is the host's open vhost-vsock device (VhostVsock): the

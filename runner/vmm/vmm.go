@@ -47,6 +47,15 @@ type Monitor interface {
 	Close() error
 }
 
+// Saver is a Monitor that can save its VM's whole state to a file, from
+// which VM.Restore starts a copy (snapshot start). QEMU's QMP is one.
+type Saver interface {
+	Monitor
+	// Save writes the running VM's state to file and returns when it is
+	// complete; the VM is paused after.
+	Save(ctx context.Context, file string) error
+}
+
 // EventKind classifies an Event.
 type EventKind string
 

@@ -4,7 +4,8 @@
 
 SPEC_CASES = [
     {"attrs": {}, "error": "", "name": "defaults"},
-    {"attrs": {"accel": "tcg", "backend": "qemu", "cmdline": ["loglevel=3", "quiet"], "cpus": 2, "guest_hugepages": "2M:64", "host_pages": "2M", "iommu": True, "memory": "512M", "mgmt_nic": "virtio_net", "nics": ["e1000", "virtio_net"], "tcg_timeout_scale": 5, "transport": "virtio-serial", "vfio_nics": ["1"]}, "error": "", "name": "full"},
+    {"attrs": {"accel": "tcg", "backend": "qemu", "cmdline": ["loglevel=3", "quiet"], "cpus": 2, "guest_hugepages": "2M:64", "host_pages": "2M", "iommu": True, "memory": "512M", "mgmt_nic": "virtio_net", "nics": ["e1000", "virtio_net"], "start": "auto", "tcg_timeout_scale": 5, "transport": "virtio-serial", "vfio_nics": ["1"]}, "error": "", "name": "full"},
+    {"attrs": {"start": "snapshot"}, "error": "", "name": "start_snapshot"},
     {"attrs": {"nics": ["e1000", "virtio_net"], "vfio_nics": ["all"]}, "error": "", "name": "vfio_all"},
     {"attrs": {"iommu": True, "nics": ["e1000", "virtio_net", "e1000e"], "vfio_nics": ["2", "0"]}, "error": "", "name": "vfio_indexes"},
     {"attrs": {"host_pages": "1G", "memory": "1G"}, "error": "", "name": "memory_in_g"},
@@ -28,6 +29,7 @@ SPEC_CASES = [
     {"attrs": {"accel": "hvf"}, "error": "accel: \"hvf\" is not allowed; use one of auto, kvm, tcg", "name": "bad_accel"},
     {"attrs": {"backend": "firecracker"}, "error": "backend: \"firecracker\" is not allowed; use one of qemu", "name": "bad_backend"},
     {"attrs": {"transport": "vsock"}, "error": "transport: \"vsock\" is not allowed; use one of auto, vhost-vsock, vhost-user-vsock, virtio-serial", "name": "bad_transport"},
+    {"attrs": {"start": "warm"}, "error": "start: \"warm\" is not allowed; use one of cold, snapshot, auto", "name": "bad_start"},
     {"attrs": {"host_pages": "64k"}, "error": "host_pages: \"64k\" is not allowed; use one of 4k, 2M, 1G", "name": "bad_host_pages"},
     {"attrs": {"host_pages": "1G", "memory": "512M"}, "error": "memory: \"512M\" is not a multiple of host_pages \"1G\"", "name": "host_pages_misaligned"},
     {"attrs": {"nics": ["e1000", "virtio_net"], "vfio_nics": ["0", "2"]}, "error": "vfio_nics: NIC 2 does not exist: nics has 2 NICs", "name": "vfio_index_beyond_nics"},

@@ -38,6 +38,7 @@ func SpecBzl() ([]byte, error) {
 		{"ARCHES", vmspec.Arches}, {"BACKENDS", vmspec.Backends}, {"ACCELS", vmspec.Accels},
 		{"NIC_MODELS", vmspec.NICModels}, {"HOST_PAGE_SIZES", vmspec.HostPageSizes},
 		{"HUGEPAGE_SIZES", vmspec.HugepageSizes}, {"TRANSPORTS", vmspec.Transports},
+		{"STARTS", vmspec.Starts},
 	}
 	for _, l := range lists {
 		fmt.Fprintf(&b, "%s = %s\n\n", l.name, strList(l.values))

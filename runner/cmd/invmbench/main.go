@@ -19,7 +19,11 @@
 // commit's and this one's, each with its own guest init) as processes, so
 // that runner changes are measured against each other in the same run: the
 // "run" columns are then the process's wall time, and every row has the
-// host overhead (the run's total less the guest's own clock).
+// host overhead (the run's total less the guest's own clock). -snapshot
+// (on by default) adds, per arch, a snapshot-start row (start = "snapshot":
+// the template made in the warm-up, restored on every boot) and a cold row
+// over the same channel (virtio-serial), and prints the snapshot median's
+// ratio to the cold ones and what making the template cost.
 package main
 
 import (
@@ -36,6 +40,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -59,6 +64,10 @@ type setup struct {
 	opts    runner.Options
 	vm, tot []time.Duration
 	tbs     []int64 // TCG translation blocks at the verdict
+	// snapshot says the setup is a snapshot start; template is the
+	// template it restored (read after the warm-up made it).
+	snapshot bool
+	template runner.Template
 	// over is the host overhead: the run's total less the guest's clock.
 	over []time.Duration
 	// invm, when set, is an invm binary run as a process for each boot
@@ -70,8 +79,8 @@ type setup struct {
 type flags struct {
 	n                                        int
 	arches, baseline, root, writeBL, compare string
-	inits, qemus, invms                      string
-	verbose, shapes, coverage                bool
+	inits, qemus, formats, invms             string
+	verbose, shapes, coverage, snapshot      bool
 }
 
 func parseFlags(args []string) (flags, error) {
@@ -87,6 +96,8 @@ func parseFlags(args []string) (flags, error) {
 	fs.StringVar(&f.compare, "compare-kernel", "", "also boot this x86_64 kernel (e.g. a previous kbuild entry's vmlinux) the same way as ours")
 	fs.StringVar(&f.qemus, "compare-qemu", "", "comma-separated QEMU binaries (e.g. a wrapper adding -cpu max): also boot ours with each, x86_64 and aarch64 alike")
 	fs.BoolVar(&f.coverage, "coverage", false, "also boot ours with a guest coverage directory (runner.Options.CoverageDir: made, walked and sent back; what `bazel coverage` adds to a run)")
+	fs.BoolVar(&f.snapshot, "snapshot", true, "also measure snapshot start (a template restored) and a cold boot over virtio-serial, its channel")
+	fs.StringVar(&f.formats, "template-formats", "", "comma-separated template save formats (stream, mapped-ram, ram-file): a snapshot row for each; \"\" is the runner's default")
 	fs.StringVar(&f.invms, "compare-invm", "", "comma-separated INVM=INIT pairs (e.g. a previous commit's invm and guest init, and this one's): also boot ours by running each invm as a process with its init, x86_64 and aarch64 alike (arch from the init's ELF)")
 	fs.StringVar(&f.inits, "compare-init", "", "comma-separated prebuilt guest inits (e.g. a previous commit's; arch from the ELF): also boot ours with each")
 	if err := fs.Parse(args); err != nil {
@@ -215,6 +226,20 @@ func variantSetups(f flags, a arch.Arch, ours runner.Options) ([]*setup, error) 
 		cov.CoverageDir = filepath.Join(os.TempDir(), fmt.Sprintf("invmbench-coverage-%s-%d", a, os.Getpid()))
 		setups = append(setups, &setup{name: fmt.Sprintf("%s ours, -coverage", a), opts: cov})
 	}
+	if f.snapshot {
+		serial := ours
+		serial.Transport = "virtio-serial"
+		setups = append(setups, &setup{name: fmt.Sprintf("%s ours, virtio-serial", a), opts: serial})
+		for _, format := range strings.Split(f.formats, ",") {
+			snap := ours
+			snap.Start, snap.TemplateFormat = runner.StartSnapshot, format
+			name := fmt.Sprintf("%s ours, snapshot", a)
+			if format != "" {
+				name += " " + format
+			}
+			setups = append(setups, &setup{name: name, opts: snap, snapshot: true})
+		}
+	}
 	if f.shapes && a == arch.X86_64 {
 		q35, noQMP := ours, ours
 		q35.Machine, noQMP.NoMonitor = "q35", true
@@ -257,8 +282,17 @@ func baselineSetup(f flags, work string, hello map[string]string) (*setup, error
 // accel choice), then n times, interleaved.
 func measure(ctx context.Context, setups []*setup, n int, verbose bool, out io.Writer) error {
 	for _, s := range setups {
-		if _, err := once(ctx, s, verbose, out); err != nil {
+		res, err := once(ctx, s, verbose, out)
+		if err != nil {
 			return fmt.Errorf("%s: warm-up: %w", s.name, err)
+		}
+		if s.snapshot {
+			if res.Start != runner.StartSnapshot {
+				return fmt.Errorf("%s: warm-up: started %s: %s", s.name, res.Start, res.StartReason)
+			}
+			if s.template, err = runner.ReadTemplate(res.Template); err != nil {
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
 		}
 	}
 	for i := 0; i < n; i++ {
@@ -266,6 +300,9 @@ func measure(ctx context.Context, setups []*setup, n int, verbose bool, out io.W
 			res, err := once(ctx, s, verbose, out)
 			if err != nil {
 				return fmt.Errorf("%s: boot %d: %w", s.name, i, err)
+			}
+			if s.snapshot && res.Start != runner.StartSnapshot {
+				return fmt.Errorf("%s: boot %d: started %s: %s", s.name, i, res.Start, res.StartReason)
 			}
 			s.vm = append(s.vm, res.VM)
 			s.tot = append(s.tot, res.Total)
@@ -303,6 +340,7 @@ func report(out io.Writer, setups []*setup, n int, shapes bool) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	reportSnapshots(out, setups)
 	if shapes {
 		byName := map[string]time.Duration{}
 		for _, s := range setups {
@@ -315,6 +353,48 @@ func report(out io.Writer, setups []*setup, n int, shapes bool) error {
 		}
 	}
 	return nil
+}
+
+// reportSnapshots prints, per snapshot setup, its VM and run medians over
+// the cold ones of its arch (the default transport, and virtio-serial) and
+// its template's cost.
+func reportSnapshots(out io.Writer, setups []*setup) {
+	byName := map[string]*setup{}
+	for _, s := range setups {
+		byName[s.name] = s
+	}
+	for _, s := range setups {
+		if !s.snapshot {
+			continue
+		}
+		a := s.template.Meta.Arch
+		cold := byName[fmt.Sprintf("%s ours (%s)", a, qemu.Profiles[a].Machine)]
+		serial := byName[fmt.Sprintf("%s ours, virtio-serial", a)]
+		if cold == nil || serial == nil {
+			continue
+		}
+		ratio := func(x, y []time.Duration) float64 { return float64(median(x)) / float64(median(y)) }
+		fmt.Fprintf(out, "%s: %s / cold medians: VM %.2f, run %.2f; over virtio-serial: VM %.2f, run %.2f; "+
+			"template (%s) made in %v, %.1f MB of saved state, %.1f MB on disk (%s)\n",
+			a, s.name, ratio(s.vm, cold.vm), ratio(s.tot, cold.tot), ratio(s.vm, serial.vm), ratio(s.tot, serial.tot),
+			s.template.Meta.Format, s.template.Meta.MakeTime.Round(runner.TimingsPrecision), float64(s.template.Meta.StateBytes)/1e6,
+			float64(diskUsage(s.template.Dir))/1e6, s.template.Dir)
+	}
+}
+
+// diskUsage is the bytes the files in dir take on disk (sparse files
+// count only their data).
+func diskUsage(dir string) int64 {
+	var n int64
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				n += st.Blocks * 512
+			}
+		}
+	}
+	return n
 }
 
 func once(ctx context.Context, s *setup, verbose bool, out io.Writer) (runner.Result, error) {

@@ -168,6 +168,10 @@ func options(args []string, getenv func(string) string) (runner.Options, error) 
 	for _, l := range spec.Layers[1:] {
 		o.ExtraLayers = append(o.ExtraLayers, rf(l))
 	}
+	if spec.Template != "" {
+		o.Template = rf(spec.Template)
+	}
+	o.NoTemplate = spec.NoTemplate
 	// The VM shape, resolved by package vmspec. Bazel's timeout was raised
 	// for TCG (tcg_timeout_scale): under KVM the runner narrows
 	// -test.timeout back to the nominal one. The MACs derive from the

@@ -6,6 +6,7 @@ package payload
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"os/exec"
@@ -225,4 +226,32 @@ func TestVsockConns(t *testing.T) {
 		}
 	}
 	fmt.Fprintf(os.Stderr, "PAYLOAD-CONNS %d x %d KiB in %v\n", conns, kib, time.Since(start))
+}
+
+// SnapshotMarker is the file TestSnapshotIsolation writes: a guest
+// restored from a template must never see one a previous restore wrote.
+const SnapshotMarker = "/var/invm-snapshot-marker"
+
+// TestSnapshotIsolation fails when SnapshotMarker exists (an earlier run
+// of the same template leaked into this one), then writes it, and prints
+// 16 bytes of the kernel's random pool and the guest's wall clock: two
+// restores of one template must print different random bytes, and a clock
+// that is the host's, not the template's.
+func TestSnapshotIsolation(t *testing.T) {
+	inGuest(t)
+	if b, err := os.ReadFile(SnapshotMarker); err == nil {
+		t.Fatalf("PAYLOAD %s exists (%q): written by an earlier run", SnapshotMarker, b)
+	}
+	if err := os.MkdirAll(filepath.Dir(SnapshotMarker), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(SnapshotMarker, []byte("written"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	if _, err := rand.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("PAYLOAD-RANDOM %x\n", buf)
+	fmt.Printf("PAYLOAD-CLOCK %d\n", time.Now().Unix())
 }

@@ -1,0 +1,159 @@
+package guestinit
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rules-go-vm/rules_go_vm/protocol"
+)
+
+// restore is a template guest's wait (GuestConfig.Template): it opens the
+// channel, says protocol.TemplateReady and waits, without the setup
+// watchdog, for its test layer; the host saves the guest in that wait and
+// every restore goes on from there. It extracts the layer at LayerRoot,
+// sets the clock, mixes in the seed and reads the test's config, which
+// must keep the template's channel (the open one). The returned dial holds
+// the channel as the control stream; a layer or config that is not usable
+// is its cfgErr, reported as the verdict on that channel.
+func (s *session) restore(tmpl protocol.GuestConfig, wd *time.Timer) (protocol.GuestConfig, dialResult) {
+	in := s.in
+	ctx, cancel := context.WithTimeout(context.Background(), orDefault(in.OpenTimeout, OpenTimeout))
+	conn, err := in.Open(ctx, tmpl.Channel)
+	cancel()
+	if err != nil {
+		return tmpl, dialResult{err: err}
+	}
+	d := dialResult{conn: conn}
+	// The layer's stripes come over the extra ports (LayerPorts), opened
+	// now: a template that cannot have them must not be saved.
+	ports, err := s.openLayerPorts(tmpl.LayerPorts)
+	defer func() {
+		for _, p := range ports {
+			p.Close()
+		}
+	}()
+	if err != nil {
+		conn.Close()
+		return tmpl, dialResult{err: err}
+	}
+	if _, err := io.WriteString(conn, protocol.TemplateReady); err != nil {
+		conn.Close()
+		return tmpl, dialResult{err: fmt.Errorf("template: saying ready: %w", err)}
+	}
+	s.console("guestinit: template ready (%v after boot), waiting for the test layer", in.Clock.SinceBoot())
+	wd.Stop()
+	stripes := make([]io.Reader, len(ports))
+	for i, p := range ports {
+		stripes[i] = p
+	}
+	h, err := protocol.ReadLayerStriped(conn, stripes, orString(in.LayerRoot, "/"))
+	wd.Reset(orDefault(in.SetupTimeout, SetupTimeout))
+	// Setup counts from the restore: the template's boot is not this run's.
+	s.start, s.boot = in.Clock.Now(), 0
+	if err != nil {
+		d.cfgErr = fmt.Errorf("restored from a template: %w", err)
+		return tmpl, d
+	}
+	if err := s.freshen(h); err != nil {
+		d.cfgErr = err
+		return tmpl, d
+	}
+	cfg, err := protocol.ReadConfig(in.ConfigPath)
+	switch {
+	case err != nil:
+		d.cfgErr = fmt.Errorf("restored from a template: %w", err)
+	case cfg.Template:
+		d.cfgErr = fmt.Errorf("restored from a template: the test layer has no test config (%s is still the template's)", in.ConfigPath)
+	case cfg.Channel != tmpl.Channel:
+		d.cfgErr = fmt.Errorf("restored from a template: the test's channel %+v is not the template's %+v", cfg.Channel, tmpl.Channel)
+	default:
+		s.verbose.Store(cfg.Verbose)
+		s.ack.Store(int64(cfg.AckTimeout))
+	}
+	return cfg, d
+}
+
+// openLayerPorts opens a template's layer ports (channels of the serial
+// kind, as the main one).
+func (s *session) openLayerPorts(devices []string) ([]io.ReadWriteCloser, error) {
+	var ports []io.ReadWriteCloser
+	for _, dev := range devices {
+		ctx, cancel := context.WithTimeout(context.Background(), orDefault(s.in.OpenTimeout, OpenTimeout))
+		p, err := s.in.Open(ctx, protocol.Channel{Kind: protocol.ChannelSerial, Device: dev})
+		cancel()
+		if err != nil {
+			return ports, fmt.Errorf("template: layer port %s: %w", dev, err)
+		}
+		ports = append(ports, p)
+	}
+	return ports, nil
+}
+
+// freshen makes a restored guest this run's: the host's wall clock, the
+// host's seed in the random pool.
+func (s *session) freshen(h protocol.LayerHeader) error {
+	if s.in.SetClock != nil {
+		if err := s.in.SetClock(h.Now); err != nil {
+			return fmt.Errorf("restored from a template: setting the clock: %w", err)
+		}
+	}
+	if s.in.AddEntropy != nil {
+		if err := s.in.AddEntropy(h.Seed[:]); err != nil {
+			return fmt.Errorf("restored from a template: seeding the random pool: %w", err)
+		}
+	}
+	return nil
+}
+
+func orString(s, def string) string {
+	if s != "" {
+		return s
+	}
+	return def
+}
+
+// setClock sets CLOCK_REALTIME.
+func setClock(t time.Time) error {
+	tv := unix.NsecToTimeval(t.UnixNano())
+	return unix.Settimeofday(&tv)
+}
+
+// randPoolInfo is struct rand_pool_info of RNDADDENTROPY with its buffer.
+type randPoolInfo struct {
+	entropyCount int32
+	bufSize      int32
+	buf          [protocol.SeedSize]byte
+}
+
+// addEntropy mixes seed into the kernel's pool, credited (it is the host's
+// fresh randomness), then forces a reseed of the CRNG so that the next
+// getrandom differs from every other restore's.
+func addEntropy(seed []byte) error {
+	f, err := unix.Open("/dev/urandom", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(f)
+	info := randPoolInfo{entropyCount: int32(8 * len(seed)), bufSize: int32(len(seed))}
+	copy(info.buf[:], seed)
+	if err := ioctlPtr(f, unix.RNDADDENTROPY, unsafe.Pointer(&info)); err != nil {
+		return fmt.Errorf("RNDADDENTROPY: %w", err)
+	}
+	if err := ioctlPtr(f, unix.RNDRESEEDCRNG, nil); err != nil {
+		return fmt.Errorf("RNDRESEEDCRNG: %w", err)
+	}
+	return nil
+}
+
+func ioctlPtr(fd int, req uint, arg unsafe.Pointer) error {
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), uintptr(arg))
+	if e != 0 {
+		return e
+	}
+	return nil
+}

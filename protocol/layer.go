@@ -1,0 +1,466 @@
+package protocol
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Snapshot start. A template guest is booted with a GuestConfig whose
+// Template is true: its init mounts what the shape needs, opens the
+// channel, writes TemplateReady on it and waits. The host saves the guest
+// there (QEMU migration to a file). A run restores a copy and writes one
+// layer message on the channel: a LayerHeader, then LayerHeader.Size bytes
+// of newc (initramfs) archives, the same test layer a cold boot appends to
+// its initrd. The guest extracts it (ExtractNewc), sets its clock, mixes
+// the seed into its random pool, reads its GuestConfig from ConfigPath as
+// after a cold boot, and the session goes on over the same channel.
+
+// TemplateReady is what a template guest writes on its channel when it
+// waits for its test layer.
+const TemplateReady = "RGVM template ready v1\n"
+
+// layerMagic starts a layer message.
+const layerMagic = "RGVMLAYR"
+
+// LayerVersion is the version of the layer message.
+const LayerVersion uint16 = 1
+
+// LayerHeaderSize is the encoded size of a LayerHeader.
+const LayerHeaderSize = len(layerMagic) + 2 + 2 + 8 + SeedSize + 8
+
+// SeedSize is the size of LayerHeader.Seed.
+const SeedSize = 32
+
+// MaxLayerSize bounds LayerHeader.Size: the test binary, its runfiles and
+// config.
+const MaxLayerSize = 4 << 30
+
+// ErrBadLayer is wrapped by every error decoding or extracting a layer.
+var ErrBadLayer = errors.New("protocol: bad test layer")
+
+// MaxLayerStripes bounds LayerHeader.Stripes.
+const MaxLayerStripes = 64
+
+// LayerHeader precedes the archives of a layer message.
+type LayerHeader struct {
+	// Stripes is how many extra channels carry the archives, each a
+	// contiguous part in order (LayerStripe); 0: they follow the header
+	// on its own channel. A virtio-serial port moves one 4 KiB buffer per
+	// round trip between guest and QEMU, so a layer split over several
+	// ports arrives several times sooner.
+	Stripes int
+	// Now is the host's wall clock when it sent the layer: a restored guest
+	// has the template's.
+	Now time.Time
+	// Seed is fresh entropy: every restore of a template starts with the
+	// same random pool, which this makes differ.
+	Seed [SeedSize]byte
+	// Size is the length of the archives that follow.
+	Size int64
+}
+
+// EncodeLayerHeader encodes h.
+func EncodeLayerHeader(h LayerHeader) ([]byte, error) {
+	if h.Size < 0 || h.Size > MaxLayerSize {
+		return nil, fmt.Errorf("%w: size %d not in [0, %d]", ErrBadLayer, h.Size, MaxLayerSize)
+	}
+	if h.Stripes < 0 || h.Stripes > MaxLayerStripes {
+		return nil, fmt.Errorf("%w: %d stripes not in [0, %d]", ErrBadLayer, h.Stripes, MaxLayerStripes)
+	}
+	b := make([]byte, 0, LayerHeaderSize)
+	b = append(b, layerMagic...)
+	b = binary.BigEndian.AppendUint16(b, LayerVersion)
+	b = binary.BigEndian.AppendUint16(b, uint16(h.Stripes))
+	b = binary.BigEndian.AppendUint64(b, uint64(h.Now.UnixNano()))
+	b = append(b, h.Seed[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(h.Size))
+	return b, nil
+}
+
+// DecodeLayerHeader decodes the LayerHeaderSize bytes of p.
+func DecodeLayerHeader(p []byte) (LayerHeader, error) {
+	var h LayerHeader
+	if len(p) != LayerHeaderSize {
+		return h, fmt.Errorf("%w: header of %d bytes, want %d", ErrBadLayer, len(p), LayerHeaderSize)
+	}
+	if string(p[:len(layerMagic)]) != layerMagic {
+		return h, fmt.Errorf("%w: no layer magic (got %q)", ErrBadLayer, clip(p[:len(layerMagic)]))
+	}
+	p = p[len(layerMagic):]
+	if v := binary.BigEndian.Uint16(p); v != LayerVersion {
+		return h, fmt.Errorf("%w: version %d, this init speaks %d", ErrBadLayer, v, LayerVersion)
+	}
+	if h.Stripes = int(binary.BigEndian.Uint16(p[2:])); h.Stripes > MaxLayerStripes {
+		return h, fmt.Errorf("%w: %d stripes, at most %d", ErrBadLayer, h.Stripes, MaxLayerStripes)
+	}
+	p = p[4:]
+	h.Now = time.Unix(0, int64(binary.BigEndian.Uint64(p)))
+	copy(h.Seed[:], p[8:8+SeedSize])
+	size := binary.BigEndian.Uint64(p[8+SeedSize:])
+	if size > MaxLayerSize {
+		return h, fmt.Errorf("%w: size %d over %d", ErrBadLayer, size, MaxLayerSize)
+	}
+	h.Size = int64(size)
+	return h, nil
+}
+
+// WriteLayer writes a layer message: h (with Size set to the archives'
+// total length) and then each archive in turn, each padded to 4 bytes
+// with zeros as in an initrd.
+func WriteLayer(w io.Writer, h LayerHeader, archives ...[]byte) error {
+	h.Size = 0
+	for _, a := range archives {
+		h.Size += int64(len(a)+3) &^ 3
+	}
+	hdr, err := EncodeLayerHeader(h)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	_, _ = bw.Write(hdr)
+	for _, a := range archives {
+		_, _ = bw.Write(a)
+		_, _ = bw.Write(make([]byte, (4-len(a)%4)%4))
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write layer: %w", err)
+	}
+	return nil
+}
+
+// LayerStripe is the part [off, off+n) of a layer of size bytes that
+// stripe i of stripes carries: contiguous parts of equal size, the last
+// one shorter.
+func LayerStripe(size int64, i, stripes int) (off, n int64) {
+	per := (size + int64(stripes) - 1) / int64(stripes)
+	off = min(int64(i)*per, size)
+	return off, min(per, size-off)
+}
+
+// WriteLayerStriped writes a layer message whose archives travel over
+// stripes (LayerHeader.Stripes, LayerStripe): the header on w, each
+// stripe's part on its writer, all at once. With no stripes it is
+// WriteLayer.
+func WriteLayerStriped(w io.Writer, stripes []io.Writer, h LayerHeader, archives ...[]byte) error {
+	if len(stripes) == 0 {
+		return WriteLayer(w, h, archives...)
+	}
+	var payload []byte
+	for _, a := range archives {
+		payload = append(payload, a...)
+		payload = append(payload, make([]byte, (4-len(a)%4)%4)...)
+	}
+	h.Size, h.Stripes = int64(len(payload)), len(stripes)
+	hdr, err := EncodeLayerHeader(h)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(hdr); err != nil {
+		return fmt.Errorf("write layer header: %w", err)
+	}
+	errs := make(chan error, len(stripes))
+	for i, sw := range stripes {
+		off, n := LayerStripe(h.Size, i, len(stripes))
+		go func() {
+			_, err := sw.Write(payload[off : off+n])
+			if err != nil {
+				err = fmt.Errorf("write layer stripe %d: %w", i, err)
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range stripes {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// ReadLayerStriped reads a layer message's header from r and its archives
+// from r (no stripes) or from stripes, whose count must be the header's,
+// all at once; then extracts them under root (ExtractNewc).
+func ReadLayerStriped(r io.Reader, stripes []io.Reader, root string) (LayerHeader, error) {
+	p := make([]byte, LayerHeaderSize)
+	if _, err := io.ReadFull(r, p); err != nil {
+		return LayerHeader{}, fmt.Errorf("%w: reading the header: %w", ErrBadLayer, err)
+	}
+	h, err := DecodeLayerHeader(p)
+	if err != nil {
+		return h, err
+	}
+	if h.Stripes == 0 {
+		return h, extractLayer(r, h, root)
+	}
+	if h.Stripes != len(stripes) {
+		return h, fmt.Errorf("%w: %d stripes, this guest has %d channels for them", ErrBadLayer, h.Stripes, len(stripes))
+	}
+	buf := make([]byte, h.Size)
+	errs := make(chan error, h.Stripes)
+	for i, sr := range stripes {
+		off, n := LayerStripe(h.Size, i, h.Stripes)
+		go func() {
+			_, err := io.ReadFull(sr, buf[off:off+n])
+			if err != nil {
+				err = fmt.Errorf("%w: stripe %d: %w", ErrBadLayer, i, err)
+			}
+			errs <- err
+		}()
+	}
+	for range stripes {
+		if e := <-errs; e != nil && err == nil {
+			err = e
+		}
+	}
+	if err != nil {
+		return h, err
+	}
+	return h, extractLayer(bytes.NewReader(buf), h, root)
+}
+
+// ReadLayer reads a layer message from r and extracts its archives under
+// root (ExtractNewc). It reads exactly the message, nothing after it.
+func ReadLayer(r io.Reader, root string) (LayerHeader, error) {
+	p := make([]byte, LayerHeaderSize)
+	if _, err := io.ReadFull(r, p); err != nil {
+		return LayerHeader{}, fmt.Errorf("%w: reading the header: %w", ErrBadLayer, err)
+	}
+	h, err := DecodeLayerHeader(p)
+	if err != nil {
+		return h, err
+	}
+	if h.Stripes != 0 {
+		return h, fmt.Errorf("%w: %d stripes, but no channels for them", ErrBadLayer, h.Stripes)
+	}
+	return h, extractLayer(r, h, root)
+}
+
+// extractLayer extracts the h.Size bytes of archives from r under root,
+// reading exactly them.
+func extractLayer(r io.Reader, h LayerHeader, root string) error {
+	lr := &io.LimitedReader{R: r, N: h.Size}
+	if err := ExtractNewc(bufio.NewReaderSize(lr, 64<<10), root); err != nil {
+		return err
+	}
+	if lr.N != 0 { // archives end before the message: skip its padding
+		if _, err := io.Copy(io.Discard, lr); err != nil {
+			return fmt.Errorf("%w: %w", ErrBadLayer, err)
+		}
+	}
+	return nil
+}
+
+// newc (the initramfs cpio format) as the kernel reads it: a 110-byte
+// header of "070701" and 13 8-digit hex fields, the NUL-terminated name,
+// padding to 4, the data, padding to 4; "TRAILER!!!" ends an archive, and
+// zero bytes between archives are skipped.
+const (
+	newcMagic     = "070701"
+	newcHeader    = 110
+	newcTrailer   = "TRAILER!!!"
+	maxNewcName   = 4096
+	newcModeType  = 0o170000
+	newcModeReg   = 0o100000
+	newcModeDir   = 0o040000
+	newcModeLink  = 0o120000
+	newcPermsMask = 0o7777
+)
+
+// newcField indexes of the header's hex fields.
+const (
+	newcFieldMode     = 1
+	newcFieldFileSize = 6
+	newcFieldNameSize = 11
+	newcFields        = 13
+)
+
+// ExtractNewc extracts concatenated newc archives from r under root:
+// regular files (replacing what is there), directories and symbolic links.
+// Names must be relative and stay under root ("." is root itself); other
+// file types are refused. Errors wrap ErrBadLayer.
+func ExtractNewc(r io.Reader, root string) error {
+	dst, err := os.OpenRoot(root)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadLayer, err)
+	}
+	defer dst.Close()
+	br := &countingReader{r: r}
+	for {
+		name, mode, size, err := readNewcHeader(br)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if name == newcTrailer {
+			continue
+		}
+		if err := extractEntry(dst, br, name, mode, size); err != nil {
+			return err
+		}
+		if err := br.skip(pad4(br.n)); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrBadLayer, name, err)
+		}
+	}
+}
+
+// readNewcHeader skips the zero padding between archives and reads one
+// header and its name; io.EOF at a clean end.
+func readNewcHeader(br *countingReader) (name string, mode uint32, size int64, err error) {
+	var h [newcHeader]byte
+	for {
+		if _, err := io.ReadFull(br, h[:4]); err != nil {
+			if errors.Is(err, io.EOF) {
+				return "", 0, 0, io.EOF
+			}
+			return "", 0, 0, fmt.Errorf("%w: %w", ErrBadLayer, err)
+		}
+		if string(h[:4]) != "\x00\x00\x00\x00" {
+			break
+		}
+	}
+	if _, err := io.ReadFull(br, h[4:]); err != nil {
+		return "", 0, 0, fmt.Errorf("%w: truncated header: %w", ErrBadLayer, err)
+	}
+	if string(h[:6]) != newcMagic {
+		return "", 0, 0, fmt.Errorf("%w: not a newc header at byte %d (%q)", ErrBadLayer, br.n-newcHeader, clip(h[:6]))
+	}
+	var f [newcFields]uint32
+	for i := range f {
+		v, err := strconv.ParseUint(string(h[6+8*i:14+8*i]), 16, 32)
+		if err != nil {
+			return "", 0, 0, fmt.Errorf("%w: header field %d: %q", ErrBadLayer, i, clip(h[6+8*i:14+8*i]))
+		}
+		f[i] = uint32(v)
+	}
+	ns := f[newcFieldNameSize]
+	if ns < 2 || ns > maxNewcName {
+		return "", 0, 0, fmt.Errorf("%w: name size %d", ErrBadLayer, ns)
+	}
+	nb := make([]byte, ns)
+	if _, err := io.ReadFull(br, nb); err != nil {
+		return "", 0, 0, fmt.Errorf("%w: truncated name: %w", ErrBadLayer, err)
+	}
+	if nb[ns-1] != 0 || strings.IndexByte(string(nb[:ns-1]), 0) >= 0 {
+		return "", 0, 0, fmt.Errorf("%w: name %q not NUL-terminated", ErrBadLayer, clip(nb))
+	}
+	if err := br.skip(pad4(br.n)); err != nil {
+		return "", 0, 0, fmt.Errorf("%w: %w", ErrBadLayer, err)
+	}
+	return string(nb[:ns-1]), f[newcFieldMode], int64(f[newcFieldFileSize]), nil
+}
+
+// extractEntry writes one entry of size bytes from r at name under dst.
+func extractEntry(dst *os.Root, r io.Reader, name string, mode uint32, size int64) error {
+	p, err := cleanLayerPath(name)
+	if err != nil {
+		return err
+	}
+	perm := fs.FileMode(mode & newcPermsMask)
+	fail := func(err error) error { return fmt.Errorf("%w: %s: %w", ErrBadLayer, name, err) }
+	switch mode & newcModeType {
+	case newcModeDir:
+		if _, err := io.CopyN(io.Discard, r, size); err != nil {
+			return fail(err)
+		}
+		if p == "." {
+			return nil
+		}
+		if err := dst.MkdirAll(p, perm); err != nil {
+			return fail(err)
+		}
+		return nil
+	case newcModeLink:
+		if size > maxNewcName {
+			return fail(fmt.Errorf("link target of %d bytes", size))
+		}
+		target := make([]byte, size)
+		if _, err := io.ReadFull(r, target); err != nil {
+			return fail(err)
+		}
+		_ = dst.Remove(p)
+		if err := dst.Symlink(string(target), p); err != nil {
+			return fail(err)
+		}
+		return nil
+	case newcModeReg:
+		return extractFile(dst, r, p, perm, size, fail)
+	}
+	return fail(fmt.Errorf("file type %#o is not a file, directory or symbolic link", mode&newcModeType))
+}
+
+// extractFile writes a regular file (replacing one there) with its parents.
+func extractFile(dst *os.Root, r io.Reader, p string, perm fs.FileMode, size int64, fail func(error) error) error {
+	if d := path.Dir(p); d != "." {
+		if err := dst.MkdirAll(d, 0o755); err != nil {
+			return fail(err)
+		}
+	}
+	_ = dst.Remove(p)
+	f, err := dst.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return fail(err)
+	}
+	n, err := io.Copy(f, io.LimitReader(r, size))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && n != size {
+		err = fmt.Errorf("truncated data: %d of %d bytes", n, size)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// cleanLayerPath checks an archive name: relative (a leading "./" or "/"
+// is dropped, as the kernel does), clean, never above the root.
+func cleanLayerPath(name string) (string, error) {
+	p := strings.TrimLeft(strings.TrimPrefix(name, "./"), "/")
+	if p == "" {
+		p = "."
+	}
+	if !fs.ValidPath(p) {
+		return "", fmt.Errorf("%w: name %q is not a clean relative path", ErrBadLayer, clip([]byte(name)))
+	}
+	return p, nil
+}
+
+// pad4 is the padding that brings offset n to a multiple of 4.
+func pad4(n int64) int64 { return (4 - n%4) % 4 }
+
+// countingReader counts the bytes read, for newc's alignment.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// skip reads and drops n bytes.
+func (c *countingReader) skip(n int64) error {
+	if n == 0 {
+		return nil
+	}
+	if _, err := io.CopyN(io.Discard, c, n); err != nil {
+		return fmt.Errorf("truncated padding: %w", err)
+	}
+	return nil
+}

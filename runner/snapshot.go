@@ -1,0 +1,383 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rules-go-vm/rules_go_vm/protocol"
+	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
+	"github.com/rules-go-vm/rules_go_vm/runner/vmm"
+	"github.com/rules-go-vm/rules_go_vm/runner/vsock"
+)
+
+// Start kinds (Options.Start, vmspec.Starts).
+const (
+	StartCold     = "cold"
+	StartSnapshot = "snapshot"
+	StartAuto     = "auto"
+)
+
+// startChoice is the plan's start: a cold boot, or a restore of a template.
+type startChoice struct {
+	snapshot bool
+	reason   string
+}
+
+// chooseStart decides the start from Options.Start and whether the VM can
+// be restored (snapshotBlocker): under "snapshot" a VM that cannot be is
+// an ErrInvalidOptions, under "auto" a cold boot.
+func chooseStart(o Options) (startChoice, error) {
+	switch o.Start {
+	case "", StartCold:
+		return startChoice{reason: "start = cold"}, nil
+	}
+	if why := snapshotBlocker(o); why != "" {
+		if o.Start == StartSnapshot {
+			return startChoice{}, fmt.Errorf("%w: start = %q, but a template cannot carry this VM: %s (use start = %q or %q)",
+				ErrInvalidOptions, StartSnapshot, why, StartAuto, StartCold)
+		}
+		return startChoice{reason: "start = auto, but a template cannot carry this VM: " + why}, nil
+	}
+	if o.Start == StartAuto && o.Template == "" && o.NoTemplate != "" {
+		return startChoice{reason: "start = auto, but the build made no template: " + o.NoTemplate}, nil
+	}
+	return startChoice{snapshot: true, reason: "start = " + o.Start}, nil
+}
+
+// LayerStripes is how many extra virtio-serial ports carry a restore's
+// test layer (protocol.LayerHeader.Stripes): one port moves a 4 KiB
+// buffer per round trip between the guest and QEMU's main loop, which
+// serves every ready port on each turn, so the layer arrives about this
+// many times sooner.
+const LayerStripes = 8
+
+// guestLayerPorts are the guest's devices of the layer ports: ports 2, 3,
+// ... of the virtio-serial device whose port 1 is the channel.
+func guestLayerPorts() []string {
+	ports := make([]string, LayerStripes)
+	for i := range ports {
+		ports[i] = fmt.Sprintf("/dev/vport0p%d", i+2)
+	}
+	return ports
+}
+
+// layerSockets are the host ends of the layer ports, named prefix+i in
+// dir.
+func layerSockets(dir, prefix string) []string {
+	socks := make([]string, LayerStripes)
+	for i := range socks {
+		socks[i] = filepath.Join(dir, fmt.Sprintf("%s%d.sock", prefix, i))
+	}
+	return socks
+}
+
+// listenLayers listens on socks (QEMU connects to each at start); close
+// closes and removes them.
+func listenLayers(socks []string) (lns []*net.UnixListener, closeAll func(), err error) {
+	closeAll = func() {
+		for i, ln := range lns {
+			ln.Close()
+			os.Remove(socks[i])
+		}
+	}
+	for _, sock := range socks {
+		os.Remove(sock)
+		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+		if err != nil {
+			closeAll()
+			return nil, func() {}, fmt.Errorf("%w: %w", ErrInternal, err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, closeAll, nil
+}
+
+// DefaultTemplateFormat is the save format of templates: the one that
+// restored fastest as measured (README, "Snapshot start"): RAM in a file
+// each restore maps copy-on-write, so a restore reads only the pages the
+// guest touches and never copies the rest.
+const DefaultTemplateFormat = vmm.SaveRAMFile
+
+// templateFormat is this run's template format.
+func (p *runPlan) templateFormat() string {
+	if p.o.TemplateFormat != "" {
+		return p.o.TemplateFormat
+	}
+	return DefaultTemplateFormat
+}
+
+// restoreVM is vm restored from a template saved as format (its RAM in
+// ram, mapped copy-on-write, for vmm.SaveRAMFile).
+func restoreVM(vm vmm.VM, format, ram string) vmm.VM {
+	// The kernel keeps the command line it booted with, the template's:
+	// quiet, whether this run is verbose or not (the guest init's
+	// diagnostics follow the test's config), so one template serves both.
+	vm.Quiet = true
+	vm.SaveFormat = format
+	if format == vmm.SaveRAMFile {
+		vm.RAMFile, vm.RAMFilePrivate = ram, true
+	}
+	return vm
+}
+
+// TemplateBlocker says why o's VM cannot be restored from a template (""
+// when it can); such a VM cold-boots under start = "auto".
+func TemplateBlocker(o Options) string { return snapshotBlocker(o) }
+
+// snapshotBlocker says why o's VM cannot be restored from a template, ""
+// when it can: the template is a saved QEMU, which QEMU only migrates with
+// a migratable channel (virtio-serial here: it refuses a vhost-user
+// device; kernel vhost-vsock is not done yet), and its shape is kept to
+// what its devices can carry across a restore as tested.
+func snapshotBlocker(o Options) string {
+	switch {
+	case len(o.NICs) > 0:
+		return "it has NICs"
+	case o.MgmtNIC != "":
+		return "it has a management NIC"
+	case o.IOMMU:
+		return "it has an IOMMU"
+	case o.VFIONICs.All || len(o.VFIONICs.Indexes) > 0:
+		return "it binds NICs to vfio-pci"
+	case o.HostPages != "" && o.HostPages != qemu.HostPages4k:
+		return "its RAM is on host pages " + o.HostPages
+	case o.Transport != "" && o.Transport != string(vsock.Auto) && o.Transport != string(vsock.VirtioSerial):
+		return "transport " + o.Transport + " cannot be migrated (a template's channel is virtio-serial)"
+	case len(o.Command) > 0 || o.Shell:
+		return "a debug command or shell needs vsock"
+	case o.Backend != "" && o.Backend != "qemu":
+		return "backend " + o.Backend
+	}
+	return ""
+}
+
+// snapshotTransport is the channel of a restored guest.
+var snapshotTransport = vsock.Choice{Transport: vsock.VirtioSerial,
+	Reason: "snapshot start: a template's channel must be migratable (QEMU refuses to migrate a vhost-user device)"}
+
+// restore is what a snapshot start restores: the template, and the test
+// layer sent after (the extra layers' archives and the test layer's).
+type restore struct {
+	tmpl     Template
+	archives [][]byte
+	// layers listen for the layer ports' connections.
+	layers []*net.UnixListener
+}
+
+// prepareRestore finds (or makes) the template of this run's VM and reads
+// the test layer it gets; an error wraps ErrTemplate or the cause, and
+// means a cold boot.
+func (p *runPlan) prepareRestore(ctx context.Context, pr *prepared, base string, cfg protocol.GuestConfig) (*restore, error) {
+	archives, err := restoreArchives(p.o, cfg)
+	if err != nil {
+		return nil, err
+	}
+	t, err := p.findTemplate(ctx, pr, base)
+	if err != nil {
+		return nil, err
+	}
+	socks := layerSockets(pr.state, "layer")
+	lns, closeLayers, err := listenLayers(socks)
+	if err != nil {
+		return nil, err
+	}
+	pr.ch.closers = append(pr.ch.closers, closeLayers)
+	pr.ch.device.LayerSockets = socks
+	return &restore{tmpl: t, archives: archives, layers: lns}, nil
+}
+
+// restoreArchives is what a cold boot appends to the base layer: the extra
+// layers and the test layer (cfg, the binary, testdata), as archives.
+func restoreArchives(o Options, cfg protocol.GuestConfig) ([][]byte, error) {
+	var archives [][]byte
+	for _, l := range o.ExtraLayers {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInternal, err)
+		}
+		archives = append(archives, b)
+	}
+	test, err := testLayer(o, cfg)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if _, err := test.WriteTo(&b); err != nil {
+		return nil, fmt.Errorf("%w: test layer: %w", ErrInternal, err)
+	}
+	return append(archives, b.Bytes()), nil
+}
+
+// templateWant is what this run needs of a template: its key (the VM's
+// command line with placeholders for the run's own files, and the
+// template's config tcfg), the contents of the kernel and the base layer,
+// and QEMU's build id.
+func (p *runPlan) templateWant(pr *prepared, base string, tcfg []byte) (TemplateMeta, error) {
+	o := p.o
+	vm := restoreVM(p.lower(vmDescription(p, pr)), p.templateFormat(), "@ram")
+	vm.Kernel, vm.Initrd, vm.Restore, vm.Channel.Socket, vm.Monitor = "@kernel", "@initrd", "@state", "@serial", "@monitor"
+	vm.Channel.LayerSockets = layerSockets("@", "layer")
+	args, err := p.backend.Args(vm)
+	if err != nil {
+		return TemplateMeta{}, fmt.Errorf("%w: %w", ErrTemplate, err)
+	}
+	// A prebuilt template (Options.Template: go_vm_test's, built from the
+	// very kernel and base layer the test has) is not re-hashed: its
+	// build graph answers for them.
+	var files string
+	if o.Template == "" {
+		if files, err = filesKey(filepath.Join(o.CacheDir, "digests"), o.Kernel, base); err != nil {
+			return TemplateMeta{}, err
+		}
+	}
+	id, err := QEMUBuildID(o.QEMU)
+	if err != nil {
+		return TemplateMeta{}, err
+	}
+	return TemplateMeta{Version: TemplateMetaVersion, Key: templateKey(args, tcfg), Files: files, Format: p.templateFormat(), QEMUBuildID: id,
+		QEMUVersion: p.qemuVersion, Arch: o.Arch, Accel: vm.Accel, Kernel: o.Kernel}, nil
+}
+
+// findTemplate returns the template for this run: Options.Template when
+// given (refused when it does not fit), else the cache directory's, made
+// (or remade, when the one there does not fit, saying why) on a miss.
+func (p *runPlan) findTemplate(ctx context.Context, pr *prepared, base string) (Template, error) {
+	o := p.o
+	tcfg, want, err := p.templateFor(pr, base)
+	if err != nil {
+		return Template{}, err
+	}
+	if o.Template != "" {
+		t, err := ReadTemplate(o.Template)
+		if err == nil {
+			err = t.Meta.Check(want)
+		}
+		return t, err
+	}
+	dir := TemplateDir(o.CacheDir, o.Arch, want.Key+"-"+want.Files[:8])
+	t, err := ReadTemplate(dir)
+	if err == nil {
+		if err = t.Meta.Check(want); err == nil {
+			return t, nil
+		}
+		fmt.Fprintf(o.Log, "invm: template %s not used: %v; making a new one\n", dir, err)
+	}
+	return p.makeTemplate(ctx, pr, base, tcfg, want, dir, true)
+}
+
+// templateFor is the template config of this run's VM and what it needs
+// of a template.
+func (p *runPlan) templateFor(pr *prepared, base string) ([]byte, TemplateMeta, error) {
+	tcfg, err := templateConfig(pr.ch.guest, p.hugeSizes())
+	if err != nil {
+		return nil, TemplateMeta{}, err
+	}
+	want, err := p.templateWant(pr, base, tcfg)
+	return tcfg, want, err
+}
+
+// hugeSizes are the guest hugepage sizes the guest mounts.
+func (p *runPlan) hugeSizes() []string {
+	if p.o.GuestHugepages.Count > 0 {
+		return []string{p.o.GuestHugepages.Size}
+	}
+	return nil
+}
+
+// lower adds to vm what the backend needs of this host: the TSC frequency
+// of an x86 microvm under TCG.
+func (p *runPlan) lower(vm vmm.VM) vmm.VM {
+	if p.profile.TSCEarly && vm.Accel == qemu.AccelTCG {
+		var err error
+		if vm.TSCkHz, err = qemu.HostTSCkHz(p.o.CPUInfo); err != nil {
+			fmt.Fprintf(p.o.Log, "invm: warning: no tsc_early_khz (%v): microvm may hang under TCG\n", err)
+		}
+	}
+	return vm
+}
+
+// layerAcceptTimeout bounds the wait for a layer port's connection, which
+// QEMU makes when it starts, before the channel's.
+const layerAcceptTimeout = 10 * time.Second
+
+// layerListener is the session's listener of a restored guest: the
+// guest's channel, once accepted, first carries the test layer to it.
+type layerListener struct {
+	net.Listener
+	// layers yield the layer ports' connections, kept open until the
+	// channel closes (closers).
+	layers   []*net.UnixListener
+	closers  *[]func()
+	archives [][]byte
+	now      func() time.Time
+	sent     bool
+	// log gets when the layer went, counted from start (QEMU's start).
+	log   io.Writer
+	start time.Time
+}
+
+// Accept accepts a connection; the first gets the layer message (the
+// host's clock and a fresh seed, then the archives).
+func (l *layerListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil || l.sent {
+		return c, err
+	}
+	l.sent = true
+	h := protocol.LayerHeader{Now: l.now()}
+	_, _ = rand.Read(h.Seed[:])
+	accepted := l.now()
+	stripes := make([]io.Writer, len(l.layers))
+	for i, ln := range l.layers {
+		// QEMU connected them all when it started, before the channel.
+		_ = ln.SetDeadline(time.Now().Add(layerAcceptTimeout))
+		sc, err := ln.Accept()
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("%w: layer port %d: %w", ErrBootFailed, i, err)
+		}
+		*l.closers = append(*l.closers, func() { sc.Close() })
+		stripes[i] = sc
+	}
+	if err := protocol.WriteLayerStriped(c, stripes, h, l.archives...); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("%w: sending the test layer: %w", ErrBootFailed, err)
+	}
+	if l.log != nil {
+		n := 0
+		for _, a := range l.archives {
+			n += len(a)
+		}
+		done := l.now()
+		fmt.Fprintf(l.log, "invm: test layer sent: %.1f MB over %d ports, channel connected %v after QEMU started, sent in %v\n",
+			float64(n)/1e6, len(l.layers), accepted.Sub(l.start).Round(time.Millisecond), done.Sub(accepted).Round(time.Millisecond))
+	}
+	return c, nil
+}
+
+// coldFallback readies a cold boot after a restore that failed before the
+// guest spoke: a fresh channel (the session closed the last) and the
+// initrd the cold boot needs.
+func (pr *prepared) coldFallback(p *runPlan) error {
+	o := p.o
+	pr.restore = nil
+	pr.ch.close()
+	var err error
+	if pr.ch, err = openChannel(o, pr.state, p.transport); err != nil {
+		return err
+	}
+	return pr.writeInitrd(o, pr.base, pr.cfg)
+}
+
+// templateSockets are the sockets of a template being made, in the run's
+// state directory (the cache directory's path may be too long for one).
+func templateSockets(state string) (serial, monitor string) {
+	return filepath.Join(state, "template-serial.sock"), filepath.Join(state, "template-qmp.sock")
+}

@@ -1,0 +1,268 @@
+package runner
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rules-go-vm/rules_go_vm/protocol"
+	"github.com/rules-go-vm/rules_go_vm/runner/initramfs"
+	"github.com/rules-go-vm/rules_go_vm/vmspec"
+)
+
+func TestChooseStart(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		o            Options
+		wantSnapshot bool
+		wantReason   string // substring
+		wantErr      error
+	}{
+		{name: "default", o: Options{}, wantReason: "start = cold"},
+		{name: "cold", o: Options{Start: "cold"}, wantReason: "start = cold"},
+		{name: "auto", o: Options{Start: "auto"}, wantSnapshot: true, wantReason: "start = auto"},
+		{name: "snapshot", o: Options{Start: "snapshot", Transport: "virtio-serial"}, wantSnapshot: true},
+		{name: "auto with NICs", o: Options{Start: "auto", NICs: []string{"e1000"}}, wantReason: "it has NICs"},
+		{name: "auto with vsock", o: Options{Start: "auto", Transport: "vhost-user-vsock"}, wantReason: "cannot be migrated"},
+		{name: "auto with 2M pages", o: Options{Start: "auto", HostPages: "2M"}, wantReason: "host pages 2M"},
+		{name: "auto with IOMMU", o: Options{Start: "auto", IOMMU: true}, wantReason: "IOMMU"},
+		{name: "auto with shell", o: Options{Start: "auto", Shell: true}, wantReason: "debug command"},
+		{name: "snapshot with NICs", o: Options{Start: "snapshot", NICs: []string{"e1000"}}, wantErr: ErrInvalidOptions},
+		{name: "snapshot with mgmt NIC", o: Options{Start: "snapshot", MgmtNIC: "e1000"}, wantErr: ErrInvalidOptions},
+		{name: "auto, the build made none", o: Options{Start: "auto", NoTemplate: "the VM's memory differs"}, wantReason: "the build made no template: the VM's memory differs"},
+		{name: "auto with a template", o: Options{Start: "auto", Template: "/t", NoTemplate: "stale"}, wantSnapshot: true},
+		{name: "snapshot, the build made none", o: Options{Start: "snapshot", NoTemplate: "x"}, wantSnapshot: true},
+		{name: "snapshot with vfio", o: Options{Start: "snapshot", VFIONICs: vmspec.VFIONICs{All: true}}, wantErr: ErrInvalidOptions},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := chooseStart(tc.o)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if got.snapshot != tc.wantSnapshot || !strings.Contains(got.reason, tc.wantReason) {
+				t.Errorf("chooseStart = %+v, want snapshot %v, reason containing %q", got, tc.wantSnapshot, tc.wantReason)
+			}
+		})
+	}
+}
+
+func TestTemplateMetaCheck(t *testing.T) {
+	want := TemplateMeta{Version: TemplateMetaVersion, Key: "k", Files: "f", QEMUBuildID: "b1", QEMUVersion: "QEMU 11.0.0", Arch: "x86_64"}
+	for _, tc := range []struct {
+		name   string
+		edit   func(m *TemplateMeta)
+		reason string // "" fits
+	}{
+		{name: "same", edit: func(*TemplateMeta) {}},
+		{name: "same but made elsewhere", edit: func(m *TemplateMeta) { m.MakeTime, m.StateBytes, m.Kernel = time.Second, 1, "/x" }},
+		{name: "other QEMU build", edit: func(m *TemplateMeta) { m.QEMUBuildID = "b2" }, reason: "made by QEMU build id b2"},
+		{name: "other version", edit: func(m *TemplateMeta) { m.Version = 0 }, reason: "version 0"},
+		{name: "other arch", edit: func(m *TemplateMeta) { m.Arch = "aarch64" }, reason: "made for aarch64"},
+		{name: "other VM", edit: func(m *TemplateMeta) { m.Key = "k2" }, reason: "another VM"},
+		{name: "other kernel", edit: func(m *TemplateMeta) { m.Files = "f2" }, reason: "another kernel or base layer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := want
+			tc.edit(&m)
+			err := m.Check(want)
+			// A prebuilt template's files are not checked (want.Files "").
+			prebuilt := want
+			prebuilt.Files = ""
+			if perr := m.Check(prebuilt); tc.name == "other kernel" && perr != nil {
+				t.Errorf("prebuilt: Check = %v, want nil", perr)
+			}
+			if tc.reason == "" {
+				if err != nil {
+					t.Fatalf("Check = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrTemplate) || !strings.Contains(err.Error(), tc.reason) {
+				t.Fatalf("Check = %v, want ErrTemplate saying %q", err, tc.reason)
+			}
+		})
+	}
+}
+
+func TestFilesKey(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	k1, b1 := write("k1", "kernel"), write("b1", "base")
+	copyK, copyB := write("k-copy", "kernel"), write("b-copy", "base")
+	k2 := write("k2", "kernel2")
+	memo := filepath.Join(dir, "memo")
+	key := func(files ...string) string {
+		s, err := filesKey(memo, files...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if key(k1, b1) != key(copyK, copyB) {
+		t.Error("the same contents elsewhere have another key")
+	}
+	if key(k1, b1) == key(k2, b1) {
+		t.Error("another kernel has the same key")
+	}
+	if key(k1, b1) == key(b1, k1) {
+		t.Error("swapped files have the same key")
+	}
+	if _, err := filesKey(memo, filepath.Join(dir, "missing")); !errors.Is(err, ErrTemplate) {
+		t.Errorf("missing file: %v, want ErrTemplate", err)
+	}
+	// A remembered digest follows the file: rewritten (another size), the
+	// file gets its new digest.
+	before := key(k1, b1)
+	if err := os.WriteFile(k1, []byte("kernel, rebuilt"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if key(k1, b1) == before {
+		t.Error("a rewritten kernel kept its remembered digest")
+	}
+	if key(k1, b1) != key(k1, b1) {
+		t.Error("the remembered digest differs from the computed one")
+	}
+}
+
+// writeTemplate writes a template directory with meta m.
+func writeTemplate(t *testing.T, dir string, m TemplateMeta) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{TemplateStateFile, TemplateInitrdFile} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, TemplateMetaFile), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newcArchive is a one-file layer.
+func newcArchive(t *testing.T, name, data string) []byte {
+	t.Helper()
+	l := initramfs.NewLayer()
+	if err := l.AddBytes(name, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if _, err := l.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestReadAndInstallTemplate(t *testing.T) {
+	root := t.TempDir()
+	want := TemplateMeta{Version: TemplateMetaVersion, Key: "k", Files: "f", QEMUBuildID: "b", Arch: "x86_64"}
+	dir := filepath.Join(root, "t")
+	if _, err := ReadTemplate(dir); !errors.Is(err, ErrTemplate) {
+		t.Fatalf("ReadTemplate(missing) = %v, want ErrTemplate", err)
+	}
+	// A refused template in place is replaced by the new one.
+	stale := want
+	stale.QEMUBuildID = "old"
+	writeTemplate(t, dir, stale)
+	tmp := filepath.Join(root, ".make-1")
+	writeTemplate(t, tmp, want)
+	got, err := installTemplate(tmp, dir, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Meta.QEMUBuildID != "b" || got.Dir != dir {
+		t.Errorf("installed %+v, want the new one at %s", got, dir)
+	}
+	// A good one in place stays; the new one goes.
+	tmp2 := filepath.Join(root, ".make-2")
+	writeTemplate(t, tmp2, want)
+	if _, err := installTemplate(tmp2, dir, want); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tmp2); !os.IsNotExist(err) {
+		t.Errorf("the second template was left at %s: %v", tmp2, err)
+	}
+	entries, _ := os.ReadDir(root)
+	if len(entries) != 1 {
+		t.Errorf("left in the cache: %v, want only t", entries)
+	}
+	// A template without its state is not one.
+	os.Remove(filepath.Join(dir, TemplateStateFile))
+	if _, err := ReadTemplate(dir); !errors.Is(err, ErrTemplate) {
+		t.Errorf("ReadTemplate(no state) = %v, want ErrTemplate", err)
+	}
+}
+
+// TestLayerListener checks that a restored guest's channel carries the
+// test layer first, with the host's clock and a fresh seed each time.
+func TestLayerListener(t *testing.T) {
+	seeds := map[[protocol.SeedSize]byte]bool{}
+	for i := range 2 {
+		ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "s"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Unix(1800000000+int64(i), 0)
+		ll := &layerListener{Listener: ln, archives: [][]byte{newcArchive(t, "invm/x", "data")}, now: func() time.Time { return now }}
+		got := make(chan error, 1)
+		var h protocol.LayerHeader
+		root := t.TempDir()
+		go func() {
+			c, err := net.Dial("unix", ln.Addr().String())
+			if err != nil {
+				got <- err
+				return
+			}
+			defer c.Close()
+			h, err = protocol.ReadLayer(c, root)
+			if err == nil {
+				_, err = io.WriteString(c, "after")
+			}
+			got <- err
+		}()
+		c, err := ll.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 5)
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "after" {
+			t.Fatalf("after the layer: %q, %v", buf, err)
+		}
+		if err := <-got; err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		ln.Close()
+		if !h.Now.Equal(now) {
+			t.Errorf("clock %v, want %v", h.Now, now)
+		}
+		if b, err := os.ReadFile(filepath.Join(root, "invm/x")); err != nil || string(b) != "data" {
+			t.Errorf("extracted %q, %v", b, err)
+		}
+		seeds[h.Seed] = true
+	}
+	if len(seeds) != 2 {
+		t.Error("two restores got the same seed")
+	}
+}

@@ -1,0 +1,249 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rules-go-vm/rules_go_vm/internal/atomicfile"
+	"github.com/rules-go-vm/rules_go_vm/protocol"
+	"github.com/rules-go-vm/rules_go_vm/runner/proc"
+	"github.com/rules-go-vm/rules_go_vm/runner/vmm"
+)
+
+// Bounds of making a template.
+const (
+	// templateSaveTimeout bounds saving the ready guest (~30 MB under TCG
+	// here, well under a second).
+	templateSaveTimeout = 60 * time.Second
+	// templateExitTimeout bounds QEMU's exit after the save.
+	templateExitTimeout = 5 * time.Second
+)
+
+// makeTemplate boots this run's VM as a template (its init waits for a
+// test layer), saves it when ready and puts it at dir: the state, the
+// initrd it booted, then its TemplateMeta, last. With install, it is made
+// beside dir and moved into place (installTemplate: a cache shared by
+// concurrent runners); without, it is made in dir itself (a build
+// output). The boot is bounded by Options.ChannelTimeout; everything it
+// started is gone when it returns.
+func (p *runPlan) makeTemplate(ctx context.Context, pr *prepared, base string, tcfg []byte, want TemplateMeta, dir string, install bool) (Template, error) {
+	o := p.o
+	start := o.Now()
+	work := dir
+	if install {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			return Template{}, fmt.Errorf("%w: %w", ErrTemplate, err)
+		}
+		tmp, err := os.MkdirTemp(filepath.Dir(dir), ".make-")
+		if err != nil {
+			return Template{}, fmt.Errorf("%w: %w", ErrTemplate, err)
+		}
+		work = tmp
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return Template{}, fmt.Errorf("%w: %w", ErrTemplate, err)
+	}
+	done := false
+	defer func() {
+		if !done && install {
+			os.RemoveAll(work)
+		}
+	}()
+	if err := writeTemplateInitrd(filepath.Join(work, TemplateInitrdFile), base, tcfg); err != nil {
+		return Template{}, err
+	}
+	if err := p.bootAndSave(ctx, pr, work); err != nil {
+		return Template{}, err
+	}
+	st, err := os.Stat(filepath.Join(work, TemplateStateFile))
+	if err != nil {
+		return Template{}, fmt.Errorf("%w: %w", ErrTemplate, err)
+	}
+	meta := want
+	meta.MakeTime, meta.StateBytes = o.Now().Sub(start), st.Size()
+	b, err := json.MarshalIndent(meta, "", "  ")
+	if err == nil {
+		err = atomicfile.WriteFile(filepath.Join(work, TemplateMetaFile), b, 0o644)
+	}
+	if err != nil {
+		return Template{}, fmt.Errorf("%w: %w", ErrTemplate, err)
+	}
+	t := Template{Dir: dir, Meta: meta}
+	if install {
+		t, err = installTemplate(work, dir, want)
+	}
+	done = err == nil
+	if err == nil {
+		fmt.Fprintf(o.Log, "invm: made template %s in %v (%.1f MB saved state)\n", t.Dir, meta.MakeTime.Round(time.Millisecond), float64(meta.StateBytes)/1e6)
+	}
+	return t, err
+}
+
+// MakeTemplate makes a template of o's VM in dir (Options.TemplateOut):
+// Bazel's template action, `invm -make-template`. o needs no test binary
+// when it names the arch.
+func MakeTemplate(ctx context.Context, o Options, dir string) (Template, error) {
+	o.TemplateOut = dir
+	if o.Start == "" || o.Start == StartCold {
+		o.Start = StartSnapshot
+	}
+	res, err := Run(ctx, o)
+	if err != nil {
+		return Template{}, err
+	}
+	if res.Template == "" {
+		return Template{}, fmt.Errorf("%w: %w: no template made (%s)", ErrInvalidOptions, ErrTemplate, res.StartReason)
+	}
+	return ReadTemplate(dir)
+}
+
+// bootAndSave boots the template VM (its initrd in tmp), waits for its
+// init's protocol.TemplateReady, saves it to tmp's state file over the
+// monitor and lets QEMU exit.
+func (p *runPlan) bootAndSave(ctx context.Context, pr *prepared, tmp string) error {
+	o := p.o
+	serial, monitor := templateSockets(pr.state)
+	os.Remove(serial)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: serial, Net: "unix"})
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrTemplate, err)
+	}
+	defer func() { ln.Close(); os.Remove(serial); os.Remove(monitor) }()
+	vm := p.lower(vmDescription(p, pr))
+	vm.Initrd, vm.Restore, vm.Channel.Socket, vm.Monitor = filepath.Join(tmp, TemplateInitrdFile), "", serial, monitor
+	vm.Quiet = true // as every restore's (restoreVM)
+	vm.Channel.LayerSockets = layerSockets(pr.state, "template-layer")
+	_, closeLayers, err := listenLayers(vm.Channel.LayerSockets)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrTemplate, err)
+	}
+	defer closeLayers()
+	vm.SaveFormat = p.templateFormat()
+	if vm.SaveFormat == vmm.SaveRAMFile {
+		vm.RAMFile, vm.RAMFilePrivate = filepath.Join(tmp, TemplateRAMFile), false
+	}
+	args, err := p.backend.Args(vm)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrTemplate, err)
+	}
+	out := &lockedBuffer{}
+	cmd := exec.Command(o.QEMU, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if o.Verbose {
+		cmd.Stdout = io.MultiWriter(out, &linePrefixer{w: o.Log, prefix: "invm: template: "})
+	}
+	qemuProc, err := proc.Start(cmd)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrNoQEMU, err)
+	}
+	defer qemuProc.Kill()
+	fail := func(err error) error {
+		return fmt.Errorf("%w: %w; QEMU: %s", ErrTemplate, err, tailLines(out.String(), 10))
+	}
+	conn, err := waitTemplateReady(ctx, ln, qemuProc, o.ChannelTimeout)
+	if err != nil {
+		return fail(err)
+	}
+	defer conn.Close()
+	sctx, cancel := context.WithTimeout(ctx, templateSaveTimeout)
+	defer cancel()
+	mon, err := p.backend.Attach(sctx, monitor, qemuProc.Done())
+	if err != nil {
+		return fail(err)
+	}
+	defer mon.Close()
+	saver, ok := mon.(vmm.Saver)
+	if !ok {
+		return fail(fmt.Errorf("backend %s cannot save a VM", p.backend.Name()))
+	}
+	if err := saver.Save(sctx, filepath.Join(tmp, TemplateStateFile)); err != nil {
+		return fail(err)
+	}
+	qctx, qcancel := context.WithTimeout(ctx, templateExitTimeout)
+	defer qcancel()
+	_ = mon.Quit(qctx)
+	select {
+	case <-qemuProc.Done():
+	case <-qctx.Done():
+	}
+	return nil
+}
+
+// waitTemplateReady accepts the template guest's channel and reads its
+// protocol.TemplateReady, within timeout, unless QEMU exits first.
+func waitTemplateReady(ctx context.Context, ln *net.UnixListener, qemuProc *proc.Process, timeout time.Duration) (net.Conn, error) {
+	type accepted struct {
+		c   net.Conn
+		err error
+	}
+	got := make(chan accepted, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			_ = c.SetReadDeadline(time.Now().Add(timeout))
+			buf := make([]byte, len(protocol.TemplateReady))
+			if _, err = io.ReadFull(c, buf); err == nil && string(buf) != protocol.TemplateReady {
+				err = fmt.Errorf("the guest said %q, not that it is ready", buf)
+			}
+			if err != nil {
+				c.Close()
+			}
+		}
+		got <- accepted{c, err}
+	}()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case a := <-got:
+		return a.c, a.err
+	case <-qemuProc.Done():
+		ln.Close()
+		return nil, fmt.Errorf("QEMU exited (%s) before the template was ready", exitStatus(qemuProc.Err()))
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	ln.Close()
+	if a := <-got; a.c != nil {
+		a.c.Close()
+	}
+	return nil, fmt.Errorf("the template was not ready within %v (%v)", timeout, ctx.Err())
+}
+
+// tailLines is the last n lines of s, on one line.
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// linePrefixer writes whole lines to w, each after prefix (the console of
+// a template being made, in a verbose run's log).
+type linePrefixer struct {
+	w      io.Writer
+	prefix string
+	line   []byte
+}
+
+func (l *linePrefixer) Write(b []byte) (int, error) {
+	l.line = append(l.line, b...)
+	for {
+		i := bytes.IndexByte(l.line, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		if _, err := fmt.Fprintf(l.w, "%s%s\n", l.prefix, l.line[:i]); err != nil {
+			return len(b), err
+		}
+		l.line = l.line[i+1:]
+	}
+}
