@@ -9,7 +9,11 @@ load(":spec.bzl", "FIELDS")
 _NOT_VM_FIELDS = ["start", "tcg_timeout_scale"]
 
 def default_shape():
-    """The shape of a go_vm_test that sets no VM attribute, in the text form of the launch file."""
+    """The shape of a go_vm_test that sets no VM attribute.
+
+    Returns:
+      dict: every spec field's default, in the text form of the launch file.
+    """
     shape = {}
     for name, field in FIELDS.items():
         default = field["default"]
@@ -20,7 +24,14 @@ def default_shape():
     return shape
 
 def vm_key(shape):
-    """What of a shape a template depends on (shape without start and timeout scale)."""
+    """What of a shape a template depends on.
+
+    Args:
+      shape: a VM shape in the launch file's text form.
+
+    Returns:
+      dict: shape without start and tcg_timeout_scale.
+    """
     return {name: value for name, value in shape.items() if name not in _NOT_VM_FIELDS}
 
 def _rlocation(workspace_name, f):

@@ -2,7 +2,6 @@
 
 load("@io_bazel_rules_go//go:def.bzl", "go_test")
 load(":providers.bzl", "KernelInfo", "VmTestInfo")
-load(":template.bzl", "make_template", "vm_key")
 load(
     ":spec.bzl",
     "ACCELS",
@@ -35,6 +34,7 @@ load(
     "STARTS",
     "TRANSPORTS",
 )
+load(":template.bzl", "make_template", "vm_key")
 
 VM_TOOLCHAIN = "@rules_go_vm//rules:vm_toolchain_type"
 
