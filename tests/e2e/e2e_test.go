@@ -102,6 +102,7 @@ func TestUserModule(t *testing.T) {
 		checkLogLine(t, filepath.Join(testlogs, "dpdk_vm_test/test.log"), "E2E-DPDK", "1000 frames forwarded through net_e1000_em")
 		checkLogLine(t, filepath.Join(testlogs, "netns_vm_test/test.log"), "E2E-NETNS", "machine=amd64", "ping both ways ok")
 		checkKernelConfig(t, filepath.Join(info(t, "bazel-bin"), "netns_kernel/config"), "CONFIG_NET_SCH_NETEM=y", "CONFIG_VETH=y")
+		checkStarts(t, testlogs)
 	})
 
 	t.Run("a hanging test ends TIMEOUT with its stacks", func(t *testing.T) {
@@ -175,6 +176,7 @@ func TestUserModule(t *testing.T) {
 		checkLogLine(t, filepath.Join(logs, "dpdk_vm_test/test.log"), "E2E-DPDK", "1000 frames forwarded through net_e1000_em")
 		checkLogLine(t, filepath.Join(logs, "netns_vm_test/test.log"), "E2E-NETNS", "machine=arm64", "ping both ways ok")
 		checkKernelConfig(t, filepath.Join(info(t, "bazel-bin", "--platforms=@rules_go_vm//:aarch64"), "netns_kernel/config"), "CONFIG_NET_SCH_NETEM=y", "CONFIG_ARM64=y")
+		checkStarts(t, logs)
 	})
 }
 
@@ -195,6 +197,17 @@ func checkKernelConfig(t *testing.T, config string, want ...string) {
 			t.Errorf("%s lacks %s", config, w)
 		}
 	}
+}
+
+// checkStarts checks how the user module's tests started (start = "auto",
+// the default): the default VM restores the VM toolchain's shared
+// template; a test with its own kernel, and one with NICs, boot cold and
+// say why.
+func checkStarts(t *testing.T, testlogs string) {
+	t.Helper()
+	checkLogLine(t, filepath.Join(testlogs, "pass_vm_test/test.log"), "invm: start ", "start snapshot (start = auto; template ")
+	checkLogLine(t, filepath.Join(testlogs, "netns_vm_test/test.log"), "invm: start ", "start cold (start = auto, but the build made no template: the test's kernel is not the VM toolchain's")
+	checkLogLine(t, filepath.Join(testlogs, "dpdk_vm_test/test.log"), "invm: start ", "start cold (start = auto, but a template cannot carry this VM: ")
 }
 
 // checkGuestLine checks that the test log has the guest's E2E-GUEST line

@@ -283,6 +283,8 @@ func assertClean(t *testing.T, state string) {
 
 func TestScenarios(t *testing.T) {
 	needEnv(t)
+	// badinit speaks vsock only and never makes a template: its runs boot
+	// cold (the default start would first try to make one).
 	for _, tc := range []struct {
 		name     string
 		args     []string
@@ -305,20 +307,20 @@ func TestScenarios(t *testing.T) {
 			[]string{"panic: test timed out after 3s"}},
 		{"test hangs: host timeout", []string{"-timeout", "15s", "-test-timeout", "1h", env.payload, "-test.run=^TestSleepForever$"}, runner.ExitTimeout,
 			[]string{"timed out", "reproduce with"}},
-		{"garbled verdict", []string{"-init", env.badinit, "-append", "BADINIT_MODE=garbled", env.payload}, runner.ExitBadSession,
+		{"garbled verdict", []string{"-start", "cold", "-init", env.badinit, "-append", "BADINIT_MODE=garbled", env.payload}, runner.ExitBadSession,
 			[]string{"no valid verdict", "verdict"}},
-		{"corrupted verdict frame", []string{"-init", env.badinit, "-append", "BADINIT_MODE=crc", env.payload}, runner.ExitBadSession,
+		{"corrupted verdict frame", []string{"-start", "cold", "-init", env.badinit, "-append", "BADINIT_MODE=crc", env.payload}, runner.ExitBadSession,
 			[]string{"no valid verdict"}},
-		{"duplicate verdict", []string{"-init", env.badinit, "-append", "BADINIT_MODE=duplicate", env.payload}, runner.ExitBadSession,
+		{"duplicate verdict", []string{"-start", "cold", "-init", env.badinit, "-append", "BADINIT_MODE=duplicate", env.payload}, runner.ExitBadSession,
 			[]string{"no valid verdict", "duplicate"}},
-		{"no verdict", []string{"-init", env.badinit, "-append", "BADINIT_MODE=none", env.payload}, runner.ExitBadSession,
+		{"no verdict", []string{"-start", "cold", "-init", env.badinit, "-append", "BADINIT_MODE=none", env.payload}, runner.ExitBadSession,
 			[]string{"no valid verdict"}},
 		{"vfio bind fails", []string{"-nics", "e1000", "-vfio-nics", "0",
 			"-cmdline", "vfio.enable_unsafe_noiommu_mode=0", env.payload, "-test.run=^TestPass$"}, runner.ExitVerdictFail,
 			[]string{"vfio_nics: binding NIC 0000:00:10.0 to vfio-pci before the test failed", "no IOMMU group and VFIO no-IOMMU mode is off"}},
 		{"vfio no NIC", []string{"-nics", "e1000", "-vfio-nics", "1", env.payload}, runner.ExitUsage,
 			[]string{"vfio_nics: NIC 1 does not exist: nics has 1 NICs"}},
-		{"old protocol version", []string{"-init", env.badinit, "-append", "BADINIT_MODE=oldversion", env.payload}, runner.ExitBadSession,
+		{"old protocol version", []string{"-start", "cold", "-init", env.badinit, "-append", "BADINIT_MODE=oldversion", env.payload}, runner.ExitBadSession,
 			[]string{"no valid verdict", "unsupported version"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -361,8 +363,9 @@ func TestNothingLeftBehind(t *testing.T) {
 	}
 }
 
-// TestDaemonKilled kills the vsock daemon while the test runs: an
-// infrastructure failure, never a pass, and fast (QEMU is killed).
+// TestDaemonKilled kills the vsock daemon (a cold boot over
+// vhost-user-vsock has one) while the test runs: an infrastructure
+// failure, never a pass, and fast (QEMU is killed).
 func TestDaemonKilled(t *testing.T) {
 	needEnv(t)
 	t.Parallel()
@@ -387,7 +390,7 @@ func TestDaemonKilled(t *testing.T) {
 			}
 			killed <- 0
 		})
-	}, env.payload, "-test.run=^TestWaitForKill$")
+	}, "-start", "cold", "-transport", "vhost-user-vsock", env.payload, "-test.run=^TestWaitForKill$")
 	select {
 	case pid := <-killed:
 		if pid == 0 {
