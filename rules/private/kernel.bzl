@@ -93,6 +93,9 @@ def _kernel_image_impl(ctx):
     return [
         DefaultInfo(files = depset([outs[_IMAGE[arch]]])),
         _kernel_info(arch, outs, ctx.file.source),
+        # `filegroup(output_group = "build_tree")`: the tree as a file of its
+        # own, e.g. to hand to another build as a declared input.
+        OutputGroupInfo(build_tree = depset([outs["tree.tar.gz"]] if ctx.attr.build_tree else [])),
     ]
 
 kernel_image = rule(
@@ -112,7 +115,8 @@ or `aarch64-linux-gnu-gcc` with binutils, flex, bison, bc and perl) and that too
         "build_tree": attr.bool(
             doc = "Also output the build tree (`<name>/tree.tar.gz`: what the build added to the extracted source: " +
                   "objects, generated files, .config, the patched sources), which `guest_kernel` builds on " +
-                  "incrementally; KernelInfo.build_tree. rules_go_vm's default kernels set it.",
+                  "incrementally; KernelInfo.build_tree, and the output group `build_tree`. rules_go_vm's default " +
+                  "kernels set it.",
             default = False,
         ),
         "fragments": attr.label_list(
