@@ -241,3 +241,70 @@ func TestScratchCache(t *testing.T) {
 		})
 	}
 }
+
+// TestScratchCacheLeavesOnlyOutputs runs kbuild with fake tools given by
+// flag and --scratch-cache: the outputs land in --out, and nothing is left
+// in $TMPDIR or written under $HOME (no default cache).
+func TestScratchCacheLeavesOnlyOutputs(t *testing.T) {
+	bin := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(bin, name)
+		if err := os.WriteFile(p, []byte(text), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("tar", "#!/bin/sh\nmkdir -p \"$4\" && echo extracted > \"$4/Makefile\"\n")
+	write("make", `#!/bin/sh
+for a in "$@"; do
+  case "$a" in
+  tinyconfig) echo '# tiny' > .config ;;
+  olddefconfig) : ;;
+  vmlinux) echo ELF > vmlinux ;;
+  bzImage) mkdir -p arch/x86/boot && echo BZ > arch/x86/boot/bzImage ;;
+  esac
+done
+mkdir -p include/config && echo 9.9.0 > include/config/kernel.release
+`)
+	write("gcc", "#!/bin/sh\necho 'fake gcc 1.0'\n")
+	for _, n := range []string{"xz", "patch", "flex", "bison", "bc", "perl"} {
+		write(n, "#!/bin/sh\necho "+n+" 1.0\n")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "linux.tar.xz")
+	frag := filepath.Join(dir, "a.config")
+	os.WriteFile(src, []byte("pretend tarball"), 0o644)
+	os.WriteFile(frag, []byte("CONFIG_PRINTK=y\n"), 0o644)
+	tmp, home, out := t.TempDir(), t.TempDir(), filepath.Join(dir, "out")
+	t.Setenv("TMPDIR", tmp)
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CACHE_HOME", "")
+	args := []string{"--arch", "x86_64", "--source", src, "--fragments", frag, "--patches", "none",
+		"--scratch-cache", "--out", out, "--cc", filepath.Join(bin, "gcc"), "--host-cc", filepath.Join(bin, "gcc")}
+	for _, n := range []string{"make", "tar", "xz", "patch", "flex", "bison", "bc", "perl"} {
+		args = append(args, "--"+n, filepath.Join(bin, n))
+	}
+	// make's recipes (here: the fake's mkdir) find the shell utilities on
+	// PATH after the tools' directory.
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), args, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	for _, name := range []string{"vmlinux", "bzImage", "config", "manifest.json"} {
+		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
+			t.Errorf("output %s: %v", name, err)
+		}
+	}
+	for what, d := range map[string]string{"$TMPDIR": tmp, "$HOME": home} {
+		if left, _ := os.ReadDir(d); len(left) != 0 {
+			t.Errorf("%s holds %d entries after the build (%s...), want none", what, len(left), left[0].Name())
+		}
+	}
+	m, err := os.ReadFile(filepath.Join(out, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(m), filepath.Join(bin, "flex")+": flex 1.0") {
+		t.Errorf("manifest.json does not record the flex given by flag:\n%s", m)
+	}
+}
