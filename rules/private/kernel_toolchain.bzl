@@ -4,19 +4,19 @@ load(":providers.bzl", "ARCHES", "KernelBuildToolchainInfo")
 
 KERNEL_BUILD_TOOLCHAIN = "@rules_go_vm//rules:kernel_build_toolchain_type"
 
-# Tools besides the compiler: attribute -> (kbuild flag, the file name the
-# build runs it by, or None when kbuild runs it by its path).
-_TOOLS = {
-    "make": ("make", None),
-    "tar": ("tar", None),
-    "xz": ("xz", "xz"),
-    "patch": ("patch", None),
-    "host_cc": ("host-cc", "gcc"),
-    "flex": ("flex", "flex"),
-    "bison": ("bison", "bison"),
-    "bc": ("bc", "bc"),
-    "perl": ("perl", "perl"),
-}
+# Tools besides the compiler, in PATH order: (attribute, kbuild flag, the
+# file name the build runs it by, or None when kbuild runs it by its path).
+_TOOLS = [
+    ("make", "make", None),
+    ("tar", "tar", None),
+    ("xz", "xz", "xz"),
+    ("patch", "patch", None),
+    ("host_cc", "host-cc", "gcc"),
+    ("flex", "flex", "flex"),
+    ("bison", "bison", "bison"),
+    ("bc", "bc", "bc"),
+    ("perl", "perl", "perl"),
+]
 
 def _dirname(path):
     return path.rpartition("/")[0] or "/"
@@ -24,7 +24,7 @@ def _dirname(path):
 def _kernel_build_toolchain_impl(ctx):
     where = "kernel_build_toolchain %s" % ctx.label
     paths = {}
-    for attr, (_, run_as) in _TOOLS.items():
+    for attr, _, run_as in _TOOLS:
         path = getattr(ctx.attr, attr)
         if not path.startswith("/"):
             fail("%s: %s = %r: want an absolute path on the execution platform (e.g. \"/usr/bin/%s\")" %
@@ -47,7 +47,7 @@ def _kernel_build_toolchain_impl(ctx):
     # shell utilities they use (sh, sed, awk, coreutils) in the same
     # directories of the execution platform.
     dirs = []
-    for path in [ctx.attr.cc[a] for a in ARCHES if a in ctx.attr.cc] + [paths[a] for a in _TOOLS]:
+    for path in [ctx.attr.cc[a] for a in ARCHES if a in ctx.attr.cc] + [paths[a] for a, _, _ in _TOOLS]:
         d = _dirname(path)
         if d not in dirs:
             dirs.append(d)
@@ -56,7 +56,7 @@ def _kernel_build_toolchain_impl(ctx):
             fail("%s: extra_path has %r: want absolute directories" % (where, d))
         if d not in dirs:
             dirs.append(d)
-    args = ["--%s=%s" % (flag, paths[attr]) for attr, (flag, _) in _TOOLS.items()]
+    args = ["--%s=%s" % (flag, paths[attr]) for attr, flag, _ in _TOOLS]
     return [platform_common.ToolchainInfo(
         kernel_build = KernelBuildToolchainInfo(
             cc = dict(ctx.attr.cc),
