@@ -379,3 +379,74 @@ func TestTreeRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestPathDeclaresTools: with Make, Tar and the compiler given by name
+// only, every one comes from Options.Path (ahead of $PATH), make sees that
+// PATH, the manifest records Tools with their versions, and the key
+// depends on the compiler's --version, not on its directory.
+func TestPathDeclaresTools(t *testing.T) {
+	o, dir := fakeToolchain(t)
+	bin := filepath.Join(dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"make", "tar"} {
+		if err := os.Rename(filepath.Join(dir, name), filepath.Join(bin, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A make that also records the PATH it was given.
+	mk := filepath.Join(bin, "make")
+	b, err := os.ReadFile(mk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, []byte("echo \"PATH=$PATH\" >> "+dir+"/make.log\n")...)
+	if err := os.WriteFile(mk, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "gcc"), []byte("#!/bin/sh\necho 'fake gcc 1.0'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o.Make, o.Tar, o.CrossCompile = "", "", "-"
+	o.Path = []string{bin}
+	o.Tools = map[string]string{"cc": filepath.Join(bin, "gcc")}
+	r, err := Build(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := os.ReadFile(filepath.Join(dir, "make.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), "PATH="+bin+string(filepath.ListSeparator)) {
+		t.Errorf("make did not get Path first in PATH:\n%s", log)
+	}
+	if got, want := r.Manifest.Tools["cc"], filepath.Join(bin, "gcc")+": fake gcc 1.0"; got != want {
+		t.Errorf("manifest tools[cc] = %q, want %q", got, want)
+	}
+	if r.Manifest.CompilerVersion != "fake gcc 1.0" {
+		t.Errorf("compiler version %q: not the gcc in Path", r.Manifest.CompilerVersion)
+	}
+
+	// The same compiler in another directory: the same key (a cache hit).
+	other := filepath.Join(dir, "other")
+	if err := os.Rename(bin, other); err != nil {
+		t.Fatal(err)
+	}
+	o.Path = []string{other}
+	again, err := Build(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Cached || again.Manifest.Key != r.Manifest.Key {
+		t.Errorf("moving the tools changed the key: cached=%v %s vs %s", again.Cached, again.Manifest.Key, r.Manifest.Key)
+	}
+
+	// A Path without the tools: the error names the missing program.
+	o.Path = []string{t.TempDir()}
+	t.Setenv("PATH", t.TempDir())
+	if _, err := Build(context.Background(), o); err == nil || !strings.Contains(err.Error(), "gcc") {
+		t.Errorf("got %v, want an error naming the missing gcc", err)
+	}
+}

@@ -124,6 +124,17 @@ type Options struct {
 	// PatchBin is the patch binary (GNU patch); empty means "patch" from
 	// PATH.
 	PatchBin string
+	// Path are directories searched before $PATH for every program the
+	// build runs by name: the compiler (and its --version for the key),
+	// and what make and tar run (HOSTCC gcc, binutils, flex, bison, bc,
+	// perl, xz, the shell utilities). kbuild's --cc, --flex, ... put the
+	// declared tools' directories here.
+	Path []string
+	// Tools names the programs the build runs (e.g. "make" ->
+	// "/usr/bin/make"), recorded with their versions in the manifest; it
+	// does not change what runs (Make, Tar, PatchBin and Path do) nor the
+	// cache key.
+	Tools map[string]string
 	// Log receives the output of every command; nil discards it (the
 	// tail of a failing step's output is in the error either way).
 	Log io.Writer
@@ -213,11 +224,73 @@ func (o *Options) crossCompile() string {
 
 func (o *Options) compiler() string { return o.crossCompile() + "gcc" }
 
+// CompilerName is the C compiler a build of o runs: CROSS_COMPILE + "gcc".
+func CompilerName(o *Options) string { return o.compiler() }
+
+// environ is the environment of every command: the process's, with Path
+// in front of PATH and reproducibleEnv.
+func (o *Options) environ() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PATH=") {
+			env = append(env, kv)
+		}
+	}
+	return append(append(env, "PATH="+o.searchPath()), reproducibleEnv...)
+}
+
+// searchPath is Path followed by $PATH.
+func (o *Options) searchPath() string {
+	dirs := append([]string(nil), o.Path...)
+	if p := os.Getenv("PATH"); p != "" {
+		dirs = append(dirs, p)
+	}
+	return strings.Join(dirs, string(filepath.ListSeparator))
+}
+
+// lookPath finds a program as the build's commands do: a name without a
+// slash in searchPath, else the path itself.
+func (o *Options) lookPath(name string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	for _, dir := range filepath.SplitList(o.searchPath()) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: %w in %s", name, exec.ErrNotFound, o.searchPath())
+}
+
 func orDefault(s, def string) string {
 	if s == "" {
 		return def
 	}
 	return s
+}
+
+// toolVersions describes Options.Tools for the manifest: each path with the
+// first line of its --version (or why there is none).
+func (o *Options) toolVersions(ctx context.Context) map[string]string {
+	if len(o.Tools) == 0 {
+		return nil
+	}
+	m := map[string]string{}
+	for name, path := range o.Tools {
+		c := exec.CommandContext(ctx, path, "--version")
+		c.Env = o.environ()
+		out, err := c.Output()
+		first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+		if err != nil && first == "" {
+			first = "no version: " + err.Error()
+		}
+		m[name] = path + ": " + first
+	}
+	return m
 }
 
 // KeyInputs are the inputs of a cache key.
@@ -285,6 +358,9 @@ type Manifest struct {
 	BaseTreeSHA256 string `json:"base_tree_sha256,omitempty"`
 	// Tree describes the saved build tree (Options.Tree).
 	Tree *TreeInfo `json:"tree,omitempty"`
+	// Tools are Options.Tools with the first line of each one's
+	// --version ("/usr/bin/make: GNU Make 4.4.1"): what built the entry.
+	Tools map[string]string `json:"tools,omitempty"`
 }
 
 // TreeInfo describes a saved build tree.
@@ -339,7 +415,15 @@ func ResolveKey(ctx context.Context, o *Options) (string, KeyInputs, error) {
 	if err != nil {
 		return "", KeyInputs{}, fmt.Errorf("hashing source: %w", err)
 	}
-	out, err := exec.CommandContext(ctx, o.compiler(), "--version").Output()
+	cc, err := o.lookPath(o.compiler())
+	if err != nil {
+		return "", KeyInputs{}, fmt.Errorf("compiler: %w", err)
+	}
+	// gcc's --version names the program by its base name (as make runs
+	// it), so the key does not depend on the directory it is in.
+	c := exec.CommandContext(ctx, cc, "--version")
+	c.Env = o.environ()
+	out, err := c.Output()
 	if err != nil {
 		return "", KeyInputs{}, fmt.Errorf("compiler %s --version: %w", o.compiler(), err)
 	}
@@ -446,6 +530,7 @@ func Build(ctx context.Context, o *Options) (*Result, error) {
 		Files:           map[string]string{"config": "config", "fragment": "fragment.config"},
 		BuildSeconds:    time.Since(start).Round(time.Second).Seconds(),
 		Tree:            b.tree,
+		Tools:           o.toolVersions(ctx),
 	}
 	if b.base != nil {
 		m.BaseKey, m.BaseTreeSHA256 = b.base.Key, in.BaseTreeSHA256
@@ -719,9 +804,13 @@ func (b *builder) cmd(step, dir, name string, args ...string) error {
 		w = io.MultiWriter(tail, b.o.Log)
 		fmt.Fprintf(b.o.Log, "kbuild: %s\n", step)
 	}
-	c := exec.CommandContext(b.ctx, name, args...)
+	path, err := b.o.lookPath(name)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrBuild, step, err)
+	}
+	c := exec.CommandContext(b.ctx, path, args...)
 	c.Dir = dir
-	c.Env = append(os.Environ(), reproducibleEnv...)
+	c.Env = b.o.environ()
 	c.Stdout, c.Stderr = w, w
 	// Cancelling kills make and every compiler it started.
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -1,6 +1,7 @@
 """Guest kernels built by kbuild: `kernel_image` (from config fragments, for one arch) and `guest_kernel` (the
 default kernel of the target platform's guest arch plus a user's options, built incrementally from its build tree)."""
 
+load(":kernel_toolchain.bzl", "KERNEL_BUILD_TOOLCHAIN")
 load(":providers.bzl", "ARCHES", "KernelInfo")
 
 _IMAGE = {
@@ -10,22 +11,15 @@ _IMAGE = {
 
 _VM_TOOLCHAIN = "@rules_go_vm//rules:vm_toolchain_type"
 
-# The KernelBuild action's command. kbuild (a declared tool) drives the
-# execution platform's tar and xz, patch, make, gcc or aarch64-linux-gnu-gcc
-# (with binutils), flex, bison, bc, perl and libelf headers: the toolchain
-# root's, pinned in tools/pins (kernel/README.md). Without
-# RULES_GO_VM_KERNEL_CACHE (remote workers: --config=remote empties it)
-# kbuild builds in a scratch directory under $TMPDIR, removed after, and the
-# declared outputs are all it leaves. With it set (tools/setup's bazelrc,
-# for local builds: where it prebuilt the default kernels and their trees)
-# kbuild's content-addressed cache (source, patches, fragments, arch,
-# compiler version; a base tree's digest) is reused and filled, an
-# optimisation of this machine only.
-_KBUILD_COMMAND = """
-if [ -n "${RULES_GO_VM_KERNEL_CACHE:-}" ]; then c=$RULES_GO_VM_KERNEL_CACHE; else
-  c=$(mktemp -d) && trap 'rm -rf "$c"' EXIT; fi
-"$1" -cache "$c" "${@:2}"
-"""
+# The environment variable, of --action_env (tools/setup's bazelrc sets it),
+# that names kbuild's content-addressed cache of this machine: with it set,
+# a KernelBuild action gives kbuild `--cache` and the kernels tools/setup
+# prebuilt there are hits (and new builds are added); without it (remote
+# workers: --config=remote empties it) kbuild builds in a scratch cache
+# under $TMPDIR, removed at exit, and its declared outputs are all it
+# leaves. The cache key is content (source, patches, fragments, arch, the
+# compiler's --version, a base tree's digest), never the tools' paths.
+_KERNEL_CACHE_ENV = "RULES_GO_VM_KERNEL_CACHE"
 
 def _declare_outputs(ctx, arch, tree):
     names = [_IMAGE[arch], "config", "manifest.json"]
@@ -35,18 +29,38 @@ def _declare_outputs(ctx, arch, tree):
         names.append("tree.tar.gz")
     return {name: ctx.actions.declare_file("%s/%s" % (ctx.label.name, name)) for name in names}
 
+def _kernel_build_toolchain(ctx, arch):
+    tc = ctx.toolchains[KERNEL_BUILD_TOOLCHAIN]
+    if tc == None:
+        fail(("%s: no kernel build toolchain for the execution platform: rules_go_vm registers one for Linux " +
+              "x86_64 executors (@rules_go_vm//rules/toolchains:kernel_build); for another, declare a " +
+              "kernel_build_toolchain with its tools and register it (README: Kernel options)") % ctx.label)
+    kb = tc.kernel_build
+    if arch not in kb.cc:
+        fail("%s: the kernel build toolchain has no C compiler for %s kernels: add %r to its cc (it has %s)" %
+             (ctx.label, arch, arch, sorted(kb.cc.keys())))
+    return kb
+
 def _kbuild(ctx, arch, args, inputs, outs, what):
-    ctx.actions.run_shell(
-        command = _KBUILD_COMMAND,
+    """Runs kbuild with the kernel build toolchain's tools and environment only."""
+    kb = _kernel_build_toolchain(ctx, arch)
+    args.add_all(kb.kbuild_args)
+    args.add("--cc=" + kb.cc[arch])
+    cache = ctx.configuration.default_shell_env.get(_KERNEL_CACHE_ENV, "")
+    if cache:
+        args.add("--cache", cache)
+    else:
+        args.add("--scratch-cache")
+    ctx.actions.run(
+        executable = ctx.executable._kbuild,
         arguments = [args],
         inputs = inputs,
-        tools = [ctx.executable._kbuild],
         outputs = outs.values(),
         mnemonic = "KernelBuild",
         progress_message = "Building %s guest kernel %%{label} (%s)" % (arch, what),
-        # PATH: make, gcc and the rest of the kernel build come from the
-        # execution platform (see _KBUILD_COMMAND).
-        use_default_shell_env = True,
+        # The toolchain's environment (PATH of its tools' directories), not
+        # Bazel's default shell environment.
+        env = kb.env,
     )
 
 def _kernel_info(arch, outs, source):
@@ -65,7 +79,6 @@ def _kernel_image_impl(ctx):
         fail("kernel_image %s: arch = %r is not supported; use one of %s" % (ctx.label, arch, ARCHES))
     outs = _declare_outputs(ctx, arch, ctx.attr.build_tree)
     args = ctx.actions.args()
-    args.add(ctx.executable._kbuild)
     args.add("-arch", arch)
     args.add("-source", ctx.file.source)
     args.add_joined("-fragments", ctx.files.fragments, join_with = ",")
@@ -80,15 +93,19 @@ def _kernel_image_impl(ctx):
     return [
         DefaultInfo(files = depset([outs[_IMAGE[arch]]])),
         _kernel_info(arch, outs, ctx.file.source),
+        # `filegroup(output_group = "build_tree")`: the tree as a file of its
+        # own, e.g. to hand to another build as a declared input.
+        OutputGroupInfo(build_tree = depset([outs["tree.tar.gz"]] if ctx.attr.build_tree else [])),
     ]
 
 kernel_image = rule(
     implementation = _kernel_image_impl,
+    toolchains = [config_common.toolchain_type(KERNEL_BUILD_TOOLCHAIN, mandatory = False)],
     doc = """A guest kernel for one arch: the source tarball with `patches` applied, `make tinyconfig` plus config
 fragments, every requested option checked after `olddefconfig` (see kernel/README.md). A full build (tens of
 minutes on 2 cores): to add options to rules_go_vm's default kernel, for every guest arch, use `guest_kernel`.
-Built by kbuild with the execution platform's tar, xz, patch, make, gcc (`aarch64-linux-gnu-gcc` for aarch64),
-flex, bison, bc and perl.""",
+Built by kbuild with the tools of the kernel build toolchain (`kernel_build_toolchain`: tar, xz, patch, make, gcc
+or `aarch64-linux-gnu-gcc` with binutils, flex, bison, bc and perl) and that toolchain's environment only.""",
     attrs = {
         "arch": attr.string(
             doc = "Guest architecture: \"x86_64\" (vmlinux with a PVH entry, for QEMU microvm) or \"aarch64\" (Image).",
@@ -98,7 +115,8 @@ flex, bison, bc and perl.""",
         "build_tree": attr.bool(
             doc = "Also output the build tree (`<name>/tree.tar.gz`: what the build added to the extracted source: " +
                   "objects, generated files, .config, the patched sources), which `guest_kernel` builds on " +
-                  "incrementally; KernelInfo.build_tree. rules_go_vm's default kernels set it.",
+                  "incrementally; KernelInfo.build_tree, and the output group `build_tree`. rules_go_vm's default " +
+                  "kernels set it.",
             default = False,
         ),
         "fragments": attr.label_list(
@@ -202,7 +220,6 @@ def _guest_kernel_impl(ctx):
 
     outs = _declare_outputs(ctx, arch, False)
     args = ctx.actions.args()
-    args.add(ctx.executable._kbuild)
     args.add("-arch", arch)
     args.add("-source", source)
     args.add("-base-tree", tree)
@@ -217,8 +234,12 @@ def _guest_kernel_impl(ctx):
 
 guest_kernel = rule(
     implementation = _guest_kernel_impl,
-    # Optional, so that an unsupported target CPU gets our message.
-    toolchains = [config_common.toolchain_type(_VM_TOOLCHAIN, mandatory = False)],
+    # Optional, so that an unsupported target CPU or execution platform gets
+    # our message.
+    toolchains = [
+        config_common.toolchain_type(_VM_TOOLCHAIN, mandatory = False),
+        config_common.toolchain_type(KERNEL_BUILD_TOOLCHAIN, mandatory = False),
+    ],
     doc = """rules_go_vm's default guest kernel for the target platform's guest arch, plus these options: one label
 for every arch (`go_vm_test(kernel = ":my_kernel")`, with or without `--platforms=@rules_go_vm//:aarch64`).
 
@@ -233,7 +254,8 @@ It is built incrementally on the default kernel's build tree (the VM toolchain's
 `build_tree = True`): kbuild extracts the source and the tree, appends the options to the tree's .config, runs
 `olddefconfig`, checks the default kernel's requested options and these (an option Kconfig dropped fails the build
 naming it, its line and its final value) and runs make, which compiles only what the options touch: minutes, not a
-full build (kernel/README.md has the figures). The execution platform provides what `kernel_image` needs.""",
+full build (kernel/README.md has the figures). The kernel build toolchain provides what it runs, as for
+`kernel_image`.""",
     attrs = {
         "config": attr.string_list(
             doc = "Options to add, one .config line each: `\"CONFIG_NAME=y\"`, a number, a double-quoted string, or " +

@@ -14,6 +14,31 @@ KernelInfo = provider(
     },
 )
 
+KernelBuildToolchainInfo = provider(
+    doc = """What a `KernelBuild` action (kbuild, for `kernel_image` and `guest_kernel`) runs: the programs of the
+Linux kernel build on the execution platform, by absolute path, and the environment the action gets instead of
+Bazel's default shell environment. Made by `kernel_build_toolchain`.""",
+    fields = {
+        "bc": "string: absolute path of `bc` (computes kernel/time's timeconst.h; run by name from PATH).",
+        "bison": "string: absolute path of `bison` (generates Kconfig's parser; run by name from PATH).",
+        "cc": "dict: guest arch (\"x86_64\", \"aarch64\") -> absolute path of the C compiler for kernels of that " +
+              "arch, whose file name ends in `gcc` (its prefix is `CROSS_COMPILE`; binutils are " +
+              "`$(CROSS_COMPILE)ld`, ... in the same directory).",
+        "env": "dict: the action's whole environment: `PATH` made of the tools' directories (compiler first), " +
+               "`LC_ALL=C`. Not the host's: no `use_default_shell_env`.",
+        "flex": "string: absolute path of `flex` (generates Kconfig's lexer; run by name from PATH).",
+        "host_cc": "string: absolute path of the build host's `gcc` (HOSTCC: Kconfig and the build's host programs; " +
+                   "run by name from PATH).",
+        "kbuild_args": "list of strings: kbuild's tool flags for every arch except `--cc` " +
+                       "(`--make=/usr/bin/make`, ...).",
+        "make": "string: absolute path of GNU `make` (run by path).",
+        "patch": "string: absolute path of GNU `patch` (applies the source patches; run by path).",
+        "perl": "string: absolute path of `perl` (the build's scripts; run by name from PATH).",
+        "tar": "string: absolute path of GNU `tar` (extracts the source tarball; run by path).",
+        "xz": "string: absolute path of `xz` (tar runs it for a .tar.xz; run by name from PATH).",
+    },
+)
+
 GuestLayerInfo = provider(
     doc = "An initramfs layer (newc cpio) for a guest of one architecture.",
     fields = {

@@ -12,6 +12,11 @@
 //     builds) ran remotely (--execution_log_json_file), each executed by a
 //     worker of this cluster (ExecutedActionMetadata.worker, from the
 //     Execute responses in --remote_grpc_log);
+//   - the module's guest_kernel (the default kernel plus netem) is built
+//     by a KernelBuild executed on a worker, incrementally on the default
+//     kernel's build tree (a declared input, with the kernel and its
+//     source), through rules_go_vm's kernel build toolchain, and the
+//     go_vm_test that boots it (netns_vm_test) PASSES remotely;
 //   - an accel = "kvm" test (in the same invocation) is executed by the KVM
 //     pool's worker, per that metadata, and, where KVM does not work (every
 //     worker here), ends as an infrastructure failure naming the worker and
@@ -58,6 +63,27 @@ const kernelEnv = "RULES_GO_VM_REMOTE_KERNEL"
 
 // prebuiltKernel is the runfile of //rules/toolchains:kernel_x86_64.
 const prebuiltKernel = "rules/toolchains/kernel_x86_64/vmlinux"
+
+// The environment variables naming the runfiles (rlocation paths) of the
+// default x86_64 kernel's build tree and source tarball, which the
+// "prebuilt" mode hands the nested build with the kernel.
+const (
+	treeEnv   = "RULES_GO_VM_REMOTE_TREE"
+	sourceEnv = "RULES_GO_VM_REMOTE_SOURCE"
+)
+
+// runfile resolves the runfile named by the rlocation path in $env.
+func runfile(env string) (string, error) {
+	rloc := os.Getenv(env)
+	if rloc == "" {
+		return "", fmt.Errorf("$%s is not set: tests/remote/BUILD.bazel sets it to a data dependency's rlocation path", env)
+	}
+	p, err := filepath.EvalSymlinks(filepath.Join(os.Getenv("TEST_SRCDIR"), rloc))
+	if err != nil {
+		return "", fmt.Errorf("$%s: %w", env, err)
+	}
+	return p, nil
+}
 
 // Bounds of the worker-kill case.
 const (
@@ -147,7 +173,8 @@ func TestRemoteCluster(t *testing.T) {
 		}
 	}
 	var kernelFlags []string
-	wantSpawns := []string{"GuestBaseLayer", "GuestTestLayer", "TestRunner"}
+	var wantKernelBuilds int
+	wantSpawns := []string{"GuestBaseLayer", "GuestTestLayer", "TestRunner", "KernelBuild"}
 	switch kernel := os.Getenv(kernelEnv); kernel {
 	case "", "prebuilt":
 		img, err := os.ReadFile(filepath.Join(os.Getenv("TEST_SRCDIR"), os.Getenv("TEST_WORKSPACE"), prebuiltKernel))
@@ -157,9 +184,24 @@ func TestRemoteCluster(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(workdir, "toolchain/vmlinux"), img, 0o644); err != nil {
 			t.Fatal(err)
 		}
+		// The tree (77 MB) and the tarball (150 MB) as symlinks: Bazel
+		// hashes and uploads what they point at.
+		for env, name := range map[string]string{treeEnv: "tree.tar.gz", sourceEnv: "linux-source.tar.xz"} {
+			p, err := runfile(env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(p, filepath.Join(workdir, "toolchain", name)); err != nil {
+				t.Fatal(err)
+			}
+		}
 		kernelFlags = []string{"--extra_toolchains=//toolchain:x86_64"}
+		// Only the guest_kernel's, incremental on the tree.
+		wantKernelBuilds = 1
 	case "build":
-		wantSpawns = append(wantSpawns, "KernelBuild")
+		// The default kernel's full build, then the guest_kernel's on its
+		// tree.
+		wantKernelBuilds = 2
 	default:
 		t.Fatalf("$%s=%q: want \"prebuilt\" or \"build\"", kernelEnv, kernel)
 	}
@@ -192,13 +234,13 @@ func TestRemoteCluster(t *testing.T) {
 	}
 	first := newBazel("out1")
 
-	t.Run("pass, fail and kvm: every spawn remote, on the worker its platform asks for", func(t *testing.T) {
-		out, code := first.run(t, append(remote("first"), "//:pass_vm_test", "//:fail_vm_test", "//kvm:kvm_vm_test")...)
+	t.Run("pass, fail, netns and kvm: every spawn remote, on the worker its platform asks for", func(t *testing.T) {
+		out, code := first.run(t, append(remote("first"), "//:pass_vm_test", "//:fail_vm_test", "//:netns_vm_test", "//kvm:kvm_vm_test")...)
 		if code != nestedbazel.ExitTestsFailed {
 			t.Fatalf("bazel test exited %d, want %d (tests failed):\n%s", code, nestedbazel.ExitTestsFailed, nestedbazel.Tail(out))
 		}
 		if err := nestedbazel.CheckStatus(out, map[string]string{
-			"//:pass_vm_test": "PASSED", "//:fail_vm_test": "FAILED", "//kvm:kvm_vm_test": "FAILED",
+			"//:pass_vm_test": "PASSED", "//:fail_vm_test": "FAILED", "//:netns_vm_test": "PASSED", "//kvm:kvm_vm_test": "FAILED",
 		}); err != nil {
 			t.Errorf("%v\n%s", err, nestedbazel.Tail(out))
 		}
@@ -246,6 +288,9 @@ func TestRemoteCluster(t *testing.T) {
 					t.Errorf("%s spawn %s ran on worker %+v, not one of this cluster's", s.Mnemonic, s.Label(), w)
 				}
 			}
+			if s.Mnemonic == "KernelBuild" {
+				fmt.Printf("remote: KernelBuild of %s on %s, worker %s: total %s\n", s.Label(), s.Runner, ws[len(ws)-1].Worker, s.Metrics.TotalTime)
+			}
 			if s.Mnemonic == "TestRunner" {
 				ranOn[s.TargetLabel] = ws[len(ws)-1].Pool
 				fmt.Printf("remote: %s test spawn on %s, worker %s: total %s\n", s.Label(), s.Runner, ws[len(ws)-1].Worker, s.Metrics.TotalTime)
@@ -256,9 +301,20 @@ func TestRemoteCluster(t *testing.T) {
 				t.Errorf("no %s spawn in the execution log: it did not run remotely", m)
 			}
 		}
-		if kernelFlags != nil && counts["KernelBuild"] != 0 {
-			t.Errorf("%d KernelBuild spawns with the prebuilt kernel's toolchain, want 0", counts["KernelBuild"])
+		if counts["KernelBuild"] != wantKernelBuilds {
+			t.Errorf("%d KernelBuild spawns, want %d (with the prebuilt kernel: only //:netns_kernel's, on its tree)", counts["KernelBuild"], wantKernelBuilds)
 		}
+		// The guest_kernel's KernelBuild was executed (not a cache hit: the
+		// cluster is new) by a worker (checked above for every spawn).
+		netnsKernel := false
+		for _, s := range spawns {
+			netnsKernel = netnsKernel || s.Mnemonic == "KernelBuild" && s.TargetLabel == "//:netns_kernel" && s.Runner == "remote" && !s.CacheHit()
+		}
+		if !netnsKernel {
+			t.Errorf("no remotely executed KernelBuild of //:netns_kernel in the execution log")
+		}
+		// Its kernel booted: the test's own line from the guest.
+		first.testlog(t, "netns_vm_test", "E2E-NETNS: machine=amd64", "ping both ways ok")
 		// accel = "kvm": only on the KVM pool (the execution metadata says
 		// which worker ran it), where it fails as an infrastructure failure
 		// naming that worker and the probe.
