@@ -281,7 +281,11 @@ func killMatching(name, state string) bool {
 		argv0, _, _ := bytes.Cut(b, []byte{0})
 		// By executable name: the state path holds the test's name, which
 		// holds the victim's name too.
-		if strings.Contains(filepath.Base(string(argv0)), name) && bytes.Contains(b, []byte(state)) {
+		// Not a QEMU making the run's snapshot template (its sockets are
+		// template-*.sock in the state directory): killing that one makes
+		// the run boot cold, and the test pass; the victim is the test's VM.
+		if strings.Contains(filepath.Base(string(argv0)), name) && bytes.Contains(b, []byte(state)) &&
+			!bytes.Contains(b, []byte("template-qmp.sock")) {
 			var pid int
 			if _, err := fmt.Sscanf(p, "/proc/%d/cmdline", &pid); err == nil {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
