@@ -71,6 +71,16 @@ kernel_build_cached_test = analysistest.make(
     },
 )
 
+kernel_build_x86_64_test = analysistest.make(
+    _kernel_build_test_impl,
+    attrs = _ATTRS,
+    config_settings = {
+        "//command_line_option:action_env": [_PROBE + "=leaked"],
+        "//command_line_option:extra_toolchains": [_FAKE_TOOLCHAIN],
+        "//command_line_option:platforms": str(Label("//:x86_64")),
+    },
+)
+
 kernel_build_aarch64_test = analysistest.make(
     _kernel_build_test_impl,
     attrs = _ATTRS,
