@@ -231,19 +231,10 @@ func ReadLayerStriped(r io.Reader, stripes []io.Reader, root string) (LayerHeade
 
 // ReadLayer reads a layer message from r and extracts its archives under
 // root (ExtractNewc). It reads exactly the message, nothing after it.
+// A striped message is refused (ErrBadLayer): there are no stripes to
+// read it from.
 func ReadLayer(r io.Reader, root string) (LayerHeader, error) {
-	p := make([]byte, LayerHeaderSize)
-	if _, err := io.ReadFull(r, p); err != nil {
-		return LayerHeader{}, fmt.Errorf("%w: reading the header: %w", ErrBadLayer, err)
-	}
-	h, err := DecodeLayerHeader(p)
-	if err != nil {
-		return h, err
-	}
-	if h.Stripes != 0 {
-		return h, fmt.Errorf("%w: %d stripes, but no channels for them", ErrBadLayer, h.Stripes)
-	}
-	return h, extractLayer(r, h, root)
+	return ReadLayerStriped(r, nil, root)
 }
 
 // extractLayer extracts the h.Size bytes of archives from r under root,
