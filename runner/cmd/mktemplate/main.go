@@ -34,7 +34,7 @@ import (
 const NoTemplateFile = "no-template.txt"
 
 // makeTimeout bounds making one template (a boot to the point init waits,
-// a save): a minute is far more than TCG needs here.
+// a save): far more than TCG needs here (seconds), on a loaded host too.
 const makeTimeout = 5 * time.Minute
 
 func main() {
