@@ -4,8 +4,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rules-go-vm/rules_go_vm/protocol"
 )
 
 func TestPackageDirFiles(t *testing.T) {
@@ -53,5 +56,27 @@ func TestPackageDirFilesTotal(t *testing.T) {
 	}
 	if len(files) != MaxPackageFilesTotal/MaxPackageFileSize || len(skipped) != n-len(files) {
 		t.Errorf("%d files, %d skipped; want %d and %d", len(files), len(skipped), MaxPackageFilesTotal/MaxPackageFileSize, n-MaxPackageFilesTotal/MaxPackageFileSize)
+	}
+}
+
+// TestTestLayerHasPackageFiles: the one test layer (a cold boot's initrd
+// part and a restore's layer message) carries the package files next to
+// the test.
+func TestTestLayerHasPackageFiles(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "own_test.go")
+	if err := os.WriteFile(src, []byte("package p"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{TestBinary: "/b/x.test", PackageFiles: []string{src}}.WithDefaults()
+	cfg := guestConfig(o, o.shape(), protocol.DefaultChannel(), "tcg", 0, nil)
+	o.TestBinary = "" // the layer's binary is not what this test is about
+	l, err := testLayer(o, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.TrimPrefix(GuestDir, "/") + "/own_test.go"
+	if paths := l.Paths(); !slices.Contains(paths, want) {
+		t.Errorf("test layer paths %q lack %q", paths, want)
 	}
 }

@@ -184,9 +184,10 @@ func (pr *prepared) writeInitrd(o Options, base string, cfg protocol.GuestConfig
 }
 
 // testLayer is the run's test layer: cfg, the test binary (unless a layer
-// carries it) with its loader and libraries, its testdata and, for Shell,
-// a static busybox. A cold boot appends it to the initrd, a snapshot
-// start sends it over the channel.
+// carries it) with its loader and libraries, its testdata, the package
+// files (Options.PackageFiles) and, for Shell, a static busybox. A cold
+// boot appends it to the initrd, a snapshot start sends it over the
+// channel: one layer for both.
 func testLayer(o Options, cfg protocol.GuestConfig) (*initramfs.Layer, error) {
 	layerBinary := o.TestBinary
 	if o.GuestTestPath != "" {
@@ -194,6 +195,9 @@ func testLayer(o Options, cfg protocol.GuestConfig) (*initramfs.Layer, error) {
 	}
 	test, err := TestLayer(layerBinary, o.TestdataDir, cfg)
 	if err != nil {
+		return nil, err
+	}
+	if err := addPackageFiles(test, o.PackageFiles); err != nil {
 		return nil, err
 	}
 	if layerBinary != "" {
