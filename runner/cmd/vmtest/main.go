@@ -41,6 +41,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,7 +59,21 @@ import (
 // guestRunfiles is where the test layer puts the runfiles tree in the guest.
 const guestRunfiles = "/invm/runfiles/"
 
+// launcherMemoryLimit is the launcher's soft memory limit (the Go
+// runtime's, debug.SetMemoryLimit): near it the garbage collector runs
+// more often, so the launcher's peak stays bounded beside the VM it runs,
+// whatever the guest prints (TestFloodMemory). GOMEMLIMIT overrides it.
+const launcherMemoryLimit = 32 << 20
+
+// limitMemory applies launcherMemoryLimit unless GOMEMLIMIT is set.
+func limitMemory(getenv func(string) string) {
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(launcherMemoryLimit)
+	}
+}
+
 func main() {
+	limitMemory(os.Getenv)
 	ppid := os.Getppid()
 	sigs, stop := lifecycle.NotifySignals()
 	endWithParent(ppid)

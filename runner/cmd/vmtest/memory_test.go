@@ -101,6 +101,7 @@ func TestFloodMemory(t *testing.T) {
 
 // floodChild is the launcher: it prints its VmHWM after writing the XML.
 func floodChild(t *testing.T, dir string) {
+	limitMemory(os.Getenv) // as the launcher's main does
 	b := bazel{xml: filepath.Join(dir, "test.xml"), outputs: dir, target: "//pkg:flood_vm_test"}
 	// The plain output goes to a file, as the launcher's goes to Bazel's
 	// test.log.
