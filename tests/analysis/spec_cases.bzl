@@ -4,7 +4,7 @@
 
 SPEC_CASES = [
     {"attrs": {}, "error": "", "name": "defaults"},
-    {"attrs": {"accel": "tcg", "backend": "qemu", "cmdline": ["loglevel=3", "quiet"], "cpus": 2, "guest_hugepages": "2M:64", "host_pages": "2M", "iommu": True, "memory": "512M", "mgmt_nic": "virtio_net", "nics": ["e1000", "virtio_net"], "start": "auto", "tcg_timeout_scale": 5, "transport": "virtio-serial", "vfio_nics": ["1"]}, "error": "", "name": "full"},
+    {"attrs": {"accel": "tcg", "backend": "qemu", "cmdline": ["loglevel=3", "quiet"], "cpus": 2, "guest_hugepages": "2M:64", "host_pages": "2M", "iommu": True, "memory": "512M", "mgmt_nic": "virtio_net", "nics": ["e1000", "virtio_net"], "start": "cold", "tcg_timeout_scale": 5, "transport": "virtio-serial", "vfio_nics": ["1"]}, "error": "", "name": "full"},
     {"attrs": {"start": "snapshot"}, "error": "", "name": "start_snapshot"},
     {"attrs": {"nics": ["e1000", "virtio_net"], "vfio_nics": ["all"]}, "error": "", "name": "vfio_all"},
     {"attrs": {"iommu": True, "nics": ["e1000", "virtio_net", "e1000e"], "vfio_nics": ["2", "0"]}, "error": "", "name": "vfio_indexes"},

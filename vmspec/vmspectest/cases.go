@@ -29,7 +29,7 @@ var Cases = []Case{
 		{"memory", "512M"}, {"cpus", "2"}, {"nics", "e1000,virtio_net"}, {"mgmt_nic", "virtio_net"},
 		{"guest_hugepages", "2M:64"}, {"host_pages", "2M"}, {"iommu", "true"}, {"transport", "virtio-serial"},
 		{"accel", "tcg"}, {"tcg_timeout_scale", "5"}, {"cmdline", "loglevel=3 quiet"}, {"backend", "qemu"},
-		{"vfio_nics", "1"}, {"start", "auto"},
+		{"vfio_nics", "1"}, {"start", "cold"},
 	}},
 	{Name: "start_snapshot", Settings: []Setting{{"start", "snapshot"}}},
 	{Name: "vfio_all", Settings: []Setting{{"nics", "e1000,virtio_net"}, {"vfio_nics", "all"}}},
