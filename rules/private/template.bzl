@@ -2,6 +2,7 @@
 every test of the default VM shape) and the per-test template of `start = "snapshot"` tests of another shape."""
 
 load(":providers.bzl", "GuestLayerInfo", "GuestTemplateInfo", "KernelInfo")
+load(":runfiles.bzl", "rlocation")
 load(":spec.bzl", "FIELDS")
 
 # The spec fields that do not shape the VM a template holds: how it starts
@@ -34,11 +35,6 @@ def vm_key(shape):
     """
     return {name: value for name, value in shape.items() if name not in _NOT_VM_FIELDS}
 
-def _rlocation(workspace_name, f):
-    if f.short_path.startswith("../"):
-        return f.short_path[3:]
-    return workspace_name + "/" + f.short_path
-
 def make_template(ctx, name, arch, kernel, base, shape):
     """Declares the GuestTemplate action: the template directory of the VM (arch, kernel, base layer, shape).
 
@@ -63,8 +59,8 @@ def make_template(ctx, name, arch, kernel, base, shape):
         "arch": arch,
         "args": [],
         "env": {},
-        "kernel": _rlocation(ctx.workspace_name, kernel.image),
-        "layers": [_rlocation(ctx.workspace_name, base.archive)],
+        "kernel": rlocation(ctx, kernel.image),
+        "layers": [rlocation(ctx, base.archive)],
         "shape": shape,
         "test": "/invm/template",
         "workdir": "/",

@@ -2,6 +2,7 @@
 
 load("@io_bazel_rules_go//go:def.bzl", "go_test")
 load(":providers.bzl", "KernelInfo", "VmTestInfo")
+load(":runfiles.bzl", "rlocation")
 load(
     ":spec.bzl",
     "ACCELS",
@@ -152,12 +153,6 @@ def _shape(attr):
 # linked test binary's libraries (runner/dynlib).
 _CC_TOOLCHAIN = "@bazel_tools//tools/cpp:toolchain_type"
 
-def _rlocation(ctx, f):
-    """The runfiles path of a file ("_main/pkg/x" or "repo/x")."""
-    if f.short_path.startswith("../"):
-        return f.short_path[3:]
-    return ctx.workspace_name + "/" + f.short_path
-
 def _template(ctx, tc, kernel, base):
     """The test's snapshot-start template and, when it has none, why (for the launcher's log).
 
@@ -210,7 +205,7 @@ def _go_vm_test_impl(ctx):
     entries = []
     seen = {}
     for f in files:
-        dst = "invm/runfiles/" + _rlocation(ctx, f)
+        dst = "invm/runfiles/" + rlocation(ctx, f)
         if dst in seen:
             continue
         seen[dst] = True
@@ -241,16 +236,16 @@ def _go_vm_test_impl(ctx):
         "arch": tc.arch,
         "args": ctx.attr.vm_args,
         "env": ctx.attr.vm_env,
-        "kernel": _rlocation(ctx, kernel.image),
-        "kernel_manifest": _rlocation(ctx, kernel.manifest) if kernel.manifest else "",
-        "layers": [_rlocation(ctx, base.archive), _rlocation(ctx, layer)],
+        "kernel": rlocation(ctx, kernel.image),
+        "kernel_manifest": rlocation(ctx, kernel.manifest) if kernel.manifest else "",
+        "layers": [rlocation(ctx, base.archive), rlocation(ctx, layer)],
         "shape": _shape(ctx.attr),
-        "test": "/invm/runfiles/" + _rlocation(ctx, binary),
+        "test": "/invm/runfiles/" + rlocation(ctx, binary),
         "workdir": "/invm/runfiles/" + pkg_dir,
     }
     template, no_template = _template(ctx, tc, kernel, base)
     if template:
-        spec["template"] = _rlocation(ctx, template)
+        spec["template"] = rlocation(ctx, template)
     if no_template:
         spec["no_template"] = no_template
     spec_file = ctx.actions.declare_file(ctx.label.name + ".vm.json")
@@ -262,7 +257,7 @@ def _go_vm_test_impl(ctx):
 # go_vm_test launcher for {label}: boots the guest on the host (exec platform).
 r="${{RUNFILES_DIR:-${{TEST_SRCDIR:-$0.runfiles}}}}"
 exec "$r/{runner}" -runfiles "$r" -spec "$r/{spec}" -- "$@"
-""".format(label = ctx.label, runner = _rlocation(ctx, runner), spec = _rlocation(ctx, spec_file)), is_executable = True)
+""".format(label = ctx.label, runner = rlocation(ctx, runner), spec = rlocation(ctx, spec_file)), is_executable = True)
 
     # The binary itself rides along only so the launcher can check its ELF
     # arch against the spec; the guest gets it from the layer.
@@ -357,7 +352,7 @@ def _go_vm_debug_impl(ctx):
 # terminal, runs the test, then opens a shell in the guest.
 r="${{RUNFILES_DIR:-$0.runfiles}}"
 exec "$r/{runner}" -debug -runfiles "$r" -spec "$r/{spec}" -- "$@"
-""".format(label = ctx.label, test = ctx.attr.test.label, runner = _rlocation(ctx, info.runner), spec = _rlocation(ctx, info.spec)), is_executable = True)
+""".format(label = ctx.label, test = ctx.attr.test.label, runner = rlocation(ctx, info.runner), spec = rlocation(ctx, info.spec)), is_executable = True)
     return [DefaultInfo(executable = launcher, runfiles = ctx.attr.test[DefaultInfo].default_runfiles)]
 
 _go_vm_debug = rule(
