@@ -100,6 +100,9 @@ type Init struct {
 	// LayerRoot is where a template guest extracts its test layer ("/";
 	// see protocol.ReadLayer).
 	LayerRoot string
+	// LayerShare reaches a template's layer share (GuestConfig.LayerShare,
+	// protocol.LayerShared); nil: a template takes inline layers only.
+	LayerShare LayerShare
 	// SetClock sets the wall clock of a restored guest (which has the
 	// template's); nil skips it.
 	SetClock func(time.Time) error
@@ -112,6 +115,17 @@ type Init struct {
 	SetupTimeout, WatchdogMargin, OpenTimeout time.Duration
 
 	diagf func(format string, a ...any) // set by Run
+}
+
+// LayerShare is where a restored template's shared test layer is
+// (NinePShare in a real guest).
+type LayerShare interface {
+	// Check says whether the share tagged tag is there (before the
+	// template waits: a template that could not read it is not saved).
+	Check(tag string) error
+	// Map maps the share's layer file (protocol.LayerShareFile); the
+	// closer releases it.
+	Map(tag string) ([]byte, io.Closer, error)
 }
 
 type realClock struct{ sinceBoot func() time.Duration }

@@ -38,6 +38,7 @@ func Linux() *Init {
 		LoopbackUp:  LoopbackUp,
 		BindVFIO:    vfio.Bind,
 		LayerRoot:   "/",
+		LayerShare:  NinePShare{},
 		SetClock:    setClock,
 		AddEntropy:  addEntropy,
 		Listen:      ListenVsock,
@@ -233,6 +234,9 @@ type session struct {
 	data    io.Closer // the Guest: closes the data streams
 	debugLn Listener
 	mounted *Mounted
+	// layerShare is a restored template's mapped layer file (LayerShare),
+	// held until the guest resets.
+	layerShare io.Closer
 	ack     atomic.Int64 // Ack timeout, ns
 	sent    atomic.Bool  // the verdict is on its way: no more diagnostics to the host
 	// verdict is main's verdict, once it has one.
@@ -273,6 +277,15 @@ func (s *session) main(cfg protocol.GuestConfig, cfgErr error, wd *time.Timer) p
 		s.mu.Unlock()
 		mountErr = err
 	}
+	// The loopback is up before a template waits, so that a restore does
+	// not pay for it (~25 ms of first-run kernel code under TCG,
+	// measured); its error is reported once the streams are up.
+	var loErr error
+	if in.LoopbackUp != nil && mountErr == nil {
+		if loErr = in.LoopbackUp(); loErr != nil {
+			loErr = fmt.Errorf("bring up the loopback interface: %w", loErr)
+		}
+	}
 	if cfgErr == nil && cfg.Template {
 		var rd dialResult
 		cfg, rd = s.restore(cfg, wd)
@@ -310,6 +323,8 @@ func (s *session) main(cfg protocol.GuestConfig, cfgErr error, wd *time.Timer) p
 		return failed("guest config: %v", cfgErr)
 	case mountErr != nil:
 		return failed("%v", mountErr)
+	case loErr != nil:
+		return failed("%v", loErr)
 	}
 	if cfg.DebugPort != 0 && in.Listen != nil {
 		ln, err := in.Listen(cfg.DebugPort)
@@ -329,11 +344,6 @@ func (s *session) main(cfg protocol.GuestConfig, cfgErr error, wd *time.Timer) p
 	if cfg.Hostname != "" && in.SetHostname != nil {
 		if err := in.SetHostname(cfg.Hostname); err != nil {
 			return failed("set hostname %q: %v", cfg.Hostname, err)
-		}
-	}
-	if in.LoopbackUp != nil {
-		if err := in.LoopbackUp(); err != nil {
-			return failed("bring up the loopback interface: %v", err)
 		}
 	}
 	if err := s.bindVFIO(cfg.VFIONICs); err != nil {

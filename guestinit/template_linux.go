@@ -12,16 +12,25 @@ import (
 	"github.com/rules-go-vm/rules_go_vm/protocol"
 )
 
-// restore is a template guest's wait (GuestConfig.Template): it opens the
-// channel, says protocol.TemplateReady and waits, without the setup
-// watchdog, for its test layer; the host saves the guest in that wait and
-// every restore goes on from there. It extracts the layer at LayerRoot,
-// sets the clock, mixes in the seed and reads the test's config, which
-// must keep the template's channel (the open one). The returned dial holds
-// the channel as the control stream; a layer or config that is not usable
-// is its cfgErr, reported as the verdict on that channel.
+// restore is a template guest's wait (GuestConfig.Template): it checks
+// its layer share, opens the channel, says protocol.TemplateReady and
+// waits, without the setup watchdog, for its test layer; the host saves
+// the guest in that wait and every restore goes on from there. It extracts
+// the layer at LayerRoot, sets the clock, mixes in the seed and reads the
+// test's config, which must keep the template's channel (the open one).
+// The returned dial holds the channel as the control stream; a layer or
+// config that is not usable is its cfgErr, reported as the verdict on that
+// channel.
 func (s *session) restore(tmpl protocol.GuestConfig, wd *time.Timer) (protocol.GuestConfig, dialResult) {
 	in := s.in
+	if tmpl.LayerShare != "" {
+		if in.LayerShare == nil {
+			return tmpl, dialResult{err: fmt.Errorf("template: layer share %q: this init cannot reach a share", tmpl.LayerShare)}
+		}
+		if err := in.LayerShare.Check(tmpl.LayerShare); err != nil {
+			return tmpl, dialResult{err: fmt.Errorf("template: %w", err)}
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), orDefault(in.OpenTimeout, OpenTimeout))
 	conn, err := in.Open(ctx, tmpl.Channel)
 	cancel()
@@ -29,32 +38,19 @@ func (s *session) restore(tmpl protocol.GuestConfig, wd *time.Timer) (protocol.G
 		return tmpl, dialResult{err: err}
 	}
 	d := dialResult{conn: conn}
-	// The layer's stripes come over the extra ports (LayerPorts), opened
-	// now: a template that cannot have them must not be saved.
-	ports, err := s.openLayerPorts(tmpl.LayerPorts)
-	defer func() {
-		for _, p := range ports {
-			p.Close()
-		}
-	}()
-	if err != nil {
-		conn.Close()
-		return tmpl, dialResult{err: err}
-	}
 	if _, err := io.WriteString(conn, protocol.TemplateReady); err != nil {
 		conn.Close()
 		return tmpl, dialResult{err: fmt.Errorf("template: saying ready: %w", err)}
 	}
 	s.console("guestinit: template ready (%v after boot), waiting for the test layer", in.Clock.SinceBoot())
 	wd.Stop()
-	stripes := make([]io.Reader, len(ports))
-	for i, p := range ports {
-		stripes[i] = p
-	}
-	h, err := protocol.ReadLayerStriped(conn, stripes, orString(in.LayerRoot, "/"))
+	h, err := protocol.ReadLayerHeader(conn)
 	wd.Reset(orDefault(in.SetupTimeout, SetupTimeout))
 	// Setup counts from the restore: the template's boot is not this run's.
 	s.start, s.boot = in.Clock.Now(), 0
+	if err == nil {
+		err = s.extractLayer(conn, h, tmpl.LayerShare)
+	}
 	if err != nil {
 		d.cfgErr = fmt.Errorf("restored from a template: %w", err)
 		return tmpl, d
@@ -78,20 +74,30 @@ func (s *session) restore(tmpl protocol.GuestConfig, wd *time.Timer) (protocol.G
 	return cfg, d
 }
 
-// openLayerPorts opens a template's layer ports (channels of the serial
-// kind, as the main one).
-func (s *session) openLayerPorts(devices []string) ([]io.ReadWriteCloser, error) {
-	var ports []io.ReadWriteCloser
-	for _, dev := range devices {
-		ctx, cancel := context.WithTimeout(context.Background(), orDefault(s.in.OpenTimeout, OpenTimeout))
-		p, err := s.in.Open(ctx, protocol.Channel{Kind: protocol.ChannelSerial, Device: dev})
-		cancel()
-		if err != nil {
-			return ports, fmt.Errorf("template: layer port %s: %w", dev, err)
-		}
-		ports = append(ports, p)
+// extractLayer extracts the layer whose header is h under LayerRoot: from
+// the channel after the header (inline), or from the template's layer
+// share tagged tag (shared).
+func (s *session) extractLayer(conn io.Reader, h protocol.LayerHeader, tag string) error {
+	root := orString(s.in.LayerRoot, "/")
+	if h.Via == protocol.LayerInline {
+		return protocol.ExtractInlineLayer(conn, h, root)
 	}
-	return ports, nil
+	if tag == "" || s.in.LayerShare == nil {
+		return fmt.Errorf("%w: the layer is on a share, and this template has none", protocol.ErrBadLayer)
+	}
+	b, c, err := s.in.LayerShare.Map(tag)
+	if err != nil {
+		return err
+	}
+	if err := protocol.ExtractLayerBytes(b, h, root); err != nil {
+		c.Close()
+		return err
+	}
+	// Kept open, never closed: closing the file tears the share's 9p
+	// client down, ~20 ms of first-run kernel code under TCG (measured)
+	// that nothing needs; the guest resets with it open.
+	s.layerShare = c
+	return nil
 }
 
 // freshen makes a restored guest this run's: the host's wall clock, the

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -32,6 +33,29 @@ func newcFile(name string, data []byte) []byte {
 	return b.Bytes()
 }
 
+// fakeShare is a LayerShare over a host directory: the layer file in it,
+// its Check failing with checkErr.
+type fakeShare struct {
+	dir      string
+	checkErr error
+	checked  []string
+	closed   int
+}
+
+func (f *fakeShare) Check(tag string) error {
+	f.checked = append(f.checked, tag)
+	return f.checkErr
+}
+
+func (f *fakeShare) Map(tag string) ([]byte, io.Closer, error) {
+	b, err := os.ReadFile(filepath.Join(f.dir, protocol.LayerShareFile))
+	return b, closerFunc(func() error { f.closed++; return nil }), err
+}
+
+type closerFunc func() error
+
+func (c closerFunc) Close() error { return c() }
+
 // TestRunTemplate runs a template guest's init against a fake host that
 // waits for protocol.TemplateReady, sends a layer (the test's config) and
 // collects the session on the same channel, as after a restore.
@@ -53,14 +77,20 @@ func TestRunTemplate(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		layer      []byte // archives; nil: a broken message
-		stripes    int    // layer ports
+		shared     bool   // the template has a share, the layer is on it
+		noShare    bool   // the layer is shared, but the template has no share
+		loErr      error  // what bringing the loopback up returns
 		wantPass   bool
 		wantReason string
 	}{
 		{name: "restored", layer: newcFile("invm/config.json", testCfg(serial)), wantPass: true},
-		{name: "restored over 3 layer ports", layer: newcFile("invm/config.json", testCfg(serial)), stripes: 3, wantPass: true},
+		{name: "restored from the share", layer: newcFile("invm/config.json", testCfg(serial)), shared: true, wantPass: true},
+		{name: "shared, no share", layer: newcFile("invm/config.json", testCfg(serial)), noShare: true,
+			wantReason: "the layer is on a share, and this template has none"},
 		{name: "other channel", layer: newcFile("invm/config.json", testCfg(protocol.DefaultChannel())),
 			wantReason: "is not the template's"},
+		{name: "loopback fails", layer: newcFile("invm/config.json", testCfg(serial)), loErr: errors.New("no lo"),
+			wantReason: "bring up the loopback interface: no lo"},
 		{name: "no config", layer: newcFile("invm/other", []byte("x")), wantReason: "the test layer has no test config"},
 		{name: "bad layer", wantReason: "restored from a template: protocol: bad test layer"},
 	} {
@@ -68,18 +98,9 @@ func TestRunTemplate(t *testing.T) {
 			root := t.TempDir()
 			cfgPath := filepath.Join(root, "invm/config.json")
 			tmpl := protocol.GuestConfig{Template: true, Channel: serial, Verbose: true}
-			portSocks := map[string]string{}
-			var portLns []net.Listener
-			for i := range tc.stripes {
-				dev := fmt.Sprintf("/dev/vport0p%d", i+2)
-				tmpl.LayerPorts = append(tmpl.LayerPorts, dev)
-				portSocks[dev] = filepath.Join(t.TempDir(), "port.sock")
-				pl, err := net.Listen("unix", portSocks[dev])
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer pl.Close()
-				portLns = append(portLns, pl)
+			share := &fakeShare{dir: t.TempDir()}
+			if tc.shared {
+				tmpl.LayerShare = protocol.LayerShareTag
 			}
 			b, _ := tmpl.Marshal()
 			if err := os.MkdirAll(filepath.Dir(cfgPath), 0o755); err != nil {
@@ -98,15 +119,19 @@ func TestRunTemplate(t *testing.T) {
 			var clock time.Time
 			var seed []byte
 			var opened protocol.Channel
+			loCalls, loBeforeReady := 0, false
 			var console, stdout syncBuffer
 			in := &Init{
 				ConfigPath: cfgPath, LayerRoot: root, ProcRoot: "/proc", Subreaper: true,
 				Clock: realClock{sinceBoot: func() time.Duration { return 0 }},
 				Sleep: time.Sleep,
+				LayerShare: share,
+				LoopbackUp: func() error {
+					loCalls++
+					loBeforeReady = opened == protocol.Channel{}
+					return tc.loErr
+				},
 				Open: func(_ context.Context, ch protocol.Channel) (io.ReadWriteCloser, error) {
-					if p, ok := portSocks[ch.Device]; ok {
-						return net.Dial("unix", p)
-					}
 					opened = ch
 					return net.Dial("unix", sock)
 				},
@@ -136,20 +161,16 @@ func TestRunTemplate(t *testing.T) {
 				}
 				h := protocol.LayerHeader{Now: now}
 				h.Seed[3] = 42
-				var stripes []io.Writer
-				for _, pl := range portLns {
-					pc, err := pl.Accept()
-					if err != nil {
-						host <- hostResult{err: err}
-						return
-					}
-					defer pc.Close()
-					stripes = append(stripes, pc)
-				}
-				if tc.layer == nil {
+				switch {
+				case tc.layer == nil:
 					_, err = c.Write([]byte("not a layer message, not at all, not even close......................"))
-				} else {
-					err = protocol.WriteLayerStriped(c, stripes, h, tc.layer)
+				case tc.shared || tc.noShare:
+					payload := protocol.LayerPayload(tc.layer)
+					if err = os.WriteFile(filepath.Join(share.dir, protocol.LayerShareFile), payload, 0o644); err == nil {
+						err = protocol.WriteSharedLayer(c, h, int64(len(payload)))
+					}
+				default:
+					err = protocol.WriteLayer(c, h, tc.layer)
 				}
 				if err != nil {
 					host <- hostResult{err: err}
@@ -169,6 +190,19 @@ func TestRunTemplate(t *testing.T) {
 			if opened != serial {
 				t.Errorf("opened %+v, want the template's %+v", opened, serial)
 			}
+			// The loopback comes up once, before the template waits: a
+			// restore does not pay for it.
+			if loCalls != 1 || !loBeforeReady {
+				t.Errorf("loopback up %d times, before the template was ready: %v; want once, before", loCalls, loBeforeReady)
+			}
+			// The layer file stays open until the guest resets (closing it
+			// costs a restore ~20 ms under TCG for nothing).
+			if tc.shared && (len(share.checked) != 1 || share.checked[0] != protocol.LayerShareTag || share.closed != 0) {
+				t.Errorf("share checked %q, closed %d times: want %q once, left open", share.checked, share.closed, protocol.LayerShareTag)
+			}
+			if !tc.shared && len(share.checked) != 0 {
+				t.Errorf("a template without a share checked one: %q", share.checked)
+			}
 			if hr.res.Pass != tc.wantPass || !strings.Contains(hr.res.Reason, tc.wantReason) {
 				t.Fatalf("pass %v reason %q, want pass %v reason containing %q", hr.res.Pass, hr.res.Reason, tc.wantPass, tc.wantReason)
 			}
@@ -185,5 +219,46 @@ func TestRunTemplate(t *testing.T) {
 				t.Errorf("verdict %+v: a restored guest's boot is not this run's (want 0)", hr.res.Verdict)
 			}
 		})
+	}
+}
+
+// TestTemplateWithoutItsShare: a template whose layer share is not there
+// never says it is ready (it must not be saved): init fails before it
+// opens the channel, saying why on the console.
+func TestTemplateWithoutItsShare(t *testing.T) {
+	root := t.TempDir()
+	cfgPath := filepath.Join(root, "invm/config.json")
+	tmpl := protocol.GuestConfig{Template: true, Channel: protocol.Channel{Kind: protocol.ChannelSerial, Device: "/dev/vport0p1"}, LayerShare: protocol.LayerShareTag}
+	b, _ := tmpl.Marshal()
+	if err := os.MkdirAll(filepath.Dir(cfgPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opened := false
+	var console syncBuffer
+	in := &Init{
+		ConfigPath: cfgPath, LayerRoot: root, ProcRoot: "/proc", Subreaper: true,
+		Clock:      realClock{sinceBoot: func() time.Duration { return 0 }},
+		Sleep:      time.Sleep,
+		LayerShare: &fakeShare{checkErr: fmt.Errorf("%w: no virtio 9p device tagged %q", ErrNoShare, protocol.LayerShareTag)},
+		Open: func(context.Context, protocol.Channel) (io.ReadWriteCloser, error) {
+			opened = true
+			return nil, errors.New("no host here")
+		},
+		PowerOff:     func() error { return nil },
+		Console:      &console,
+		OutputsDir:   filepath.Join(root, "outputs"),
+		SetupTimeout: time.Minute,
+	}
+	if err := in.Run(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if opened {
+		t.Error("the template opened its channel without its share")
+	}
+	if !strings.Contains(console.String(), "template: no layer share: no virtio 9p device tagged") {
+		t.Errorf("console %q: want the missing share named", console.String())
 	}
 }

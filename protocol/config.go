@@ -138,10 +138,12 @@ type GuestConfig struct {
 	// waits for a layer message (see ReadLayer), whose GuestConfig at
 	// ConfigPath then replaces this one. Path is not needed.
 	Template bool `json:"template,omitempty"`
-	// LayerPorts are a template's extra virtio-serial ports (device paths),
-	// opened with the channel, over which a striped layer message's parts
-	// come (LayerHeader.Stripes). Template only; optional.
-	LayerPorts []string `json:"layer_ports,omitempty"`
+	// LayerShare is the 9p mount tag of a template's layer share, where a
+	// shared layer message's archives are (LayerShared): the template's
+	// init checks it is there before it says TemplateReady, and mounts it
+	// read-only only after the restore (QEMU cannot migrate a guest with a
+	// 9p share mounted). Template only; empty: inline layers only.
+	LayerShare string `json:"layer_share,omitempty"`
 	// CoverageDir, when not empty, is an absolute guest directory that
 	// init creates before the test and whose regular files it sends to the
 	// host after the test, whatever the verdict, as output files below
@@ -259,16 +261,13 @@ func (c *GuestConfig) Validate() error {
 		if c.Channel.Kind != ChannelSerial {
 			return bad("template: channel kind %q: a template's channel must be %q", c.Channel.Kind, ChannelSerial)
 		}
-		if len(c.LayerPorts) > MaxLayerStripes {
-			return bad("layer_ports: %d, at most %d", len(c.LayerPorts), MaxLayerStripes)
-		}
-		for _, p := range c.LayerPorts {
-			if !path.IsAbs(p) {
-				return bad("layer_ports: %q: want an absolute path", p)
+		if c.LayerShare != "" {
+			if err := CheckShareTag(c.LayerShare); err != nil {
+				return bad("layer_share: %v", err)
 			}
 		}
-	} else if len(c.LayerPorts) > 0 {
-		return bad("layer_ports: only a template has them")
+	} else if c.LayerShare != "" {
+		return bad("layer_share: only a template has one")
 	} else if c.Path == "" || !path.IsAbs(c.Path) {
 		return bad("path %q: want an absolute path", c.Path)
 	}

@@ -354,8 +354,8 @@ func decodeConfig(b []byte) (GuestConfig, error) {
 			c.VFIONICs, err = r.strings()
 		case "template":
 			c.Template, err = r.boolean()
-		case "layer_ports":
-			c.LayerPorts, err = r.strings()
+		case "layer_share":
+			c.LayerShare, err = r.str()
 		case "coverage_dir":
 			c.CoverageDir, err = r.str()
 		default:

@@ -2,7 +2,6 @@ package protocol
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,24 +15,29 @@ import (
 )
 
 // Snapshot start. A template guest is booted with a GuestConfig whose
-// Template is true: its init mounts what the shape needs, opens the
-// channel, writes TemplateReady on it and waits. The host saves the guest
-// there (QEMU migration to a file). A run restores a copy and writes one
-// layer message on the channel: a LayerHeader, then LayerHeader.Size bytes
-// of newc (initramfs) archives, the same test layer a cold boot appends to
-// its initrd. The guest extracts it (ExtractNewc), sets its clock, mixes
-// the seed into its random pool, reads its GuestConfig from ConfigPath as
-// after a cold boot, and the session goes on over the same channel.
+// Template is true: its init mounts what the shape needs, checks that its
+// layer share is there, opens the channel, writes TemplateReady on it and
+// waits. The host saves the guest there (QEMU migration to a file). A run
+// restores a copy and writes one layer message on the channel: a
+// LayerHeader, and the test layer a cold boot appends to its initrd
+// (LayerHeader.Size bytes of newc archives), either after the header on
+// the channel (LayerInline) or, usually, in the file LayerShareFile of a
+// read-only 9p share tagged GuestConfig.LayerShare (LayerShared): 9p moves
+// 512 KiB per request where a virtio-serial port moves 4 KiB per round
+// trip. The guest extracts the archives (ExtractNewc), sets its clock,
+// mixes the seed into its random pool, reads its GuestConfig from
+// ConfigPath as after a cold boot, and the session goes on over the same
+// channel.
 
 // TemplateReady is what a template guest writes on its channel when it
 // waits for its test layer.
-const TemplateReady = "RGVM template ready v1\n"
+const TemplateReady = "RGVM template ready v2\n"
 
 // layerMagic starts a layer message.
 const layerMagic = "RGVMLAYR"
 
 // LayerVersion is the version of the layer message.
-const LayerVersion uint16 = 1
+const LayerVersion uint16 = 2
 
 // LayerHeaderSize is the encoded size of a LayerHeader.
 const LayerHeaderSize = len(layerMagic) + 2 + 2 + 8 + SeedSize + 8
@@ -48,24 +52,48 @@ const MaxLayerSize = 4 << 30
 // ErrBadLayer is wrapped by every error decoding or extracting a layer.
 var ErrBadLayer = errors.New("protocol: bad test layer")
 
-// MaxLayerStripes bounds LayerHeader.Stripes.
-const MaxLayerStripes = 64
+// LayerVia says where a layer message's archives are.
+type LayerVia uint16
+
+const (
+	// LayerInline: they follow the header on the channel.
+	LayerInline LayerVia = 0
+	// LayerShared: they are the file LayerShareFile of the guest's layer
+	// share (GuestConfig.LayerShare), written before the header is sent.
+	LayerShared LayerVia = 1
+)
+
+func (v LayerVia) String() string {
+	switch v {
+	case LayerInline:
+		return "inline"
+	case LayerShared:
+		return "shared"
+	}
+	return fmt.Sprintf("LayerVia(%d)", uint16(v))
+}
+
+// LayerShareTag is the 9p mount tag of a template's layer share, and
+// LayerShareFile the layer's file in it.
+const (
+	LayerShareTag  = "rgvm_layer"
+	LayerShareFile = "layer"
+)
+
+// maxShareTag is the longest 9p mount tag QEMU takes.
+const maxShareTag = 31
 
 // LayerHeader precedes the archives of a layer message.
 type LayerHeader struct {
-	// Stripes is how many extra channels carry the archives, each a
-	// contiguous part in order (LayerStripe); 0: they follow the header
-	// on its own channel. A virtio-serial port moves one 4 KiB buffer per
-	// round trip between guest and QEMU, so a layer split over several
-	// ports arrives several times sooner.
-	Stripes int
+	// Via says where the archives are.
+	Via LayerVia
 	// Now is the host's wall clock when it sent the layer: a restored guest
 	// has the template's.
 	Now time.Time
 	// Seed is fresh entropy: every restore of a template starts with the
 	// same random pool, which this makes differ.
 	Seed [SeedSize]byte
-	// Size is the length of the archives that follow.
+	// Size is the length of the archives.
 	Size int64
 }
 
@@ -74,13 +102,13 @@ func EncodeLayerHeader(h LayerHeader) ([]byte, error) {
 	if h.Size < 0 || h.Size > MaxLayerSize {
 		return nil, fmt.Errorf("%w: size %d not in [0, %d]", ErrBadLayer, h.Size, MaxLayerSize)
 	}
-	if h.Stripes < 0 || h.Stripes > MaxLayerStripes {
-		return nil, fmt.Errorf("%w: %d stripes not in [0, %d]", ErrBadLayer, h.Stripes, MaxLayerStripes)
+	if h.Via != LayerInline && h.Via != LayerShared {
+		return nil, fmt.Errorf("%w: %v: want inline or shared", ErrBadLayer, h.Via)
 	}
 	b := make([]byte, 0, LayerHeaderSize)
 	b = append(b, layerMagic...)
 	b = binary.BigEndian.AppendUint16(b, LayerVersion)
-	b = binary.BigEndian.AppendUint16(b, uint16(h.Stripes))
+	b = binary.BigEndian.AppendUint16(b, uint16(h.Via))
 	b = binary.BigEndian.AppendUint64(b, uint64(h.Now.UnixNano()))
 	b = append(b, h.Seed[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(h.Size))
@@ -100,8 +128,8 @@ func DecodeLayerHeader(p []byte) (LayerHeader, error) {
 	if v := binary.BigEndian.Uint16(p); v != LayerVersion {
 		return h, fmt.Errorf("%w: version %d, this init speaks %d", ErrBadLayer, v, LayerVersion)
 	}
-	if h.Stripes = int(binary.BigEndian.Uint16(p[2:])); h.Stripes > MaxLayerStripes {
-		return h, fmt.Errorf("%w: %d stripes, at most %d", ErrBadLayer, h.Stripes, MaxLayerStripes)
+	if h.Via = LayerVia(binary.BigEndian.Uint16(p[2:])); h.Via != LayerInline && h.Via != LayerShared {
+		return h, fmt.Errorf("%w: archives %v: want inline or shared", ErrBadLayer, h.Via)
 	}
 	p = p[4:]
 	h.Now = time.Unix(0, int64(binary.BigEndian.Uint64(p)))
@@ -114,11 +142,25 @@ func DecodeLayerHeader(p []byte) (LayerHeader, error) {
 	return h, nil
 }
 
-// WriteLayer writes a layer message: h (with Size set to the archives'
-// total length) and then each archive in turn, each padded to 4 bytes
-// with zeros as in an initrd.
+// LayerPayload is the archives of a layer as a layer message carries
+// them: each padded to 4 bytes with zeros, as in an initrd.
+func LayerPayload(archives ...[]byte) []byte {
+	n := 0
+	for _, a := range archives {
+		n += (len(a) + 3) &^ 3
+	}
+	p := make([]byte, 0, n)
+	for _, a := range archives {
+		p = append(p, a...)
+		p = append(p, make([]byte, (4-len(a)%4)%4)...)
+	}
+	return p
+}
+
+// WriteLayer writes an inline layer message: h (Via and Size set here)
+// and then each archive in turn, padded as LayerPayload pads them.
 func WriteLayer(w io.Writer, h LayerHeader, archives ...[]byte) error {
-	h.Size = 0
+	h.Via, h.Size = LayerInline, 0
 	for _, a := range archives {
 		h.Size += int64(len(a)+3) &^ 3
 	}
@@ -138,29 +180,11 @@ func WriteLayer(w io.Writer, h LayerHeader, archives ...[]byte) error {
 	return nil
 }
 
-// LayerStripe is the part [off, off+n) of a layer of size bytes that
-// stripe i of stripes carries: contiguous parts of equal size, the last
-// one shorter.
-func LayerStripe(size int64, i, stripes int) (off, n int64) {
-	per := (size + int64(stripes) - 1) / int64(stripes)
-	off = min(int64(i)*per, size)
-	return off, min(per, size-off)
-}
-
-// WriteLayerStriped writes a layer message whose archives travel over
-// stripes (LayerHeader.Stripes, LayerStripe): the header on w, each
-// stripe's part on its writer, all at once. With no stripes it is
-// WriteLayer.
-func WriteLayerStriped(w io.Writer, stripes []io.Writer, h LayerHeader, archives ...[]byte) error {
-	if len(stripes) == 0 {
-		return WriteLayer(w, h, archives...)
-	}
-	var payload []byte
-	for _, a := range archives {
-		payload = append(payload, a...)
-		payload = append(payload, make([]byte, (4-len(a)%4)%4)...)
-	}
-	h.Size, h.Stripes = int64(len(payload)), len(stripes)
+// WriteSharedLayer writes the header of a shared layer message: h with
+// Via = LayerShared and Size the length of the payload (LayerPayload)
+// already written to the share's LayerShareFile.
+func WriteSharedLayer(w io.Writer, h LayerHeader, size int64) error {
+	h.Via, h.Size = LayerShared, size
 	hdr, err := EncodeLayerHeader(h)
 	if err != nil {
 		return err
@@ -168,78 +192,35 @@ func WriteLayerStriped(w io.Writer, stripes []io.Writer, h LayerHeader, archives
 	if _, err := w.Write(hdr); err != nil {
 		return fmt.Errorf("write layer header: %w", err)
 	}
-	errs := make(chan error, len(stripes))
-	for i, sw := range stripes {
-		off, n := LayerStripe(h.Size, i, len(stripes))
-		go func() {
-			_, err := sw.Write(payload[off : off+n])
-			if err != nil {
-				err = fmt.Errorf("write layer stripe %d: %w", i, err)
-			}
-			errs <- err
-		}()
-	}
-	var first error
-	for range stripes {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
+	return nil
 }
 
-// ReadLayerStriped reads a layer message's header from r and its archives
-// from r (no stripes) or from stripes, whose count must be the header's,
-// all at once; then extracts them under root (ExtractNewc).
-func ReadLayerStriped(r io.Reader, stripes []io.Reader, root string) (LayerHeader, error) {
+// ReadLayerHeader reads a layer message's header from r.
+func ReadLayerHeader(r io.Reader) (LayerHeader, error) {
 	p := make([]byte, LayerHeaderSize)
 	if _, err := io.ReadFull(r, p); err != nil {
 		return LayerHeader{}, fmt.Errorf("%w: reading the header: %w", ErrBadLayer, err)
 	}
-	h, err := DecodeLayerHeader(p)
-	if err != nil {
-		return h, err
-	}
-	if h.Stripes == 0 {
-		return h, extractLayer(r, h, root)
-	}
-	if h.Stripes != len(stripes) {
-		return h, fmt.Errorf("%w: %d stripes, this guest has %d channels for them", ErrBadLayer, h.Stripes, len(stripes))
-	}
-	buf := make([]byte, h.Size)
-	errs := make(chan error, h.Stripes)
-	for i, sr := range stripes {
-		off, n := LayerStripe(h.Size, i, h.Stripes)
-		go func() {
-			_, err := io.ReadFull(sr, buf[off:off+n])
-			if err != nil {
-				err = fmt.Errorf("%w: stripe %d: %w", ErrBadLayer, i, err)
-			}
-			errs <- err
-		}()
-	}
-	for range stripes {
-		if e := <-errs; e != nil && err == nil {
-			err = e
-		}
-	}
-	if err != nil {
-		return h, err
-	}
-	return h, extractLayer(bytes.NewReader(buf), h, root)
+	return DecodeLayerHeader(p)
 }
 
-// ReadLayer reads a layer message from r and extracts its archives under
-// root (ExtractNewc). It reads exactly the message, nothing after it.
-// A striped message is refused (ErrBadLayer): there are no stripes to
-// read it from.
+// ReadLayer reads an inline layer message from r and extracts its archives
+// under root (ExtractNewc). It reads exactly the message, nothing after
+// it. A shared layer is refused (ErrBadLayer): its archives are not on r.
 func ReadLayer(r io.Reader, root string) (LayerHeader, error) {
-	return ReadLayerStriped(r, nil, root)
+	h, err := ReadLayerHeader(r)
+	if err != nil {
+		return h, err
+	}
+	return h, ExtractInlineLayer(r, h, root)
 }
 
-// extractLayer extracts the h.Size bytes of archives from r under root,
-// reading exactly them.
-func extractLayer(r io.Reader, h LayerHeader, root string) error {
+// ExtractInlineLayer extracts the h.Size bytes of archives that follow an
+// inline header on r under root, reading exactly them.
+func ExtractInlineLayer(r io.Reader, h LayerHeader, root string) error {
+	if h.Via != LayerInline {
+		return fmt.Errorf("%w: the archives are %v, not on the channel", ErrBadLayer, h.Via)
+	}
 	lr := &io.LimitedReader{R: r, N: h.Size}
 	if err := ExtractNewc(bufio.NewReaderSize(lr, 64<<10), root); err != nil {
 		return err
@@ -247,6 +228,30 @@ func extractLayer(r io.Reader, h LayerHeader, root string) error {
 	if lr.N != 0 { // archives end before the message: skip its padding
 		if _, err := io.Copy(io.Discard, lr); err != nil {
 			return fmt.Errorf("%w: %w", ErrBadLayer, err)
+		}
+	}
+	return nil
+}
+
+// ExtractLayerBytes extracts a layer's archives held in memory (a shared
+// layer's file, mapped) under root. They must be h.Size bytes. Each file
+// is written from b in one call: under TCG every copy of the layer's
+// bytes costs, and reading b through buffers would add two.
+func ExtractLayerBytes(b []byte, h LayerHeader, root string) error {
+	if int64(len(b)) != h.Size {
+		return fmt.Errorf("%w: %d bytes of archives, the header says %d", ErrBadLayer, len(b), h.Size)
+	}
+	return ExtractNewc(&sliceReader{b: b}, root)
+}
+
+// CheckShareTag checks a 9p mount tag (GuestConfig.LayerShare).
+func CheckShareTag(tag string) error {
+	if tag == "" || len(tag) > maxShareTag {
+		return fmt.Errorf("9p mount tag %q: want 1 to %d characters", tag, maxShareTag)
+	}
+	for _, r := range tag {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return fmt.Errorf("9p mount tag %q: only letters, digits, '_', '-' and '.'", tag)
 		}
 	}
 	return nil
@@ -404,7 +409,7 @@ func extractFile(dst *os.Root, r io.Reader, p string, perm fs.FileMode, size int
 	if err != nil {
 		return fail(err)
 	}
-	n, err := io.Copy(f, io.LimitReader(r, size))
+	n, err := copyN(f, r, size)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -443,6 +448,37 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// sliceReader reads a layer held in memory; copyN writes from it in
+// place.
+type sliceReader struct {
+	b   []byte
+	off int
+}
+
+func (s *sliceReader) Read(p []byte) (int, error) {
+	if s.off >= len(s.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, s.b[s.off:])
+	s.off += n
+	return n, nil
+}
+
+// copyN copies n bytes of r to w: in one write from the layer itself when
+// r reads a layer in memory.
+func copyN(w io.Writer, r io.Reader, n int64) (int64, error) {
+	if c, ok := r.(*countingReader); ok {
+		if s, ok := c.r.(*sliceReader); ok {
+			n = min(n, int64(len(s.b)-s.off))
+			k, err := w.Write(s.b[s.off : s.off+int(n)])
+			s.off += k
+			c.n += int64(k)
+			return int64(k), err
+		}
+	}
+	return io.Copy(w, io.LimitReader(r, n))
 }
 
 // skip reads and drops n bytes.

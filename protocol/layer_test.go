@@ -131,7 +131,7 @@ func TestExtractNewcModes(t *testing.T) {
 }
 
 func TestLayerHeader(t *testing.T) {
-	h := LayerHeader{Now: time.Unix(1700000000, 123), Size: 1 << 20, Stripes: 8}
+	h := LayerHeader{Via: LayerShared, Now: time.Unix(1700000000, 123), Size: 1 << 20}
 	copy(h.Seed[:], "0123456789abcdef0123456789abcdef")
 	b, err := EncodeLayerHeader(h)
 	if err != nil {
@@ -141,7 +141,7 @@ func TestLayerHeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !got.Now.Equal(h.Now) || got.Seed != h.Seed || got.Size != h.Size || got.Stripes != h.Stripes {
+	if !got.Now.Equal(h.Now) || got.Seed != h.Seed || got.Size != h.Size || got.Via != h.Via {
 		t.Errorf("round trip = %+v, want %+v", got, h)
 	}
 	for _, tc := range []struct {
@@ -152,7 +152,7 @@ func TestLayerHeader(t *testing.T) {
 		{"short", func(b []byte) []byte { return b[:10] }, "header of 10 bytes"},
 		{"magic", func(b []byte) []byte { b[0] = 'X'; return b }, "no layer magic"},
 		{"version", func(b []byte) []byte { b[9] = 9; return b }, "version 9"},
-		{"stripes", func(b []byte) []byte { b[10] = 1; return b }, "stripes, at most 64"},
+		{"via", func(b []byte) []byte { b[11] = 2; return b }, "archives LayerVia(2)"},
 		{"size", func(b []byte) []byte { b[len(b)-8] = 0xff; return b }, "over"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -164,6 +164,9 @@ func TestLayerHeader(t *testing.T) {
 	}
 	if _, err := EncodeLayerHeader(LayerHeader{Size: -1}); !errors.Is(err, ErrBadLayer) {
 		t.Errorf("negative size: err = %v", err)
+	}
+	if _, err := EncodeLayerHeader(LayerHeader{Via: 7}); !errors.Is(err, ErrBadLayer) {
+		t.Errorf("via 7: err = %v", err)
 	}
 }
 
@@ -242,77 +245,60 @@ func FuzzDecodeLayerHeader(f *testing.F) {
 	})
 }
 
-func TestLayerStripe(t *testing.T) {
-	for _, tc := range []struct {
-		size    int64
-		stripes int
-	}{{0, 1}, {1, 8}, {7, 8}, {8, 8}, {4096*1000 + 3, 8}, {100, 3}, {5, 64}} {
-		var next int64
-		for i := range tc.stripes {
-			off, n := LayerStripe(tc.size, i, tc.stripes)
-			if off != next || n < 0 {
-				t.Fatalf("size %d, %d stripes: stripe %d at %d+%d, want at %d", tc.size, tc.stripes, i, off, n, next)
-			}
-			next = off + n
-		}
-		if next != tc.size {
-			t.Errorf("size %d, %d stripes: parts end at %d", tc.size, tc.stripes, next)
-		}
+// TestSharedLayer: a shared layer's header travels alone; its payload
+// (LayerPayload, the share's file) extracts from memory, in place, to the
+// same tree as the inline message; a payload of another size than the
+// header's, or an inline extraction of a shared header, fails.
+func TestSharedLayer(t *testing.T) {
+	archives := [][]byte{newc(file("a", strings.Repeat("x", 10001))), newc(file("d/b", "22"))}
+	payload := LayerPayload(archives...)
+	var hdr bytes.Buffer
+	if err := WriteSharedLayer(&hdr, LayerHeader{Now: time.Unix(5, 0)}, int64(len(payload))); err != nil {
+		t.Fatal(err)
+	}
+	if hdr.Len() != LayerHeaderSize {
+		t.Fatalf("a shared message is %d bytes, want the header's %d", hdr.Len(), LayerHeaderSize)
+	}
+	h, err := ReadLayerHeader(bytes.NewReader(hdr.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Via != LayerShared || h.Size != int64(len(payload)) || !h.Now.Equal(time.Unix(5, 0)) {
+		t.Fatalf("header %+v", h)
+	}
+	root := t.TempDir()
+	if err := ExtractLayerBytes(payload, h, root); err != nil {
+		t.Fatal(err)
+	}
+	var inline bytes.Buffer
+	if err := WriteLayer(&inline, LayerHeader{}, archives...); err != nil {
+		t.Fatal(err)
+	}
+	want := t.TempDir()
+	if _, err := ReadLayer(&inline, want); err != nil {
+		t.Fatal(err)
+	}
+	if got, w := tree(t, root), tree(t, want); !slices.Equal(got, w) || len(got) != 3 {
+		t.Errorf("shared tree %q, inline tree %q", got, w)
+	}
+	if err := ExtractLayerBytes(payload[:len(payload)-4], h, t.TempDir()); !errors.Is(err, ErrBadLayer) {
+		t.Errorf("short payload: err = %v, want ErrBadLayer", err)
+	}
+	if _, err := ReadLayer(bytes.NewReader(hdr.Bytes()), t.TempDir()); !errors.Is(err, ErrBadLayer) || !strings.Contains(err.Error(), "shared") {
+		t.Errorf("ReadLayer of a shared message: err = %v, want ErrBadLayer naming it shared", err)
+	}
+	// Cut inside the first file's data: the extraction from memory fails
+	// as the streamed one does.
+	cut := slices.Clone(payload[:500])
+	if err := ExtractLayerBytes(cut, LayerHeader{Via: LayerShared, Size: int64(len(cut))}, t.TempDir()); !errors.Is(err, ErrBadLayer) {
+		t.Errorf("cut payload: err = %v, want ErrBadLayer", err)
 	}
 }
 
-// TestLayerStriped: a layer written over stripes is read back over them,
-// whatever the number; a reader with another number of stripes, or one
-// that is cut, fails.
-func TestLayerStriped(t *testing.T) {
-	archives := [][]byte{newc(file("a", strings.Repeat("x", 10000))), newc(file("b", "22"))}
-	for _, k := range []int{0, 1, 3, 8} {
-		t.Run(fmt.Sprint(k), func(t *testing.T) {
-			var hdr bytes.Buffer
-			bufs := make([]*bytes.Buffer, k)
-			ws := make([]io.Writer, k)
-			for i := range bufs {
-				bufs[i] = &bytes.Buffer{}
-				ws[i] = bufs[i]
-			}
-			if err := WriteLayerStriped(&hdr, ws, LayerHeader{Now: time.Unix(5, 0)}, archives...); err != nil {
-				t.Fatal(err)
-			}
-			rs := func() []io.Reader {
-				out := make([]io.Reader, k)
-				for i := range bufs {
-					out[i] = bytes.NewReader(bufs[i].Bytes())
-				}
-				return out
-			}
-			root := t.TempDir()
-			h, err := ReadLayerStriped(bytes.NewReader(hdr.Bytes()), rs(), root)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if h.Stripes != k {
-				t.Errorf("header says %d stripes, want %d", h.Stripes, k)
-			}
-			if b, err := os.ReadFile(filepath.Join(root, "a")); err != nil || len(b) != 10000 {
-				t.Errorf("a: %d bytes, %v", len(b), err)
-			}
-			if b, err := os.ReadFile(filepath.Join(root, "b")); err != nil || string(b) != "22" {
-				t.Errorf("b: %q, %v", b, err)
-			}
-			if k == 0 {
-				return
-			}
-			if _, err := ReadLayerStriped(bytes.NewReader(hdr.Bytes()), rs()[1:], t.TempDir()); !errors.Is(err, ErrBadLayer) {
-				t.Errorf("one stripe short: err = %v, want ErrBadLayer", err)
-			}
-			cut := rs()
-			cut[k-1] = io.LimitReader(cut[k-1], 1)
-			if _, err := ReadLayerStriped(bytes.NewReader(hdr.Bytes()), cut, t.TempDir()); !errors.Is(err, ErrBadLayer) {
-				t.Errorf("a cut stripe: err = %v, want ErrBadLayer", err)
-			}
-			if _, err := ReadLayer(bytes.NewReader(hdr.Bytes()), t.TempDir()); !errors.Is(err, ErrBadLayer) {
-				t.Errorf("ReadLayer of a striped message: err = %v, want ErrBadLayer", err)
-			}
-		})
+func TestCheckShareTag(t *testing.T) {
+	for tag, ok := range map[string]bool{LayerShareTag: true, "a": true, "a.b-c_9": true, "": false, "a b": false, "a,b": false, strings.Repeat("x", 32): false} {
+		if err := CheckShareTag(tag); (err == nil) != ok {
+			t.Errorf("CheckShareTag(%q) = %v, want ok %v", tag, err, ok)
+		}
 	}
 }

@@ -51,7 +51,7 @@ func vmDescription(p *runPlan, pr *prepared) vmm.VM {
 	if pr.restore != nil {
 		t := pr.restore.tmpl
 		vm = restoreVM(vm, t.Meta.Format, t.RAM())
-		vm.Initrd, vm.Restore = t.Initrd(), t.State()
+		vm.Initrd, vm.Restore, vm.LayerShare = t.Initrd(), t.State(), pr.restore.share
 	}
 	return vm
 }

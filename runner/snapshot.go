@@ -51,52 +51,22 @@ func chooseStart(o Options) (startChoice, error) {
 	return startChoice{snapshot: true, reason: "start = " + o.Start}, nil
 }
 
-// LayerStripes is how many extra virtio-serial ports carry a restore's
-// test layer (protocol.LayerHeader.Stripes): one port moves a 4 KiB
-// buffer per round trip between the guest and QEMU's main loop, which
-// serves every ready port on each turn, so the layer arrives about this
-// many times sooner.
-const LayerStripes = 8
+// layerShareDir is the directory of a run's (or a template's) layer
+// share in its state directory: the guest mounts it read-only over 9p
+// (protocol.LayerShared); a template is made with it empty.
+func layerShareDir(state string) string { return filepath.Join(state, "layer-share") }
 
-// guestLayerPorts are the guest's devices of the layer ports: ports 2, 3,
-// ... of the virtio-serial device whose port 1 is the channel.
-func guestLayerPorts() []string {
-	ports := make([]string, LayerStripes)
-	for i := range ports {
-		ports[i] = fmt.Sprintf("/dev/vport0p%d", i+2)
+// writeLayerShare writes the layer's archives (protocol.LayerPayload) as
+// the share's file in dir, and returns their size.
+func writeLayerShare(dir string, archives [][]byte) (int64, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, fmt.Errorf("%w: layer share: %w", ErrInternal, err)
 	}
-	return ports
-}
-
-// layerSockets are the host ends of the layer ports, named prefix+i in
-// dir.
-func layerSockets(dir, prefix string) []string {
-	socks := make([]string, LayerStripes)
-	for i := range socks {
-		socks[i] = filepath.Join(dir, fmt.Sprintf("%s%d.sock", prefix, i))
+	payload := protocol.LayerPayload(archives...)
+	if err := os.WriteFile(filepath.Join(dir, protocol.LayerShareFile), payload, 0o644); err != nil {
+		return 0, fmt.Errorf("%w: layer share: %w", ErrInternal, err)
 	}
-	return socks
-}
-
-// listenLayers listens on socks (QEMU connects to each at start); close
-// closes and removes them.
-func listenLayers(socks []string) (lns []*net.UnixListener, closeAll func(), err error) {
-	closeAll = func() {
-		for i, ln := range lns {
-			ln.Close()
-			os.Remove(socks[i])
-		}
-	}
-	for _, sock := range socks {
-		os.Remove(sock)
-		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-		if err != nil {
-			closeAll()
-			return nil, func() {}, fmt.Errorf("%w: %w", ErrInternal, err)
-		}
-		lns = append(lns, ln)
-	}
-	return lns, closeAll, nil
+	return int64(len(payload)), nil
 }
 
 // DefaultTemplateFormat is the save format of templates: the one that
@@ -163,12 +133,12 @@ var snapshotTransport = vsock.Choice{Transport: vsock.VirtioSerial,
 	Reason: "snapshot start: a template's channel must be migratable (QEMU refuses to migrate a vhost-user device)"}
 
 // restore is what a snapshot start restores: the template, and the test
-// layer sent after (the extra layers' archives and the test layer's).
+// layer (the extra layers' archives and the test layer's) in the layer
+// share, size bytes.
 type restore struct {
-	tmpl     Template
-	archives [][]byte
-	// layers listen for the layer ports' connections.
-	layers []*net.UnixListener
+	tmpl  Template
+	share string
+	size  int64
 }
 
 // prepareRestore finds (or makes) the template of this run's VM and reads
@@ -183,14 +153,13 @@ func (p *runPlan) prepareRestore(ctx context.Context, pr *prepared, base string,
 	if err != nil {
 		return nil, err
 	}
-	socks := layerSockets(pr.state, "layer")
-	lns, closeLayers, err := listenLayers(socks)
+	share := layerShareDir(pr.state)
+	size, err := writeLayerShare(share, archives)
 	if err != nil {
 		return nil, err
 	}
-	pr.ch.closers = append(pr.ch.closers, closeLayers)
-	pr.ch.device.LayerSockets = socks
-	return &restore{tmpl: t, archives: archives, layers: lns}, nil
+	pr.removeLater(share)
+	return &restore{tmpl: t, share: share, size: size}, nil
 }
 
 // restoreArchives is what a cold boot appends to the base layer: the extra
@@ -223,7 +192,7 @@ func (p *runPlan) templateWant(pr *prepared, base string, tcfg []byte) (Template
 	o := p.o
 	vm := restoreVM(p.lower(vmDescription(p, pr)), p.templateFormat(), "@ram")
 	vm.Kernel, vm.Initrd, vm.Restore, vm.Channel.Socket, vm.Monitor = "@kernel", "@initrd", "@state", "@serial", "@monitor"
-	vm.Channel.LayerSockets = layerSockets("@", "layer")
+	vm.LayerShare = "@layershare"
 	args, err := p.backend.Args(vm)
 	if err != nil {
 		return TemplateMeta{}, fmt.Errorf("%w: %w", ErrTemplate, err)
@@ -303,28 +272,21 @@ func (p *runPlan) lower(vm vmm.VM) vmm.VM {
 	return vm
 }
 
-// layerAcceptTimeout bounds the wait for a layer port's connection, which
-// QEMU makes when it starts, before the channel's.
-const layerAcceptTimeout = 10 * time.Second
-
 // layerListener is the session's listener of a restored guest: the
-// guest's channel, once accepted, first carries the test layer to it.
+// guest's channel, once accepted, first carries the header of the test
+// layer, which waits in the layer share.
 type layerListener struct {
 	net.Listener
-	// layers yield the layer ports' connections, kept open until the
-	// channel closes (closers).
-	layers   []*net.UnixListener
-	closers  *[]func()
-	archives [][]byte
-	now      func() time.Time
-	sent     bool
-	// log gets when the layer went, counted from start (QEMU's start).
+	size int64 // of the layer in the share
+	now  func() time.Time
+	sent bool
+	// log gets when the header went, counted from start (QEMU's start).
 	log   io.Writer
 	start time.Time
 }
 
-// Accept accepts a connection; the first gets the layer message (the
-// host's clock and a fresh seed, then the archives).
+// Accept accepts a connection; the first gets the layer's header (the
+// host's clock and a fresh seed; the archives are in the share).
 func (l *layerListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil || l.sent {
@@ -333,31 +295,13 @@ func (l *layerListener) Accept() (net.Conn, error) {
 	l.sent = true
 	h := protocol.LayerHeader{Now: l.now()}
 	_, _ = rand.Read(h.Seed[:])
-	accepted := l.now()
-	stripes := make([]io.Writer, len(l.layers))
-	for i, ln := range l.layers {
-		// QEMU connected them all when it started, before the channel.
-		_ = ln.SetDeadline(time.Now().Add(layerAcceptTimeout))
-		sc, err := ln.Accept()
-		if err != nil {
-			c.Close()
-			return nil, fmt.Errorf("%w: layer port %d: %w", ErrBootFailed, i, err)
-		}
-		*l.closers = append(*l.closers, func() { sc.Close() })
-		stripes[i] = sc
-	}
-	if err := protocol.WriteLayerStriped(c, stripes, h, l.archives...); err != nil {
+	if err := protocol.WriteSharedLayer(c, h, l.size); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("%w: sending the test layer: %w", ErrBootFailed, err)
 	}
 	if l.log != nil {
-		n := 0
-		for _, a := range l.archives {
-			n += len(a)
-		}
-		done := l.now()
-		fmt.Fprintf(l.log, "invm: test layer sent: %.1f MB over %d ports, channel connected %v after QEMU started, sent in %v\n",
-			float64(n)/1e6, len(l.layers), accepted.Sub(l.start).Round(time.Millisecond), done.Sub(accepted).Round(time.Millisecond))
+		fmt.Fprintf(l.log, "invm: test layer (%.1f MB) in the layer share, channel connected %v after QEMU started\n",
+			float64(l.size)/1e6, l.now().Sub(l.start).Round(time.Millisecond))
 	}
 	return c, nil
 }

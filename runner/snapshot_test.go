@@ -215,7 +215,9 @@ func TestReadAndInstallTemplate(t *testing.T) {
 }
 
 // TestLayerListener checks that a restored guest's channel carries the
-// test layer first, with the host's clock and a fresh seed each time.
+// test layer's header first, with the host's clock, a fresh seed each time
+// and the size of the layer writeLayerShare put in the share, whose
+// archives extract.
 func TestLayerListener(t *testing.T) {
 	seeds := map[[protocol.SeedSize]byte]bool{}
 	for i := range 2 {
@@ -223,8 +225,13 @@ func TestLayerListener(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		share := layerShareDir(t.TempDir())
+		size, err := writeLayerShare(share, [][]byte{newcArchive(t, "invm/x", "data")})
+		if err != nil {
+			t.Fatal(err)
+		}
 		now := time.Unix(1800000000+int64(i), 0)
-		ll := &layerListener{Listener: ln, archives: [][]byte{newcArchive(t, "invm/x", "data")}, now: func() time.Time { return now }}
+		ll := &layerListener{Listener: ln, size: size, now: func() time.Time { return now }}
 		got := make(chan error, 1)
 		var h protocol.LayerHeader
 		root := t.TempDir()
@@ -235,7 +242,14 @@ func TestLayerListener(t *testing.T) {
 				return
 			}
 			defer c.Close()
-			h, err = protocol.ReadLayer(c, root)
+			if h, err = protocol.ReadLayerHeader(c); err != nil {
+				got <- err
+				return
+			}
+			b, err := os.ReadFile(filepath.Join(share, protocol.LayerShareFile))
+			if err == nil {
+				err = protocol.ExtractLayerBytes(b, h, root)
+			}
 			if err == nil {
 				_, err = io.WriteString(c, "after")
 			}
@@ -254,8 +268,8 @@ func TestLayerListener(t *testing.T) {
 		}
 		c.Close()
 		ln.Close()
-		if !h.Now.Equal(now) {
-			t.Errorf("clock %v, want %v", h.Now, now)
+		if !h.Now.Equal(now) || h.Via != protocol.LayerShared || h.Size != size {
+			t.Errorf("header %+v, want clock %v, shared, size %d", h, now, size)
 		}
 		if b, err := os.ReadFile(filepath.Join(root, "invm/x")); err != nil || string(b) != "data" {
 			t.Errorf("extracted %q, %v", b, err)

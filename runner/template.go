@@ -223,10 +223,10 @@ func QEMUBuildID(path string) (string, error) {
 }
 
 // templateConfig is a template's guest config: wait on the serial
-// channel, with the shape's guest hugepages mounted; not verbose (the
-// test's config says, after the restore).
+// channel, with the shape's guest hugepages mounted and the layer share
+// there; not verbose (the test's config says, after the restore).
 func templateConfig(ch protocol.Channel, hugeSizes []string) ([]byte, error) {
-	cfg := protocol.GuestConfig{Template: true, Channel: ch, HugePageSizes: hugeSizes, LayerPorts: guestLayerPorts()}
+	cfg := protocol.GuestConfig{Template: true, Channel: ch, HugePageSizes: hugeSizes, LayerShare: protocol.LayerShareTag}
 	b, err := cfg.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTemplate, err)

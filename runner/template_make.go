@@ -120,12 +120,12 @@ func (p *runPlan) bootAndSave(ctx context.Context, pr *prepared, tmp string) err
 	vm := p.lower(vmDescription(p, pr))
 	vm.Initrd, vm.Restore, vm.Channel.Socket, vm.Monitor = filepath.Join(tmp, TemplateInitrdFile), "", serial, monitor
 	vm.Quiet = true // as every restore's (restoreVM)
-	vm.Channel.LayerSockets = layerSockets(pr.state, "template-layer")
-	_, closeLayers, err := listenLayers(vm.Channel.LayerSockets)
-	if err != nil {
+	// The template's share is empty: each restore exports its own.
+	vm.LayerShare = filepath.Join(pr.state, "template-layer-share")
+	if err := os.MkdirAll(vm.LayerShare, 0o755); err != nil {
 		return fmt.Errorf("%w: %w", ErrTemplate, err)
 	}
-	defer closeLayers()
+	defer os.Remove(vm.LayerShare)
 	vm.SaveFormat = p.templateFormat()
 	if vm.SaveFormat == vmm.SaveRAMFile {
 		vm.RAMFile, vm.RAMFilePrivate = filepath.Join(tmp, TemplateRAMFile), false

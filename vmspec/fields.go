@@ -132,8 +132,9 @@ var Fields = []Field{
 	{
 		Name: "start", Kind: KindString, Default: "auto", Values: Starts, Example: "cold",
 		Doc: `How the guest starts: "cold" boots it; "snapshot" restores a template of the VM (kernel, base layer, ` +
-			`shape, QEMU build) booted once to where init waits for its test and saved, then sends the test over ` +
-			`virtio-serial; "auto" (the default) does that where a template fits and cold-boots otherwise. ` +
+			`shape, QEMU build) booted once to where init waits for its test and saved, then hands it the test in a ` +
+			`read-only 9p share (the kernel needs CONFIG_9P_FS and CONFIG_NET_9P_VIRTIO, as the default kernels ` +
+			`have); "auto" (the default) does that where a template fits and cold-boots otherwise. ` +
 			`go_vm_test: every test of the default kernel and VM shape restores its arch's one shared template; ` +
 			`under "snapshot" another shape gets a template of its own, under "auto" it cold-boots. invm: templates ` +
 			`are made on first use in its cache directory. A spec a template cannot carry (NICs, a management NIC, ` +

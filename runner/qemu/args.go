@@ -198,10 +198,9 @@ type Spec struct {
 	// SerialPortName whose host end is this unix socket (QEMU connects to
 	// it as a client).
 	SerialSocket string
-	// SerialLayerSockets add virtio-serial ports 2, 3, ... next to
-	// SerialSocket's, each with its unix socket (QEMU connects): the
-	// stripes of a snapshot start's test layer (/dev/vport0p2, ...).
-	SerialLayerSockets []string
+	// Share, when its Dir is set, adds a virtio-9p device exporting Dir
+	// read-only under Share.Tag.
+	Share Share
 	// NICs are the guest's network cards, in PCI slot order (see
 	// NICPCIAddress). They are cabled in back-to-back pairs inside QEMU.
 	NICs []NIC
@@ -333,6 +332,9 @@ func (s Spec) check() (machine, accel string, err error) {
 		if _, err := net.ParseMAC(m.MAC); err != nil {
 			return "", "", fmt.Errorf("%w: mgmt_nic MAC %q: %v", ErrInvalidSpec, m.MAC, err)
 		}
+	}
+	if s.Share.Dir != "" && (s.Share.Tag == "" || strings.ContainsAny(s.Share.Tag, ",= ")) {
+		return "", "", fmt.Errorf("%w: share of %s: mount tag %q: want a non-empty tag without ',', '=' or spaces", ErrInvalidSpec, s.Share.Dir, s.Share.Tag)
 	}
 	if hostPageMiB(s.HostPages) > 1 && s.HugetlbfsDir == "" {
 		return "", "", fmt.Errorf("%w: host pages %s need a hugetlbfs directory", ErrInvalidSpec, s.HostPages)
@@ -508,14 +510,26 @@ func channelArgs(p Profile, s Spec, machine string) []string {
 			"-chardev", "socket,id=invmport,path="+s.SerialSocket,
 			"-device", "virtserialport,bus=invmser.0,nr=1,chardev=invmport,name="+SerialPortName,
 		)
-		for i, sock := range s.SerialLayerSockets {
-			a = append(a,
-				"-chardev", fmt.Sprintf("socket,id=invmlayer%d,path=%s", i, sock),
-				"-device", fmt.Sprintf("virtserialport,bus=invmser.0,nr=%d,chardev=invmlayer%d,name=%s.layer%d", i+2, i, SerialPortName, i),
-			)
+	}
+	if s.Share.Dir != "" {
+		dev := "virtio-9p-pci"
+		if strings.HasSuffix(p.VsockDeviceFor(machine), "-device") {
+			dev = "virtio-9p-device" // virtio-mmio machines (microvm)
 		}
+		a = append(a,
+			"-fsdev", "local,id=invmshare,security_model=none,readonly=on,path="+strings.ReplaceAll(s.Share.Dir, ",", ",,"),
+			"-device", dev+",fsdev=invmshare,mount_tag="+s.Share.Tag,
+		)
 	}
 	return a
+}
+
+// Share is a host directory a guest mounts over 9p (Spec.Share).
+type Share struct {
+	// Dir is the host directory, exported read-only.
+	Dir string
+	// Tag is the 9p mount tag the guest mounts it by.
+	Tag string
 }
 
 // dropPort returns the arguments of a hub port without a peer on hub hub:

@@ -196,20 +196,25 @@ func TestArgsGolden(t *testing.T) {
 		{
 			name: "x86_64 restore of a RAM-file template over virtio-serial",
 			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", Initrd: "/t/initrd.cpio", MemoryMiB: 256, CPUs: 1, SerialSocket: "/s/serial",
-				RAMFile: "/t/ram", RAMFilePrivate: true, MigrationCaps: []string{CapIgnoreShared}, Incoming: "file:/t/state"},
+				RAMFile: "/t/ram", RAMFilePrivate: true, MigrationCaps: []string{CapIgnoreShared}, Incoming: "file:/t/state",
+				Share: Share{Dir: "/s/layer,share", Tag: "rgvm_layer"}},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off,memory-backend=mem -accel tcg -cpu max " +
 				"-m 256M -smp 1 -object memory-backend-file,id=mem,size=256M,mem-path=/t/ram,share=off,readonly=on,rom=off -serial stdio -kernel /k/vmlinux " +
 				"-initrd /t/initrd.cpio -append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer " +
 				"-device virtio-serial-device,id=invmser -chardev socket,id=invmport,path=/s/serial " +
 				"-device virtserialport,bus=invmser.0,nr=1,chardev=invmport,name=rules_go_vm.0 " +
+				"-fsdev local,id=invmshare,security_model=none,readonly=on,path=/s/layer,,share -device virtio-9p-device,fsdev=invmshare,mount_tag=rgvm_layer " +
 				"-global migration.x-ignore-shared=on -incoming file:/t/state",
 		},
 		{
-			name: "aarch64 template being made, mapped-ram",
-			spec: Spec{Arch: arch.AArch64, Kernel: "/k/Image", MemoryMiB: 256, CPUs: 1, RAMFile: "/t/ram", MigrationCaps: []string{CapMappedRAM}},
+			name: "aarch64 template being made, mapped-ram, with its empty layer share",
+			spec: Spec{Arch: arch.AArch64, Kernel: "/k/Image", MemoryMiB: 256, CPUs: 1, RAMFile: "/t/ram", MigrationCaps: []string{CapMappedRAM},
+				Share: Share{Dir: "/s/empty", Tag: "rgvm_layer"}},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine virt,memory-backend=mem -accel tcg -cpu max,pauth=off " +
 				"-m 256M -smp 1 -object memory-backend-file,id=mem,size=256M,mem-path=/t/ram,share=on -serial stdio -kernel /k/Image " +
-				"-append console=ttyAMA0 panic=-1 oops=panic rdinit=/init -device pvpanic-pci,addr=0x4 -global migration.mapped-ram=on",
+				"-append console=ttyAMA0 panic=-1 oops=panic rdinit=/init -device pvpanic-pci,addr=0x4 " +
+				"-fsdev local,id=invmshare,security_model=none,readonly=on,path=/s/empty -device virtio-9p-pci,fsdev=invmshare,mount_tag=rgvm_layer " +
+				"-global migration.mapped-ram=on",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/digitalocean/go-qemu/qmp"
 
+	"github.com/rules-go-vm/rules_go_vm/protocol"
 	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 	"github.com/rules-go-vm/rules_go_vm/runner/vsock"
 )
@@ -41,6 +42,9 @@ func QEMUSpec(vm VM) qemu.Spec {
 		s.Incoming = "file:" + vm.Restore
 	}
 	s.RAMFile, s.RAMFilePrivate = vm.RAMFile, vm.RAMFilePrivate
+	if vm.LayerShare != "" {
+		s.Share = qemu.Share{Dir: vm.LayerShare, Tag: protocol.LayerShareTag}
+	}
 	switch vm.SaveFormat {
 	case SaveMappedRAM:
 		s.MigrationCaps = []string{qemu.CapMappedRAM}
@@ -59,7 +63,7 @@ func QEMUSpec(vm VM) qemu.Spec {
 	case vsock.VhostVsock:
 		s.VhostVsockCID, s.VhostVsockFD = c.CID, firstInheritedFD
 	case vsock.VirtioSerial:
-		s.SerialSocket, s.SerialLayerSockets = c.Socket, c.LayerSockets
+		s.SerialSocket = c.Socket
 	}
 	return s
 }

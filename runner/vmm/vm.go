@@ -66,6 +66,11 @@ type VM struct {
 	// may be read-only: a restore). SaveRAMFile needs it.
 	RAMFile        string
 	RAMFilePrivate bool
+	// LayerShare, when set, is a host directory the guest may mount
+	// read-only over 9p, tagged protocol.LayerShareTag: a snapshot
+	// start's test layer is a file in it (a template is made with an empty
+	// one, each restore gets its own).
+	LayerShare string
 }
 
 // Save formats (VM.SaveFormat): what a saved VM's state file holds.
@@ -100,9 +105,6 @@ type Channel struct {
 	// Socket is the vhost-user daemon's socket (VhostUserVsock), or the
 	// unix socket the host listens on for the port (VirtioSerial).
 	Socket string
-	// LayerSockets are more virtio-serial ports' sockets (VirtioSerial):
-	// the stripes of a snapshot start's test layer.
-	LayerSockets []string
 	// CID is the guest's vsock CID (VhostVsock, reserved on Device).
 	CID uint32
 	// Device is the host's open vhost-vsock device (VhostVsock): the
