@@ -237,8 +237,8 @@ type session struct {
 	// layerShare is a restored template's mapped layer file (LayerShare),
 	// held until the guest resets.
 	layerShare io.Closer
-	ack     atomic.Int64 // Ack timeout, ns
-	sent    atomic.Bool  // the verdict is on its way: no more diagnostics to the host
+	ack        atomic.Int64 // Ack timeout, ns
+	sent       atomic.Bool  // the verdict is on its way: no more diagnostics to the host
 	// verdict is main's verdict, once it has one.
 	verdict atomic.Pointer[protocol.Verdict]
 

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -123,8 +123,8 @@ func TestRunTemplate(t *testing.T) {
 			var console, stdout syncBuffer
 			in := &Init{
 				ConfigPath: cfgPath, LayerRoot: root, ProcRoot: "/proc", Subreaper: true,
-				Clock: realClock{sinceBoot: func() time.Duration { return 0 }},
-				Sleep: time.Sleep,
+				Clock:      realClock{sinceBoot: func() time.Duration { return 0 }},
+				Sleep:      time.Sleep,
 				LayerShare: share,
 				LoopbackUp: func() error {
 					loCalls++

@@ -158,6 +158,8 @@ func (p *runPlan) prepareRestore(ctx context.Context, pr *prepared, base string,
 	if err != nil {
 		return nil, err
 	}
+	// The file, then its directory (the teardown removes in order).
+	pr.removeLater(filepath.Join(share, protocol.LayerShareFile))
 	pr.removeLater(share)
 	return &restore{tmpl: t, share: share, size: size}, nil
 }
