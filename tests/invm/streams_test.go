@@ -221,7 +221,7 @@ func TestKillAtRandomPoint(t *testing.T) {
 		args   []string
 	}{
 		{"vhost-device-vsock", []string{"-start", "cold", "-transport", "vhost-user-vsock"}},
-		{"qemu-system", nil},
+		{"qemu-system", []string{"-v"}},
 	} {
 		victim := k.victim
 		for range 3 {
@@ -260,7 +260,12 @@ func TestKillAtRandomPoint(t *testing.T) {
 				if !<-killed {
 					t.Fatalf("found no %s of the run to kill after %v (exit %d)", victim, delay, o.code)
 				}
-				if o.code == 0 || o.code < 64 || o.code > 75 {
+				// A restore killed before its guest spoke is retried as a cold
+				// boot in the same run (documented, TestSnapshotFallback): its
+				// pass is right, and the log must say so.
+				if o.code == 0 && strings.Contains(o.stderr, "snapshot start failed before the guest spoke") {
+					t.Logf("killed a restore before its guest spoke: the run fell back to a cold boot and passed")
+				} else if o.code == 0 || o.code < 64 || o.code > 75 {
 					t.Errorf("exit %d after killing %s at %v, want an infrastructure failure (64..75)\nstderr:\n%s", o.code, victim, delay, o.stderr)
 				}
 				if o.elapsed > 2*time.Minute {
@@ -284,8 +289,10 @@ func killMatching(name, state string) bool {
 		// Not a QEMU making the run's snapshot template (its sockets are
 		// template-*.sock in the state directory): killing that one makes
 		// the run boot cold, and the test pass; the victim is the test's VM.
+		// Nor the KVM canary (no initrd: a run's VM always has one).
 		if strings.Contains(filepath.Base(string(argv0)), name) && bytes.Contains(b, []byte(state)) &&
-			!bytes.Contains(b, []byte("template-qmp.sock")) {
+			!bytes.Contains(b, []byte("template-qmp.sock")) &&
+			(name != "qemu-system" || bytes.Contains(b, []byte("\x00-initrd\x00"))) {
 			var pid int
 			if _, err := fmt.Sscanf(p, "/proc/%d/cmdline", &pid); err == nil {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
