@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -142,38 +143,50 @@ func DecodeLayerHeader(p []byte) (LayerHeader, error) {
 	return h, nil
 }
 
-// LayerPayload is the archives of a layer as a layer message carries
-// them: each padded to 4 bytes with zeros, as in an initrd.
+// layerPayloadSize is the length of archives as a layer carries them.
+func layerPayloadSize(archives [][]byte) int64 {
+	var n int64
+	for _, a := range archives {
+		n += int64(len(a)+3) &^ 3
+	}
+	return n
+}
+
+// WriteLayerPayload writes the archives of a layer as a layer message
+// carries them (each padded to 4 bytes with zeros, as in an initrd) and
+// returns their length.
+func WriteLayerPayload(w io.Writer, archives ...[]byte) (int64, error) {
+	var pad [3]byte
+	for _, a := range archives {
+		if _, err := w.Write(a); err != nil {
+			return 0, fmt.Errorf("write layer: %w", err)
+		}
+		if _, err := w.Write(pad[:(4-len(a)%4)%4]); err != nil {
+			return 0, fmt.Errorf("write layer: %w", err)
+		}
+	}
+	return layerPayloadSize(archives), nil
+}
+
+// LayerPayload is WriteLayerPayload's bytes.
 func LayerPayload(archives ...[]byte) []byte {
-	n := 0
-	for _, a := range archives {
-		n += (len(a) + 3) &^ 3
-	}
-	p := make([]byte, 0, n)
-	for _, a := range archives {
-		p = append(p, a...)
-		p = append(p, make([]byte, (4-len(a)%4)%4)...)
-	}
-	return p
+	var b bytes.Buffer
+	b.Grow(int(layerPayloadSize(archives)))
+	_, _ = WriteLayerPayload(&b, archives...)
+	return b.Bytes()
 }
 
 // WriteLayer writes an inline layer message: h (Via and Size set here)
-// and then each archive in turn, padded as LayerPayload pads them.
+// and then the payload (WriteLayerPayload).
 func WriteLayer(w io.Writer, h LayerHeader, archives ...[]byte) error {
-	h.Via, h.Size = LayerInline, 0
-	for _, a := range archives {
-		h.Size += int64(len(a)+3) &^ 3
-	}
+	h.Via, h.Size = LayerInline, layerPayloadSize(archives)
 	hdr, err := EncodeLayerHeader(h)
 	if err != nil {
 		return err
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	_, _ = bw.Write(hdr)
-	for _, a := range archives {
-		_, _ = bw.Write(a)
-		_, _ = bw.Write(make([]byte, (4-len(a)%4)%4))
-	}
+	_, _ = WriteLayerPayload(bw, archives...)
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write layer: %w", err)
 	}
@@ -181,7 +194,7 @@ func WriteLayer(w io.Writer, h LayerHeader, archives ...[]byte) error {
 }
 
 // WriteSharedLayer writes the header of a shared layer message: h with
-// Via = LayerShared and Size the length of the payload (LayerPayload)
+// Via = LayerShared and Size the length of the payload (WriteLayerPayload)
 // already written to the share's LayerShareFile.
 func WriteSharedLayer(w io.Writer, h LayerHeader, size int64) error {
 	h.Via, h.Size = LayerShared, size

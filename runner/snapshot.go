@@ -56,17 +56,24 @@ func chooseStart(o Options) (startChoice, error) {
 // (protocol.LayerShared); a template is made with it empty.
 func layerShareDir(state string) string { return filepath.Join(state, "layer-share") }
 
-// writeLayerShare writes the layer's archives (protocol.LayerPayload) as
-// the share's file in dir, and returns their size.
+// writeLayerShare writes the layer's archives (protocol.WriteLayerPayload)
+// as the share's file in dir, and returns their size.
 func writeLayerShare(dir string, archives [][]byte) (int64, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, fmt.Errorf("%w: layer share: %w", ErrInternal, err)
 	}
-	payload := protocol.LayerPayload(archives...)
-	if err := os.WriteFile(filepath.Join(dir, protocol.LayerShareFile), payload, 0o644); err != nil {
+	f, err := os.Create(filepath.Join(dir, protocol.LayerShareFile))
+	if err != nil {
 		return 0, fmt.Errorf("%w: layer share: %w", ErrInternal, err)
 	}
-	return int64(len(payload)), nil
+	size, err := protocol.WriteLayerPayload(f, archives...)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%w: layer share: %w", ErrInternal, err)
+	}
+	return size, nil
 }
 
 // DefaultTemplateFormat is the save format of templates: the one that
