@@ -76,8 +76,12 @@ type Init struct {
 	// called from several goroutines at once (one per data stream).
 	Open func(ctx context.Context, ch protocol.Channel) (io.ReadWriteCloser, error)
 	// Listen listens on a vsock port of the guest (the debug command
-	// server, GuestConfig.DebugPort); nil disables it.
+	// server, GuestConfig.DebugPort; a vsock-listen template's channel);
+	// nil disables them.
 	Listen func(port uint32) (Listener, error)
+	// LocalCID is the guest's vsock CID now (it changes when a template
+	// is restored); nil makes vsock-listen templates fail.
+	LocalCID func() (uint32, error)
 	// SetHostname sets the hostname; nil skips it.
 	SetHostname func(name string) error
 	// LoopbackUp brings the loopback interface up (127.0.0.1 and ::1), as

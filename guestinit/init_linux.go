@@ -42,6 +42,7 @@ func Linux() *Init {
 		SetClock:    setClock,
 		AddEntropy:  addEntropy,
 		Listen:      ListenVsock,
+		LocalCID:    LocalVsockCID,
 		Sync:        unix.Sync,
 		// A reset, not a power-off: the runner always starts QEMU with
 		// -no-reboot, which turns a guest reset into QEMU's exit on every
@@ -111,6 +112,8 @@ func OpenChannel(ctx context.Context, ch protocol.Channel) (io.ReadWriteCloser, 
 			return chunkedConn{c}, nil
 		case protocol.ChannelSerial:
 			return os.OpenFile(ch.Device, os.O_RDWR|unix.O_NOCTTY, 0)
+		case protocol.ChannelVsockListen:
+			return nil, fmt.Errorf("channel %q: the host dials it; only a template listens on one", ch.Kind)
 		}
 		return nil, fmt.Errorf("unknown channel kind %q", ch.Kind)
 	}
@@ -153,8 +156,11 @@ func (c chunkedConn) Write(p []byte) (int, error) {
 }
 
 func describeChannel(ch protocol.Channel) string {
-	if ch.Kind == protocol.ChannelSerial {
+	switch ch.Kind {
+	case protocol.ChannelSerial:
 		return "serial " + ch.Device
+	case protocol.ChannelVsockListen:
+		return fmt.Sprintf("vsock-listen (the guest's port %d)", ch.Port)
 	}
 	return fmt.Sprintf("vsock %d:%d", ch.CID, ch.Port)
 }

@@ -2,6 +2,7 @@ package guestinit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -13,8 +14,9 @@ import (
 )
 
 // restore is a template guest's wait (GuestConfig.Template): it checks
-// its layer share, opens the channel, says protocol.TemplateReady and
-// waits, without the setup watchdog, for its test layer; the host saves
+// its layer share, opens the channel and says it is ready (awaitSerial,
+// awaitListening), and waits, without the setup watchdog, for its test
+// layer; the host saves
 // the guest in that wait and every restore goes on from there. It extracts
 // the layer at LayerRoot, sets the clock, mixes in the seed and reads the
 // test's config, which must keep the template's channel (the open one).
@@ -31,21 +33,15 @@ func (s *session) restore(tmpl protocol.GuestConfig, wd *time.Timer) (protocol.G
 			return tmpl, dialResult{err: fmt.Errorf("template: %w", err)}
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), orDefault(in.OpenTimeout, OpenTimeout))
-	conn, err := in.Open(ctx, tmpl.Channel)
-	cancel()
-	if err != nil {
+	wait := s.awaitSerial
+	if tmpl.Channel.Kind == protocol.ChannelVsockListen {
+		wait = s.awaitListening
+	}
+	conn, h, err := wait(tmpl.Channel, wd)
+	if conn == nil {
 		return tmpl, dialResult{err: err}
 	}
 	d := dialResult{conn: conn}
-	if _, err := io.WriteString(conn, protocol.TemplateReady); err != nil {
-		conn.Close()
-		return tmpl, dialResult{err: fmt.Errorf("template: saying ready: %w", err)}
-	}
-	s.console("guestinit: template ready (%v after boot), waiting for the test layer", in.Clock.SinceBoot())
-	wd.Stop()
-	h, err := protocol.ReadLayerHeader(conn)
-	wd.Reset(orDefault(in.SetupTimeout, SetupTimeout))
 	// Setup counts from the restore: the template's boot is not this run's.
 	s.start, s.boot = in.Clock.Now(), 0
 	if err == nil {
@@ -72,6 +68,81 @@ func (s *session) restore(tmpl protocol.GuestConfig, wd *time.Timer) (protocol.G
 		s.ack.Store(int64(cfg.AckTimeout))
 	}
 	return cfg, d
+}
+
+// awaitSerial is a template's wait on a virtio-serial channel: it opens
+// the port, says protocol.TemplateReady and reads the layer's header
+// (the host saves the guest in that read; a restore's host writes the
+// header). A nil conn means the channel did not open; a header that does
+// not read comes with the conn, to be reported on it.
+func (s *session) awaitSerial(ch protocol.Channel, wd *time.Timer) (io.ReadWriteCloser, protocol.LayerHeader, error) {
+	in := s.in
+	ctx, cancel := context.WithTimeout(context.Background(), orDefault(in.OpenTimeout, OpenTimeout))
+	conn, err := in.Open(ctx, ch)
+	cancel()
+	if err != nil {
+		return nil, protocol.LayerHeader{}, err
+	}
+	if _, err := io.WriteString(conn, protocol.TemplateReady); err != nil {
+		conn.Close()
+		return nil, protocol.LayerHeader{}, fmt.Errorf("template: saying ready: %w", err)
+	}
+	s.console("guestinit: template ready (%v after boot), waiting for the test layer", in.Clock.SinceBoot())
+	wd.Stop()
+	h, err := protocol.ReadLayerHeader(conn)
+	wd.Reset(orDefault(in.SetupTimeout, SetupTimeout))
+	return conn, h, err
+}
+
+// awaitListening is a template's wait on a vsock-listen channel (kernel
+// vhost-vsock): it listens on the channel's port and answers every
+// connection with its CID (protocol.WriteListenHello), then reads the
+// layer's header from it. The template maker's connection (the host saves
+// the guest while the guest reads it) breaks at a restore, when QEMU's
+// transport reset gives the guest its new CID, and so does a connection
+// the host made before that reset: on such a break it waits for the next
+// connection. A header that does not decode comes with its conn.
+func (s *session) awaitListening(ch protocol.Channel, wd *time.Timer) (io.ReadWriteCloser, protocol.LayerHeader, error) {
+	in := s.in
+	if in.Listen == nil || in.LocalCID == nil {
+		return nil, protocol.LayerHeader{}, fmt.Errorf("template: channel %s: this init cannot listen on vsock", describeChannel(ch))
+	}
+	ln, err := in.Listen(ch.Port)
+	if err != nil {
+		return nil, protocol.LayerHeader{}, fmt.Errorf("template: %w", err)
+	}
+	defer ln.Close() // the accepted connection stays open
+	s.console("guestinit: template ready (%v after boot), listening on vsock port %d for the test layer", in.Clock.SinceBoot(), ch.Port)
+	wd.Stop()
+	defer wd.Reset(orDefault(in.SetupTimeout, SetupTimeout))
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return nil, protocol.LayerHeader{}, fmt.Errorf("template: accept on vsock port %d: %w", ch.Port, err)
+		}
+		cid, err := in.LocalCID()
+		if err != nil {
+			conn.Close()
+			return nil, protocol.LayerHeader{}, fmt.Errorf("template: the guest's vsock CID: %w", err)
+		}
+		if err := protocol.WriteListenHello(conn, cid); err != nil {
+			conn.Close()
+			continue
+		}
+		h, err := protocol.ReadLayerHeader(conn)
+		if err == nil || !brokenConn(err) {
+			return conn, h, err
+		}
+		s.diagf("template: connection on vsock port %d (guest CID %d) ended before a layer header (%v); waiting for the next", ch.Port, cid, err)
+		conn.Close()
+	}
+}
+
+// brokenConn says whether err is a connection that ended (the peer went,
+// or a vsock transport reset) rather than bytes that did not decode.
+func brokenConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, unix.ECONNRESET) ||
+		errors.Is(err, unix.ENOTCONN) || errors.Is(err, unix.EPIPE)
 }
 
 // extractLayer extracts the layer whose header is h under LayerRoot: from

@@ -10,7 +10,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -260,5 +262,176 @@ func TestTemplateWithoutItsShare(t *testing.T) {
 	}
 	if !strings.Contains(console.String(), "template: no layer share: no virtio 9p device tagged") {
 		t.Errorf("console %q: want the missing share named", console.String())
+	}
+}
+
+// unixListener is a Listener over a host Unix socket (the guest's vsock
+// port in a test).
+type unixListener struct{ net.Listener }
+
+func (l unixListener) Accept() (io.ReadWriteCloser, error) { return l.Listener.Accept() }
+
+// TestRunListeningTemplate: a template on a vsock-listen channel answers
+// every connection with its CID and takes the layer from the first that
+// sends a header: the maker's connection breaks at the restore, and one
+// the host made before the guest took its new CID is dropped by the host;
+// the guest waits through both and runs the test on the third.
+func TestRunListeningTemplate(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := protocol.Channel{Kind: protocol.ChannelVsockListen, Port: protocol.TemplateListenPort}
+	root := t.TempDir()
+	cfgPath := filepath.Join(root, "invm/config.json")
+	tmpl := protocol.GuestConfig{Template: true, Channel: ch, Verbose: true}
+	b, _ := tmpl.Marshal()
+	if err := os.MkdirAll(filepath.Dir(cfgPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	test := protocol.GuestConfig{Path: self, Env: []string{helperEnv + "=pass"}, Channel: ch,
+		Timeout: protocol.Duration(time.Minute), AckTimeout: protocol.Duration(10 * time.Second)}
+	tb, _ := json.Marshal(test)
+	sock := filepath.Join(t.TempDir(), "vsock.sock")
+	var cid atomic.Uint32
+	cid.Store(10) // the template's
+	var listened []uint32
+	var console, stdout syncBuffer
+	in := &Init{
+		ConfigPath: cfgPath, LayerRoot: root, ProcRoot: "/proc", Subreaper: true,
+		Clock: realClock{sinceBoot: func() time.Duration { return 0 }},
+		Sleep: time.Sleep,
+		Open: func(context.Context, protocol.Channel) (io.ReadWriteCloser, error) {
+			return nil, errors.New("a listening template dials nothing")
+		},
+		Listen: func(port uint32) (Listener, error) {
+			listened = append(listened, port)
+			ln, err := net.Listen("unix", sock)
+			return unixListener{ln}, err
+		},
+		LocalCID:     func() (uint32, error) { return cid.Load(), nil },
+		PowerOff:     func() error { return nil },
+		Console:      &console,
+		OutputsDir:   filepath.Join(root, "outputs"),
+		SetupTimeout: time.Minute,
+	}
+	type hostResult struct {
+		res  protocol.SessionResult
+		cids []uint32
+		err  error
+	}
+	host := make(chan hostResult, 1)
+	go func() {
+		var hr hostResult
+		defer func() { host <- hr }()
+		dial := func() (net.Conn, uint32, error) {
+			var c net.Conn
+			var err error
+			for range 500 { // until the guest listens
+				if c, err = net.Dial("unix", sock); err == nil {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if err != nil {
+				return nil, 0, err
+			}
+			got, err := protocol.ReadListenHello(c)
+			hr.cids = append(hr.cids, got)
+			return c, got, err
+		}
+		// The maker: the guest is ready; the save and restore break it.
+		c, _, err := dial()
+		if err != nil {
+			hr.err = err
+			return
+		}
+		c.Close()
+		// Too early: the template's CID still, dropped.
+		if c, _, err = dial(); err != nil {
+			hr.err = err
+			return
+		}
+		c.Close()
+		cid.Store(20) // QEMU's transport reset is through
+		c, got, err := dial()
+		if err != nil || got != 20 {
+			hr.err = fmt.Errorf("third hello: CID %d, %v", got, err)
+			return
+		}
+		defer c.Close()
+		if err := protocol.WriteLayer(c, protocol.LayerHeader{Now: time.Unix(1900000000, 0)}, newcFile("invm/config.json", tb)); err != nil {
+			hr.err = err
+			return
+		}
+		hr.res, hr.err = protocol.Collect(context.Background(), c, protocol.CollectOptions{Stdout: &stdout, Stderr: io.Discard, Diag: io.Discard})
+	}()
+	if err := in.Run(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	hr := <-host
+	t.Logf("console:\n%s", console.String())
+	if hr.err != nil {
+		t.Fatalf("host: %v", hr.err)
+	}
+	if !slices.Equal(listened, []uint32{protocol.TemplateListenPort}) {
+		t.Errorf("listened on %v, want the channel's port once", listened)
+	}
+	if !slices.Equal(hr.cids, []uint32{10, 10, 20}) {
+		t.Errorf("hellos carried CIDs %v, want 10, 10, 20", hr.cids)
+	}
+	if !hr.res.Pass {
+		t.Fatalf("not a pass: %q", hr.res.Reason)
+	}
+	if !strings.Contains(console.String(), "listening on vsock port 1026") {
+		t.Errorf("the console does not say the template listens: %q", console.String())
+	}
+}
+
+// TestListeningTemplateCannotListen: a vsock-listen template whose init
+// cannot listen says why and is never ready.
+func TestListeningTemplateCannotListen(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		listen func(uint32) (Listener, error)
+		want   string
+	}{
+		{"no listen", nil, "this init cannot listen on vsock"},
+		{"listen fails", func(uint32) (Listener, error) { return nil, errors.New("EADDRINUSE") }, "template: EADDRINUSE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			cfgPath := filepath.Join(root, "invm/config.json")
+			tmpl := protocol.GuestConfig{Template: true, Channel: protocol.Channel{Kind: protocol.ChannelVsockListen, Port: 7}}
+			b, _ := tmpl.Marshal()
+			if err := os.MkdirAll(filepath.Dir(cfgPath), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var console syncBuffer
+			in := &Init{
+				ConfigPath: cfgPath, LayerRoot: root, ProcRoot: "/proc", Subreaper: true,
+				Clock:    realClock{sinceBoot: func() time.Duration { return 0 }},
+				Sleep:    time.Sleep,
+				Listen:   tc.listen,
+				LocalCID: func() (uint32, error) { return 3, nil },
+				Open: func(context.Context, protocol.Channel) (io.ReadWriteCloser, error) {
+					return nil, errors.New("no host here")
+				},
+				PowerOff: func() error { return nil }, Console: &console,
+				OutputsDir: filepath.Join(root, "outputs"), SetupTimeout: time.Minute,
+			}
+			if err := in.Run(); err != nil {
+				t.Fatalf("Run = %v", err)
+			}
+			if !strings.Contains(console.String(), tc.want) || strings.Contains(console.String(), "template ready") {
+				t.Errorf("console %q: want %q and no readiness", console.String(), tc.want)
+			}
+		})
 	}
 }

@@ -107,6 +107,22 @@ func connect(ctx context.Context, f *os.File, start func(fd int) error) error {
 	return f.SetWriteDeadline(noDeadline)
 }
 
+// LocalVsockCID is the guest's vsock CID now (the transport's, from
+// IOCTL_VM_SOCKETS_GET_LOCAL_CID on /dev/vsock): a restored template's
+// differs from the template's once QEMU's transport reset is through.
+func LocalVsockCID() (uint32, error) {
+	fd, err := unix.Open("/dev/vsock", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("open /dev/vsock: %w", err)
+	}
+	defer unix.Close(fd)
+	cid, err := unix.IoctlGetUint32(fd, unix.IOCTL_VM_SOCKETS_GET_LOCAL_CID)
+	if err != nil {
+		return 0, fmt.Errorf("IOCTL_VM_SOCKETS_GET_LOCAL_CID: %w", err)
+	}
+	return cid, nil
+}
+
 // ListenVsock listens on port of any local CID.
 func ListenVsock(port uint32) (Listener, error) {
 	ln, err := listenSocket(unix.AF_VSOCK, &unix.SockaddrVM{CID: unix.VMADDR_CID_ANY, Port: port}, fmt.Sprintf("vsock-listen:%d", port))

@@ -35,7 +35,17 @@ const (
 	ChannelVsock = "vsock"
 	// ChannelSerial: the guest opens the virtio-serial port Device.
 	ChannelSerial = "serial"
+	// ChannelVsockListen: the guest listens on its vsock Port and the host
+	// dials it; every stream travels on that one connection, as over
+	// virtio-serial. A template's channel on kernel vhost-vsock: a restore
+	// gets a new guest CID (the guest learns it from the transport reset
+	// QEMU sends after loading), so the guest cannot keep the template's
+	// connection, and the host, which knows the new CID, dials it.
+	ChannelVsockListen = "vsock-listen"
 )
+
+// TemplateListenPort is the guest's port of a ChannelVsockListen template.
+const TemplateListenPort = 1026
 
 // Defaults of GuestConfig fields left zero.
 const (
@@ -80,11 +90,12 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // Channel says how the guest reaches the host.
 type Channel struct {
-	// Kind is ChannelVsock or ChannelSerial.
+	// Kind is ChannelVsock, ChannelSerial or ChannelVsockListen.
 	Kind string `json:"kind"`
 	// CID is the host's vsock context ID; 0 means HostCID. Vsock only.
 	CID uint32 `json:"cid,omitempty"`
-	// Port is the vsock port the host listens on. Vsock only.
+	// Port is the vsock port the host listens on (ChannelVsock) or the
+	// guest's port the host dials (ChannelVsockListen).
 	Port uint32 `json:"port,omitempty"`
 	// Device is the virtio-serial port path, e.g. "/dev/vport0p1". Serial only.
 	Device string `json:"device,omitempty"`
@@ -133,10 +144,11 @@ type GuestConfig struct {
 	// was (the host and the guest init always come from one build).
 	VFIONICs []string `json:"vfio_nics,omitempty"`
 	// Template makes the guest a template for snapshot start: init mounts
-	// what HugePageSizes asks, opens the channel (serial only: QEMU cannot
-	// migrate a guest with a vhost-user device), writes TemplateReady and
-	// waits for a layer message (see ReadLayer), whose GuestConfig at
-	// ConfigPath then replaces this one. Path is not needed.
+	// what HugePageSizes asks, opens the channel (serial or vsock-listen
+	// only: QEMU cannot migrate a guest with a vhost-user device), says it
+	// is ready (TemplateReady; ListenHello over vsock-listen) and waits for
+	// a layer message (see ReadLayer), whose GuestConfig at ConfigPath then
+	// replaces this one. Path is not needed.
 	Template bool `json:"template,omitempty"`
 	// LayerShare is the 9p mount tag of a template's layer share, where a
 	// shared layer message's archives are (LayerShared): the template's
@@ -258,8 +270,9 @@ func (c *GuestConfig) Validate() error {
 		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, a...))
 	}
 	if c.Template {
-		if c.Channel.Kind != ChannelSerial {
-			return bad("template: channel kind %q: a template's channel must be %q", c.Channel.Kind, ChannelSerial)
+		if c.Channel.Kind != ChannelSerial && c.Channel.Kind != ChannelVsockListen {
+			return bad("template: channel kind %q: a template's channel must be %q or %q (QEMU migrates neither a vhost-user device nor a guest's connection to a CID that changes)",
+				c.Channel.Kind, ChannelSerial, ChannelVsockListen)
 		}
 		if c.LayerShare != "" {
 			if err := CheckShareTag(c.LayerShare); err != nil {
@@ -296,6 +309,13 @@ func (c *GuestConfig) Validate() error {
 		if c.Channel.Device != "" {
 			return bad("channel: vsock with a device")
 		}
+	case ChannelVsockListen:
+		if c.Channel.Port == 0 {
+			return bad("channel: vsock-listen port 0")
+		}
+		if c.Channel.CID != 0 || c.Channel.Device != "" {
+			return bad("channel: vsock-listen with a cid or a device (the guest listens on its own CID)")
+		}
 	case ChannelSerial:
 		if !strings.HasPrefix(c.Channel.Device, "/dev/") {
 			return bad("channel: serial device %q: want /dev/...", c.Channel.Device)
@@ -304,7 +324,7 @@ func (c *GuestConfig) Validate() error {
 			return bad("channel: serial with a vsock cid or port")
 		}
 	default:
-		return bad("channel kind %q: want %q or %q", c.Channel.Kind, ChannelVsock, ChannelSerial)
+		return bad("channel kind %q: want %q, %q or %q", c.Channel.Kind, ChannelVsock, ChannelSerial, ChannelVsockListen)
 	}
 	seen := map[string]bool{}
 	for _, s := range c.HugePageSizes {

@@ -37,6 +37,16 @@ func TestConfigValidate(t *testing.T) {
 		{"vsock port 0", func(c *GuestConfig) { c.Channel.Port = 0 }, "port 0"},
 		{"vsock with device", func(c *GuestConfig) { c.Channel.Device = "/dev/x" }, "device"},
 		{"serial no device", func(c *GuestConfig) { c.Channel = Channel{Kind: ChannelSerial} }, "serial device"},
+		{"vsock-listen", func(c *GuestConfig) { c.Channel = Channel{Kind: ChannelVsockListen, Port: TemplateListenPort} }, ""},
+		{"vsock-listen port 0", func(c *GuestConfig) { c.Channel = Channel{Kind: ChannelVsockListen} }, "vsock-listen port 0"},
+		{"vsock-listen with a cid", func(c *GuestConfig) { c.Channel = Channel{Kind: ChannelVsockListen, Port: 5, CID: 2} }, "own CID"},
+		{"template on serial", func(c *GuestConfig) {
+			c.Template, c.Channel = true, Channel{Kind: ChannelSerial, Device: "/dev/vport0p1"}
+		}, ""},
+		{"template on vsock-listen", func(c *GuestConfig) {
+			c.Template, c.Channel = true, Channel{Kind: ChannelVsockListen, Port: TemplateListenPort}
+		}, ""},
+		{"template dialling vsock", func(c *GuestConfig) { c.Template = true }, "template's channel must be"},
 		{"serial with port", func(c *GuestConfig) { c.Channel = Channel{Kind: ChannelSerial, Device: "/dev/vport0p1", Port: 3} }, "serial with"},
 		{"bad hugepage", func(c *GuestConfig) { c.HugePageSizes = []string{"2MB"} }, "hugepage"},
 		{"dup hugepage", func(c *GuestConfig) { c.HugePageSizes = []string{"2M", "2M"} }, "twice"},

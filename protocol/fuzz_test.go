@@ -319,3 +319,24 @@ func passed(t *testing.T, res SessionResult, err error) bool {
 	}
 	return res.Pass
 }
+
+// FuzzDecodeListenHello: whatever decodes re-encodes to the same bytes.
+func FuzzDecodeListenHello(f *testing.F) {
+	var b bytes.Buffer
+	_ = WriteListenHello(&b, 42)
+	f.Add(b.Bytes())
+	f.Add([]byte(TemplateReady))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		cid, err := DecodeListenHello(p)
+		if err != nil {
+			if !errors.Is(err, ErrBadListenHello) {
+				t.Fatalf("error %v does not wrap ErrBadListenHello", err)
+			}
+			return
+		}
+		var again bytes.Buffer
+		if err := WriteListenHello(&again, cid); err != nil || !bytes.Equal(again.Bytes(), p) {
+			t.Fatalf("round trip of %q: %q, %v", p, again.Bytes(), err)
+		}
+	})
+}

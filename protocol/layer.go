@@ -34,6 +34,54 @@ import (
 // waits for its test layer.
 const TemplateReady = "RGVM template ready v2\n"
 
+// ListenHello is what a template guest on a ChannelVsockListen channel
+// writes on every connection it accepts: listenHelloPrefix and its vsock
+// CID as 8 hex digits and a newline (ListenHelloSize bytes). The CID tells
+// the host that the guest has taken the CID of its restore (QEMU's
+// transport reset, which also breaks the connections the guest had): a
+// connection answered with the template's CID is not kept.
+const (
+	listenHelloPrefix = "RGVM listening v1 cid="
+	ListenHelloSize   = len(listenHelloPrefix) + 8 + 1
+)
+
+// ErrBadListenHello is wrapped by ReadListenHello's errors.
+var ErrBadListenHello = errors.New("protocol: bad listen hello")
+
+// WriteListenHello writes the ListenHello of a guest whose CID is cid.
+func WriteListenHello(w io.Writer, cid uint32) error {
+	_, err := fmt.Fprintf(w, "%s%08x\n", listenHelloPrefix, cid)
+	return err
+}
+
+// ReadListenHello reads a ListenHello and returns the guest's CID.
+func ReadListenHello(r io.Reader) (uint32, error) {
+	b := make([]byte, ListenHelloSize)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrBadListenHello, err)
+	}
+	return DecodeListenHello(b)
+}
+
+// DecodeListenHello decodes the ListenHelloSize bytes of b.
+func DecodeListenHello(b []byte) (uint32, error) {
+	if len(b) != ListenHelloSize || !bytes.HasPrefix(b, []byte(listenHelloPrefix)) || b[len(b)-1] != '\n' {
+		return 0, fmt.Errorf("%w: %q, want %q, a CID in 8 hex digits and a newline", ErrBadListenHello, b, listenHelloPrefix)
+	}
+	var cid uint32
+	for _, c := range b[len(listenHelloPrefix) : len(b)-1] {
+		switch {
+		case '0' <= c && c <= '9':
+			cid = cid<<4 | uint32(c-'0')
+		case 'a' <= c && c <= 'f':
+			cid = cid<<4 | uint32(c-'a'+10)
+		default:
+			return 0, fmt.Errorf("%w: %q: the CID must be 8 lower-case hex digits", ErrBadListenHello, b)
+		}
+	}
+	return cid, nil
+}
+
 // layerMagic starts a layer message.
 const layerMagic = "RGVMLAYR"
 

@@ -302,3 +302,33 @@ func TestCheckShareTag(t *testing.T) {
 		}
 	}
 }
+
+func TestListenHello(t *testing.T) {
+	for _, cid := range []uint32{3, 0xdeadbeef, 1<<31 - 1} {
+		var b bytes.Buffer
+		if err := WriteListenHello(&b, cid); err != nil {
+			t.Fatal(err)
+		}
+		if b.Len() != ListenHelloSize {
+			t.Fatalf("hello %q is %d bytes, want %d", b.Bytes(), b.Len(), ListenHelloSize)
+		}
+		got, err := ReadListenHello(&b)
+		if err != nil || got != cid {
+			t.Errorf("round trip of CID %d: %d, %v", cid, got, err)
+		}
+	}
+	for _, bad := range []string{
+		"",
+		"RGVM listening v1 cid=0000000",    // cut
+		"RGVM listening v1 cid=0000000g\n", // not hex
+		"RGVM listening v1 cid=0000000A\n", // upper case
+		"RGVM listening v1 cid=+0000003\n",
+		"RGVM listening v1 cid=00000003x",
+		"RGVM listening v2 cid=00000003\n",
+		TemplateReady,
+	} {
+		if _, err := ReadListenHello(strings.NewReader(bad)); !errors.Is(err, ErrBadListenHello) {
+			t.Errorf("ReadListenHello(%q): err = %v, want ErrBadListenHello", bad, err)
+		}
+	}
+}

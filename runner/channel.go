@@ -74,8 +74,10 @@ func chooseTransport(o Options) (vsock.Choice, error) {
 
 // openChannel sets up the host side of the transport before the guest
 // config is written (the guest must know the port) and before boot (the
-// listener must exist when the guest dials).
-func openChannel(o Options, state string, choice vsock.Choice) (*channel, error) {
+// listener must exist when the guest dials). With listen (a snapshot
+// start on kernel vhost-vsock), the guest listens instead and the host
+// dials it (protocol.ChannelVsockListen, guestDialer).
+func openChannel(o Options, state string, choice vsock.Choice, listen bool) (*channel, error) {
 	c := &channel{choice: choice, device: vmm.Channel{Transport: choice.Transport}}
 	fail := func(err error) (*channel, error) {
 		c.close()
@@ -103,6 +105,14 @@ func openChannel(o Options, state string, choice vsock.Choice) (*channel, error)
 			return fail(fmt.Errorf("%w: %w", ErrInternal, err))
 		}
 		c.closers = append(c.closers, func() { vd.Close() })
+		c.device.CID, c.device.Device = cid, vd.File()
+		c.dial = func(ctx context.Context, port uint32) (net.Conn, error) { return vsock.DialKernel(ctx, cid, port) }
+		if listen {
+			c.guest = protocol.Channel{Kind: protocol.ChannelVsockListen, Port: protocol.TemplateListenPort}
+			c.ln = &guestDialer{cid: cid, port: protocol.TemplateListenPort, dial: c.dial}
+			c.choice.Reason += fmt.Sprintf("; guest CID %d, the host dials its port %d", cid, protocol.TemplateListenPort)
+			break
+		}
 		kl, err := vsock.ListenKernel(cid, 0)
 		if err != nil {
 			return fail(fmt.Errorf("%w: %w", ErrInternal, err))
@@ -110,10 +120,11 @@ func openChannel(o Options, state string, choice vsock.Choice) (*channel, error)
 		c.ln = kl
 		c.closers = append(c.closers, func() { kl.Close() })
 		c.guest = protocol.Channel{Kind: protocol.ChannelVsock, CID: protocol.HostCID, Port: kl.Port()}
-		c.device.CID, c.device.Device = cid, vd.File()
-		c.dial = func(_ context.Context, port uint32) (net.Conn, error) { return vsock.DialKernel(cid, port) }
 		c.choice.Reason += fmt.Sprintf("; guest CID %d, host port %d", cid, kl.Port())
 	case vsock.VirtioSerial:
+		if listen {
+			return fail(fmt.Errorf("%w: only kernel vhost-vsock has a listening guest", ErrInternal))
+		}
 		path := filepath.Join(state, serialSocket)
 		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 		if err != nil {

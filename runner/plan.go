@@ -33,8 +33,11 @@ type runPlan struct {
 	// shape is the VM's shape, with the host's hugetlbfs mount for 2M/1G
 	// host pages; prepare and boot add the rest (vmDescription).
 	shape vmm.VM
-	// transport is the host-guest transport chosen on this host.
-	transport vsock.Choice
+	// transport is the host-guest transport chosen on this host;
+	// guestListens says the guest listens on it and the host dials (a
+	// snapshot start on kernel vhost-vsock, protocol.ChannelVsockListen).
+	transport    vsock.Choice
+	guestListens bool
 	// startup is a cold boot or a snapshot start (chooseStart).
 	startup startChoice
 	// qemuVersion is what QEMU says it is.
@@ -106,8 +109,11 @@ func (p *runPlan) findHost(ctx context.Context, res *Result) error {
 	fmt.Fprintf(o.Log, "invm: %s, kernel %s\n", version, o.Kernel)
 	p.qemuVersion = version
 	if p.startup.snapshot {
-		p.transport = snapshotTransport
-	} else if p.transport, err = chooseTransport(*o); err != nil {
+		p.transport, p.guestListens, err = snapshotTransport(*o)
+	} else {
+		p.transport, err = chooseTransport(*o)
+	}
+	if err != nil {
 		return err
 	}
 	o.Daemon = p.transport.Daemon

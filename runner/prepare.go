@@ -56,7 +56,7 @@ func prepare(ctx context.Context, p *runPlan, res *Result) (*prepared, error) {
 	if err != nil {
 		return pr, err
 	}
-	if pr.ch, err = openChannel(o, pr.state, p.transport); err != nil {
+	if pr.ch, err = openChannel(o, pr.state, p.transport, p.guestListens); err != nil {
 		return pr, err
 	}
 	res.Transport, res.TransportReason = string(pr.ch.choice.Transport), pr.ch.choice.Reason

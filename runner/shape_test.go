@@ -102,7 +102,7 @@ func TestChannelDevicesFollowMachine(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := Options{TestBinary: "x.test", Arch: arch.X86_64, MemoryMiB: 256, CPUs: 1}
 			tc.mod(&o)
-			ch, err := openChannel(o, t.TempDir(), vsock.Choice{Transport: vsock.VirtioSerial})
+			ch, err := openChannel(o, t.TempDir(), vsock.Choice{Transport: vsock.VirtioSerial}, false)
 			if err != nil {
 				t.Fatal(err)
 			}

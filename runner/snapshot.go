@@ -110,9 +110,9 @@ func TemplateBlocker(o Options) string { return snapshotBlocker(o) }
 
 // snapshotBlocker says why o's VM cannot be restored from a template, ""
 // when it can: the template is a saved QEMU, which QEMU only migrates with
-// a migratable channel (virtio-serial here: it refuses a vhost-user
-// device; kernel vhost-vsock is not done yet), and its shape is kept to
-// what its devices can carry across a restore as tested.
+// a migratable channel (virtio-serial or kernel vhost-vsock: it refuses a
+// vhost-user device), and its shape is kept to what its devices can carry
+// across a restore as tested.
 func snapshotBlocker(o Options) string {
 	switch {
 	case len(o.NICs) > 0:
@@ -125,8 +125,8 @@ func snapshotBlocker(o Options) string {
 		return "it binds NICs to vfio-pci"
 	case o.HostPages != "" && o.HostPages != qemu.HostPages4k:
 		return "its RAM is on host pages " + o.HostPages
-	case o.Transport != "" && o.Transport != string(vsock.Auto) && o.Transport != string(vsock.VirtioSerial):
-		return "transport " + o.Transport + " cannot be migrated (a template's channel is virtio-serial)"
+	case o.Transport == string(vsock.VhostUserVsock):
+		return "transport " + o.Transport + " cannot be migrated (QEMU refuses to migrate a vhost-user device; a template's channel is virtio-serial or kernel vhost-vsock)"
 	case len(o.Command) > 0 || o.Shell:
 		return "a debug command or shell needs vsock"
 	case o.Backend != "" && o.Backend != "qemu":
@@ -135,9 +135,22 @@ func snapshotBlocker(o Options) string {
 	return ""
 }
 
-// snapshotTransport is the channel of a restored guest.
-var snapshotTransport = vsock.Choice{Transport: vsock.VirtioSerial,
-	Reason: "snapshot start: a template's channel must be migratable (QEMU refuses to migrate a vhost-user device)"}
+// snapshotTransport is the channel of a restored guest: kernel
+// vhost-vsock where this host's transport is that (the guest listens, and
+// the host dials the CID it reserved for the restore: listen is true),
+// else virtio-serial (QEMU refuses to migrate a vhost-user device).
+func snapshotTransport(o Options) (c vsock.Choice, listen bool, err error) {
+	c, err = chooseTransport(o)
+	switch {
+	case err != nil || c.Transport == vsock.VirtioSerial:
+		return c, false, err
+	case c.Transport == vsock.VhostVsock:
+		c.Reason += "; snapshot start: the restored guest listens, the host dials it"
+		return c, true, nil
+	}
+	return vsock.Choice{Transport: vsock.VirtioSerial,
+		Reason: "snapshot start: a template's channel must be migratable (QEMU refuses to migrate a vhost-user device, and kernel vhost-vsock is not usable here: " + c.Reason + ")"}, false, nil
+}
 
 // restore is what a snapshot start restores: the template, and the test
 // layer (the extra layers' archives and the test layer's) in the layer
@@ -202,6 +215,9 @@ func (p *runPlan) templateWant(pr *prepared, base string, tcfg []byte) (Template
 	vm := restoreVM(p.lower(vmDescription(p, pr)), p.templateFormat(), "@ram")
 	vm.Kernel, vm.Initrd, vm.Restore, vm.Channel.Socket, vm.Monitor = "@kernel", "@initrd", "@state", "@serial", "@monitor"
 	vm.LayerShare = "@layershare"
+	if vm.Channel.Transport == vsock.VhostVsock {
+		vm.Channel.CID = vsock.FirstGuestCID // each restore's own
+	}
 	args, err := p.backend.Args(vm)
 	if err != nil {
 		return TemplateMeta{}, fmt.Errorf("%w: %w", ErrTemplate, err)
@@ -219,8 +235,12 @@ func (p *runPlan) templateWant(pr *prepared, base string, tcfg []byte) (Template
 	if err != nil {
 		return TemplateMeta{}, err
 	}
+	cpu, err := hostCPUKey(vm.Accel, o.CPUInfo)
+	if err != nil {
+		return TemplateMeta{}, err
+	}
 	return TemplateMeta{Version: TemplateMetaVersion, Key: templateKey(args, tcfg), Files: files, Format: p.templateFormat(), QEMUBuildID: id,
-		QEMUVersion: p.qemuVersion, Arch: o.Arch, Accel: vm.Accel, Kernel: o.Kernel}, nil
+		HostCPU: cpu, QEMUVersion: p.qemuVersion, Arch: o.Arch, Accel: vm.Accel, Kernel: o.Kernel}, nil
 }
 
 // findTemplate returns the template for this run: Options.Template when
@@ -323,14 +343,16 @@ func (pr *prepared) coldFallback(p *runPlan) error {
 	pr.restore = nil
 	pr.ch.close()
 	var err error
-	if pr.ch, err = openChannel(o, pr.state, p.transport); err != nil {
+	// A guest boots cold dialling the host, on kernel vhost-vsock too.
+	if pr.ch, err = openChannel(o, pr.state, p.transport, false); err != nil {
 		return err
 	}
+	pr.cfg.Channel = pr.ch.guest
 	return pr.writeInitrd(o, pr.base, pr.cfg)
 }
 
-// templateSockets are the sockets of a template being made, in the run's
-// state directory (the cache directory's path may be too long for one).
-func templateSockets(state string) (serial, monitor string) {
-	return filepath.Join(state, "template-serial.sock"), filepath.Join(state, "template-qmp.sock")
-}
+// templateMonitor is the monitor socket of a template being made, in the
+// run's state directory (the cache directory's path may be too long for
+// a socket); its channel's are in the directory "template" there
+// (templateChannel).
+func templateMonitor(state string) string { return filepath.Join(state, "template-qmp.sock") }

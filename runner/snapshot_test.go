@@ -14,6 +14,7 @@ import (
 
 	"github.com/rules-go-vm/rules_go_vm/protocol"
 	"github.com/rules-go-vm/rules_go_vm/runner/initramfs"
+	"github.com/rules-go-vm/rules_go_vm/runner/vsock"
 	"github.com/rules-go-vm/rules_go_vm/vmspec"
 )
 
@@ -40,6 +41,8 @@ func TestChooseStart(t *testing.T) {
 		{name: "auto with a template", o: Options{Start: "auto", Template: "/t", NoTemplate: "stale"}, wantSnapshot: true},
 		{name: "snapshot, the build made none", o: Options{Start: "snapshot", NoTemplate: "x"}, wantSnapshot: true},
 		{name: "snapshot with vfio", o: Options{Start: "snapshot", VFIONICs: vmspec.VFIONICs{All: true}}, wantErr: ErrInvalidOptions},
+		{name: "snapshot on kernel vhost-vsock", o: Options{Start: "snapshot", Transport: "vhost-vsock"}, wantSnapshot: true},
+		{name: "snapshot on vhost-user-vsock", o: Options{Start: "snapshot", Transport: "vhost-user-vsock"}, wantErr: ErrInvalidOptions},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := chooseStart(tc.o)
@@ -51,6 +54,45 @@ func TestChooseStart(t *testing.T) {
 			}
 			if got.snapshot != tc.wantSnapshot || !strings.Contains(got.reason, tc.wantReason) {
 				t.Errorf("chooseStart = %+v, want snapshot %v, reason containing %q", got, tc.wantSnapshot, tc.wantReason)
+			}
+		})
+	}
+}
+
+// TestSnapshotTransport: a restored guest's channel is kernel vhost-vsock,
+// the guest listening, where the host's transport is that, and
+// virtio-serial otherwise (QEMU does not migrate a vhost-user device).
+func TestSnapshotTransport(t *testing.T) {
+	usable := filepath.Join(t.TempDir(), "vhost-vsock") // opens read-write: "usable"
+	if err := os.WriteFile(usable, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "none")
+	for _, tc := range []struct {
+		name       string
+		o          Options
+		want       vsock.Transport
+		wantListen bool
+		wantReason string
+		wantErr    bool
+	}{
+		{name: "auto, kernel vhost-vsock", o: Options{VhostDevice: usable}, want: vsock.VhostVsock, wantListen: true, wantReason: "the restored guest listens"},
+		{name: "forced kernel vhost-vsock", o: Options{Transport: "vhost-vsock", VhostDevice: usable}, want: vsock.VhostVsock, wantListen: true},
+		{name: "forced, not usable", o: Options{Transport: "vhost-vsock", VhostDevice: missing}, wantErr: true},
+		{name: "auto, no kernel vhost-vsock", o: Options{VhostDevice: missing, Daemon: "/bin/true"}, want: vsock.VirtioSerial,
+			wantReason: "QEMU refuses to migrate a vhost-user device, and kernel vhost-vsock is not usable here"},
+		{name: "forced virtio-serial", o: Options{Transport: "virtio-serial", VhostDevice: usable}, want: vsock.VirtioSerial, wantReason: "requested"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, listen, err := snapshotTransport(tc.o)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want an error: %v", err, tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if c.Transport != tc.want || listen != tc.wantListen || !strings.Contains(c.Reason, tc.wantReason) {
+				t.Errorf("snapshotTransport = %+v, listen %v; want %s, listen %v, reason containing %q", c, listen, tc.want, tc.wantListen, tc.wantReason)
 			}
 		})
 	}
@@ -70,6 +112,7 @@ func TestTemplateMetaCheck(t *testing.T) {
 		{name: "other arch", edit: func(m *TemplateMeta) { m.Arch = "aarch64" }, reason: "made for aarch64"},
 		{name: "other VM", edit: func(m *TemplateMeta) { m.Key = "k2" }, reason: "another VM"},
 		{name: "other kernel", edit: func(m *TemplateMeta) { m.Files = "f2" }, reason: "another kernel or base layer"},
+		{name: "KVM template, another host CPU", edit: func(m *TemplateMeta) { m.HostCPU = "c2" }, reason: "made on another host CPU model (c2, this host's none)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := want
@@ -91,6 +134,38 @@ func TestTemplateMetaCheck(t *testing.T) {
 				t.Fatalf("Check = %v, want ErrTemplate saying %q", err, tc.reason)
 			}
 		})
+	}
+}
+
+// TestHostCPUKey: a KVM template is keyed by the host CPU model, a TCG
+// one is not; cpuinfo that names no model fails a KVM template.
+func TestHostCPUKey(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a := write("a", "processor : 0\nvendor_id : GenuineIntel\nflags : fpu sse\ncpu MHz : 1000\n")
+	a2 := write("a2", "processor : 0\nvendor_id : GenuineIntel\nflags : fpu sse\ncpu MHz : 3000\n")
+	b := write("b", "processor : 0\nvendor_id : GenuineIntel\nflags : fpu sse avx\n")
+	none := write("none", "processor : 0\n")
+	ka, err := hostCPUKey("kvm", a)
+	if err != nil || ka == "" {
+		t.Fatalf("hostCPUKey(kvm) = %q, %v", ka, err)
+	}
+	ka2, _ := hostCPUKey("kvm", a2)
+	kb, _ := hostCPUKey("kvm", b)
+	if ka != ka2 || ka == kb {
+		t.Errorf("keys: %s %s %s; want the first two equal (a clock), the third not (a flag)", ka, ka2, kb)
+	}
+	if k, err := hostCPUKey("tcg", b); k != "" || err != nil {
+		t.Errorf("hostCPUKey(tcg) = %q, %v; want none", k, err)
+	}
+	if _, err := hostCPUKey("kvm", none); !errors.Is(err, ErrTemplate) {
+		t.Errorf("hostCPUKey(kvm) without a model: %v, want ErrTemplate", err)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/rules-go-vm/rules_go_vm/internal/atomicfile"
 	"github.com/rules-go-vm/rules_go_vm/protocol"
 	"github.com/rules-go-vm/rules_go_vm/runner/initramfs"
+	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
 	"github.com/rules-go-vm/rules_go_vm/runner/vmm"
 )
 
@@ -65,6 +66,10 @@ type TemplateMeta struct {
 	// QEMUBuildID is the QEMU binary's ELF build ID (else its SHA-256): a
 	// saved state only loads in the QEMU build that wrote it.
 	QEMUBuildID string `json:"qemu_build_id"`
+	// HostCPU digests the host CPU model (qemu.HostCPUModel) of a KVM
+	// template: a KVM guest keeps the CPU it booted with (-cpu host), so it
+	// is restored on that model only. Empty under TCG, whose CPU is QEMU's.
+	HostCPU string `json:"host_cpu,omitempty"`
 	// QEMUVersion, Arch, Accel and Kernel say what made it, for people.
 	QEMUVersion string    `json:"qemu_version,omitempty"`
 	Arch        arch.Arch `json:"arch"`
@@ -95,8 +100,32 @@ func (m TemplateMeta) Check(want TemplateMeta) error {
 			ErrTemplate, m.Key, want.Key)
 	case want.Files != "" && m.Files != want.Files:
 		return fmt.Errorf("%w: made from another kernel or base layer (files %s, this run's %s)", ErrTemplate, m.Files, want.Files)
+	case m.HostCPU != want.HostCPU:
+		return fmt.Errorf("%w: made on another host CPU model (%s, this host's %s): a KVM guest keeps the CPU it booted with",
+			ErrTemplate, orNone(m.HostCPU), orNone(want.HostCPU))
 	}
 	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// hostCPUKey digests this host's CPU model (qemu.HostCPUModel of cpuinfo)
+// for a KVM template; "" under TCG.
+func hostCPUKey(accel, cpuinfo string) (string, error) {
+	if accel != qemu.AccelKVM {
+		return "", nil
+	}
+	m, err := qemu.HostCPUModel(cpuinfo)
+	if err != nil {
+		return "", fmt.Errorf("%w: the host CPU model of a KVM template: %w", ErrTemplate, err)
+	}
+	sum := sha256.Sum256([]byte(m))
+	return hex.EncodeToString(sum[:8]), nil
 }
 
 // Template is a template's directory and description.

@@ -105,20 +105,21 @@ func MakeTemplate(ctx context.Context, o Options, dir string) (Template, error) 
 	return ReadTemplate(dir)
 }
 
-// bootAndSave boots the template VM (its initrd in tmp), waits for its
-// init's protocol.TemplateReady, saves it to tmp's state file over the
-// monitor and lets QEMU exit.
+// bootAndSave boots the template VM (its initrd in tmp) on a channel of
+// its own (templateChannel), waits until its init says it is ready, saves
+// it to tmp's state file over the monitor and lets QEMU exit.
 func (p *runPlan) bootAndSave(ctx context.Context, pr *prepared, tmp string) error {
 	o := p.o
-	serial, monitor := templateSockets(pr.state)
-	os.Remove(serial)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: serial, Net: "unix"})
+	tch, ready, err := p.templateChannel(pr)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrTemplate, err)
+		return err
 	}
-	defer func() { ln.Close(); os.Remove(serial); os.Remove(monitor) }()
+	defer tch.close()
+	monitor := templateMonitor(pr.state)
+	os.Remove(monitor)
+	defer os.Remove(monitor)
 	vm := p.lower(vmDescription(p, pr))
-	vm.Initrd, vm.Restore, vm.Channel.Socket, vm.Monitor = filepath.Join(tmp, TemplateInitrdFile), "", serial, monitor
+	vm.Initrd, vm.Restore, vm.Channel, vm.Monitor = filepath.Join(tmp, TemplateInitrdFile), "", tch.device, monitor
 	vm.Quiet = true // as every restore's (restoreVM)
 	// The template's share is empty: each restore exports its own.
 	vm.LayerShare = filepath.Join(pr.state, "template-layer-share")
@@ -137,6 +138,7 @@ func (p *runPlan) bootAndSave(ctx context.Context, pr *prepared, tmp string) err
 	out := &lockedBuffer{}
 	cmd := exec.Command(o.QEMU, args...)
 	cmd.Stdout, cmd.Stderr = out, out
+	cmd.ExtraFiles = vm.Files()
 	if o.Verbose {
 		cmd.Stdout = io.MultiWriter(out, &linePrefixer{w: o.Log, prefix: "invm: template: "})
 	}
@@ -148,7 +150,7 @@ func (p *runPlan) bootAndSave(ctx context.Context, pr *prepared, tmp string) err
 	fail := func(err error) error {
 		return fmt.Errorf("%w: %w; QEMU: %s", ErrTemplate, err, tailLines(out.String(), 10))
 	}
-	conn, err := waitTemplateReady(ctx, ln, qemuProc, o.ChannelTimeout)
+	conn, err := waitTemplateReady(ctx, tch.ln, ready, qemuProc, o.ChannelTimeout)
 	if err != nil {
 		return fail(err)
 	}
@@ -177,9 +179,44 @@ func (p *runPlan) bootAndSave(ctx context.Context, pr *prepared, tmp string) err
 	return nil
 }
 
-// waitTemplateReady accepts the template guest's channel and reads its
-// protocol.TemplateReady, within timeout, unless QEMU exits first.
-func waitTemplateReady(ctx context.Context, ln *net.UnixListener, qemuProc *proc.Process, timeout time.Duration) (net.Conn, error) {
+// templateChannel is the channel of a template being made, of the run's
+// transport but its own (the run's serves the restore): a virtio-serial
+// port whose guest says protocol.TemplateReady (ready reads it), or, on
+// kernel vhost-vsock, a CID of its own whose guest listens and answers
+// the host's dial with its hello (ready is nil: the dial read it).
+func (p *runPlan) templateChannel(pr *prepared) (*channel, func(net.Conn) error, error) {
+	state := filepath.Join(pr.state, "template")
+	if err := os.MkdirAll(state, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrTemplate, err)
+	}
+	listen := pr.ch.guest.Kind == protocol.ChannelVsockListen
+	tch, err := openChannel(p.o, state, pr.ch.choice, listen)
+	if err != nil {
+		os.Remove(state)
+		return nil, nil, fmt.Errorf("%w: %w", ErrTemplate, err)
+	}
+	tch.closers = append([]func(){func() { os.Remove(state) }}, tch.closers...)
+	if listen {
+		return tch, nil, nil
+	}
+	return tch, readTemplateReady, nil
+}
+
+// readTemplateReady reads a serial template's protocol.TemplateReady.
+func readTemplateReady(c net.Conn) error {
+	buf := make([]byte, len(protocol.TemplateReady))
+	if _, err := io.ReadFull(c, buf); err != nil {
+		return err
+	}
+	if string(buf) != protocol.TemplateReady {
+		return fmt.Errorf("the guest said %q, not that it is ready", buf)
+	}
+	return nil
+}
+
+// waitTemplateReady accepts the template guest's channel and, with ready,
+// reads what says it is ready, within timeout, unless QEMU exits first.
+func waitTemplateReady(ctx context.Context, ln net.Listener, ready func(net.Conn) error, qemuProc *proc.Process, timeout time.Duration) (net.Conn, error) {
 	type accepted struct {
 		c   net.Conn
 		err error
@@ -187,14 +224,13 @@ func waitTemplateReady(ctx context.Context, ln *net.UnixListener, qemuProc *proc
 	got := make(chan accepted, 1)
 	go func() {
 		c, err := ln.Accept()
-		if err == nil {
+		if err == nil && ready != nil {
 			_ = c.SetReadDeadline(time.Now().Add(timeout))
-			buf := make([]byte, len(protocol.TemplateReady))
-			if _, err = io.ReadFull(c, buf); err == nil && string(buf) != protocol.TemplateReady {
-				err = fmt.Errorf("the guest said %q, not that it is ready", buf)
-			}
-			if err != nil {
+			if err = ready(c); err != nil {
 				c.Close()
+				c = nil
+			} else {
+				_ = c.SetReadDeadline(time.Time{})
 			}
 		}
 		got <- accepted{c, err}

@@ -134,11 +134,13 @@ var Fields = []Field{
 		Doc: `How the guest starts: "cold" boots it; "snapshot" restores a template of the VM (kernel, base layer, ` +
 			`shape, QEMU build) booted once to where init waits for its test and saved, then hands it the test in a ` +
 			`read-only 9p share (the kernel needs CONFIG_9P_FS and CONFIG_NET_9P_VIRTIO, as the default kernels ` +
-			`have); "auto" (the default) does that where a template fits and cold-boots otherwise. ` +
+			`have); "auto" (the default) does that where a template fits and cold-boots otherwise. The restored ` +
+			`guest talks over kernel vhost-vsock where /dev/vhost-vsock is usable (it listens, the host dials the ` +
+			`new CID it reserved), else over virtio-serial; a KVM template is restored on its host CPU model only. ` +
 			`go_vm_test: every test of the default kernel and VM shape restores its arch's one shared template; ` +
 			`under "snapshot" another shape gets a template of its own, under "auto" it cold-boots. invm: templates ` +
 			`are made on first use in its cache directory. A spec a template cannot carry (NICs, a management NIC, ` +
-			`an IOMMU, vfio_nics, 2M/1G host pages, a vsock transport, a debug command) cold-boots under "auto" and ` +
+			`an IOMMU, vfio_nics, 2M/1G host pages, the vhost-user-vsock transport, a debug command) cold-boots under "auto" and ` +
 			`is an error under "snapshot"; a template made by another QEMU or for another shape is not used, and a ` +
 			`failed restore falls back to a cold boot. The test log says which start ran and why.`,
 		set: enum("start", Starts, func(s *Shape) *string { return &s.Start }),

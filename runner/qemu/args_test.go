@@ -207,6 +207,18 @@ func TestArgsGolden(t *testing.T) {
 				"-global migration.x-ignore-shared=on -incoming file:/t/state",
 		},
 		{
+			name: "x86_64 restore of a RAM-file template on kernel vhost-vsock: the restore's own CID on the inherited fd",
+			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", Initrd: "/t/initrd.cpio", MemoryMiB: 256, CPUs: 1, VhostVsockCID: 1234, VhostVsockFD: 3,
+				Accel: AccelKVM, RAMFile: "/t/ram", RAMFilePrivate: true, MigrationCaps: []string{CapIgnoreShared}, Incoming: "file:/t/state",
+				Share: Share{Dir: "/s/layer", Tag: "rgvm_layer"}},
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off,memory-backend=mem -accel kvm -cpu host " +
+				"-m 256M -smp 1 -object memory-backend-file,id=mem,size=256M,mem-path=/t/ram,share=off,readonly=on,rom=off -serial stdio -kernel /k/vmlinux " +
+				"-initrd /t/initrd.cpio -append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp " +
+				"-device vhost-vsock-device,guest-cid=1234,vhostfd=3 " +
+				"-fsdev local,id=invmshare,security_model=none,readonly=on,path=/s/layer -device virtio-9p-device,fsdev=invmshare,mount_tag=rgvm_layer " +
+				"-global migration.x-ignore-shared=on -incoming file:/t/state",
+		},
+		{
 			name: "aarch64 template being made, mapped-ram, with its empty layer share",
 			spec: Spec{Arch: arch.AArch64, Kernel: "/k/Image", MemoryMiB: 256, CPUs: 1, RAMFile: "/t/ram", MigrationCaps: []string{CapMappedRAM},
 				Share: Share{Dir: "/s/empty", Tag: "rgvm_layer"}},
@@ -339,6 +351,40 @@ func TestParseCapabilitiesAndCheck(t *testing.T) {
 	c.Objects = map[string]bool{}
 	if err := c.Check(arch.X86_64, ""); !errors.Is(err, ErrMissingFeature) || !strings.Contains(err.Error(), "memory-backend-memfd") {
 		t.Errorf("Check without memfd = %v", err)
+	}
+}
+
+func TestParseHostCPUModel(t *testing.T) {
+	x86 := "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 85\nmodel name\t: Xeon\nstepping\t: 7\ncpu MHz\t\t: 2000.1\n" +
+		"flags\t\t: fpu  vme sse avx512f\n\nprocessor\t: 1\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu\n"
+	arm := "processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd atomics\nCPU implementer\t: 0x41\nCPU architecture: 8\n" +
+		"CPU variant\t: 0x3\nCPU part\t: 0xd0c\nCPU revision\t: 1\n"
+	for _, tc := range []struct {
+		name, in, want string
+	}{
+		{"x86_64: the first processor, clock left out", x86, "vendor_id: GenuineIntel\ncpu family: 6\nmodel: 85\nstepping: 7\nflags: fpu vme sse avx512f\n"},
+		{"arm64", arm, "Features: fp asimd atomics\nCPU implementer: 0x41\nCPU architecture: 8\nCPU variant: 0x3\nCPU part: 0xd0c\nCPU revision: 1\n"},
+		{"nothing that names a model", "processor : 0\ncpu MHz : 1\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseHostCPUModel([]byte(tc.in))
+			if tc.want == "" {
+				if err == nil {
+					t.Fatalf("no error, model %q", got)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("ParseHostCPUModel = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+	// A clock change is not a model change; another flag is.
+	a, _ := ParseHostCPUModel([]byte(x86))
+	b, _ := ParseHostCPUModel([]byte(strings.Replace(x86, "2000.1", "3000.0", 1)))
+	c, _ := ParseHostCPUModel([]byte(strings.Replace(x86, "avx512f", "avx2", 1)))
+	if a != b || a == c {
+		t.Errorf("models: clock change equal %v (want true), flag change equal %v (want false)", a == b, a == c)
 	}
 }
 

@@ -205,6 +205,51 @@ func ParseTSCkHz(cpuinfo []byte) (int, error) {
 	return 0, fmt.Errorf("cpuinfo: no \"cpu MHz\" line")
 }
 
+// hostCPUKeys are the cpuinfo lines that make a host CPU model: x86's
+// and arm64's.
+var hostCPUKeys = map[string]bool{
+	"vendor_id": true, "cpu family": true, "model": true, "stepping": true, "flags": true,
+	"CPU implementer": true, "CPU architecture": true, "CPU variant": true, "CPU part": true, "CPU revision": true, "Features": true,
+}
+
+// HostCPUModel is the host CPU a KVM guest's -cpu host is, from cpuinfo
+// (the path of /proc/cpuinfo): the first processor's vendor, family,
+// model, stepping and flags (x86_64), or its implementer, architecture,
+// variant, part, revision and features (arm64), one "key: value" line
+// each, in cpuinfo's order. A KVM guest keeps the CPU it booted with, so a
+// template made on another model must not be restored here.
+func HostCPUModel(cpuinfo string) (string, error) {
+	b, err := os.ReadFile(cpuinfo)
+	if err != nil {
+		return "", err
+	}
+	return ParseHostCPUModel(b)
+}
+
+// ParseHostCPUModel is HostCPUModel of cpuinfo contents.
+func ParseHostCPUModel(cpuinfo []byte) (string, error) {
+	var model strings.Builder
+	s := bufio.NewScanner(bytes.NewReader(cpuinfo))
+	s.Buffer(nil, 1<<20) // x86 flags lines are long
+	for s.Scan() {
+		line := s.Text()
+		if strings.TrimSpace(line) == "" && model.Len() > 0 {
+			break // the first processor's block is enough
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if k = strings.TrimSpace(k); ok && hostCPUKeys[k] {
+			fmt.Fprintf(&model, "%s: %s\n", k, strings.Join(strings.Fields(v), " "))
+		}
+	}
+	if err := s.Err(); err != nil {
+		return "", fmt.Errorf("cpuinfo: %w", err)
+	}
+	if model.Len() == 0 {
+		return "", fmt.Errorf("cpuinfo: none of the lines that name a CPU model (vendor_id, flags, CPU part, Features, ...)")
+	}
+	return model.String(), nil
+}
+
 // ProbeCached is Probe with the answer cached in cacheDir, keyed by the
 // binary's path, size and modification time (a QEMU upgrade changes them).
 func ProbeCached(ctx context.Context, binary, cacheDir string) (Capabilities, error) {

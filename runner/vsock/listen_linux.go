@@ -1,6 +1,7 @@
 package vsock
 
 import (
+	"context"
 	"fmt"
 	"net"
 
@@ -48,7 +49,8 @@ func (l *KernelListener) Close() error { return l.ln.Close() }
 // Addr is the listening address.
 func (l *KernelListener) Addr() net.Addr { return l.ln.Addr() }
 
-// DialKernel connects to port of guest cid over the host's AF_VSOCK.
-func DialKernel(cid, port uint32) (net.Conn, error) {
-	return mdvsock.Dial(cid, port, nil)
+// DialKernel connects to port of guest cid over the host's AF_VSOCK; ctx
+// bounds the connect.
+func DialKernel(ctx context.Context, cid, port uint32) (net.Conn, error) {
+	return mdvsock.DialContext(ctx, cid, port, nil)
 }

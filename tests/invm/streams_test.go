@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rules-go-vm/rules_go_vm/runner"
+	"github.com/rules-go-vm/rules_go_vm/runner/vsock"
 )
 
 // TestOutputsShipped: files the test writes to $TEST_UNDECLARED_OUTPUTS_DIR
@@ -86,6 +87,22 @@ func TestTransports(t *testing.T) {
 			assertClean(t, state)
 		})
 	}
+}
+
+// TestGuestLocalCID: in a real guest on vhost-device-vsock, the init's
+// LocalVsockCID (the CID a template listening on kernel vhost-vsock
+// announces, which the host checks after a restore) is the daemon's guest
+// CID. Kernel vhost-vsock itself is not on this machine.
+func TestGuestLocalCID(t *testing.T) {
+	needEnv(t)
+	t.Parallel()
+	state := filepath.Join(t.TempDir(), "state")
+	o := runInvm(t, state, nil, "-start", "cold", "-transport", "vhost-user-vsock", "-env", fmt.Sprintf("INVMTEST_WANT_CID=%d", vsock.DefaultGuestCID),
+		env.payload, "-test.run=^TestLocalVsockCID$", "-test.v")
+	if o.code != 0 || !strings.Contains(o.stdout, fmt.Sprintf("guest vsock CID %d", vsock.DefaultGuestCID)) {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", o.code, o.stdout, o.stderr)
+	}
+	assertClean(t, state)
 }
 
 // TestCommandInGuest runs a command in the booted guest after the test

@@ -12,12 +12,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mdlayher/vsock"
 
+	"github.com/rules-go-vm/rules_go_vm/guestinit"
 	"github.com/rules-go-vm/rules_go_vm/invm"
 )
 
@@ -254,4 +256,24 @@ func TestSnapshotIsolation(t *testing.T) {
 	}
 	fmt.Printf("PAYLOAD-RANDOM %x\n", buf)
 	fmt.Printf("PAYLOAD-CLOCK %d\n", time.Now().Unix())
+}
+
+// TestLocalVsockCID: the guest init's view of its vsock CID (what a
+// template listening on kernel vhost-vsock puts in its hello, and what
+// the host checks after a restore) is the CID the host gave the guest,
+// $INVMTEST_WANT_CID.
+func TestLocalVsockCID(t *testing.T) {
+	inGuest(t)
+	want, err := strconv.ParseUint(os.Getenv("INVMTEST_WANT_CID"), 10, 32)
+	if err != nil {
+		t.Fatalf("INVMTEST_WANT_CID: %v", err)
+	}
+	got, err := guestinit.LocalVsockCID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uint64(got) != want {
+		t.Fatalf("LocalVsockCID = %d, want %d", got, want)
+	}
+	t.Logf("guest vsock CID %d", got)
 }
