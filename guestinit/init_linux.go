@@ -292,6 +292,17 @@ func (s *session) main(cfg protocol.GuestConfig, cfgErr error, wd *time.Timer) p
 			loErr = fmt.Errorf("bring up the loopback interface: %w", loErr)
 		}
 	}
+	// What the test needs of the guest, but not of its config, is made
+	// before a template waits too (testPrep).
+	var prep *testPrep
+	if in.Mounter == nil || mountErr == nil {
+		prep = in.prepareTest()
+		defer func() {
+			if prep != nil {
+				prep.close()
+			}
+		}()
+	}
 	if cfgErr == nil && cfg.Template {
 		var rd dialResult
 		cfg, rd = s.restore(cfg, wd)
@@ -358,7 +369,11 @@ func (s *session) main(cfg protocol.GuestConfig, cfgErr error, wd *time.Timer) p
 	if s.sd.Context().Err() == nil {
 		wd.Reset(time.Duration(cfg.Timeout) + time.Duration(cfg.KillGrace) + orDefault(in.WatchdogMargin, WatchdogMargin))
 	}
-	v := in.RunTest(cfg, g, s.start)
+	if prep == nil {
+		prep = in.prepareTest()
+	}
+	v := in.runTest(cfg, g, s.start, prep)
+	prep = nil // runTest released it
 	v.Timings.Boot = s.boot
 	return v
 }

@@ -39,6 +39,74 @@ var Signals = []Signal{
 	{unix.SIGWINCH, false},
 }
 
+// testPrep is what RunTest needs of the guest before a test that depends
+// on nothing of the test's config: init a child subreaper, /dev/null, the
+// output pipes, the outputs directory and the signal forwarding. A session
+// makes it before a template waits (prepareTest), so that a restore does not
+// run that code again: under TCG every code path a restore runs costs its
+// first translation (~15 ms for these on x86_64, measured with a probe).
+type testPrep struct {
+	devnull                *os.File
+	outR, outW, errR, errW *os.File
+	outDir                 string
+	sigc                   chan os.Signal
+	fatal                  map[os.Signal]bool
+	// err is what could not be made; RunTest fails the test with it.
+	err error
+}
+
+// prepareTest makes a testPrep; what fails is in its err.
+func (in *Init) prepareTest() *testPrep {
+	p := &testPrep{outDir: in.OutputsDir}
+	if p.outDir == "" {
+		p.outDir = OutputsDir
+	}
+	var err error
+	if in.Subreaper {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			p.err = fmt.Errorf("set child subreaper: %w", err)
+			return p
+		}
+	}
+	if p.devnull, err = os.Open(os.DevNull); err != nil {
+		p.err = fmt.Errorf("open %s: %w", os.DevNull, err)
+		return p
+	}
+	if p.outR, p.outW, err = os.Pipe(); err != nil {
+		p.err = fmt.Errorf("stdout pipe: %w", err)
+		return p
+	}
+	if p.errR, p.errW, err = os.Pipe(); err != nil {
+		p.err = fmt.Errorf("stderr pipe: %w", err)
+		return p
+	}
+	if err := os.MkdirAll(p.outDir, 0o777); err != nil {
+		p.err = fmt.Errorf("create the outputs directory: %w", err)
+		return p
+	}
+	// A signal that comes before the test starts waits in sigc and is
+	// forwarded to the test (and fails it, if fatal) once it runs.
+	p.sigc = make(chan os.Signal, 8)
+	p.fatal = map[os.Signal]bool{}
+	for _, s := range Signals {
+		signal.Notify(p.sigc, s.Sig)
+		p.fatal[s.Sig] = s.Fail
+	}
+	return p
+}
+
+// close releases what p holds (a test that never ran).
+func (p *testPrep) close() {
+	if p.sigc != nil {
+		signal.Stop(p.sigc)
+	}
+	for _, f := range []*os.File{p.devnull, p.outR, p.outW, p.errR, p.errW} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
 // RunTest runs the test described by cfg (defaults applied), streams its
 // stdout and stderr into g, and returns the verdict: it waits for the test
 // to exit (forwarding Signals, enforcing cfg.Timeout with SIGQUIT then
@@ -46,6 +114,11 @@ var Signals = []Signal{
 // until ECHILD and drains the output. It never sends the verdict itself.
 // started is when init started (for Timings.Setup).
 func (in *Init) RunTest(cfg protocol.GuestConfig, g *protocol.Guest, started time.Time) protocol.Verdict {
+	return in.runTest(cfg, g, started, in.prepareTest())
+}
+
+// runTest is RunTest with what prep made (released when it returns).
+func (in *Init) runTest(cfg protocol.GuestConfig, g *protocol.Guest, started time.Time, prep *testPrep) protocol.Verdict {
 	var fails []string
 	fail := func(format string, a ...any) { fails = append(fails, fmt.Sprintf(format, a...)) }
 	diagf := in.diagf
@@ -61,38 +134,13 @@ func (in *Init) RunTest(cfg protocol.GuestConfig, g *protocol.Guest, started tim
 	}
 
 	self := os.Getpid()
-	if in.Subreaper {
-		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-			fail("set child subreaper: %v", err)
-			return finish()
-		}
-	}
-	devnull, err := os.Open(os.DevNull)
-	if err != nil {
-		fail("open %s: %v", os.DevNull, err)
+	defer prep.close()
+	if prep.err != nil {
+		fail("%v", prep.err)
 		return finish()
 	}
-	defer devnull.Close()
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		fail("stdout pipe: %v", err)
-		return finish()
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		fail("stderr pipe: %v", err)
-		return finish()
-	}
-	outDir := in.OutputsDir
-	if outDir == "" {
-		outDir = OutputsDir
-	}
-	if err := os.MkdirAll(outDir, 0o777); err != nil {
-		fail("create the outputs directory: %v", err)
-		return finish()
-	}
+	outR, errR, outW, errW, outDir := prep.outR, prep.errR, prep.outW, prep.errW, prep.outDir
+	sigc, fatal := prep.sigc, prep.fatal
 	if cfg.CoverageDir != "" {
 		if err := os.MkdirAll(cfg.CoverageDir, 0o777); err != nil {
 			fail("create the coverage directory: %v", err)
@@ -104,27 +152,17 @@ func (in *Init) RunTest(cfg protocol.GuestConfig, g *protocol.Guest, started tim
 		Args:   append([]string{cfg.Path}, cfg.Args...),
 		Env:    TestEnv(append(append([]string(nil), cfg.Env...), EnvOutputsDir+"="+outDir)),
 		Dir:    cfg.Dir,
-		Stdin:  devnull,
+		Stdin:  prep.devnull,
 		Stdout: outW,
 		Stderr: errW,
 	}
 
-	sigc := make(chan os.Signal, 8)
-	fatal := map[os.Signal]bool{}
-	for _, s := range Signals {
-		signal.Notify(sigc, s.Sig)
-		fatal[s.Sig] = s.Fail
-	}
-	defer signal.Stop(sigc)
-
 	testStart := in.Clock.Now()
 	v.Timings.Setup = testStart.Sub(started)
-	err = cmd.Start()
+	err := cmd.Start()
 	outW.Close()
 	errW.Close()
 	if err != nil {
-		outR.Close()
-		errR.Close()
 		fail("start test: %v", err)
 		return finish()
 	}

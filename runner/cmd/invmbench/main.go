@@ -8,8 +8,10 @@
 //
 // Boots are interleaved (ours, baseline, ours, ...) so load changes hit
 // both alike. For each setup it prints min/median/max of the VM time (QEMU
-// start → QEMU exit: boot, test, verdict, ack, power-off) and of the whole
-// runner call, and the ratio of the medians to the baseline, and the TCG
+// start → QEMU exit: boot, test, verdict, ack, power-off), the median of
+// boot-to-verdict (QEMU start → the verdict at the host: the VM time less
+// what follows the verdict) and min/median/max of the whole runner call,
+// and the ratio of the medians to the baseline, and the TCG
 // translation blocks made by the verdict (runner.Options.CountTranslations):
 // the guest code run for the first time, the part of a TCG boot's cost that
 // host noise does not move. -compare-kernel and -compare-init add rows for
@@ -63,7 +65,9 @@ type setup struct {
 	name    string
 	opts    runner.Options
 	vm, tot []time.Duration
-	tbs     []int64 // TCG translation blocks at the verdict
+	// toVerdict is boot-to-verdict: QEMU start → the verdict at the host.
+	toVerdict []time.Duration
+	tbs       []int64 // TCG translation blocks at the verdict
 	// snapshot says the setup is a snapshot start; template is the
 	// template it restored (read after the warm-up made it).
 	snapshot bool
@@ -305,6 +309,7 @@ func measure(ctx context.Context, setups []*setup, n int, verbose bool, out io.W
 				return fmt.Errorf("%s: boot %d: started %s: %s", s.name, i, res.Start, res.StartReason)
 			}
 			s.vm = append(s.vm, res.VM)
+			s.toVerdict = append(s.toVerdict, res.VM-res.AfterVerdict)
 			s.tot = append(s.tot, res.Total)
 			s.tbs = append(s.tbs, res.Translations)
 			if v := res.Verdict; v != nil {
@@ -321,7 +326,7 @@ func report(out io.Writer, setups []*setup, n int, shapes bool) error {
 	host, _ := os.Hostname()
 	fmt.Fprintf(out, "invmbench: %d boots per setup, interleaved, host %s, %s\n", n, host, time.Now().Format(time.RFC3339))
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "setup\tVM min\tmedian\tmax\trun min\tmedian\tmax\thost overhead median\tVM median / baseline\tTBs at verdict")
+	fmt.Fprintln(tw, "setup\tVM min\tmedian\tmax\tto verdict median\trun min\tmedian\tmax\thost overhead median\tVM median / baseline\tTBs at verdict")
 	var base time.Duration
 	for _, s := range setups {
 		if strings.Contains(s.name, "baseline") {
@@ -335,7 +340,8 @@ func report(out io.Writer, setups []*setup, n int, shapes bool) error {
 		}
 		mn, md, mx := stats(s.vm)
 		tmn, tmd, tmx := stats(s.tot)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.name, mn, md, mx, tmn, tmd, tmx, median(s.over), ratio, tbStats(s.tbs))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.name, mn, md, mx, median(s.toVerdict).Round(runner.TimingsPrecision),
+			tmn, tmd, tmx, median(s.over), ratio, tbStats(s.tbs))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -374,9 +380,10 @@ func reportSnapshots(out io.Writer, setups []*setup) {
 			continue
 		}
 		ratio := func(x, y []time.Duration) float64 { return float64(median(x)) / float64(median(y)) }
-		fmt.Fprintf(out, "%s: %s / cold medians: VM %.2f, run %.2f; over virtio-serial: VM %.2f, run %.2f; "+
+		fmt.Fprintf(out, "%s: %s / cold medians: VM %.2f, boot-to-verdict %.2f, run %.2f; over virtio-serial: VM %.2f, boot-to-verdict %.2f, run %.2f; "+
 			"template (%s) made in %v, %.1f MB of saved state, %.1f MB on disk (%s)\n",
-			a, s.name, ratio(s.vm, cold.vm), ratio(s.tot, cold.tot), ratio(s.vm, serial.vm), ratio(s.tot, serial.tot),
+			a, s.name, ratio(s.vm, cold.vm), ratio(s.toVerdict, cold.toVerdict), ratio(s.tot, cold.tot),
+			ratio(s.vm, serial.vm), ratio(s.toVerdict, serial.toVerdict), ratio(s.tot, serial.tot),
 			s.template.Meta.Format, s.template.Meta.MakeTime.Round(runner.TimingsPrecision), float64(s.template.Meta.StateBytes)/1e6,
 			float64(diskUsage(s.template.Dir))/1e6, s.template.Dir)
 	}
@@ -579,7 +586,7 @@ func (s *setup) runInvm(ctx context.Context, o runner.Options) (runner.Result, e
 }
 
 // timingsLine matches the parts of invm's -v timings line (runner.Result.Timings) that invmbench reports.
-var timingsLine = regexp.MustCompile(`invm: timings: host boot \S+, VM (\S+), .*guest kernel (\S+), setup (\S+), test (\S+), teardown (\S+);(?: .*; (\d+) translation blocks)?`)
+var timingsLine = regexp.MustCompile(`invm: timings: host boot \S+, VM (\S+), after verdict (\S+), .*guest kernel (\S+), setup (\S+), test (\S+), teardown (\S+);(?: .*; (\d+) translation blocks)?`)
 
 // parseTimings fills res from invm's -v output.
 func parseTimings(out string, res *runner.Result) error {
@@ -587,7 +594,7 @@ func parseTimings(out string, res *runner.Result) error {
 	if m == nil {
 		return errors.New("no timings line with a verdict")
 	}
-	var d [5]time.Duration
+	var d [6]time.Duration
 	for i := range d {
 		v, err := time.ParseDuration(strings.TrimSuffix(m[i+1], ","))
 		if err != nil {
@@ -595,11 +602,11 @@ func parseTimings(out string, res *runner.Result) error {
 		}
 		d[i] = v
 	}
-	res.VM = d[0]
+	res.VM, res.AfterVerdict = d[0], d[1]
 	res.Verdict = &protocol.Verdict{Pass: true}
-	res.Verdict.Timings.Boot, res.Verdict.Timings.Setup, res.Verdict.Timings.Test, res.Verdict.Timings.Teardown = d[1], d[2], d[3], d[4]
-	if m[6] != "" {
-		res.Translations, _ = strconv.ParseInt(m[6], 10, 64)
+	res.Verdict.Timings.Boot, res.Verdict.Timings.Setup, res.Verdict.Timings.Test, res.Verdict.Timings.Teardown = d[2], d[3], d[4], d[5]
+	if m[7] != "" {
+		res.Translations, _ = strconv.ParseInt(m[7], 10, 64)
 	}
 	return nil
 }
