@@ -35,6 +35,21 @@ func newcFile(name string, data []byte) []byte {
 	return b.Bytes()
 }
 
+// writeConfig writes cfg at path, as the runner's initrd has it.
+func writeConfig(t *testing.T, path string, cfg protocol.GuestConfig) {
+	t.Helper()
+	b, err := cfg.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // fakeShare is a LayerShare over a host directory: the layer file in it,
 // its Check failing with checkErr.
 type fakeShare struct {
@@ -104,13 +119,7 @@ func TestRunTemplate(t *testing.T) {
 			if tc.shared {
 				tmpl.LayerShare = protocol.LayerShareTag
 			}
-			b, _ := tmpl.Marshal()
-			if err := os.MkdirAll(filepath.Dir(cfgPath), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			writeConfig(t, cfgPath, tmpl)
 			sock := filepath.Join(t.TempDir(), "serial.sock")
 			ln, err := net.Listen("unix", sock)
 			if err != nil {
@@ -231,13 +240,7 @@ func TestTemplateWithoutItsShare(t *testing.T) {
 	root := t.TempDir()
 	cfgPath := filepath.Join(root, "invm/config.json")
 	tmpl := protocol.GuestConfig{Template: true, Channel: protocol.Channel{Kind: protocol.ChannelSerial, Device: "/dev/vport0p1"}, LayerShare: protocol.LayerShareTag}
-	b, _ := tmpl.Marshal()
-	if err := os.MkdirAll(filepath.Dir(cfgPath), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeConfig(t, cfgPath, tmpl)
 	opened := false
 	var console syncBuffer
 	in := &Init{
@@ -285,13 +288,7 @@ func TestRunListeningTemplate(t *testing.T) {
 	root := t.TempDir()
 	cfgPath := filepath.Join(root, "invm/config.json")
 	tmpl := protocol.GuestConfig{Template: true, Channel: ch, Verbose: true}
-	b, _ := tmpl.Marshal()
-	if err := os.MkdirAll(filepath.Dir(cfgPath), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeConfig(t, cfgPath, tmpl)
 	test := protocol.GuestConfig{Path: self, Env: []string{helperEnv + "=pass"}, Channel: ch,
 		Timeout: protocol.Duration(time.Minute), AckTimeout: protocol.Duration(10 * time.Second)}
 	tb, _ := json.Marshal(test)
@@ -406,13 +403,7 @@ func TestListeningTemplateCannotListen(t *testing.T) {
 			root := t.TempDir()
 			cfgPath := filepath.Join(root, "invm/config.json")
 			tmpl := protocol.GuestConfig{Template: true, Channel: protocol.Channel{Kind: protocol.ChannelVsockListen, Port: 7}}
-			b, _ := tmpl.Marshal()
-			if err := os.MkdirAll(filepath.Dir(cfgPath), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			writeConfig(t, cfgPath, tmpl)
 			var console syncBuffer
 			in := &Init{
 				ConfigPath: cfgPath, LayerRoot: root, ProcRoot: "/proc", Subreaper: true,

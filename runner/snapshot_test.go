@@ -137,17 +137,21 @@ func TestTemplateMetaCheck(t *testing.T) {
 	}
 }
 
+// writeFile writes data to dir/name and returns its path.
+func writeFile(t *testing.T, dir, name, data string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // TestHostCPUKey: a KVM template is keyed by the host CPU model, a TCG
 // one is not; cpuinfo that names no model fails a KVM template.
 func TestHostCPUKey(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, data string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, data string) string { return writeFile(t, dir, name, data) }
 	a := write("a", "processor : 0\nvendor_id : GenuineIntel\nflags : fpu sse\ncpu MHz : 1000\n")
 	a2 := write("a2", "processor : 0\nvendor_id : GenuineIntel\nflags : fpu sse\ncpu MHz : 3000\n")
 	b := write("b", "processor : 0\nvendor_id : GenuineIntel\nflags : fpu sse avx\n")
@@ -171,13 +175,7 @@ func TestHostCPUKey(t *testing.T) {
 
 func TestFilesKey(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, data string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, data string) string { return writeFile(t, dir, name, data) }
 	k1, b1 := write("k1", "kernel"), write("b1", "base")
 	copyK, copyB := write("k-copy", "kernel"), write("b-copy", "base")
 	k2 := write("k2", "kernel2")
