@@ -44,13 +44,13 @@ type guestDialer struct {
 	accepted bool
 }
 
-func (d *guestDialer) init() {
+func (d *guestDialer) setup() {
 	d.once.Do(func() { d.ctx, d.cancel = context.WithCancel(context.Background()) })
 }
 
 // Accept returns the guest's connection, its hello read.
 func (d *guestDialer) Accept() (net.Conn, error) {
-	d.init()
+	d.setup()
 	d.mu.Lock()
 	again := d.accepted
 	d.accepted = true
@@ -99,7 +99,7 @@ func (d *guestDialer) try(attempt time.Duration) (net.Conn, error) {
 
 // Close ends the dialling and a waiting Accept.
 func (d *guestDialer) Close() error {
-	d.init()
+	d.setup()
 	d.cancel()
 	return nil
 }
