@@ -83,11 +83,12 @@ func (s *session) awaitSerial(ch protocol.Channel, wd *time.Timer) (io.ReadWrite
 	if err != nil {
 		return nil, protocol.LayerHeader{}, err
 	}
+	s.console("guestinit: template ready (%v after boot), waiting for the test layer", in.Clock.SinceBoot())
+	s.drainConsole()
 	if _, err := io.WriteString(conn, protocol.TemplateReady); err != nil {
 		conn.Close()
 		return nil, protocol.LayerHeader{}, fmt.Errorf("template: saying ready: %w", err)
 	}
-	s.console("guestinit: template ready (%v after boot), waiting for the test layer", in.Clock.SinceBoot())
 	wd.Stop()
 	h, err := protocol.ReadLayerHeader(conn)
 	wd.Reset(orDefault(in.SetupTimeout, SetupTimeout))
@@ -113,6 +114,7 @@ func (s *session) awaitListening(ch protocol.Channel, wd *time.Timer) (io.ReadWr
 	}
 	defer ln.Close() // the accepted connection stays open
 	s.console("guestinit: template ready (%v after boot), listening on vsock port %d for the test layer", in.Clock.SinceBoot(), ch.Port)
+	s.drainConsole()
 	wd.Stop()
 	defer wd.Reset(orDefault(in.SetupTimeout, SetupTimeout))
 	for {
@@ -135,6 +137,17 @@ func (s *session) awaitListening(ch protocol.Channel, wd *time.Timer) (io.ReadWr
 		}
 		s.diagf("template: connection on vsock port %d (guest CID %d) ended before a layer header (%v); waiting for the next", ch.Port, cid, err)
 		conn.Close()
+	}
+}
+
+// drainConsole waits until the console has sent what init wrote to it
+// (tcdrain), so that the host saves a template whose serial port is idle:
+// otherwise every restore first sends the rest of the "template ready"
+// line through the emulated UART, an interrupt per few bytes. A console
+// that is not a terminal (tests) has nothing to drain.
+func (s *session) drainConsole() {
+	if f, ok := s.in.Console.(interface{ Fd() uintptr }); ok {
+		_ = unix.IoctlSetInt(int(f.Fd()), unix.TCSBRK, 1)
 	}
 }
 
