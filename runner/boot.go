@@ -37,8 +37,8 @@ func monitorSocket(state string) string { return filepath.Join(state, "qmp.sock"
 // vmDescription is the VM to boot: the plan's shape with the chosen
 // accelerator, the kernel, the prepared initrd, channel device and monitor
 // socket (none with Options.NoMonitor), and the kernel command line's
-// additions; for a snapshot start, the template's initrd and state. It is
-// pure.
+// additions; for a snapshot start, the template's state (and no initrd: a
+// restore needs none). It is pure.
 func vmDescription(p *runPlan, pr *prepared) vmm.VM {
 	o := p.o
 	vm := p.shape
@@ -51,7 +51,7 @@ func vmDescription(p *runPlan, pr *prepared) vmm.VM {
 	if pr.restore != nil {
 		t := pr.restore.tmpl
 		vm = restoreVM(vm, t.Meta.Format, t.RAM())
-		vm.Initrd, vm.Restore, vm.LayerShare = t.Initrd(), t.State(), pr.restore.share
+		vm.Initrd, vm.Restore, vm.LayerShare = "", t.State(), pr.restore.share
 	}
 	return vm
 }

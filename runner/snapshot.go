@@ -213,7 +213,9 @@ func restoreArchives(o Options, cfg protocol.GuestConfig) ([][]byte, error) {
 func (p *runPlan) templateWant(pr *prepared, base string, tcfg []byte) (TemplateMeta, error) {
 	o := p.o
 	vm := restoreVM(p.lower(vmDescription(p, pr)), p.templateFormat(), "@ram")
-	vm.Kernel, vm.Initrd, vm.Restore, vm.Channel.Socket, vm.Monitor = "@kernel", "@initrd", "@state", "@serial", "@monitor"
+	// Booted, not restored (no -incoming): the key has the kernel command
+	// line the template booted with, which a restore's leaves out.
+	vm.Kernel, vm.Initrd, vm.Restore, vm.Channel.Socket, vm.Monitor = "@kernel", "@initrd", "", "@serial", "@monitor"
 	vm.LayerShare = "@layershare"
 	if vm.Channel.Transport == vsock.VhostVsock {
 		vm.Channel.CID = vsock.FirstGuestCID // each restore's own

@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rules-go-vm/rules_go_vm/arch"
 	"github.com/rules-go-vm/rules_go_vm/protocol"
 	"github.com/rules-go-vm/rules_go_vm/runner/initramfs"
+	"github.com/rules-go-vm/rules_go_vm/runner/qemu"
+	"github.com/rules-go-vm/rules_go_vm/runner/vmm"
 	"github.com/rules-go-vm/rules_go_vm/runner/vsock"
 	"github.com/rules-go-vm/rules_go_vm/vmspec"
 )
@@ -219,7 +222,7 @@ func writeTemplate(t *testing.T, dir string, m TemplateMeta) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{TemplateStateFile, TemplateInitrdFile} {
+	for _, f := range []string{TemplateStateFile} {
 		if err := os.WriteFile(filepath.Join(dir, f), []byte(f), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -351,5 +354,44 @@ func TestLayerListener(t *testing.T) {
 	}
 	if len(seeds) != 2 {
 		t.Error("two restores got the same seed")
+	}
+}
+
+// TestTemplateKey: a template's key is its VM, not a run's: two runs of
+// one VM (their own state directories, sockets and initrds) share it; a
+// VM with another kernel command line (which a restore's QEMU command
+// line leaves out) or memory size has another.
+func TestTemplateKey(t *testing.T) {
+	cpuinfo := writeFile(t, t.TempDir(), "cpuinfo", "cpu MHz\t\t: 2600.000\n")
+	key := func(state string, change func(*Options)) string {
+		t.Helper()
+		o := Options{TestBinary: "x.test", Arch: arch.X86_64, Kernel: "/k/vmlinux", QEMU: os.Args[0], Template: "/t",
+			CPUInfo: cpuinfo, Log: io.Discard}
+		if change != nil {
+			change(&o)
+		}
+		o = o.WithDefaults()
+		p := &runPlan{o: o, shape: o.shape(), profile: qemu.Profiles[arch.X86_64], backend: vmm.QEMU{}}
+		pr := &prepared{state: state, initrd: state + "/initrd.cpio", accel: AccelChoice{Accel: qemu.AccelTCG},
+			ch: &channel{device: vmm.Channel{Transport: vsock.VirtioSerial, Socket: state + "/serial.sock"}}}
+		want, err := p.templateWant(pr, "/base.cpio", []byte(`{"template":true}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return want.Key
+	}
+	base := key("/s1", nil)
+	for _, tc := range []struct {
+		name   string
+		key    string
+		shared bool
+	}{
+		{"another run's state directory", key("/s2", nil), true},
+		{"another kernel command line", key("/s1", func(o *Options) { o.ExtraCmdline = []string{"loglevel=7"} }), false},
+		{"more memory", key("/s1", func(o *Options) { o.MemoryMiB = 512 }), false},
+	} {
+		if got := tc.key == base; got != tc.shared {
+			t.Errorf("%s: same key %v, want %v", tc.name, got, tc.shared)
+		}
 	}
 }

@@ -31,9 +31,6 @@ import (
 const (
 	// TemplateStateFile is the saved guest (QEMU's migration stream).
 	TemplateStateFile = "state"
-	// TemplateInitrdFile is the initrd the template booted (the base layer
-	// and the template's config); a restore names the same.
-	TemplateInitrdFile = "initrd.cpio"
 	// TemplateRAMFile is the guest RAM of a vmm.SaveRAMFile template,
 	// which restores map copy-on-write.
 	TemplateRAMFile = "ram"
@@ -54,9 +51,10 @@ var ErrTemplate = errors.New("snapshot template")
 type TemplateMeta struct {
 	// Version is TemplateMetaVersion when made.
 	Version int `json:"version"`
-	// Key is a digest of the VM's QEMU command line (with the run's own
-	// paths replaced: the kernel, the initrd, the sockets) and the
-	// template's guest config: the VM a restore must be.
+	// Key is a digest of the QEMU command line that boots the VM (the
+	// kernel command line included, the run's own paths replaced: the
+	// kernel, the initrd, the sockets) and the template's guest config:
+	// the VM a restore must be.
 	Key string `json:"key"`
 	// Files is a digest of the contents of the kernel and the base layer
 	// the template booted.
@@ -140,9 +138,6 @@ func (t Template) State() string { return filepath.Join(t.Dir, TemplateStateFile
 // RAM is the guest RAM file of a vmm.SaveRAMFile template.
 func (t Template) RAM() string { return filepath.Join(t.Dir, TemplateRAMFile) }
 
-// Initrd is the initrd the template booted.
-func (t Template) Initrd() string { return filepath.Join(t.Dir, TemplateInitrdFile) }
-
 // ReadTemplate reads the template in dir; the error wraps ErrTemplate.
 func ReadTemplate(dir string) (Template, error) {
 	b, err := os.ReadFile(filepath.Join(dir, TemplateMetaFile))
@@ -153,7 +148,7 @@ func ReadTemplate(dir string) (Template, error) {
 	if err := json.Unmarshal(b, &t.Meta); err != nil {
 		return Template{}, fmt.Errorf("%w: %s: %w", ErrTemplate, TemplateMetaFile, err)
 	}
-	files := []string{t.State(), t.Initrd()}
+	files := []string{t.State()}
 	if t.Meta.Format == vmm.SaveRAMFile {
 		files = append(files, t.RAM())
 	}

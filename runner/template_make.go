@@ -29,8 +29,10 @@ const (
 )
 
 // makeTemplate boots this run's VM as a template (its init waits for a
-// test layer), saves it when ready and puts it at dir: the state, the
-// initrd it booted, then its TemplateMeta, last. With install, it is made
+// test layer), saves it when ready and puts it at dir: the state (and RAM
+// file), then its TemplateMeta, last. The initrd it boots (the base layer
+// and the template config) is the run's, removed after: a restore does
+// not read it. With install, it is made
 // beside dir and moved into place (installTemplate: a cache shared by
 // concurrent runners); without, it is made in dir itself (a build
 // output). The boot is bounded by Options.ChannelTimeout; everything it
@@ -57,10 +59,12 @@ func (p *runPlan) makeTemplate(ctx context.Context, pr *prepared, base string, t
 			os.RemoveAll(work)
 		}
 	}()
-	if err := writeTemplateInitrd(filepath.Join(work, TemplateInitrdFile), base, tcfg); err != nil {
+	initrd := filepath.Join(pr.state, "template-initrd.cpio")
+	defer os.Remove(initrd)
+	if err := writeTemplateInitrd(initrd, base, tcfg); err != nil {
 		return Template{}, err
 	}
-	if err := p.bootAndSave(ctx, pr, work); err != nil {
+	if err := p.bootAndSave(ctx, pr, initrd, work); err != nil {
 		return Template{}, err
 	}
 	st, err := os.Stat(filepath.Join(work, TemplateStateFile))
@@ -105,10 +109,10 @@ func MakeTemplate(ctx context.Context, o Options, dir string) (Template, error) 
 	return ReadTemplate(dir)
 }
 
-// bootAndSave boots the template VM (its initrd in tmp) on a channel of
-// its own (templateChannel), waits until its init says it is ready, saves
-// it to tmp's state file over the monitor and lets QEMU exit.
-func (p *runPlan) bootAndSave(ctx context.Context, pr *prepared, tmp string) error {
+// bootAndSave boots the template VM (from initrd) on a channel of its own
+// (templateChannel), waits until its init says it is ready, saves it to
+// tmp's state file over the monitor and lets QEMU exit.
+func (p *runPlan) bootAndSave(ctx context.Context, pr *prepared, initrd, tmp string) error {
 	o := p.o
 	tch, ready, err := p.templateChannel(pr)
 	if err != nil {
@@ -119,7 +123,7 @@ func (p *runPlan) bootAndSave(ctx context.Context, pr *prepared, tmp string) err
 	os.Remove(monitor)
 	defer os.Remove(monitor)
 	vm := p.lower(vmDescription(p, pr))
-	vm.Initrd, vm.Restore, vm.Channel, vm.Monitor = filepath.Join(tmp, TemplateInitrdFile), "", tch.device, monitor
+	vm.Initrd, vm.Restore, vm.Channel, vm.Monitor = initrd, "", tch.device, monitor
 	vm.Quiet = true // as every restore's (restoreVM)
 	// The template's share is empty: each restore exports its own.
 	vm.LayerShare = filepath.Join(pr.state, "template-layer-share")

@@ -176,7 +176,11 @@ type Spec struct {
 	VhostUserSocket string
 	// Incoming restores the guest from a saved state instead of booting
 	// it (QEMU's -incoming, e.g. "file:/path/state"); empty boots. The rest
-	// of the spec must be the saved guest's.
+	// of the spec must be the saved guest's, but for Kernel, Initrd and the
+	// command line, which a restore leaves out: the saved guest has them
+	// in its RAM, and QEMU would only load them for a reboot (which
+	// -no-reboot makes an exit). Reading them cost each restore ~5 ms
+	// (an 18 MB vmlinux and the initrd, measured).
 	Incoming string
 	// MigrationCaps are migration capabilities to turn on (CapMappedRAM,
 	// CapIgnoreShared), on both sides of a save.
@@ -303,7 +307,7 @@ func (s Spec) shape() vmspec.Shape {
 // check validates s and returns its machine type and accelerator.
 func (s Spec) check() (machine, accel string, err error) {
 	switch {
-	case s.Kernel == "":
+	case s.Kernel == "" && s.Incoming == "":
 		return "", "", fmt.Errorf("%w: no kernel", ErrInvalidSpec)
 	case s.MemoryMiB <= 0:
 		return "", "", fmt.Errorf("%w: memory %d MiB", ErrInvalidSpec, s.MemoryMiB)
@@ -373,11 +377,14 @@ func Args(s Spec) ([]string, error) {
 	}
 	a := machineArgs(p, s, machine, accel)
 	a = append(a, memoryArgs(s)...)
-	a = append(a, "-serial", "stdio", "-kernel", s.Kernel)
-	if s.Initrd != "" {
-		a = append(a, "-initrd", s.Initrd)
+	a = append(a, "-serial", "stdio")
+	if s.Incoming == "" { // a restore's guest is in its RAM (Spec.Incoming)
+		a = append(a, "-kernel", s.Kernel)
+		if s.Initrd != "" {
+			a = append(a, "-initrd", s.Initrd)
+		}
+		a = append(a, "-append", strings.Join(cmdline, " "))
 	}
-	a = append(a, "-append", strings.Join(cmdline, " "))
 	if s.QMPSocket != "" {
 		a = append(a, "-qmp", "unix:"+s.QMPSocket+",server=on,wait=off")
 	}

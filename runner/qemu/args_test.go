@@ -194,26 +194,24 @@ func TestArgsGolden(t *testing.T) {
 				"-append console=ttyAMA0 panic=-1 oops=panic rdinit=/init hugepagesz=1G hugepages=2 -device pvpanic-pci,addr=0x4",
 		},
 		{
-			name: "x86_64 restore of a RAM-file template over virtio-serial",
+			name: "x86_64 restore of a RAM-file template over virtio-serial: no kernel, initrd or command line (the guest is in its RAM)",
 			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", Initrd: "/t/initrd.cpio", MemoryMiB: 256, CPUs: 1, SerialSocket: "/s/serial",
 				RAMFile: "/t/ram", RAMFilePrivate: true, MigrationCaps: []string{CapIgnoreShared}, Incoming: "file:/t/state",
 				Share: Share{Dir: "/s/layer,share", Tag: "rgvm_layer"}},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off,memory-backend=mem -accel tcg -cpu max " +
-				"-m 256M -smp 1 -object memory-backend-file,id=mem,size=256M,mem-path=/t/ram,share=off,readonly=on,rom=off -serial stdio -kernel /k/vmlinux " +
-				"-initrd /t/initrd.cpio -append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer " +
+				"-m 256M -smp 1 -object memory-backend-file,id=mem,size=256M,mem-path=/t/ram,share=off,readonly=on,rom=off -serial stdio " +
 				"-device virtio-serial-device,id=invmser -chardev socket,id=invmport,path=/s/serial " +
 				"-device virtserialport,bus=invmser.0,nr=1,chardev=invmport,name=rules_go_vm.0 " +
 				"-fsdev local,id=invmshare,security_model=none,readonly=on,path=/s/layer,,share -device virtio-9p-device,fsdev=invmshare,mount_tag=rgvm_layer " +
 				"-global migration.x-ignore-shared=on -incoming file:/t/state",
 		},
 		{
-			name: "x86_64 restore of a RAM-file template on kernel vhost-vsock: the restore's own CID on the inherited fd",
-			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", Initrd: "/t/initrd.cpio", MemoryMiB: 256, CPUs: 1, VhostVsockCID: 1234, VhostVsockFD: 3,
+			name: "x86_64 restore of a RAM-file template on kernel vhost-vsock: the restore's own CID on the inherited fd, no kernel needed",
+			spec: Spec{Arch: arch.X86_64, MemoryMiB: 256, CPUs: 1, VhostVsockCID: 1234, VhostVsockFD: 3,
 				Accel: AccelKVM, RAMFile: "/t/ram", RAMFilePrivate: true, MigrationCaps: []string{CapIgnoreShared}, Incoming: "file:/t/state",
 				Share: Share{Dir: "/s/layer", Tag: "rgvm_layer"}},
 			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off,memory-backend=mem -accel kvm -cpu host " +
-				"-m 256M -smp 1 -object memory-backend-file,id=mem,size=256M,mem-path=/t/ram,share=off,readonly=on,rom=off -serial stdio -kernel /k/vmlinux " +
-				"-initrd /t/initrd.cpio -append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp " +
+				"-m 256M -smp 1 -object memory-backend-file,id=mem,size=256M,mem-path=/t/ram,share=off,readonly=on,rom=off -serial stdio " +
 				"-device vhost-vsock-device,guest-cid=1234,vhostfd=3 " +
 				"-fsdev local,id=invmshare,security_model=none,readonly=on,path=/s/layer -device virtio-9p-device,fsdev=invmshare,mount_tag=rgvm_layer " +
 				"-global migration.x-ignore-shared=on -incoming file:/t/state",

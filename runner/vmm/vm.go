@@ -55,7 +55,8 @@ type VM struct {
 	Monitor string
 	// Restore is a saved guest's state file (see Saver) to restore instead
 	// of booting; the rest of the VM must be the saved one's (its Channel
-	// socket and Monitor may differ). "" boots.
+	// socket and Monitor may differ; Kernel and Initrd are not read: the
+	// guest is in the saved RAM). "" boots.
 	Restore string
 	// SaveFormat is how the VM's state is saved and restored (Save*
 	// formats); "" is SaveStream. Both sides of a save must say the same.

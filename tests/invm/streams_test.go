@@ -306,10 +306,11 @@ func killMatching(name, state string) bool {
 		// Not a QEMU making the run's snapshot template (its sockets are
 		// template-*.sock in the state directory): killing that one makes
 		// the run boot cold, and the test pass; the victim is the test's VM.
-		// Nor the KVM canary (no initrd: a run's VM always has one).
+		// Nor the KVM canary (no initrd: a run's VM boots one or restores
+		// a template, -incoming).
 		if strings.Contains(filepath.Base(string(argv0)), name) && bytes.Contains(b, []byte(state)) &&
 			!bytes.Contains(b, []byte("template-qmp.sock")) &&
-			(name != "qemu-system" || bytes.Contains(b, []byte("\x00-initrd\x00"))) {
+			(name != "qemu-system" || bytes.Contains(b, []byte("\x00-initrd\x00")) || bytes.Contains(b, []byte("\x00-incoming\x00"))) {
 			var pid int
 			if _, err := fmt.Sscanf(p, "/proc/%d/cmdline", &pid); err == nil {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
