@@ -222,10 +222,8 @@ func writeTemplate(t *testing.T, dir string, m TemplateMeta) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{TemplateStateFile} {
-		if err := os.WriteFile(filepath.Join(dir, f), []byte(f), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.WriteFile(filepath.Join(dir, TemplateStateFile), []byte(TemplateStateFile), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	b, err := json.Marshal(m)
 	if err != nil {

@@ -32,10 +32,9 @@ const (
 // test layer), saves it when ready and puts it at dir: the state (and RAM
 // file), then its TemplateMeta, last. The initrd it boots (the base layer
 // and the template config) is the run's, removed after: a restore does
-// not read it. With install, it is made
-// beside dir and moved into place (installTemplate: a cache shared by
-// concurrent runners); without, it is made in dir itself (a build
-// output). The boot is bounded by Options.ChannelTimeout; everything it
+// not read it. With install, it is made beside dir and moved into place
+// (installTemplate: a cache shared by concurrent runners); without, it is
+// made in dir itself (a build output). The boot is bounded by Options.ChannelTimeout; everything it
 // started is gone when it returns.
 func (p *runPlan) makeTemplate(ctx context.Context, pr *prepared, base string, tcfg []byte, want TemplateMeta, dir string, install bool) (Template, error) {
 	o := p.o
