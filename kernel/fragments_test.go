@@ -10,7 +10,7 @@ func TestDefaultFragments(t *testing.T) {
 	want := map[string]string{
 		"00-base.config": "", "05-boot-speed.config": "", "10-console-x86_64.config": "x86_64", "10-console-aarch64.config": "aarch64",
 		"20-virtio.config": "", "30-intel-e1000.config": "", "30-vfio-iommu.config": "", "30-hugepages.config": "",
-		"30-pvpanic.config": "", "40-x86_64.config": "x86_64", "50-distro.config": "", "40-aarch64-virt.config": "aarch64", "90-disable.config": "",
+		"30-pvpanic.config": "", "30-layer-window.config": "x86_64", "40-x86_64.config": "x86_64", "50-distro.config": "", "40-aarch64-virt.config": "aarch64", "90-disable.config": "",
 	}
 	if len(frags) != len(want) {
 		t.Errorf("got %d fragments, want %d", len(frags), len(want))
