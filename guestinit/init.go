@@ -107,6 +107,11 @@ type Init struct {
 	// LayerShare reaches a template's layer share (GuestConfig.LayerShare,
 	// protocol.LayerShared); nil: a template takes inline layers only.
 	LayerShare LayerShare
+	// MapLayerWindow maps a template's layer window (GuestConfig.
+	// LayerWindowBase and LayerWindowSize, protocol.LayerInWindow) for
+	// reading and writing, once, before the template says it is ready
+	// (DevMem in a real guest); nil: a template has no window.
+	MapLayerWindow func(base, size uint64) ([]byte, error)
 	// SetClock sets the wall clock of a restored guest (which has the
 	// template's); nil skips it.
 	SetClock func(time.Time) error

@@ -26,24 +26,25 @@ func Linux() *Init {
 		cfgPath = p
 	}
 	return &Init{
-		RequirePID1: true,
-		ConfigPath:  cfgPath,
-		Mounter:     LinuxMounter{},
-		BaseMounts:  BaseMounts,
-		ProcRoot:    "/proc",
-		Clock:       realClock{sinceBoot: bootTime},
-		Sleep:       time.Sleep,
-		Open:        OpenChannel,
-		SetHostname: func(name string) error { return unix.Sethostname([]byte(name)) },
-		LoopbackUp:  LoopbackUp,
-		BindVFIO:    vfio.Bind,
-		LayerRoot:   "/",
-		LayerShare:  NinePShare{},
-		SetClock:    setClock,
-		AddEntropy:  addEntropy,
-		Listen:      ListenVsock,
-		LocalCID:    LocalVsockCID,
-		Sync:        unix.Sync,
+		RequirePID1:    true,
+		ConfigPath:     cfgPath,
+		Mounter:        LinuxMounter{},
+		BaseMounts:     BaseMounts,
+		ProcRoot:       "/proc",
+		Clock:          realClock{sinceBoot: bootTime},
+		Sleep:          time.Sleep,
+		Open:           OpenChannel,
+		SetHostname:    func(name string) error { return unix.Sethostname([]byte(name)) },
+		LoopbackUp:     LoopbackUp,
+		BindVFIO:       vfio.Bind,
+		LayerRoot:      "/",
+		LayerShare:     NinePShare{},
+		MapLayerWindow: DevMem{}.Map,
+		SetClock:       setClock,
+		AddEntropy:     addEntropy,
+		Listen:         ListenVsock,
+		LocalCID:       LocalVsockCID,
+		Sync:           unix.Sync,
 		// A reset, not a power-off: the runner always starts QEMU with
 		// -no-reboot, which turns a guest reset into QEMU's exit on every
 		// machine, including microvm without ACPI, where a power-off only
@@ -243,8 +244,11 @@ type session struct {
 	// layerShare is a restored template's mapped layer file (LayerShare),
 	// held until the guest resets.
 	layerShare io.Closer
-	ack        atomic.Int64 // Ack timeout, ns
-	sent       atomic.Bool  // the verdict is on its way: no more diagnostics to the host
+	// window is a template's mapped layer window (nil: none, or not
+	// usable), mapped for the life of the guest.
+	window []byte
+	ack    atomic.Int64 // Ack timeout, ns
+	sent   atomic.Bool  // the verdict is on its way: no more diagnostics to the host
 	// verdict is main's verdict, once it has one.
 	verdict atomic.Pointer[protocol.Verdict]
 

@@ -33,6 +33,9 @@ func (s *session) restore(tmpl protocol.GuestConfig, wd *time.Timer) (protocol.G
 			return tmpl, dialResult{err: fmt.Errorf("template: %w", err)}
 		}
 	}
+	if tmpl.LayerWindowSize > 0 {
+		s.window = s.mapWindow(tmpl.LayerWindowBase, tmpl.LayerWindowSize)
+	}
 	wait := s.awaitSerial
 	if tmpl.Channel.Kind == protocol.ChannelVsockListen {
 		wait = s.awaitListening
@@ -158,13 +161,42 @@ func brokenConn(err error) bool {
 		errors.Is(err, unix.ENOTCONN) || errors.Is(err, unix.EPIPE)
 }
 
+// mapWindow maps a template's layer window and marks it
+// (protocol.LayerWindowMagic: the host reads the mark in the window's file
+// after the save, and puts layers there only then). A window that does not
+// map is said on the console, and the template takes its layers over the
+// share: nil.
+func (s *session) mapWindow(base, size uint64) []byte {
+	if s.in.MapLayerWindow == nil {
+		s.console("guestinit: template: this init cannot map a layer window; test layers come over the share")
+		return nil
+	}
+	b, err := s.in.MapLayerWindow(base, size)
+	if err != nil {
+		s.console("guestinit: template: %v; test layers come over the share", err)
+		return nil
+	}
+	copy(b, protocol.LayerWindowMagic)
+	return b
+}
+
 // extractLayer extracts the layer whose header is h under LayerRoot: from
-// the channel after the header (inline), or from the template's layer
-// share tagged tag (shared).
+// the channel after the header (inline), from the template's layer window
+// (window), or from the template's layer share tagged tag (shared).
 func (s *session) extractLayer(conn io.Reader, h protocol.LayerHeader, tag string) error {
 	root := orString(s.in.LayerRoot, "/")
-	if h.Via == protocol.LayerInline {
+	switch h.Via {
+	case protocol.LayerInline:
 		return protocol.ExtractInlineLayer(conn, h, root)
+	case protocol.LayerInWindow:
+		if s.window == nil {
+			return fmt.Errorf("%w: the layer is in the layer window, and this template has none mapped", protocol.ErrBadLayer)
+		}
+		if h.Size > int64(len(s.window)) {
+			return fmt.Errorf("%w: %d bytes of archives do not fit the %d-byte layer window", protocol.ErrBadLayer, h.Size, len(s.window))
+		}
+		// The window stays mapped: the guest resets with it.
+		return protocol.ExtractLayerBytes(s.window[:h.Size], h, root)
 	}
 	if tag == "" || s.in.LayerShare == nil {
 		return fmt.Errorf("%w: the layer is on a share, and this template has none", protocol.ErrBadLayer)

@@ -96,6 +96,8 @@ func TestRunTemplate(t *testing.T) {
 		layer      []byte // archives; nil: a broken message
 		shared     bool   // the template has a share, the layer is on it
 		noShare    bool   // the layer is shared, but the template has no share
+		window     int    // the template's layer window's size (0: none); the layer is in it
+		windowErr  error  // what mapping the window returns
 		loErr      error  // what bringing the loopback up returns
 		wantPass   bool
 		wantReason string
@@ -104,6 +106,11 @@ func TestRunTemplate(t *testing.T) {
 		{name: "restored from the share", layer: newcFile("invm/config.json", testCfg(serial)), shared: true, wantPass: true},
 		{name: "shared, no share", layer: newcFile("invm/config.json", testCfg(serial)), noShare: true,
 			wantReason: "the layer is on a share, and this template has none"},
+		{name: "restored from the window", layer: newcFile("invm/config.json", testCfg(serial)), window: 1 << 20, wantPass: true},
+		{name: "window does not map", layer: newcFile("invm/config.json", testCfg(serial)), window: 1 << 20,
+			windowErr: errors.New("no /dev/mem"), wantReason: "the layer is in the layer window, and this template has none mapped"},
+		{name: "layer over the window", layer: append(newcFile("invm/config.json", testCfg(serial)), newcFile("invm/pad", make([]byte, 8192))...), window: 4096,
+			wantReason: "do not fit the 4096-byte layer window"},
 		{name: "other channel", layer: newcFile("invm/config.json", testCfg(protocol.DefaultChannel())),
 			wantReason: "is not the template's"},
 		{name: "loopback fails", layer: newcFile("invm/config.json", testCfg(serial)), loErr: errors.New("no lo"),
@@ -118,6 +125,11 @@ func TestRunTemplate(t *testing.T) {
 			share := &fakeShare{dir: t.TempDir()}
 			if tc.shared {
 				tmpl.LayerShare = protocol.LayerShareTag
+			}
+			var window []byte
+			var mapped [][2]uint64
+			if tc.window > 0 {
+				tmpl.LayerWindowBase, tmpl.LayerWindowSize = 256<<20, uint64(tc.window)
 			}
 			writeConfig(t, cfgPath, tmpl)
 			sock := filepath.Join(t.TempDir(), "serial.sock")
@@ -137,6 +149,14 @@ func TestRunTemplate(t *testing.T) {
 				Clock:      realClock{sinceBoot: func() time.Duration { return 0 }},
 				Sleep:      time.Sleep,
 				LayerShare: share,
+				MapLayerWindow: func(base, size uint64) ([]byte, error) {
+					mapped = append(mapped, [2]uint64{base, size})
+					if tc.windowErr != nil {
+						return nil, tc.windowErr
+					}
+					window = make([]byte, size)
+					return window, nil
+				},
 				LoopbackUp: func() error {
 					loCalls++
 					loBeforeReady = opened == protocol.Channel{}
@@ -175,10 +195,22 @@ func TestRunTemplate(t *testing.T) {
 				switch {
 				case tc.layer == nil:
 					_, err = c.Write([]byte("not a layer message, not at all, not even close......................"))
+				case tc.window > 0:
+					// The template marked its window before it said ready;
+					// the restore's window holds the layer instead.
+					payload := protocol.LayerPayload(tc.layer)
+					if tc.windowErr == nil && !bytes.HasPrefix(window, []byte(protocol.LayerWindowMagic)) {
+						err = fmt.Errorf("the window starts %.30q, not with the magic", window)
+						break
+					}
+					copy(window, payload)
+					h.Via, h.Size = protocol.LayerInWindow, int64(len(payload))
+					err = protocol.WriteLayerHeader(c, h)
 				case tc.shared || tc.noShare:
 					payload := protocol.LayerPayload(tc.layer)
 					if err = os.WriteFile(filepath.Join(share.dir, protocol.LayerShareFile), payload, 0o644); err == nil {
-						err = protocol.WriteSharedLayer(c, h, int64(len(payload)))
+						h.Via, h.Size = protocol.LayerShared, int64(len(payload))
+						err = protocol.WriteLayerHeader(c, h)
 					}
 				default:
 					err = protocol.WriteLayer(c, h, tc.layer)
@@ -213,6 +245,12 @@ func TestRunTemplate(t *testing.T) {
 			}
 			if !tc.shared && len(share.checked) != 0 {
 				t.Errorf("a template without a share checked one: %q", share.checked)
+			}
+			if want := tc.window > 0; want != (len(mapped) == 1) || want && mapped[0] != [2]uint64{256 << 20, uint64(tc.window)} {
+				t.Errorf("windows mapped %v, want the template's once: %v", mapped, want)
+			}
+			if tc.windowErr != nil && !strings.Contains(console.String(), "no /dev/mem; test layers come over the share") {
+				t.Errorf("a window that did not map is not on the console")
 			}
 			if hr.res.Pass != tc.wantPass || !strings.Contains(hr.res.Reason, tc.wantReason) {
 				t.Fatalf("pass %v reason %q, want pass %v reason containing %q", hr.res.Pass, hr.res.Reason, tc.wantPass, tc.wantReason)

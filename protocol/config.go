@@ -156,6 +156,15 @@ type GuestConfig struct {
 	// read-only only after the restore (QEMU cannot migrate a guest with a
 	// 9p share mounted). Template only; empty: inline layers only.
 	LayerShare string `json:"layer_share,omitempty"`
+	// LayerWindowBase and LayerWindowSize are a template's layer window
+	// (LayerInWindow; CheckLayerWindow): guest-physical memory its kernel
+	// does not use (the host reserves it on the kernel command line),
+	// which the template's init maps through /dev/mem and marks
+	// (LayerWindowMagic) before it says TemplateReady. A guest that cannot
+	// map it says so on its console and takes its layers over the share.
+	// Template only; zero: no window.
+	LayerWindowBase uint64 `json:"layer_window_base,omitempty"`
+	LayerWindowSize uint64 `json:"layer_window_size,omitempty"`
 	// CoverageDir, when not empty, is an absolute guest directory that
 	// init creates before the test and whose regular files it sends to the
 	// host after the test, whatever the verdict, as output files below
@@ -279,8 +288,13 @@ func (c *GuestConfig) Validate() error {
 				return bad("layer_share: %v", err)
 			}
 		}
+		if err := CheckLayerWindow(c.LayerWindowBase, c.LayerWindowSize); err != nil {
+			return bad("layer_window_base, layer_window_size: %v", err)
+		}
 	} else if c.LayerShare != "" {
 		return bad("layer_share: only a template has one")
+	} else if c.LayerWindowBase != 0 || c.LayerWindowSize != 0 {
+		return bad("layer_window_base, layer_window_size: only a template has a layer window")
 	} else if c.Path == "" || !path.IsAbs(c.Path) {
 		return bad("path %q: want an absolute path", c.Path)
 	}

@@ -47,6 +47,15 @@ func TestConfigValidate(t *testing.T) {
 			c.Template, c.Channel = true, Channel{Kind: ChannelVsockListen, Port: TemplateListenPort}
 		}, ""},
 		{"template dialling vsock", func(c *GuestConfig) { c.Template = true }, "template's channel must be"},
+		{"template with a layer window", func(c *GuestConfig) {
+			c.Template, c.Channel = true, Channel{Kind: ChannelSerial, Device: "/dev/vport0p1"}
+			c.LayerWindowBase, c.LayerWindowSize = 256<<20, 128<<20
+		}, ""},
+		{"template with a bad layer window", func(c *GuestConfig) {
+			c.Template, c.Channel = true, Channel{Kind: ChannelSerial, Device: "/dev/vport0p1"}
+			c.LayerWindowBase, c.LayerWindowSize = 256<<20+1, 128<<20
+		}, "layer_window_base, layer_window_size: layer window 0x10000001"},
+		{"layer window without a template", func(c *GuestConfig) { c.LayerWindowBase, c.LayerWindowSize = 256<<20, 128<<20 }, "only a template has a layer window"},
 		{"serial with port", func(c *GuestConfig) { c.Channel = Channel{Kind: ChannelSerial, Device: "/dev/vport0p1", Port: 3} }, "serial with"},
 		{"bad hugepage", func(c *GuestConfig) { c.HugePageSizes = []string{"2MB"} }, "hugepage"},
 		{"dup hugepage", func(c *GuestConfig) { c.HugePageSizes = []string{"2M", "2M"} }, "twice"},

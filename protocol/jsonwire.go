@@ -247,6 +247,18 @@ func (r *jsonReader) uint32() (uint32, error) {
 	return uint32(n), nil
 }
 
+func (r *jsonReader) uint64() (uint64, error) {
+	s, err := r.integer()
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, r.errf("%s: want an integer from 0 to %d", s, uint64(math.MaxUint64))
+	}
+	return n, nil
+}
+
 func (r *jsonReader) int64() (int64, error) {
 	s, err := r.integer()
 	if err != nil {
@@ -356,6 +368,10 @@ func decodeConfig(b []byte) (GuestConfig, error) {
 			c.Template, err = r.boolean()
 		case "layer_share":
 			c.LayerShare, err = r.str()
+		case "layer_window_base":
+			c.LayerWindowBase, err = r.uint64()
+		case "layer_window_size":
+			c.LayerWindowSize, err = r.uint64()
 		case "coverage_dir":
 			c.CoverageDir, err = r.str()
 		default:

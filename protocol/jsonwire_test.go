@@ -49,6 +49,7 @@ func TestParseConfigLikeEncodingJSON(t *testing.T) {
 		`{"path":"/t","channel":{"kind":"serial","device":"/dev/vport0p1"}}`,
 		` {"channel":{"port":1,"kind":"vsock"},"path":"/t","timeout":0} ` + "\n",
 		`{"path":"/t","channel":{"kind":"vsock","port":1},"timeout":-0,"verbose":false}`,
+		`{"template":true,"channel":{"kind":"serial","device":"/dev/vport0p1"},"layer_share":"rgvm_layer","layer_window_base":268435456,"layer_window_size":134217728}`,
 	} {
 		got, err := ParseConfig([]byte(in))
 		if err != nil {

@@ -22,10 +22,13 @@ import (
 // restores a copy and writes one layer message on the channel: a
 // LayerHeader, and the test layer a cold boot appends to its initrd
 // (LayerHeader.Size bytes of newc archives), either after the header on
-// the channel (LayerInline) or, usually, in the file LayerShareFile of a
-// read-only 9p share tagged GuestConfig.LayerShare (LayerShared): 9p moves
-// 512 KiB per request where a virtio-serial port moves 4 KiB per round
-// trip. The guest extracts the archives (ExtractNewc), sets its clock,
+// the channel (LayerInline), in the file LayerShareFile of a read-only 9p
+// share tagged GuestConfig.LayerShare (LayerShared: 9p moves 512 KiB per
+// request where a virtio-serial port moves 4 KiB per round trip) or, on
+// x86_64, at the start of the template's layer window (LayerInWindow):
+// guest-physical memory the kernel never uses, which each restore backs
+// with a file of its own, and which the guest mapped before it was saved
+// (GuestConfig.LayerWindowBase; no request, no file system). The guest extracts the archives (ExtractNewc), sets its clock,
 // mixes the seed into its random pool, reads its GuestConfig from
 // ConfigPath as after a cold boot, and the session goes on over the same
 // channel.
@@ -110,7 +113,13 @@ const (
 	// LayerShared: they are the file LayerShareFile of the guest's layer
 	// share (GuestConfig.LayerShare), written before the header is sent.
 	LayerShared LayerVia = 1
+	// LayerInWindow: they are at the start of the template's layer window
+	// (GuestConfig.LayerWindowBase), put there by the host before the
+	// restore started.
+	LayerInWindow LayerVia = 2
 )
+
+func (v LayerVia) valid() bool { return v == LayerInline || v == LayerShared || v == LayerInWindow }
 
 func (v LayerVia) String() string {
 	switch v {
@@ -118,6 +127,8 @@ func (v LayerVia) String() string {
 		return "inline"
 	case LayerShared:
 		return "shared"
+	case LayerInWindow:
+		return "window"
 	}
 	return fmt.Sprintf("LayerVia(%d)", uint16(v))
 }
@@ -151,8 +162,8 @@ func EncodeLayerHeader(h LayerHeader) ([]byte, error) {
 	if h.Size < 0 || h.Size > MaxLayerSize {
 		return nil, fmt.Errorf("%w: size %d not in [0, %d]", ErrBadLayer, h.Size, MaxLayerSize)
 	}
-	if h.Via != LayerInline && h.Via != LayerShared {
-		return nil, fmt.Errorf("%w: %v: want inline or shared", ErrBadLayer, h.Via)
+	if !h.Via.valid() {
+		return nil, fmt.Errorf("%w: %v: want inline, shared or window", ErrBadLayer, h.Via)
 	}
 	b := make([]byte, 0, LayerHeaderSize)
 	b = append(b, layerMagic...)
@@ -177,8 +188,8 @@ func DecodeLayerHeader(p []byte) (LayerHeader, error) {
 	if v := binary.BigEndian.Uint16(p); v != LayerVersion {
 		return h, fmt.Errorf("%w: version %d, this init speaks %d", ErrBadLayer, v, LayerVersion)
 	}
-	if h.Via = LayerVia(binary.BigEndian.Uint16(p[2:])); h.Via != LayerInline && h.Via != LayerShared {
-		return h, fmt.Errorf("%w: archives %v: want inline or shared", ErrBadLayer, h.Via)
+	if h.Via = LayerVia(binary.BigEndian.Uint16(p[2:])); !h.Via.valid() {
+		return h, fmt.Errorf("%w: archives %v: want inline, shared or window", ErrBadLayer, h.Via)
 	}
 	p = p[4:]
 	h.Now = time.Unix(0, int64(binary.BigEndian.Uint64(p)))
@@ -191,8 +202,8 @@ func DecodeLayerHeader(p []byte) (LayerHeader, error) {
 	return h, nil
 }
 
-// layerPayloadSize is the length of archives as a layer carries them.
-func layerPayloadSize(archives [][]byte) int64 {
+// LayerPayloadSize is the length of archives as a layer carries them.
+func LayerPayloadSize(archives [][]byte) int64 {
 	var n int64
 	for _, a := range archives {
 		n += int64(len(a)+3) &^ 3
@@ -213,13 +224,13 @@ func WriteLayerPayload(w io.Writer, archives ...[]byte) (int64, error) {
 			return 0, fmt.Errorf("write layer: %w", err)
 		}
 	}
-	return layerPayloadSize(archives), nil
+	return LayerPayloadSize(archives), nil
 }
 
 // LayerPayload is WriteLayerPayload's bytes.
 func LayerPayload(archives ...[]byte) []byte {
 	var b bytes.Buffer
-	b.Grow(int(layerPayloadSize(archives)))
+	b.Grow(int(LayerPayloadSize(archives)))
 	_, _ = WriteLayerPayload(&b, archives...)
 	return b.Bytes()
 }
@@ -227,7 +238,7 @@ func LayerPayload(archives ...[]byte) []byte {
 // WriteLayer writes an inline layer message: h (Via and Size set here)
 // and then the payload (WriteLayerPayload).
 func WriteLayer(w io.Writer, h LayerHeader, archives ...[]byte) error {
-	h.Via, h.Size = LayerInline, layerPayloadSize(archives)
+	h.Via, h.Size = LayerInline, LayerPayloadSize(archives)
 	hdr, err := EncodeLayerHeader(h)
 	if err != nil {
 		return err
@@ -241,11 +252,14 @@ func WriteLayer(w io.Writer, h LayerHeader, archives ...[]byte) error {
 	return nil
 }
 
-// WriteSharedLayer writes the header of a shared layer message: h with
-// Via = LayerShared and Size the length of the payload (WriteLayerPayload)
-// already written to the share's LayerShareFile.
-func WriteSharedLayer(w io.Writer, h LayerHeader, size int64) error {
-	h.Via, h.Size = LayerShared, size
+// WriteLayerHeader writes the header of a layer message whose archives
+// are not on w: h with Via LayerShared or LayerInWindow and Size the length
+// of the payload (WriteLayerPayload) already in the share's LayerShareFile
+// or at the start of the layer window.
+func WriteLayerHeader(w io.Writer, h LayerHeader) error {
+	if h.Via != LayerShared && h.Via != LayerInWindow {
+		return fmt.Errorf("%w: a header alone is for a shared or window layer, not %v", ErrBadLayer, h.Via)
+	}
 	hdr, err := EncodeLayerHeader(h)
 	if err != nil {
 		return err
@@ -303,6 +317,38 @@ func ExtractLayerBytes(b []byte, h LayerHeader, root string) error {
 		return fmt.Errorf("%w: %d bytes of archives, the header says %d", ErrBadLayer, len(b), h.Size)
 	}
 	return ExtractNewc(&sliceReader{b: b}, root)
+}
+
+// The layer window (GuestConfig.LayerWindowBase and LayerWindowSize).
+const (
+	// LayerWindowAlign is the alignment of its base and size (a page).
+	LayerWindowAlign = 4096
+	// MaxLayerWindow bounds its size.
+	MaxLayerWindow = 1 << 30
+	// LayerWindowMagic is what a template guest writes at the start of its
+	// window once it has mapped it: the host reads it from the window's
+	// file after the save, which proves that the guest reaches the file's
+	// bytes at that address (the kernel has /dev/mem, the range is the
+	// file's) before any restore puts a layer there.
+	LayerWindowMagic = "RGVM layer window v1\n"
+)
+
+// CheckLayerWindow checks a layer window: both zero (none), or a size up
+// to MaxLayerWindow at a base, both LayerWindowAlign-aligned.
+func CheckLayerWindow(base, size uint64) error {
+	switch {
+	case base == 0 && size == 0:
+		return nil
+	case size == 0 || size > MaxLayerWindow:
+		return fmt.Errorf("layer window size %d: want 1 to %d bytes", size, MaxLayerWindow)
+	case base == 0:
+		return fmt.Errorf("layer window of %d bytes at address 0: want its guest-physical base address", size)
+	case base%LayerWindowAlign != 0 || size%LayerWindowAlign != 0:
+		return fmt.Errorf("layer window %#x+%#x: base and size must be multiples of %d", base, size, LayerWindowAlign)
+	case base+size < base:
+		return fmt.Errorf("layer window %#x+%#x: ends past the address space", base, size)
+	}
+	return nil
 }
 
 // CheckShareTag checks a 9p mount tag (GuestConfig.LayerShare).

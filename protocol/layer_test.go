@@ -152,7 +152,7 @@ func TestLayerHeader(t *testing.T) {
 		{"short", func(b []byte) []byte { return b[:10] }, "header of 10 bytes"},
 		{"magic", func(b []byte) []byte { b[0] = 'X'; return b }, "no layer magic"},
 		{"version", func(b []byte) []byte { b[9] = 9; return b }, "version 9"},
-		{"via", func(b []byte) []byte { b[11] = 2; return b }, "archives LayerVia(2)"},
+		{"via", func(b []byte) []byte { b[11] = 3; return b }, "archives LayerVia(3)"},
 		{"size", func(b []byte) []byte { b[len(b)-8] = 0xff; return b }, "over"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -245,19 +245,34 @@ func FuzzDecodeLayerHeader(f *testing.F) {
 	})
 }
 
-// TestSharedLayer: a shared layer's header travels alone; its payload
-// (LayerPayload, the share's file) extracts from memory, in place, to the
-// same tree as the inline message; a payload of another size than the
-// header's, or an inline extraction of a shared header, fails.
+// TestSharedLayer: the header of a shared (or window) layer travels
+// alone; its payload (LayerPayload, the share's file or the window's
+// start) extracts from memory, in place, to the same tree as the inline
+// message; a payload of another size than the header's, or an inline
+// extraction of a shared header, fails; a header alone for an inline
+// layer is refused.
 func TestSharedLayer(t *testing.T) {
 	archives := [][]byte{newc(file("a", strings.Repeat("x", 10001))), newc(file("d/b", "22"))}
 	payload := LayerPayload(archives...)
-	var hdr bytes.Buffer
-	if err := WriteSharedLayer(&hdr, LayerHeader{Now: time.Unix(5, 0)}, int64(len(payload))); err != nil {
-		t.Fatal(err)
+	for _, via := range []LayerVia{LayerShared, LayerInWindow} {
+		var hdr bytes.Buffer
+		if err := WriteLayerHeader(&hdr, LayerHeader{Via: via, Now: time.Unix(5, 0), Size: int64(len(payload))}); err != nil {
+			t.Fatal(err)
+		}
+		h, err := ReadLayerHeader(bytes.NewReader(hdr.Bytes()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hdr.Len() != LayerHeaderSize || h.Via != via || h.Size != int64(len(payload)) {
+			t.Fatalf("%v: %d bytes, header %+v", via, hdr.Len(), h)
+		}
 	}
-	if hdr.Len() != LayerHeaderSize {
-		t.Fatalf("a shared message is %d bytes, want the header's %d", hdr.Len(), LayerHeaderSize)
+	if err := WriteLayerHeader(io.Discard, LayerHeader{Via: LayerInline}); !errors.Is(err, ErrBadLayer) {
+		t.Errorf("a header alone for an inline layer: err = %v, want ErrBadLayer", err)
+	}
+	var hdr bytes.Buffer
+	if err := WriteLayerHeader(&hdr, LayerHeader{Via: LayerShared, Now: time.Unix(5, 0), Size: int64(len(payload))}); err != nil {
+		t.Fatal(err)
 	}
 	h, err := ReadLayerHeader(bytes.NewReader(hdr.Bytes()))
 	if err != nil {
@@ -292,6 +307,27 @@ func TestSharedLayer(t *testing.T) {
 	cut := slices.Clone(payload[:500])
 	if err := ExtractLayerBytes(cut, LayerHeader{Via: LayerShared, Size: int64(len(cut))}, t.TempDir()); !errors.Is(err, ErrBadLayer) {
 		t.Errorf("cut payload: err = %v, want ErrBadLayer", err)
+	}
+}
+
+func TestCheckLayerWindow(t *testing.T) {
+	for _, c := range []struct {
+		base, size uint64
+		ok         bool
+	}{
+		{0, 0, true},
+		{256 << 20, 128 << 20, true},
+		{4096, 4096, true},
+		{256 << 20, 0, false}, // a base without a size
+		{0, 128 << 20, false}, // a size without a base
+		{256 << 20, MaxLayerWindow + 4096, false},
+		{256<<20 + 1, 128 << 20, false}, // unaligned base
+		{256 << 20, 128<<20 + 512, false},
+		{^uint64(0) &^ 4095, 8192, false}, // past the address space
+	} {
+		if err := CheckLayerWindow(c.base, c.size); (err == nil) != c.ok {
+			t.Errorf("CheckLayerWindow(%#x, %#x) = %v, want ok %v", c.base, c.size, err, c.ok)
+		}
 	}
 }
 

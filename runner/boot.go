@@ -52,6 +52,9 @@ func vmDescription(p *runPlan, pr *prepared) vmm.VM {
 		t := pr.restore.tmpl
 		vm = restoreVM(vm, t.Meta.Format, t.RAM())
 		vm.Initrd, vm.Restore, vm.LayerShare = "", t.State(), pr.restore.share
+		if t.Meta.LayerWindowMiB > 0 {
+			vm.LayerWindow = vmm.LayerWindow{File: pr.restore.window, MiB: t.Meta.LayerWindowMiB}
+		}
 	}
 	return vm
 }

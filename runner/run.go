@@ -148,7 +148,7 @@ func runVM(ctx context.Context, p *runPlan, pr *prepared, td *teardown, res *Res
 	s := newVMSession(p, pr, vm)
 	var ln net.Listener = pr.ch.ln
 	if restoring {
-		ln = &layerListener{Listener: ln, size: pr.restore.size, now: p.o.Now, log: p.o.Log, start: vm.start}
+		ln = &layerListener{Listener: ln, via: pr.restore.via, size: pr.restore.size, now: p.o.Now, log: p.o.Log, start: vm.start}
 	}
 	out, err := s.run(ctx, ln)
 	collectResult(res, out, s, vm)

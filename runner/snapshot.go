@@ -76,6 +76,99 @@ func writeLayerShare(dir string, archives [][]byte) (int64, error) {
 	return size, nil
 }
 
+// layerWindowMiB is the size of a template's layer window
+// (vmm.VM.LayerWindow): a test layer up to it goes in guest memory
+// (protocol.LayerInWindow), a larger one over the layer share. The window
+// costs a guest none of its RAM (the kernel does not use it), a template
+// nothing (its save leaves it out) and a restore the pages its layer fills.
+const layerWindowMiB = 128
+
+// layerWindow is a template's layer window: mib MiB at guest-physical
+// base (mib 0: none).
+type layerWindow struct {
+	base uint64
+	mib  int
+}
+
+// layerWindowFile is the file of a restore's layer window in its state
+// directory, and templateWindowFile a template's being made (its guest
+// marks it; it is not kept).
+const (
+	layerWindowFile    = "layer-window"
+	templateWindowFile = "template-layer-window"
+)
+
+// layerWindow is the layer window of vm's template: none when the
+// template format would save the window with the RAM (only
+// vmm.SaveRAMFile leaves shared memory out) or the backend cannot place
+// one for vm (its arch, or RAM too large).
+func (p *runPlan) layerWindow(vm vmm.VM) layerWindow {
+	if p.templateFormat() != vmm.SaveRAMFile {
+		return layerWindow{}
+	}
+	vm.LayerWindow.MiB = layerWindowMiB
+	base, err := p.backend.LayerWindow(vm)
+	if err != nil {
+		return layerWindow{}
+	}
+	return layerWindow{base: base, mib: layerWindowMiB}
+}
+
+// withWindow is vm with the layer window w backed by file (vm when w is
+// none).
+func withWindow(vm vmm.VM, w layerWindow, file string) vmm.VM {
+	if w.mib > 0 {
+		vm.LayerWindow = vmm.LayerWindow{File: file, MiB: w.mib}
+	}
+	return vm
+}
+
+// windowMarked says whether the template guest marked its layer window
+// file (protocol.LayerWindowMagic): it mapped the window, where QEMU put
+// the file.
+func windowMarked(file string) bool {
+	f, err := os.Open(file)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b := make([]byte, len(protocol.LayerWindowMagic))
+	_, err = io.ReadFull(f, b)
+	return err == nil && string(b) == protocol.LayerWindowMagic
+}
+
+// windowTakes says whether a restore of the template m describes puts a
+// test layer of size bytes in its layer window: the guest mapped it, and
+// the layer fits.
+func (m TemplateMeta) windowTakes(size int64) bool {
+	return m.LayerWindowMiB > 0 && m.LayerWindowMapped && size <= int64(m.LayerWindowMiB)<<20
+}
+
+// writeLayerWindow makes a restore's layer window file of mib MiB with
+// the layer's archives (protocol.WriteLayerPayload) at its start, or
+// none when archives is nil (the layer goes over the share; the restore
+// still needs the window's memory), and returns their size.
+func writeLayerWindow(file string, mib int, archives [][]byte) (int64, error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return 0, fmt.Errorf("%w: layer window: %w", ErrInternal, err)
+	}
+	var size int64
+	if archives != nil {
+		size, err = protocol.WriteLayerPayload(f, archives...)
+	}
+	if err == nil {
+		err = f.Truncate(int64(mib) << 20) // sparse: only the layer's pages are the file's
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%w: layer window: %w", ErrInternal, err)
+	}
+	return size, nil
+}
+
 // DefaultTemplateFormat is the save format of templates: the one that
 // restored fastest as measured (README, "Snapshot start"): RAM in a file
 // each restore maps copy-on-write, so a restore reads only the pages the
@@ -153,12 +246,14 @@ func snapshotTransport(o Options) (c vsock.Choice, listen bool, err error) {
 }
 
 // restore is what a snapshot start restores: the template, and the test
-// layer (the extra layers' archives and the test layer's) in the layer
-// share, size bytes.
+// layer (the extra layers' archives and the test layer's), size bytes,
+// via the template's layer window (the file window) or the layer share.
 type restore struct {
-	tmpl  Template
-	share string
-	size  int64
+	tmpl   Template
+	share  string
+	window string
+	via    protocol.LayerVia
+	size   int64
 }
 
 // prepareRestore finds (or makes) the template of this run's VM and reads
@@ -173,15 +268,36 @@ func (p *runPlan) prepareRestore(ctx context.Context, pr *prepared, base string,
 	if err != nil {
 		return nil, err
 	}
-	share := layerShareDir(pr.state)
-	size, err := writeLayerShare(share, archives)
-	if err != nil {
+	r := &restore{tmpl: t, share: layerShareDir(pr.state), via: protocol.LayerShared}
+	if mib := t.Meta.LayerWindowMiB; mib > 0 {
+		// The window's memory is the template's shape: every restore
+		// has it, with the layer in it when the guest mapped it and the
+		// layer fits.
+		r.window = filepath.Join(pr.state, layerWindowFile)
+		in := t.Meta.windowTakes(protocol.LayerPayloadSize(archives))
+		var inWindow [][]byte
+		if in {
+			inWindow, r.via = archives, protocol.LayerInWindow
+		}
+		pr.removeLater(r.window)
+		if r.size, err = writeLayerWindow(r.window, mib, inWindow); err != nil {
+			return nil, err
+		}
+		if in { // the share is the template's shape too: there, empty
+			if err := os.MkdirAll(r.share, 0o755); err != nil {
+				return nil, fmt.Errorf("%w: layer share: %w", ErrInternal, err)
+			}
+			pr.removeLater(r.share)
+			return r, nil
+		}
+	}
+	if r.size, err = writeLayerShare(r.share, archives); err != nil {
 		return nil, err
 	}
 	// The file, then its directory (the teardown removes in order).
-	pr.removeLater(filepath.Join(share, protocol.LayerShareFile))
-	pr.removeLater(share)
-	return &restore{tmpl: t, share: share, size: size}, nil
+	pr.removeLater(filepath.Join(r.share, protocol.LayerShareFile))
+	pr.removeLater(r.share)
+	return r, nil
 }
 
 // restoreArchives is what a cold boot appends to the base layer: the extra
@@ -217,6 +333,8 @@ func (p *runPlan) templateWant(pr *prepared, base string, tcfg []byte) (Template
 	// line the template booted with, which a restore's leaves out.
 	vm.Kernel, vm.Initrd, vm.Restore, vm.Channel.Socket, vm.Monitor = "@kernel", "@initrd", "", "@serial", "@monitor"
 	vm.LayerShare = "@layershare"
+	window := p.layerWindow(vm)
+	vm = withWindow(vm, window, "@layerwindow")
 	if vm.Channel.Transport == vsock.VhostVsock {
 		vm.Channel.CID = vsock.FirstGuestCID // each restore's own
 	}
@@ -242,7 +360,7 @@ func (p *runPlan) templateWant(pr *prepared, base string, tcfg []byte) (Template
 		return TemplateMeta{}, err
 	}
 	return TemplateMeta{Version: TemplateMetaVersion, Key: templateKey(args, tcfg), Files: files, Format: p.templateFormat(), QEMUBuildID: id,
-		HostCPU: cpu, QEMUVersion: p.qemuVersion, Arch: o.Arch, Accel: vm.Accel, Kernel: o.Kernel}, nil
+		HostCPU: cpu, QEMUVersion: p.qemuVersion, Arch: o.Arch, Accel: vm.Accel, Kernel: o.Kernel, LayerWindowMiB: window.mib}, nil
 }
 
 // findTemplate returns the template for this run: Options.Template when
@@ -275,7 +393,7 @@ func (p *runPlan) findTemplate(ctx context.Context, pr *prepared, base string) (
 // templateFor is the template config of this run's VM and what it needs
 // of a template.
 func (p *runPlan) templateFor(pr *prepared, base string) ([]byte, TemplateMeta, error) {
-	tcfg, err := templateConfig(pr.ch.guest, p.hugeSizes())
+	tcfg, err := templateConfig(pr.ch.guest, p.hugeSizes(), p.layerWindow(p.lower(vmDescription(p, pr))))
 	if err != nil {
 		return nil, TemplateMeta{}, err
 	}
@@ -305,10 +423,11 @@ func (p *runPlan) lower(vm vmm.VM) vmm.VM {
 
 // layerListener is the session's listener of a restored guest: the
 // guest's channel, once accepted, first carries the header of the test
-// layer, which waits in the layer share.
+// layer, which waits in the layer window or share.
 type layerListener struct {
 	net.Listener
-	size int64 // of the layer in the share
+	via  protocol.LayerVia
+	size int64 // of the layer in the window or share
 	now  func() time.Time
 	sent bool
 	// log gets when the header went, counted from start (QEMU's start).
@@ -317,22 +436,26 @@ type layerListener struct {
 }
 
 // Accept accepts a connection; the first gets the layer's header (the
-// host's clock and a fresh seed; the archives are in the share).
+// host's clock and a fresh seed; the archives are in the window or share).
 func (l *layerListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil || l.sent {
 		return c, err
 	}
 	l.sent = true
-	h := protocol.LayerHeader{Now: l.now()}
+	h := protocol.LayerHeader{Via: l.via, Now: l.now(), Size: l.size}
 	_, _ = rand.Read(h.Seed[:])
-	if err := protocol.WriteSharedLayer(c, h, l.size); err != nil {
+	if err := protocol.WriteLayerHeader(c, h); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("%w: sending the test layer: %w", ErrBootFailed, err)
 	}
 	if l.log != nil {
-		fmt.Fprintf(l.log, "invm: test layer (%.1f MB) in the layer share, channel connected %v after QEMU started\n",
-			float64(l.size)/1e6, l.now().Sub(l.start).Round(time.Millisecond))
+		where := "layer share"
+		if l.via == protocol.LayerInWindow {
+			where = "layer window"
+		}
+		fmt.Fprintf(l.log, "invm: test layer (%.1f MB) in the %s, channel connected %v after QEMU started\n",
+			float64(l.size)/1e6, where, l.now().Sub(l.start).Round(time.Millisecond))
 	}
 	return c, nil
 }

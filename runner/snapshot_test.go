@@ -305,7 +305,7 @@ func TestLayerListener(t *testing.T) {
 			t.Fatal(err)
 		}
 		now := time.Unix(1800000000+int64(i), 0)
-		ll := &layerListener{Listener: ln, size: size, now: func() time.Time { return now }}
+		ll := &layerListener{Listener: ln, via: protocol.LayerShared, size: size, now: func() time.Time { return now }}
 		got := make(chan error, 1)
 		var h protocol.LayerHeader
 		root := t.TempDir()
@@ -359,6 +359,89 @@ func TestLayerListener(t *testing.T) {
 // one VM (their own state directories, sockets and initrds) share it; a
 // VM with another kernel command line (which a restore's QEMU command
 // line leaves out) or memory size has another.
+// TestLayerWindow: an x86_64 template has a layer window right after its
+// RAM, when its format leaves shared memory out of the save and the window
+// fits below 2 GiB; an aarch64 one has none. A restore puts its layer
+// there only when the template's guest mapped it and the layer fits.
+func TestLayerWindow(t *testing.T) {
+	plan := func(change func(*Options)) *runPlan {
+		o := Options{TestBinary: "x.test", Arch: arch.X86_64, Kernel: "/k/vmlinux", Log: io.Discard}
+		if change != nil {
+			change(&o)
+		}
+		o = o.WithDefaults()
+		return &runPlan{o: o, shape: o.shape(), profile: qemu.Profiles[o.Arch], backend: vmm.QEMU{}}
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*Options)
+		want   layerWindow
+	}{
+		{"x86_64", nil, layerWindow{base: 256 << 20, mib: layerWindowMiB}},
+		{"x86_64, 1 GiB", func(o *Options) { o.MemoryMiB = 1024 }, layerWindow{base: 1 << 30, mib: layerWindowMiB}},
+		{"x86_64, RAM up to 2 GiB", func(o *Options) { o.MemoryMiB = 2000 }, layerWindow{}},
+		{"x86_64, a stream template", func(o *Options) { o.TemplateFormat = vmm.SaveStream }, layerWindow{}},
+		{"x86_64, a mapped-ram template", func(o *Options) { o.TemplateFormat = vmm.SaveMappedRAM }, layerWindow{}},
+		{"aarch64", func(o *Options) { o.Arch, o.Kernel = arch.AArch64, "/k/Image" }, layerWindow{}},
+	} {
+		p := plan(tc.change)
+		if got := p.layerWindow(p.shape); got != tc.want {
+			t.Errorf("%s: window %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+	m := TemplateMeta{LayerWindowMiB: 1, LayerWindowMapped: true}
+	for _, tc := range []struct {
+		meta TemplateMeta
+		size int64
+		want bool
+	}{
+		{m, 1 << 20, true},
+		{m, 1<<20 + 1, false},
+		{TemplateMeta{LayerWindowMiB: 1}, 10, false}, // the guest did not map it
+		{TemplateMeta{}, 10, false},
+	} {
+		if got := tc.meta.windowTakes(tc.size); got != tc.want {
+			t.Errorf("%+v takes %d bytes: %v, want %v", tc.meta, tc.size, got, tc.want)
+		}
+	}
+}
+
+// TestWriteLayerWindow: a restore's window file is the window's size with
+// the layer at its start (or nothing but zeros); the template's is marked
+// only when it starts with the magic.
+func TestWriteLayerWindow(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "w")
+	archives := [][]byte{[]byte("abcde"), []byte("xyz")}
+	size, err := writeLayerWindow(file, 2, archives)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if payload := protocol.LayerPayload(archives...); size != int64(len(payload)) || len(b) != 2<<20 || !bytes.Equal(b[:size], payload) ||
+		bytes.ContainsFunc(b[size:], func(r rune) bool { return r != 0 }) {
+		t.Errorf("window file of %d bytes, layer of %d: %q...", len(b), size, b[:16])
+	}
+	if windowMarked(file) {
+		t.Error("a layer is not the template's mark")
+	}
+	if size, err := writeLayerWindow(file, 1, nil); err != nil || size != 0 {
+		t.Fatalf("an empty window: %d, %v", size, err)
+	}
+	if st, err := os.Stat(file); err != nil || st.Size() != 1<<20 {
+		t.Fatalf("an empty window's file: %v, %v", st, err)
+	}
+	if err := os.WriteFile(file, []byte(protocol.LayerWindowMagic+"rest"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !windowMarked(file) || windowMarked(filepath.Join(dir, "missing")) {
+		t.Error("windowMarked: want the marked file only")
+	}
+}
+
 func TestTemplateKey(t *testing.T) {
 	cpuinfo := writeFile(t, t.TempDir(), "cpuinfo", "cpu MHz\t\t: 2600.000\n")
 	key := func(state string, change func(*Options)) string {

@@ -73,6 +73,13 @@ type TemplateMeta struct {
 	Arch        arch.Arch `json:"arch"`
 	Accel       string    `json:"accel"`
 	Kernel      string    `json:"kernel"`
+	// LayerWindowMiB is the size of the template's layer window
+	// (vmm.VM.LayerWindow; 0: none), which every restore has too, and
+	// LayerWindowMapped whether its guest mapped it (it marked it with
+	// protocol.LayerWindowMagic): only then does a restore put its test
+	// layer there (else on the layer share).
+	LayerWindowMiB    int  `json:"layer_window_mib,omitempty"`
+	LayerWindowMapped bool `json:"layer_window_mapped,omitempty"`
 	// MakeTime is how long making it took (boot to ready, save, exit);
 	// StateBytes the saved state's size.
 	MakeTime   time.Duration `json:"make_time_ns"`
@@ -247,10 +254,12 @@ func QEMUBuildID(path string) (string, error) {
 }
 
 // templateConfig is a template's guest config: wait on the serial
-// channel, with the shape's guest hugepages mounted and the layer share
-// there; not verbose (the test's config says, after the restore).
-func templateConfig(ch protocol.Channel, hugeSizes []string) ([]byte, error) {
-	cfg := protocol.GuestConfig{Template: true, Channel: ch, HugePageSizes: hugeSizes, LayerShare: protocol.LayerShareTag}
+// channel, with the shape's guest hugepages mounted, the layer share there
+// and its layer window (w, when its size is not 0) mapped; not verbose
+// (the test's config says, after the restore).
+func templateConfig(ch protocol.Channel, hugeSizes []string, w layerWindow) ([]byte, error) {
+	cfg := protocol.GuestConfig{Template: true, Channel: ch, HugePageSizes: hugeSizes, LayerShare: protocol.LayerShareTag,
+		LayerWindowBase: w.base, LayerWindowSize: uint64(w.mib) << 20}
 	b, err := cfg.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTemplate, err)

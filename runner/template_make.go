@@ -63,7 +63,8 @@ func (p *runPlan) makeTemplate(ctx context.Context, pr *prepared, base string, t
 	if err := writeTemplateInitrd(initrd, base, tcfg); err != nil {
 		return Template{}, err
 	}
-	if err := p.bootAndSave(ctx, pr, initrd, work); err != nil {
+	mapped, err := p.bootAndSave(ctx, pr, initrd, work)
+	if err != nil {
 		return Template{}, err
 	}
 	st, err := os.Stat(filepath.Join(work, TemplateStateFile))
@@ -72,6 +73,7 @@ func (p *runPlan) makeTemplate(ctx context.Context, pr *prepared, base string, t
 	}
 	meta := want
 	meta.MakeTime, meta.StateBytes = o.Now().Sub(start), st.Size()
+	meta.LayerWindowMapped = mapped
 	b, err := json.MarshalIndent(meta, "", "  ")
 	if err == nil {
 		err = atomicfile.WriteFile(filepath.Join(work, TemplateMetaFile), b, 0o644)
@@ -85,7 +87,14 @@ func (p *runPlan) makeTemplate(ctx context.Context, pr *prepared, base string, t
 	}
 	done = err == nil
 	if err == nil {
-		fmt.Fprintf(o.Log, "invm: made template %s in %v (%.1f MB saved state)\n", t.Dir, meta.MakeTime.Round(time.Millisecond), float64(meta.StateBytes)/1e6)
+		window := ""
+		switch {
+		case meta.LayerWindowMiB > 0 && mapped:
+			window = fmt.Sprintf("; test layers up to %d MiB in its layer window", meta.LayerWindowMiB)
+		case meta.LayerWindowMiB > 0:
+			window = "; its guest did not map its layer window (the console says why with -v): test layers over the share"
+		}
+		fmt.Fprintf(o.Log, "invm: made template %s in %v (%.1f MB saved state%s)\n", t.Dir, meta.MakeTime.Round(time.Millisecond), float64(meta.StateBytes)/1e6, window)
 	}
 	return t, err
 }
@@ -110,12 +119,13 @@ func MakeTemplate(ctx context.Context, o Options, dir string) (Template, error) 
 
 // bootAndSave boots the template VM (from initrd) on a channel of its own
 // (templateChannel), waits until its init says it is ready, saves it to
-// tmp's state file over the monitor and lets QEMU exit.
-func (p *runPlan) bootAndSave(ctx context.Context, pr *prepared, initrd, tmp string) error {
+// tmp's state file over the monitor and lets QEMU exit. mapped says
+// whether its guest mapped its layer window (windowMarked).
+func (p *runPlan) bootAndSave(ctx context.Context, pr *prepared, initrd, tmp string) (mapped bool, err error) {
 	o := p.o
 	tch, ready, err := p.templateChannel(pr)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer tch.close()
 	monitor := templateMonitor(pr.state)
@@ -127,16 +137,24 @@ func (p *runPlan) bootAndSave(ctx context.Context, pr *prepared, initrd, tmp str
 	// The template's share is empty: each restore exports its own.
 	vm.LayerShare = filepath.Join(pr.state, "template-layer-share")
 	if err := os.MkdirAll(vm.LayerShare, 0o755); err != nil {
-		return fmt.Errorf("%w: %w", ErrTemplate, err)
+		return false, fmt.Errorf("%w: %w", ErrTemplate, err)
 	}
 	defer os.Remove(vm.LayerShare)
+	window := filepath.Join(pr.state, templateWindowFile)
+	if w := p.layerWindow(vm); w.mib > 0 {
+		vm = withWindow(vm, w, window)
+		defer os.Remove(window)
+		if _, err := writeLayerWindow(window, w.mib, nil); err != nil {
+			return false, fmt.Errorf("%w: %w", ErrTemplate, err)
+		}
+	}
 	vm.SaveFormat = p.templateFormat()
 	if vm.SaveFormat == vmm.SaveRAMFile {
 		vm.RAMFile, vm.RAMFilePrivate = filepath.Join(tmp, TemplateRAMFile), false
 	}
 	args, err := p.backend.Args(vm)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrTemplate, err)
+		return false, fmt.Errorf("%w: %w", ErrTemplate, err)
 	}
 	out := &lockedBuffer{}
 	cmd := exec.Command(o.QEMU, args...)
@@ -147,7 +165,7 @@ func (p *runPlan) bootAndSave(ctx context.Context, pr *prepared, initrd, tmp str
 	}
 	qemuProc, err := proc.Start(cmd)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrNoQEMU, err)
+		return false, fmt.Errorf("%w: %w", ErrNoQEMU, err)
 	}
 	defer qemuProc.Kill()
 	fail := func(err error) error {
@@ -155,22 +173,22 @@ func (p *runPlan) bootAndSave(ctx context.Context, pr *prepared, initrd, tmp str
 	}
 	conn, err := waitTemplateReady(ctx, tch.ln, ready, qemuProc, o.ChannelTimeout)
 	if err != nil {
-		return fail(err)
+		return false, fail(err)
 	}
 	defer conn.Close()
 	sctx, cancel := context.WithTimeout(ctx, templateSaveTimeout)
 	defer cancel()
 	mon, err := p.backend.Attach(sctx, monitor, qemuProc.Done())
 	if err != nil {
-		return fail(err)
+		return false, fail(err)
 	}
 	defer mon.Close()
 	saver, ok := mon.(vmm.Saver)
 	if !ok {
-		return fail(fmt.Errorf("backend %s cannot save a VM", p.backend.Name()))
+		return false, fail(fmt.Errorf("backend %s cannot save a VM", p.backend.Name()))
 	}
 	if err := saver.Save(sctx, filepath.Join(tmp, TemplateStateFile)); err != nil {
-		return fail(err)
+		return false, fail(err)
 	}
 	qctx, qcancel := context.WithTimeout(ctx, templateExitTimeout)
 	defer qcancel()
@@ -179,7 +197,7 @@ func (p *runPlan) bootAndSave(ctx context.Context, pr *prepared, initrd, tmp str
 	case <-qemuProc.Done():
 	case <-qctx.Done():
 	}
-	return nil
+	return vm.LayerWindow.File != "" && windowMarked(window), nil
 }
 
 // templateChannel is the channel of a template being made, of the run's

@@ -58,6 +58,12 @@ type Profile struct {
 	PCIMachine string
 	// IOMMU is how the arch's virtual IOMMU is lowered.
 	IOMMU IOMMULowering
+	// LayerWindowReserve is the kernel parameter that keeps the kernel off
+	// a layer window (Spec.LayerWindow), a format of the window's size and
+	// base in MiB; "" when the arch has no layer window (aarch64: no
+	// memmap=, and its /dev/mem maps memory outside the kernel's as Device
+	// memory, which faults on unaligned loads and is slow under TCG).
+	LayerWindowReserve string
 }
 
 // Profiles is the per-arch lowering table.
@@ -93,11 +99,14 @@ var Profiles = map[arch.Arch]Profile{
 		// 25 ticks (~0.2 s per boot, measured); the PIT (and its broadcast
 		// to other vCPUs) is the tick device instead. KVM has the deadline
 		// timer and skips the calibration.
-		TCGCmdline:  []string{"nolapic_timer"},
-		VsockDevice: map[string]string{"microvm": "vhost-user-vsock-device", "": "vhost-user-vsock-pci"},
-		TSCEarly:    true,
-		KernelImage: "vmlinux",
-		PCIMachine:  "q35",
+		TCGCmdline: []string{"nolapic_timer"},
+		// memmap=<size>$<base>: the range is reserved (e820), never the
+		// kernel's; /dev/mem maps it cached (x86 PAT: write-back).
+		LayerWindowReserve: "memmap=%dM$%dM",
+		VsockDevice:        map[string]string{"microvm": "vhost-user-vsock-device", "": "vhost-user-vsock-pci"},
+		TSCEarly:           true,
+		KernelImage:        "vmlinux",
+		PCIMachine:         "q35",
 		// Interrupt remapping needs the split irqchip under KVM (TCG
 		// ignores it). The profile's no_timer_check also covers the
 		// remapped variant of the timer check ("timer doesn't work through
@@ -202,6 +211,14 @@ type Spec struct {
 	// SerialPortName whose host end is this unix socket (QEMU connects to
 	// it as a client).
 	SerialSocket string
+	// LayerWindow, when its File is set, adds a layer window: MiB MiB of
+	// guest-physical memory right after the RAM (LayerWindowBase) backed by
+	// File mapped shared, a NUMA node of its own, which the kernel is told
+	// not to use (Profile.LayerWindowReserve). A save with
+	// CapIgnoreShared leaves it out, so each restore brings its own file:
+	// its test layer, which the guest maps through /dev/mem
+	// (protocol.LayerInWindow).
+	LayerWindow LayerWindow
 	// Share, when its Dir is set, adds a virtio-9p device exporting Dir
 	// read-only under Share.Tag.
 	Share Share
@@ -233,6 +250,35 @@ type Spec struct {
 	ExtraCmdline []string
 	// ExtraArgs are appended to the QEMU arguments.
 	ExtraArgs []string
+}
+
+// LayerWindow is Spec.LayerWindow.
+type LayerWindow struct {
+	File string
+	MiB  int
+}
+
+// maxLayerWindowEndMiB bounds where a layer window ends: RAM and window
+// stay under 2 GiB, below every x86 machine's 32-bit PCI hole, so that
+// the RAM is one range from 0 and the window follows it.
+const maxLayerWindowEndMiB = 2048
+
+// LayerWindowBase returns the guest-physical address of s's layer window
+// (s.LayerWindow.MiB, right after the RAM), or why s cannot have one.
+func (s Spec) LayerWindowBase() (uint64, error) {
+	p, err := ProfileFor(s.Arch)
+	switch {
+	case err != nil:
+		return 0, err
+	case p.LayerWindowReserve == "":
+		return 0, fmt.Errorf("%w: no layer window on %s", ErrInvalidSpec, s.Arch)
+	case s.LayerWindow.MiB <= 0:
+		return 0, fmt.Errorf("%w: layer window of %d MiB", ErrInvalidSpec, s.LayerWindow.MiB)
+	case s.MemoryMiB+s.LayerWindow.MiB > maxLayerWindowEndMiB:
+		return 0, fmt.Errorf("%w: a layer window of %d MiB after %d MiB of RAM ends past %d MiB", ErrInvalidSpec,
+			s.LayerWindow.MiB, s.MemoryMiB, maxLayerWindowEndMiB)
+	}
+	return uint64(s.MemoryMiB) << 20, nil
 }
 
 // needsPCI reports whether s has a device that only exists on a PCI
@@ -284,6 +330,9 @@ func (s Spec) Cmdline() ([]string, error) {
 	}
 	if h := s.GuestHugepages; h.Count > 0 {
 		c = append(c, "hugepagesz="+h.Size, "hugepages="+strconv.Itoa(h.Count))
+	}
+	if s.LayerWindow.File != "" {
+		c = append(c, fmt.Sprintf(p.LayerWindowReserve, s.LayerWindow.MiB, s.MemoryMiB))
 	}
 	if s.Quiet {
 		c = append(c, "quiet")
@@ -339,6 +388,14 @@ func (s Spec) check() (machine, accel string, err error) {
 	}
 	if s.Share.Dir != "" && (s.Share.Tag == "" || strings.ContainsAny(s.Share.Tag, ",= ")) {
 		return "", "", fmt.Errorf("%w: share of %s: mount tag %q: want a non-empty tag without ',', '=' or spaces", ErrInvalidSpec, s.Share.Dir, s.Share.Tag)
+	}
+	if s.LayerWindow.File != "" {
+		if _, err := s.LayerWindowBase(); err != nil {
+			return "", "", err
+		}
+		if hostPageMiB(s.HostPages) > 1 {
+			return "", "", fmt.Errorf("%w: a layer window with host pages %s", ErrInvalidSpec, s.HostPages)
+		}
 	}
 	if hostPageMiB(s.HostPages) > 1 && s.HugetlbfsDir == "" {
 		return "", "", fmt.Errorf("%w: host pages %s need a hugetlbfs directory", ErrInvalidSpec, s.HostPages)
@@ -402,7 +459,10 @@ func Args(s Spec) ([]string, error) {
 // machineArgs are the fixed options, the machine (with the IOMMU's
 // options), the accelerator and the CPU model.
 func machineArgs(p Profile, s Spec, machine, accel string) []string {
-	machineOpts := []string{machine, "memory-backend=mem"}
+	machineOpts := []string{machine}
+	if s.LayerWindow.File == "" { // else the RAM is NUMA nodes' (memoryArgs)
+		machineOpts = append(machineOpts, "memory-backend=mem")
+	}
 	if s.IOMMU {
 		machineOpts = append(machineOpts, p.IOMMU.MachineOptions...)
 	}
@@ -422,9 +482,22 @@ func machineArgs(p Profile, s Spec, machine, accel string) []string {
 }
 
 // memoryArgs are the RAM size, the vCPUs and the RAM's shared backend
-// (memfd, or a file on hugetlbfs for 2M/1G host pages).
+// (memfd, or a file on hugetlbfs for 2M/1G host pages); with a layer
+// window, the RAM and the window are two NUMA nodes' memory, in that
+// order (the guest's physical memory).
 func memoryArgs(s Spec) []string {
 	mem := strconv.Itoa(s.MemoryMiB) + "M"
+	if w := s.LayerWindow; w.File != "" {
+		total := strconv.Itoa(s.MemoryMiB+w.MiB) + "M"
+		a := []string{"-m", total, "-smp", strconv.Itoa(s.CPUs), "-object", ramBackend(s, mem)}
+		return append(a, "-object", "memory-backend-file,id=layerwin,size="+strconv.Itoa(w.MiB)+"M,mem-path="+w.File+",share=on",
+			"-numa", "node,memdev=mem", "-numa", "node,memdev=layerwin")
+	}
+	return []string{"-m", mem, "-smp", strconv.Itoa(s.CPUs), "-object", ramBackend(s, mem)}
+}
+
+// ramBackend is the RAM's memory backend object, id "mem", of size mem.
+func ramBackend(s Spec, mem string) string {
 	backend := "memory-backend-memfd,id=mem,size=" + mem + ",share=on"
 	switch {
 	case s.RAMFile != "" && s.RAMFilePrivate:
@@ -436,7 +509,7 @@ func memoryArgs(s Spec) []string {
 	case s.HostPages == HostPages2M || s.HostPages == HostPages1G:
 		backend = "memory-backend-file,id=mem,size=" + mem + ",mem-path=" + s.HugetlbfsDir + ",share=on"
 	}
-	return []string{"-m", mem, "-smp", strconv.Itoa(s.CPUs), "-object", backend}
+	return backend
 }
 
 // slotter returns the ",addr=" suffix of a fixed PCI slot (nothing on a

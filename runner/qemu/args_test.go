@@ -206,6 +206,32 @@ func TestArgsGolden(t *testing.T) {
 				"-global migration.x-ignore-shared=on -incoming file:/t/state",
 		},
 		{
+			name: "x86_64 template being made with a layer window: RAM and window are two NUMA nodes, the kernel keeps off the window",
+			spec: Spec{Arch: arch.X86_64, Kernel: "/k/vmlinux", Initrd: "/t/initrd.cpio", MemoryMiB: 256, CPUs: 1, SerialSocket: "/s/serial",
+				RAMFile: "/t/ram", MigrationCaps: []string{CapIgnoreShared}, LayerWindow: LayerWindow{File: "/s/window", MiB: 128}, Quiet: true},
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off -accel tcg -cpu max " +
+				"-m 384M -smp 1 -object memory-backend-file,id=mem,size=256M,mem-path=/t/ram,share=on " +
+				"-object memory-backend-file,id=layerwin,size=128M,mem-path=/s/window,share=on -numa node,memdev=mem -numa node,memdev=layerwin " +
+				"-serial stdio -kernel /k/vmlinux -initrd /t/initrd.cpio " +
+				"-append console=ttyS0 panic=-1 oops=panic rdinit=/init reboot=t no_timer_check noreplace-smp nolapic_timer memmap=128M$256M quiet " +
+				"-device virtio-serial-device,id=invmser -chardev socket,id=invmport,path=/s/serial " +
+				"-device virtserialport,bus=invmser.0,nr=1,chardev=invmport,name=rules_go_vm.0 " +
+				"-global migration.x-ignore-shared=on",
+		},
+		{
+			name: "x86_64 restore with a layer window: the RAM copy-on-write, the restore's own window file",
+			spec: Spec{Arch: arch.X86_64, MemoryMiB: 256, CPUs: 1, SerialSocket: "/s/serial",
+				RAMFile: "/t/ram", RAMFilePrivate: true, MigrationCaps: []string{CapIgnoreShared}, Incoming: "file:/t/state",
+				LayerWindow: LayerWindow{File: "/s/window", MiB: 128}},
+			want: "-nodefaults -no-user-config -display none -no-reboot -machine microvm,acpi=off -accel tcg -cpu max " +
+				"-m 384M -smp 1 -object memory-backend-file,id=mem,size=256M,mem-path=/t/ram,share=off,readonly=on,rom=off " +
+				"-object memory-backend-file,id=layerwin,size=128M,mem-path=/s/window,share=on -numa node,memdev=mem -numa node,memdev=layerwin " +
+				"-serial stdio " +
+				"-device virtio-serial-device,id=invmser -chardev socket,id=invmport,path=/s/serial " +
+				"-device virtserialport,bus=invmser.0,nr=1,chardev=invmport,name=rules_go_vm.0 " +
+				"-global migration.x-ignore-shared=on -incoming file:/t/state",
+		},
+		{
 			name: "x86_64 restore of a RAM-file template on kernel vhost-vsock: the restore's own CID on the inherited fd, no kernel needed",
 			spec: Spec{Arch: arch.X86_64, MemoryMiB: 256, CPUs: 1, VhostVsockCID: 1234, VhostVsockFD: 3,
 				Accel: AccelKVM, RAMFile: "/t/ram", RAMFilePrivate: true, MigrationCaps: []string{CapIgnoreShared}, Incoming: "file:/t/state",
@@ -284,6 +310,12 @@ func TestArgsErrors(t *testing.T) {
 		{"memory not aligned to 1G pages", Spec{Arch: arch.X86_64, Kernel: "k", MemoryMiB: 1536, CPUs: 1, HostPages: HostPages1G, HugetlbfsDir: "/h"}, ErrInvalidSpec, ""},
 		{"2M pages without a mount", Spec{Arch: arch.X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, HostPages: HostPages2M}, ErrInvalidSpec, ""},
 		{"guest hugepages do not fit", Spec{Arch: arch.X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, GuestHugepages: vmspec.Hugepages{Size: "2M", Count: 100}}, ErrInvalidSpec, ""},
+		{"layer window on aarch64", Spec{Arch: arch.AArch64, Kernel: "k", MemoryMiB: 256, CPUs: 1, LayerWindow: LayerWindow{File: "/w", MiB: 128}},
+			ErrInvalidSpec, "no layer window on aarch64"},
+		{"layer window past 2 GiB", Spec{Arch: arch.X86_64, Kernel: "k", MemoryMiB: 2000, CPUs: 1, LayerWindow: LayerWindow{File: "/w", MiB: 128}},
+			ErrInvalidSpec, "a layer window of 128 MiB after 2000 MiB of RAM ends past 2048 MiB"},
+		{"empty layer window", Spec{Arch: arch.X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, LayerWindow: LayerWindow{File: "/w"}},
+			ErrInvalidSpec, "layer window of 0 MiB"},
 		{"guest hugepage size", Spec{Arch: arch.X86_64, Kernel: "k", MemoryMiB: 256, CPUs: 1, GuestHugepages: vmspec.Hugepages{Size: "4M", Count: 1}}, ErrInvalidSpec, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

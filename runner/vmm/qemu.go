@@ -30,6 +30,9 @@ func (QEMU) Args(vm VM) ([]string, error) { return qemu.Args(QEMUSpec(vm)) }
 // qemu.Spec.MachineType).
 func (QEMU) Machine(vm VM) (string, error) { return QEMUSpec(vm).MachineType() }
 
+// LayerWindow implements Backend (qemu.Spec.LayerWindowBase).
+func (QEMU) LayerWindow(vm VM) (uint64, error) { return QEMUSpec(vm).LayerWindowBase() }
+
 // QEMUSpec lowers vm to QEMU's own model of a guest.
 func QEMUSpec(vm VM) qemu.Spec {
 	s := qemu.Spec{
@@ -45,6 +48,7 @@ func QEMUSpec(vm VM) qemu.Spec {
 	if vm.LayerShare != "" {
 		s.Share = qemu.Share{Dir: vm.LayerShare, Tag: protocol.LayerShareTag}
 	}
+	s.LayerWindow = qemu.LayerWindow{File: vm.LayerWindow.File, MiB: vm.LayerWindow.MiB}
 	switch vm.SaveFormat {
 	case SaveMappedRAM:
 		s.MigrationCaps = []string{qemu.CapMappedRAM}

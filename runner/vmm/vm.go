@@ -72,6 +72,18 @@ type VM struct {
 	// start's test layer is a file in it (a template is made with an empty
 	// one, each restore gets its own).
 	LayerShare string
+	// LayerWindow, when its File is set, is a layer window: MiB MiB of
+	// guest-physical memory the guest kernel does not use (where:
+	// Backend.LayerWindow), backed by File mapped shared and left out of a
+	// SaveRAMFile save, so each restore brings its own file with its test
+	// layer at the start (protocol.LayerInWindow).
+	LayerWindow LayerWindow
+}
+
+// LayerWindow is VM.LayerWindow.
+type LayerWindow struct {
+	File string
+	MiB  int
 }
 
 // Save formats (VM.SaveFormat): what a saved VM's state file holds.

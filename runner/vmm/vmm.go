@@ -27,6 +27,9 @@ type Backend interface {
 	// Machine returns the machine type vm boots (vm.Machine, else the
 	// backend's choice for its devices), or why vm cannot boot on it.
 	Machine(vm VM) (string, error)
+	// LayerWindow returns the guest-physical address of vm's layer window
+	// (vm.LayerWindow.MiB of it), or why vm cannot have one there.
+	LayerWindow(vm VM) (uint64, error)
 	// Attach connects to the monitor socket of a VM whose process was just
 	// started; exited closes when that process exits (Attach then gives
 	// up). It retries until ctx ends.
