@@ -112,6 +112,10 @@ type Init struct {
 	// reading and writing, once, before the template says it is ready
 	// (DevMem in a real guest); nil: a template has no window.
 	MapLayerWindow func(base, size uint64) ([]byte, error)
+	// Abort replaces init's abort on SIGABRT during a test (after the
+	// test's processes are killed and their output forwarded: the Go
+	// runtime's stack dump and exit, which panics the kernel); tests only.
+	Abort func()
 	// SetClock sets the wall clock of a restored guest (which has the
 	// template's); nil skips it.
 	SetClock func(time.Time) error

@@ -50,6 +50,7 @@ type testPrep struct {
 	outR, outW, errR, errW *os.File
 	outDir                 string
 	sigc                   chan os.Signal
+	abortc                 chan os.Signal
 	fatal                  map[os.Signal]bool
 	// err is what could not be made; RunTest fails the test with it.
 	err error
@@ -92,6 +93,8 @@ func (in *Init) prepareTest() *testPrep {
 		signal.Notify(p.sigc, s.Sig)
 		p.fatal[s.Sig] = s.Fail
 	}
+	p.abortc = make(chan os.Signal, 1)
+	signal.Notify(p.abortc, unix.SIGABRT)
 	return p
 }
 
@@ -99,6 +102,7 @@ func (in *Init) prepareTest() *testPrep {
 func (p *testPrep) close() {
 	if p.sigc != nil {
 		signal.Stop(p.sigc)
+		signal.Stop(p.abortc)
 	}
 	for _, f := range []*os.File{p.devnull, p.outR, p.outW, p.errR, p.errW} {
 		if f != nil {
@@ -140,7 +144,7 @@ func (in *Init) runTest(cfg protocol.GuestConfig, g *protocol.Guest, started tim
 		return finish()
 	}
 	outR, errR, outW, errW, outDir := prep.outR, prep.errR, prep.outW, prep.errW, prep.outDir
-	sigc, fatal := prep.sigc, prep.fatal
+	sigc, fatal, abortc := prep.sigc, prep.fatal, prep.abortc
 	if cfg.CoverageDir != "" {
 		if err := os.MkdirAll(cfg.CoverageDir, 0o777); err != nil {
 			fail("create the coverage directory: %v", err)
@@ -221,6 +225,16 @@ wait:
 					kill = time.After(time.Duration(cfg.KillGrace))
 				}
 			}
+		case <-abortc:
+			// PID 1 told to abort (a Go init's runtime crashes at once, and
+			// the kernel panics with it): it does, but after the test's
+			// processes are gone and what they wrote is forwarded, so that
+			// the host has it all and the crash goes to the test that ran.
+			_ = in.killAll(self)
+			drainPumps(pumpErr, DrainTimeout)
+			in.abort()
+			fail("init received SIGABRT")
+			return finish()
 		case s := <-sigc:
 			diagf("forwarding %v to the test", s)
 			if fatal[s] {
@@ -302,6 +316,38 @@ wait:
 	v.Timings.Teardown = in.Clock.Now().Sub(testEnd)
 	return finish()
 }
+
+// drainPumps waits, within timeout, for both output pumps to end (their
+// pipes' write ends closed).
+func drainPumps(pumpErr <-chan error, timeout time.Duration) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for range 2 {
+		select {
+		case <-pumpErr:
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// abort ends init as its runtime ends a Go program told to abort (a stack
+// dump on the console, exit status 2: the kernel panics, "Attempted to
+// kill init!"), or calls Init.Abort when set (tests).
+func (in *Init) abort() {
+	if in.Abort != nil {
+		in.Abort()
+		return
+	}
+	signal.Reset(unix.SIGABRT)
+	_ = unix.Kill(os.Getpid(), unix.SIGABRT)
+	time.Sleep(AbortTimeout)
+	os.Exit(2)
+}
+
+// AbortTimeout bounds init's wait for its runtime's abort (a stack dump
+// on the console) before it exits itself.
+const AbortTimeout = 10 * time.Second
 
 // OutputsTimeout bounds sending the test's output files to the host.
 const OutputsTimeout = 60 * time.Second

@@ -98,6 +98,21 @@ func helperMain(mode string) int {
 		_ = os.MkdirAll(dir, 0o755)
 		_ = os.WriteFile(filepath.Join(dir, "fake.dat"), []byte("SF:x\n"), 0o644)
 		return 0
+	case "abort-init":
+		// A child holds the pipes too; then the test tells its init (here
+		// the test process) to abort, with its output still in the pipe.
+		self, _ := os.Executable()
+		c := exec.Command(self, "abort-child")
+		c.Env = append(os.Environ(), helperEnv+"=sleep")
+		c.Stdout = os.Stdout
+		if err := c.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Print(strings.Repeat("abcdefghijklmnop", 4<<10)) // 64 KiB
+		fmt.Println("\nlast words before the abort")
+		_ = unix.Kill(os.Getppid(), unix.SIGABRT)
+		time.Sleep(time.Hour)
 	case "stacks":
 		fmt.Println("ready")
 		time.Sleep(time.Hour)
@@ -141,6 +156,7 @@ type outcome struct {
 	dir       string // the test's working directory
 	noAckSeen bool   // hostNoAck: the verdict arrived
 	outputs   string // where the host wrote the test's output files
+	aborted   bool   // Init.Abort was called
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent use.
@@ -265,6 +281,9 @@ func runInitStacks(t *testing.T, mode string, cfgText string, host hostMode, onS
 		SetupTimeout: time.Minute,
 		BindVFIO:     bind,
 	}
+	if mode == "abort-init" {
+		in.Abort = func() { o.aborted = true }
+	}
 	if mode == "setup-hang" {
 		// The host never answers and Open ignores its deadline: only the
 		// run's watchdog ends the run.
@@ -372,6 +391,25 @@ func TestRunPass(t *testing.T) {
 	}
 	if got := o.mounter.filter("mount"); got[len(got)-1] != "/dev/hugepages-2M" {
 		t.Errorf("mounts %q", got)
+	}
+}
+
+// TestRunAbortedInit: a test that tells init to abort (SIGABRT: a Go PID
+// 1 crashes, and the kernel panics) has its processes killed and all it
+// wrote forwarded before init aborts, however little the pumps had read.
+func TestRunAbortedInit(t *testing.T) {
+	o := runInit(t, "abort-init", "", hostCollect, nil)
+	if !o.aborted {
+		t.Fatal("init did not abort")
+	}
+	if want := strings.Repeat("abcdefghijklmnop", 4<<10) + "\nlast words before the abort\n"; o.stdout != want {
+		t.Errorf("stdout: %d bytes ending %q, want the test's %d", len(o.stdout), o.stdout[max(0, len(o.stdout)-40):], len(want))
+	}
+	if v := o.res.Verdict; o.res.Pass || v == nil || !strings.Contains(o.res.Reason, "init received SIGABRT") {
+		t.Errorf("verdict %+v, reason %q: want a failure naming SIGABRT", v, o.res.Reason)
+	}
+	if ps, err := (ProcTable{Root: "/proc"}).Descendants(os.Getpid()); err != nil || len(ps) != 0 {
+		t.Errorf("left over: %v %v", ps, err)
 	}
 }
 
