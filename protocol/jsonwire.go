@@ -236,25 +236,21 @@ func (r *jsonReader) integer() (string, error) {
 }
 
 func (r *jsonReader) uint32() (uint32, error) {
-	s, err := r.integer()
-	if err != nil {
-		return 0, err
-	}
-	n, err := strconv.ParseUint(s, 10, 32)
-	if err != nil {
-		return 0, r.errf("%s: want an integer from 0 to %d", s, uint32(math.MaxUint32))
-	}
-	return uint32(n), nil
+	n, err := r.unsigned(32)
+	return uint32(n), err
 }
 
-func (r *jsonReader) uint64() (uint64, error) {
+func (r *jsonReader) uint64() (uint64, error) { return r.unsigned(64) }
+
+// unsigned reads an integer from 0 to the largest of bits bits.
+func (r *jsonReader) unsigned(bits int) (uint64, error) {
 	s, err := r.integer()
 	if err != nil {
 		return 0, err
 	}
-	n, err := strconv.ParseUint(s, 10, 64)
+	n, err := strconv.ParseUint(s, 10, bits)
 	if err != nil {
-		return 0, r.errf("%s: want an integer from 0 to %d", s, uint64(math.MaxUint64))
+		return 0, r.errf("%s: want an integer from 0 to %d", s, uint64(math.MaxUint64)>>(64-bits))
 	}
 	return n, nil
 }
