@@ -393,7 +393,7 @@ func (p *runPlan) findTemplate(ctx context.Context, pr *prepared, base string) (
 // templateFor is the template config of this run's VM and what it needs
 // of a template.
 func (p *runPlan) templateFor(pr *prepared, base string) ([]byte, TemplateMeta, error) {
-	tcfg, err := templateConfig(pr.ch.guest, p.hugeSizes(), p.layerWindow(p.lower(vmDescription(p, pr))))
+	tcfg, err := templateConfig(pr.ch.guest, p.hugeSizes(), p.layerWindow(vmDescription(p, pr)))
 	if err != nil {
 		return nil, TemplateMeta{}, err
 	}
