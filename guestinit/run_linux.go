@@ -283,17 +283,18 @@ wait:
 	case <-time.After(ReapTimeout):
 		fail("children not reaped after %v", ReapTimeout)
 	}
-	drain := time.After(DrainTimeout)
-	for range 2 {
-		select {
-		case err := <-pumpErr:
-			if err != nil {
+	errs, ended := drainPumps(pumpErr, DrainTimeout)
+	for _, err := range errs {
+		fail("%v", err)
+	}
+	if ended < 2 {
+		fail("test output not drained after %v", DrainTimeout)
+		outR.Close()
+		errR.Close()
+		for ; ended < 2; ended++ {
+			if err := <-pumpErr; err != nil {
 				fail("%v", err)
 			}
-		case <-drain:
-			fail("test output not drained after %v", DrainTimeout)
-			outR.Close()
-			errR.Close()
 		}
 	}
 	shipped := make(chan []string, 1)
@@ -318,17 +319,22 @@ wait:
 }
 
 // drainPumps waits, within timeout, for both output pumps to end (their
-// pipes' write ends closed).
-func drainPumps(pumpErr <-chan error, timeout time.Duration) {
+// pipes' write ends closed) and returns how many ended and their errors.
+func drainPumps(pumpErr <-chan error, timeout time.Duration) (errs []error, ended int) {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
-	for range 2 {
+	for ended < 2 {
 		select {
-		case <-pumpErr:
+		case err := <-pumpErr:
+			ended++
+			if err != nil {
+				errs = append(errs, err)
+			}
 		case <-t.C:
-			return
+			return errs, ended
 		}
 	}
+	return errs, ended
 }
 
 // abort ends init as its runtime ends a Go program told to abort (a stack

@@ -23,8 +23,11 @@ type DevMem struct {
 // Map maps size bytes at guest-physical base for reading and writing.
 func (d DevMem) Map(base, size uint64) ([]byte, error) {
 	path := orString(d.Path, "/dev/mem")
-	if err := protocol.CheckLayerWindow(base, size); err != nil || size == 0 {
-		return nil, fmt.Errorf("layer window %#x+%#x: %w", base, size, orErr(err, errors.New("empty")))
+	if err := protocol.CheckLayerWindow(base, size); err != nil {
+		return nil, err
+	}
+	if size == 0 {
+		return nil, errors.New("layer window: none to map (size 0)")
 	}
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -44,11 +47,4 @@ func (d DevMem) Map(base, size uint64) ([]byte, error) {
 		return nil, fmt.Errorf("layer window: map %s at %#x, %d bytes: %w%s", path, base, size, err, fix)
 	}
 	return b, nil
-}
-
-func orErr(err, def error) error {
-	if err != nil {
-		return err
-	}
-	return def
 }

@@ -28,10 +28,10 @@ import (
 // x86_64, at the start of the template's layer window (LayerInWindow):
 // guest-physical memory the kernel never uses, which each restore backs
 // with a file of its own, and which the guest mapped before it was saved
-// (GuestConfig.LayerWindowBase; no request, no file system). The guest extracts the archives (ExtractNewc), sets its clock,
-// mixes the seed into its random pool, reads its GuestConfig from
-// ConfigPath as after a cold boot, and the session goes on over the same
-// channel.
+// (GuestConfig.LayerWindowBase; no request, no file system). The guest
+// extracts the archives (ExtractNewc), sets its clock, mixes the seed into
+// its random pool, reads its GuestConfig from ConfigPath as after a cold
+// boot, and the session goes on over the same channel.
 
 // TemplateReady is what a template guest writes on its channel when it
 // waits for its test layer.
